@@ -1,0 +1,59 @@
+# Style Gallery: `make run` sets up and starts the site and a worker; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+APT_UPDATED := /tmp/.stylegallery-apt-updated
+
+.PHONY: run setup migrate test test-fast test-scale loadtest bench system-deps browser-deps server-deps clean
+
+setup: $(STAMP) migrate
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput
+
+run: setup
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# Debian packages the tests need: Chromium for the browser tests, PostgreSQL and Redis servers
+# for the scale-out tests (started by the tests themselves on loopback).
+system-deps: browser-deps server-deps
+
+$(APT_UPDATED):
+	apt-get update
+	touch $(APT_UPDATED)
+
+browser-deps:
+	@command -v chromium >/dev/null || { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-dejavu-core; }
+
+server-deps:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+	@command -v redis-server >/dev/null || { $(MAKE) $(APT_UPDATED) && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; }
+
+test: setup system-deps
+	$(PY) -m pytest -m "not scale"
+	$(MAKE) test-scale
+
+# Only the unit and Django tests (no browser, workers or servers): quick feedback while coding.
+test-fast: setup
+	$(PY) -m pytest -m "not browser and not worker and not scale"
+
+test-scale: setup server-deps
+	$(PY) -m pytest -m scale -p no:cacheprovider tests/scale
+
+loadtest: setup
+	$(PY) -m tests.load.loadtest
+
+bench: setup
+	$(PY) -m stylecore.bench
+
+clean:
+	rm -rf $(VENV) staticfiles test-artifacts

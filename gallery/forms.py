@@ -1,0 +1,56 @@
+"""Forms for accounts and projects. Run forms live in gallery/run_forms.py."""
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+
+from gallery import images
+from gallery.models import Project
+
+IMAGE_ACCEPT = "image/jpeg,image/png,image/webp,image/gif,image/bmp,image/tiff"
+
+
+class SignupForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        fields = ("username",)
+
+
+class ImageUploadField(forms.FileField):
+    """A file field whose value is the decoded, upright RGB Pillow image (checked by content)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}))
+        super().__init__(**kwargs)
+        self.error_messages["empty"] = "The file is empty."
+
+    def clean(self, data, initial=None):
+        uploaded = super().clean(data, initial)
+        if not uploaded or uploaded is initial:
+            return None
+        return images.read_upload(uploaded)
+
+
+class ProjectForm(forms.Form):
+    title = forms.CharField(max_length=120)
+    content_image = ImageUploadField(help_text="The picture to repaint.")
+    style_image = ImageUploadField(help_text="The painting whose style to borrow.")
+
+    def clean_title(self):
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise forms.ValidationError("Give the project a title.")
+        return title
+
+
+class ProjectEditForm(forms.ModelForm):
+    content_image = ImageUploadField(required=False, help_text="Leave empty to keep the current image.")
+    style_image = ImageUploadField(required=False, help_text="Leave empty to keep the current image.")
+
+    class Meta:
+        model = Project
+        fields = ("title", "is_public")
+        labels = {"is_public": "Public: every signed-in user can see this project read-only"}
+
+    def clean_title(self):
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise forms.ValidationError("Give the project a title.")
+        return title

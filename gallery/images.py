@@ -1,0 +1,114 @@
+"""Upload checking and image encoding for the web side (Pillow only, never TensorFlow).
+
+Uploads are judged by their content, not their name: each one is opened and fully decoded with
+Pillow, checked against the size and pixel limits, turned upright and into 8-bit RGB, and
+re-encoded, so that nothing but pixels is ever stored.
+"""
+import io
+import struct
+import warnings
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ALLOWED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
+ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+
+
+def _megabytes(size):
+    return f"{size / (1024 * 1024):.0f} MB"
+
+
+def to_rgb(image):
+    """Any Pillow mode (L, LA, P, RGBA, CMYK, 16-bit, float) as 8-bit RGB; transparency on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+def read_upload(uploaded):
+    """Decode an uploaded file into an upright RGB Pillow image or raise a ValidationError."""
+    size = getattr(uploaded, "size", None)
+    if not size:
+        raise ValidationError("The file is empty.", code="empty")
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise ValidationError(
+            f"The file is {_megabytes(size)}; the limit is {_megabytes(settings.UPLOAD_MAX_BYTES)}.", code="too_large"
+        )
+    uploaded.seek(0)
+    data = uploaded.read()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            kind = image.format
+            if kind not in ALLOWED_FORMATS:
+                raise ValidationError(
+                    f"{kind or 'This'} images are not supported; upload a {ALLOWED_LABEL} image.", code="format"
+                )
+            width, height = image.size
+            if width * height > settings.UPLOAD_MAX_PIXELS:
+                raise ValidationError(
+                    f"The image is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
+                    f"the limit is {settings.UPLOAD_MAX_PIXELS / 1e6:.0f} megapixels.",
+                    code="too_many_pixels",
+                )
+            image.seek(0)
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            rgb = to_rgb(upright)
+    except ValidationError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationError(f"This file is not an image we can read; upload a {ALLOWED_LABEL} image.", code="not_image")
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+        raise ValidationError("The image is damaged or incomplete (it could not be fully decoded).", code="corrupt")
+    if rgb.width < 1 or rgb.height < 1:
+        raise ValidationError("The image has no pixels.", code="empty")
+    return rgb
+
+
+def encode_jpeg(image, quality=95):
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, subsampling=0, optimize=True)
+    return buffer.getvalue()
+
+
+def encode_png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def thumbnail_of(image):
+    """A small JPEG for grids and lists; the long side is THUMBNAIL_SIZE pixels at most."""
+    small = ImageOps.contain(image, (settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    return encode_jpeg(small, quality=85)
+
+
+def stored_copy(image):
+    """The full image as stored for an upload: re-encoded, so no payload rides along."""
+    return ContentFile(encode_jpeg(image))
+
+
+def image_file(image, fmt="PNG"):
+    data = encode_png(image) if fmt == "PNG" else encode_jpeg(image)
+    return ContentFile(data)
+
+
+def thumbnail_file(image):
+    return ContentFile(thumbnail_of(image))

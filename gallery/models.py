@@ -1,0 +1,200 @@
+"""Projects pair a content and a style image; runs are weight settings; iterations are saved results."""
+import math
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+# Defaults a run form is prefilled with. They mirror stylecore.DEFAULTS; kept here as plain numbers
+# so that views and forms never import the engine (and with it TensorFlow).
+RUN_DEFAULTS = {
+    "content_weight": 1.0,
+    "style_weight": 1000.0,
+    "tv_weight": 0.1,
+    "rows": 400,
+    "iterations": 400,
+    "save_every": 10,
+    "style_fit": "crop",
+    "optimizer": "lbfgs",
+}
+
+
+def media_name(extension):
+    """A fresh, unguessable file name such as ``3f9c0b….jpg`` (the field's upload_to adds the folder)."""
+    return f"{secrets.token_hex(12)}.{extension}"
+
+
+def format_number(value):
+    """Weights as the notebook wrote them in folder names: 0.1, 1000, 1e+06."""
+    return f"{value:g}"
+
+
+class Project(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
+    title = models.CharField(max_length=120)
+    content_image = models.ImageField(upload_to="projects", max_length=200)
+    content_thumbnail = models.ImageField(upload_to="projects", max_length=200)
+    style_image = models.ImageField(upload_to="projects", max_length=200)
+    style_thumbnail = models.ImageField(upload_to="projects", max_length=200)
+    is_public = models.BooleanField(default=False, help_text="Public projects are visible read-only to every signed-in user.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return self.title
+
+    def get_absolute_url(self):
+        return reverse("project_detail", args=[self.id])
+
+    def is_visible_to(self, user):
+        return self.is_public or self.owner_id == user.id
+
+    def image_files(self):
+        return [self.content_image, self.content_thumbnail, self.style_image, self.style_thumbnail]
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class StyleFit(models.TextChoices):
+        CROP = "crop", "Crop style to the content's shape"
+        RESIZE = "resize", "Resize (squash) style"
+
+    class Optimizer(models.TextChoices):
+        LBFGS = "lbfgs", "L-BFGS"
+        ADAM = "adam", "Adam"
+
+    class Init(models.TextChoices):
+        CONTENT = "content", "Content image"
+        NOISE = "noise", "Noise"
+        ITERATION = "iteration", "A saved iteration (continue)"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    content_weight = models.FloatField(default=RUN_DEFAULTS["content_weight"])
+    style_weight = models.FloatField(default=RUN_DEFAULTS["style_weight"])
+    tv_weight = models.FloatField("total variation weight", default=RUN_DEFAULTS["tv_weight"])
+    iterations = models.PositiveIntegerField(default=RUN_DEFAULTS["iterations"])
+    rows = models.PositiveIntegerField(default=RUN_DEFAULTS["rows"])
+    save_every = models.PositiveIntegerField(default=RUN_DEFAULTS["save_every"])
+    style_fit = models.CharField(max_length=10, choices=StyleFit.choices, default=StyleFit.CROP)
+    optimizer = models.CharField(max_length=10, choices=Optimizer.choices, default=Optimizer.LBFGS)
+    init = models.CharField(max_length=10, choices=Init.choices, default=Init.CONTENT)
+    # The iteration a continued run started from (kept for provenance; its image is copied to
+    # init_image so the run does not depend on the other run still existing).
+    init_iteration = models.ForeignKey(
+        "Iteration", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
+    )
+    init_image = models.ImageField(upload_to="runs", max_length=200, blank=True)
+    seed = models.PositiveIntegerField(null=True, blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    # The engine's view of the inputs: the notebook's output_at_iteration_0_base/_style.
+    base_image = models.ImageField(upload_to="runs", max_length=200, blank=True)
+    style_image = models.ImageField(upload_to="runs", max_length=200, blank=True)
+
+    iterations_done = models.PositiveIntegerField(default=0)
+    evaluations = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    content_loss = models.FloatField(null=True, blank=True)
+    style_loss = models.FloatField(null=True, blank=True)
+    tv_loss = models.FloatField(null=True, blank=True)
+    seconds_per_iteration = models.FloatField(null=True, blank=True)
+    elapsed_seconds = models.FloatField(default=0)
+    device = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has started this run.")
+    cancel_requested = models.BooleanField(default=False)
+
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"{self.project.title} · {self.label}"
+
+    def get_absolute_url(self):
+        return reverse("run_detail", args=[self.id])
+
+    @property
+    def label(self):
+        """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from defaults."""
+        parts = [format_number(self.tv_weight), format_number(self.style_weight), format_number(self.content_weight)]
+        if self.rows != RUN_DEFAULTS["rows"]:
+            parts.append(f"{self.rows}px")
+        if self.optimizer != RUN_DEFAULTS["optimizer"]:
+            parts.append(self.optimizer)
+        if self.init == self.Init.ITERATION:
+            parts.append("cont")
+        return "_".join(parts)
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def progress_percent(self):
+        if not self.iterations:
+            return 0
+        return min(100, round(100 * self.iterations_done / self.iterations))
+
+    @property
+    def eta_seconds(self):
+        if self.status != self.Status.RUNNING or not self.seconds_per_iteration:
+            return None
+        return max(0, self.iterations - self.iterations_done) * self.seconds_per_iteration
+
+    def saves_iteration(self, number):
+        """Every save_every-th iteration, iteration 0 and the last one are kept."""
+        return number % self.save_every == 0 or number == self.iterations
+
+    def latest_iteration(self):
+        return self.saved_iterations.order_by("-number").first()
+
+    def image_files(self):
+        files = [self.init_image, self.base_image, self.style_image]
+        for iteration in self.saved_iterations.all():
+            files.extend([iteration.image, iteration.thumbnail])
+        return files
+
+
+class Iteration(models.Model):
+    """One saved iteration of a run (every save_every-th, plus 0 and the last)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="saved_iterations")
+    number = models.PositiveIntegerField()
+    image = models.ImageField(upload_to="runs", max_length=200)
+    thumbnail = models.ImageField(upload_to="runs", max_length=200)
+    loss = models.FloatField()
+    content_loss = models.FloatField()
+    style_loss = models.FloatField()
+    tv_loss = models.FloatField()
+    evaluations = models.PositiveIntegerField()
+    seconds = models.FloatField(help_text="Seconds of computation since the run started.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_iteration_number_per_run")]
+
+    def __str__(self):
+        return f"{self.run.label} #{self.number}"
+
+    @property
+    def has_finite_loss(self):
+        return math.isfinite(self.loss)

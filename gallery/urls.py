@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from gallery.views import accounts, media, pages, projects, runs
+
+urlpatterns = [
+    path("", projects.home, name="home"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("projects/", projects.project_list, name="project_list"),
+    path("projects/new/", projects.project_create, name="project_create"),
+    path("projects/<int:project_id>/", projects.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/edit/", projects.project_edit, name="project_edit"),
+    path("projects/<int:project_id>/delete/", projects.project_delete, name="project_delete"),
+    path("projects/<int:project_id>/media/<slug:kind>/", media.project_media, name="project_media"),
+    path("projects/<int:project_id>/runs/new/", runs.run_create, name="run_create"),
+    path("gallery/", projects.public_gallery, name="public_gallery"),
+    path("runs/<int:run_id>/", pages.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<int:run_id>/download/", pages.run_download, name="run_download"),
+    path("runs/<int:run_id>/media/<slug:kind>/", media.run_media, name="run_media"),
+    path("runs/<int:run_id>/iterations/<int:number>/image/", media.iteration_image, name="iteration_image"),
+    path("runs/<int:run_id>/iterations/<int:number>/thumb/", media.iteration_thumbnail, name="iteration_thumbnail"),
+    path("compare/", pages.compare, name="compare"),
+]

@@ -1,0 +1,64 @@
+"""Image files, served only to those who may see the project they belong to."""
+import mimetypes
+import posixpath
+
+from django.http import FileResponse, Http404
+from django.views.decorators.http import require_GET
+
+from gallery.access import get_iteration_for_user, get_project_for_user, get_run_for_user
+
+PROJECT_FILES = {
+    "content": "content_image",
+    "content-thumb": "content_thumbnail",
+    "style": "style_image",
+    "style-thumb": "style_thumbnail",
+}
+RUN_FILES = {"base": "base_image", "style": "style_image", "init": "init_image"}
+
+
+def serve_file(field_file, *, download_name=None):
+    if not field_file or not field_file.name:
+        raise Http404("No such image.")
+    try:
+        handle = field_file.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("The image file is missing.")
+    content_type = mimetypes.guess_type(field_file.name)[0] or "application/octet-stream"
+    if download_name:
+        download_name += posixpath.splitext(field_file.name)[1]
+    response = FileResponse(
+        handle, content_type=content_type, as_attachment=bool(download_name), filename=download_name or ""
+    )
+    # Private: the permission check must run on every request, so no shared caches.
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def project_media(request, project_id, kind):
+    project = get_project_for_user(request, project_id)
+    if kind not in PROJECT_FILES:
+        raise Http404("No such image.")
+    download = f"{project.title}-{kind}" if request.GET.get("download") else None
+    return serve_file(getattr(project, PROJECT_FILES[kind]), download_name=download)
+
+
+@require_GET
+def run_media(request, run_id, kind):
+    run = get_run_for_user(request, run_id)
+    if kind not in RUN_FILES:
+        raise Http404("No such image.")
+    download = f"{run.label}-{kind}" if request.GET.get("download") else None
+    return serve_file(getattr(run, RUN_FILES[kind]), download_name=download)
+
+
+@require_GET
+def iteration_image(request, run_id, number):
+    iteration = get_iteration_for_user(request, run_id, number)
+    download = f"{iteration.run.label}-iteration-{number}" if request.GET.get("download") else None
+    return serve_file(iteration.image, download_name=download)
+
+
+@require_GET
+def iteration_thumbnail(request, run_id, number):
+    return serve_file(get_iteration_for_user(request, run_id, number).thumbnail)

@@ -1,0 +1,104 @@
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, Prefetch
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from gallery import files
+from gallery.access import get_project_for_user
+from gallery.forms import ProjectEditForm, ProjectForm
+from gallery.models import Iteration, Project, Run
+
+
+def home(request):
+    return redirect("project_list")
+
+
+def project_list(request):
+    projects = Project.objects.filter(owner=request.user).annotate(run_count=Count("runs"))
+    return render(request, "gallery/project_list.html", {"projects": projects})
+
+
+def _create_project(owner, data):
+    """Write both images, then the row; if anything fails, remove the files written so far."""
+    project = Project(owner=owner, title=data["title"])
+    try:
+        files.save_project_image(project, "content", data["content_image"])
+        files.save_project_image(project, "style", data["style_image"])
+        project.save()
+    except BaseException:
+        files.delete_names(files.stored_names(project.image_files()))
+        raise
+    return project
+
+
+@require_http_methods(["GET", "POST"])
+def project_create(request):
+    form = ProjectForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        project = _create_project(request.user, form.cleaned_data)
+        messages.success(request, f"Project “{project.title}” created. Launch a run to stylise it.")
+        return redirect(project)
+    return render(request, "gallery/project_form.html", {"form": form, "creating": True})
+
+
+def _save_project_edit(form):
+    """Save the form and any replaced image; old files go only once the new row is committed."""
+    project = form.save(commit=False)
+    before = files.stored_names(project.image_files())
+    try:
+        with transaction.atomic():
+            for which in ("content", "style"):
+                image = form.cleaned_data.get(f"{which}_image")
+                if image is not None:
+                    files.save_project_image(project, which, image)
+            project.save()
+            after = files.stored_names(project.image_files())
+            files.delete_names_on_commit(set(before) - set(after))
+    except BaseException:
+        files.delete_names(set(files.stored_names(project.image_files())) - set(before))
+        raise
+    return project
+
+
+@require_http_methods(["GET", "POST"])
+def project_edit(request, project_id):
+    project = get_project_for_user(request, project_id, owner_only=True)
+    form = ProjectEditForm(request.POST or None, request.FILES or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        project = _save_project_edit(form)
+        messages.success(request, "Project saved.")
+        return redirect(project)
+    return render(request, "gallery/project_form.html", {"form": form, "project": project, "creating": False})
+
+
+@require_http_methods(["GET", "POST"])
+def project_delete(request, project_id):
+    project = get_project_for_user(request, project_id, owner_only=True)
+    if request.method == "POST":
+        with transaction.atomic():
+            names = files.stored_names(project.image_files())
+            for run in project.runs.all():
+                names += files.stored_names(run.image_files())
+            project.runs.filter(status__in=Run.ACTIVE).update(cancel_requested=True)
+            project.delete()
+            files.delete_names_on_commit(names)
+        messages.success(request, f"Project “{project.title}” deleted with its runs and images.")
+        return redirect("project_list")
+    return render(request, "gallery/project_confirm_delete.html", {"project": project})
+
+
+def project_detail(request, project_id):
+    project = get_project_for_user(request, project_id)
+    latest = Iteration.objects.order_by("-number")
+    runs = project.runs.prefetch_related(Prefetch("saved_iterations", queryset=latest, to_attr="newest_first"))
+    return render(
+        request,
+        "gallery/project_detail.html",
+        {"project": project, "runs": runs, "is_owner": project.owner_id == request.user.id},
+    )
+
+
+def public_gallery(request):
+    projects = Project.objects.filter(is_public=True).select_related("owner").annotate(run_count=Count("runs"))
+    return render(request, "gallery/public_gallery.html", {"projects": projects})
