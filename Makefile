@@ -19,6 +19,7 @@ $(STAMP): requirements.txt
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 
 run: setup
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)

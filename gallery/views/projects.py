@@ -15,7 +15,9 @@ def home(request):
 
 
 def project_list(request):
-    projects = Project.objects.filter(owner=request.user).annotate(run_count=Count("runs"))
+    projects = (
+        Project.objects.filter(owner=request.user).annotate(run_count=Count("runs")).order_by("-created", "-id")
+    )
     return render(request, "gallery/project_list.html", {"projects": projects})
 
 
