@@ -16,6 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
 ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+# A strip such as 10000×10 would become a run of hundreds of thousands of columns (or of one).
+MAX_ASPECT_RATIO = 8
 
 
 def _megabytes(size):
@@ -67,13 +69,24 @@ def read_upload(uploaded):
                     f"the limit is {settings.UPLOAD_MAX_PIXELS / 1e6:.0f} megapixels.",
                     code="too_many_pixels",
                 )
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise ValidationError(
+                    f"The image is {width}×{height} pixels; its long side may be at most "
+                    f"{MAX_ASPECT_RATIO} times its short side. Crop it and upload it again.",
+                    code="aspect_ratio",
+                )
             image.seek(0)
             image.load()
             upright = ImageOps.exif_transpose(image)
             rgb = to_rgb(upright)
     except ValidationError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValidationError(
+            f"The image has too many pixels; the limit is {settings.UPLOAD_MAX_PIXELS / 1e6:.0f} megapixels.",
+            code="too_many_pixels",
+        )
+    except UnidentifiedImageError:
         raise ValidationError(f"This file is not an image we can read; upload a {ALLOWED_LABEL} image.", code="not_image")
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
         raise ValidationError("The image is damaged or incomplete (it could not be fully decoded).", code="corrupt")
