@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, Prefetch
+from django.db.models import Count, OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -8,6 +8,7 @@ from gallery import files
 from gallery.access import get_project_for_user
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
+from gallery.views.pages import format_duration, format_loss
 
 
 def home(request):
@@ -92,8 +93,13 @@ def project_delete(request, project_id):
 
 def project_detail(request, project_id):
     project = get_project_for_user(request, project_id)
-    latest = Iteration.objects.order_by("-number")
-    runs = project.runs.prefetch_related(Prefetch("saved_iterations", queryset=latest, to_attr="newest_first"))
+    # The newest saved iteration's number, by subquery: the table shows its thumbnail without
+    # loading any iterations.
+    latest_number = Iteration.objects.filter(run=OuterRef("pk")).order_by("-number").values("number")[:1]
+    runs = list(project.runs.annotate(latest_number=Subquery(latest_number)).order_by("-created", "-id"))
+    for run in runs:
+        run.loss_text = format_loss(run.loss)
+        run.elapsed_text = format_duration(run.elapsed_seconds) if run.elapsed_seconds else "–"
     return render(
         request,
         "gallery/project_detail.html",
@@ -102,5 +108,18 @@ def project_detail(request, project_id):
 
 
 def public_gallery(request):
-    projects = Project.objects.filter(is_public=True).select_related("owner").annotate(run_count=Count("runs"))
+    """Public projects, each shown by the latest saved image of its most recently finished run."""
+    finished = Iteration.objects.filter(run__project=OuterRef("pk"), run__status=Run.Status.DONE).order_by(
+        "-run__finished", "-run__id", "-number"
+    )
+    projects = (
+        Project.objects.filter(is_public=True)
+        .select_related("owner")
+        .annotate(
+            run_count=Count("runs"),
+            best_run_id=Subquery(finished.values("run_id")[:1]),
+            best_number=Subquery(finished.values("number")[:1]),
+        )
+        .order_by("-created", "-id")
+    )
     return render(request, "gallery/public_gallery.html", {"projects": projects})

@@ -1,0 +1,425 @@
+"""The gallery pages: run grid and progress, run download, project table, compare, public gallery.
+
+Runs and iterations are made directly as rows with tiny stored images, so no TensorFlow is needed.
+"""
+import io
+import json
+import math
+import re
+import zipfile
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from gallery import files
+from gallery.models import Iteration, Run
+from gallery.views.pages import format_duration, format_loss, loss_chart
+from tests.conftest import create_project, make_image
+
+
+def picture(width=64, height=48, seed=0):
+    return Image.open(io.BytesIO(make_image(width, height, seed=seed))).convert("RGB")
+
+
+def create_run(project, *, numbers=(0, 1, 2, 3), status=Run.Status.DONE, size=(64, 48), **settings):
+    """A run with saved iterations ``numbers``, each with a real PNG and thumbnail."""
+    settings.setdefault("rows", size[1])
+    settings.setdefault("iterations", max(numbers) if numbers else 3)
+    settings.setdefault("save_every", 1)
+    run = Run(project=project, status=status, iterations_done=max(numbers) if numbers else 0, **settings)
+    files.save_image(run.base_image, picture(*size, seed=1))
+    files.save_image(run.style_image, picture(*size, seed=2))
+    if numbers:
+        run.loss = 1000.0 / (1 + max(numbers))
+        run.elapsed_seconds = 1.5 * max(numbers)
+        run.seconds_per_iteration = 1.5
+    run.save()
+    for number in numbers:
+        add_iteration(run, number, size=size)
+    return run
+
+
+def add_iteration(run, number, *, size=(64, 48), loss=None):
+    iteration = Iteration(
+        run=run,
+        number=number,
+        loss=1000.0 / (1 + number) if loss is None else loss,
+        content_loss=100.0 / (1 + number),
+        style_loss=800.0 / (1 + number),
+        tv_loss=5.0 + number,
+        evaluations=20 * number,
+        seconds=1.5 * number,
+    )
+    image = picture(*size, seed=10 + number)
+    files.save_image(iteration.image, image)
+    files.save_thumbnail(iteration.thumbnail, image)
+    iteration.save()
+    return iteration
+
+
+def html(response):
+    return response.content.decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting and the loss chart
+
+
+def test_it_formats_losses_like_a_scientist():
+    assert format_loss(123456.7) == "1.23e5"
+    assert format_loss(0.5) == "0.5"
+    assert format_loss(None) == "–"
+    assert format_loss(math.nan) == "diverged"
+
+
+def test_it_formats_durations_for_people():
+    assert format_duration(3.21) == "3.2 s"
+    assert format_duration(42) == "42 s"
+    assert format_duration(245) == "4 min 05 s"
+    assert format_duration(7620) == "2 h 07 min"
+
+
+def test_the_loss_chart_is_log_scaled_and_skips_what_a_log_scale_cannot_show(db, project):
+    run = create_run(project, numbers=(0, 10))
+    add_iteration(run, 20, loss=math.inf)
+    iterations = list(run.saved_iterations.order_by("number"))
+    chart = loss_chart(iterations, 20)
+    total = next(series for series in chart["series"] if series["key"] == "total")
+    assert len(total["dots"]) == 2  # the infinite loss is left out
+    # One tick per decade, from below the smallest loss (content 100/11) to above the largest (1000).
+    assert [tick["label"] for tick in chart["y_ticks"]] == ["1", "10", "100", "1000"]
+    # Log scale: 1000 → 90.9 falls about one decade, a third of the plot's height.
+    first, second = total["dots"]
+    decade = chart["y_ticks"][0]["y"] - chart["y_ticks"][1]["y"]
+    assert second["y"] - first["y"] == pytest.approx(decade * math.log10(11), abs=0.2)
+    assert loss_chart([], 10) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Run page
+
+
+def test_the_run_page_shows_style_base_then_iterations_in_numeric_order(owner_client, project):
+    run = create_run(project, numbers=(0, 1, 2, 10))
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    style, base = page.index("output_at_iteration_0_style"), page.index("output_at_iteration_0_base")
+    positions = [page.index(f'data-number="{n}"') for n in (0, 1, 2, 10)]
+    assert style < base < positions[0] < positions[1] < positions[2] < positions[3]
+
+
+def test_each_iteration_is_captioned_with_number_loss_and_time(owner_client, project):
+    run = create_run(project, numbers=(0, 2))
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "Iteration 2 · loss 333 · 3.0 s" in page
+
+
+def test_the_grid_shows_lazy_thumbnails_that_open_the_full_image(owner_client, project):
+    run = create_run(project, numbers=(0, 1))
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    thumb = reverse("iteration_thumbnail", args=[run.id, 1])
+    full = reverse("iteration_image", args=[run.id, 1])
+    assert f'<img src="{thumb}" alt="Iteration 1" loading="lazy">' in page
+    assert f'class="grid-link" href="{full}"' in page
+    assert f"{full}?download=1" in page
+    assert 'id="lightbox"' in page and "lightbox.js" in page
+    assert 'id="grid-columns"' in page
+
+
+def test_the_run_page_draws_four_loss_curves(owner_client, project):
+    run = create_run(project, numbers=(0, 1, 2))
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    for key in ("total", "content", "style", "tv"):
+        assert f'data-series="{key}"' in page
+    assert page.count("<polyline") == 4
+
+
+def test_the_chart_fragment_is_served_for_live_refresh(owner_client, project):
+    run = create_run(project, numbers=(0, 1))
+    response = owner_client.get(reverse("run_detail", args=[run.id]), {"fragment": "chart"})
+    assert response.status_code == 200
+    assert html(response).startswith('<div class="loss-chart" id="loss-chart">')
+
+
+def test_an_active_run_shows_progress_for_the_page_to_poll(owner_client, project):
+    run = create_run(project, numbers=(0, 10), status=Run.Status.RUNNING, iterations=40)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert 'data-active="true"' in page
+    assert f'data-progress-url="{reverse("run_progress", args=[run.id])}"' in page
+    assert 'data-last-number="10"' in page
+    assert "Iteration 10 of 40" in page
+    assert "45 s" in page  # 30 iterations left at 1.5 s each
+    assert 'width: 25%' in page
+    assert "run.js" in page
+
+
+def test_a_finished_run_is_not_polled(owner_client, project):
+    run = create_run(project)
+    assert 'data-active="false"' in html(owner_client.get(reverse("run_detail", args=[run.id])))
+
+
+def test_the_owner_can_cancel_continue_and_download(owner_client, project):
+    run = create_run(project, numbers=(0, 5), status=Run.Status.RUNNING, iterations=10)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert reverse("run_cancel", args=[run.id]) in page
+    launch = reverse("run_create", args=[project.id])
+    assert f"{launch}?from_run={run.id}&amp;from_iteration=5" in page
+    assert f"{launch}?from_run={run.id}&amp;from_iteration=0" in page
+    assert reverse("run_download", args=[run.id]) in page
+
+
+def test_others_see_a_public_run_read_only(other_client, public_project):
+    run = create_run(public_project, status=Run.Status.RUNNING, iterations=10)
+    response = other_client.get(reverse("run_detail", args=[run.id]))
+    page = html(response)
+    assert response.status_code == 200
+    assert "read-only" in page
+    assert reverse("run_cancel", args=[run.id]) not in page
+    assert "from_iteration" not in page
+    assert "Continue from" not in page
+    assert reverse("run_download", args=[run.id]) in page
+
+
+def test_it_hides_other_users_runs(other_client, project):
+    run = create_run(project)
+    assert other_client.get(reverse("run_detail", args=[run.id])).status_code == 404
+    assert other_client.get(reverse("run_detail", args=[run.id]), {"fragment": "chart"}).status_code == 404
+
+
+def test_anonymous_visitors_are_sent_to_log_in(anonymous_client, project):
+    run = create_run(project)
+    response = anonymous_client.get(reverse("run_detail", args=[run.id]))
+    assert response.status_code == 302 and reverse("login") in response["Location"]
+
+
+def test_a_failed_run_says_why(owner_client, project):
+    run = create_run(project, numbers=(0,), status=Run.Status.FAILED, error="Out of memory")
+    assert "Out of memory" in html(owner_client.get(reverse("run_detail", args=[run.id])))
+
+
+def test_a_run_with_fifty_iterations_renders_in_a_fixed_number_of_queries(
+    owner_client, project, django_assert_max_num_queries
+):
+    run = create_run(project, numbers=tuple(range(0, 51)), iterations=50)
+    with django_assert_max_num_queries(8):
+        page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    # Grids show thumbnails only; full PNGs are links.
+    assert page.count('loading="lazy"') >= 51
+    assert f'src="{reverse("iteration_image", args=[run.id, 50])}"' not in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Run download
+
+
+def test_the_run_download_is_a_zip_named_like_the_notebook(owner_client, project):
+    run = create_run(project, numbers=(0, 1, 2), tv_weight=0.1, style_weight=1000, content_weight=1)
+    response = owner_client.get(reverse("run_download", args=[run.id]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    assert "output_0.1_1000_1_48px.zip" in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    folder = "output_0.1_1000_1_48px/"
+    assert sorted(archive.namelist()) == sorted(
+        folder + name
+        for name in (
+            "output_at_iteration_0_style.png",
+            "output_at_iteration_0_base.png",
+            "output_at_iteration_0.png",
+            "output_at_iteration_1.png",
+            "output_at_iteration_2.png",
+            "run.json",
+        )
+    )
+    assert archive.testzip() is None
+    image = Image.open(io.BytesIO(archive.read(folder + "output_at_iteration_2.png")))
+    assert image.size == (64, 48)
+    record = json.loads(archive.read(folder + "run.json"))
+    assert record["settings"]["tv_weight"] == 0.1
+    assert record["settings"]["style_weight"] == 1000
+    assert [it["number"] for it in record["saved_iterations"]] == [0, 1, 2]
+    assert record["saved_iterations"][2]["loss"] == pytest.approx(1000 / 3)
+    assert record["saved_iterations"][2]["file"] == "output_at_iteration_2.png"
+
+
+def test_a_diverged_loss_is_null_in_run_json(owner_client, project):
+    run = create_run(project, numbers=(0,))
+    add_iteration(run, 1, loss=math.inf)
+    response = owner_client.get(reverse("run_download", args=[run.id]))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    record = json.loads(archive.read(f"output_{run.label}/run.json"))
+    assert record["saved_iterations"][1]["loss"] is None
+
+
+def test_others_cannot_download_a_private_run_but_can_download_a_public_one(other_client, project, public_project):
+    assert other_client.get(reverse("run_download", args=[create_run(project).id])).status_code == 404
+    assert other_client.get(reverse("run_download", args=[create_run(public_project).id])).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Project page
+
+
+def test_the_project_page_tables_its_runs_with_latest_thumbnails(owner_client, project):
+    run = create_run(project, numbers=(0, 1, 7), tv_weight=1, optimizer="adam", iterations=7)
+    fresh = create_run(project, numbers=(), status=Run.Status.QUEUED, iterations=5)
+    page = html(owner_client.get(reverse("project_detail", args=[project.id])))
+    assert 'id="runs-table"' in page
+    assert "1_1000_1_48px_adam" in page
+    assert reverse("iteration_thumbnail", args=[run.id, 7]) in page
+    assert "7 / 7" in page and "0 / 5" in page
+    assert "Adam" in page and "Queued" in page and "Done" in page
+    assert "125" in page  # final loss 1000/8
+    assert f'name="runs" value="{run.id}"' in page and f'name="runs" value="{fresh.id}"' in page
+    assert reverse("run_create", args=[project.id]) in page
+    assert 'data-sort="number"' in page
+
+
+def test_the_project_page_does_not_load_iterations_per_run(owner_client, project, django_assert_max_num_queries):
+    for tv in (0.1, 1, 10, 100):
+        create_run(project, numbers=tuple(range(0, 12)), tv_weight=tv)
+    with django_assert_max_num_queries(6):
+        response = owner_client.get(reverse("project_detail", args=[project.id]))
+    assert response.status_code == 200
+
+
+def test_others_see_a_public_project_without_launch_or_edit(other_client, public_project):
+    create_run(public_project)
+    page = html(other_client.get(reverse("project_detail", args=[public_project.id])))
+    assert "read-only" in page
+    assert reverse("run_create", args=[public_project.id]) not in page
+    assert reverse("project_edit", args=[public_project.id]) not in page
+
+
+def test_the_project_page_hides_other_users_projects(other_client, project):
+    assert other_client.get(reverse("project_detail", args=[project.id])).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare page
+
+
+def compare_url(*runs, **params):
+    query = "&".join([f"runs={','.join(str(run.id) for run in runs)}"] + [f"{k}={v}" for k, v in params.items()])
+    return f"{reverse('compare')}?{query}"
+
+
+def compare_data(response):
+    match = re.search(r'<script id="compare-data" type="application/json">(.*?)</script>', html(response), re.S)
+    return json.loads(match.group(1))
+
+
+def test_it_compares_runs_side_by_side_and_highlights_what_differs(owner_client, project):
+    low = create_run(project, tv_weight=0.1)
+    high = create_run(project, tv_weight=1)
+    response = owner_client.get(compare_url(low, high))
+    page = html(response)
+    assert response.status_code == 200
+    assert page.count('class="card compare-column"') == 2
+    assert low.label in page and high.label in page
+    assert '<mark class="differs-mark">TV weight</mark>' in page
+    assert page.count('<div class="differs"><dt>TV weight</dt>') == 2
+    assert '<div class="differs"><dt>Style weight</dt>' not in page
+    assert "compare.js" in page
+
+
+def test_it_shows_each_runs_last_iteration_by_default_and_one_chosen_iteration_on_request(owner_client, project):
+    short = create_run(project, numbers=(0, 1, 2))
+    long = create_run(project, numbers=(0, 2, 4))
+    page = html(owner_client.get(compare_url(short, long)))
+    assert f'src="{reverse("iteration_image", args=[short.id, 2])}"' in page
+    assert f'src="{reverse("iteration_image", args=[long.id, 4])}"' in page
+    response = owner_client.get(compare_url(short, long, iteration=1))
+    page = html(response)
+    assert f'src="{reverse("iteration_image", args=[short.id, 1])}"' in page
+    # The long run saved no iteration 1: it shows its latest before it.
+    assert f'src="{reverse("iteration_image", args=[long.id, 0])}"' in page
+    data = compare_data(response)
+    assert data["numbers"] == [0, 1, 2, 4]
+    assert [it["number"] for it in data["runs"][1]["iterations"]] == [0, 2, 4]
+    assert 'value="1"' in page  # the slider sits on index 1 (iteration 1)
+
+
+def test_the_crop_region_is_read_from_the_address(owner_client, project):
+    a, b = create_run(project), create_run(project, tv_weight=1)
+    response = owner_client.get(compare_url(a, b, crop="10,12,20,16"))
+    assert compare_data(response)["crop"] == {"x": 10, "y": 12, "w": 20, "h": 16}
+    assert 'name="w" min="1" step="1" value="20"' in html(response)
+    assert compare_data(owner_client.get(compare_url(a, b, crop="nonsense")))["crop"] is None
+
+
+def test_it_accepts_runs_ticked_in_the_project_table(owner_client, project):
+    a, b = create_run(project), create_run(project, tv_weight=1)
+    response = owner_client.get(reverse("compare"), {"runs": [a.id, b.id]})
+    assert response.status_code == 200
+    assert html(response).count('class="card compare-column"') == 2
+
+
+@pytest.mark.parametrize(
+    "runs, message",
+    [
+        ("", "at least 2 runs"),
+        ("ONE", "at least 2 runs"),
+        ("7,x", "“x” is not a run number"),
+        ("ALL7", "at most 6 runs"),
+    ],
+)
+def test_it_explains_why_runs_cannot_be_compared(owner_client, project, runs, message):
+    made = [create_run(project, numbers=(0,), tv_weight=w) for w in range(1, 8)]
+    runs = {"ONE": str(made[0].id), "ALL7": ",".join(str(run.id) for run in made)}.get(runs, runs)
+    response = owner_client.get(reverse("compare"), {"runs": runs})
+    assert response.status_code == 400
+    assert message in html(response)
+
+
+def test_others_private_runs_cannot_be_compared(other_client, project, public_project, other):
+    mine = create_run(create_project(other, "Bob's"))
+    theirs = create_run(project)
+    public = create_run(public_project)
+    assert other_client.get(compare_url(mine, theirs)).status_code == 404
+    assert other_client.get(compare_url(mine, public)).status_code == 200
+
+
+def test_runs_of_different_projects_are_labelled_with_their_project(owner_client, project, owner):
+    a = create_run(project)
+    b = create_run(create_project(owner, "Second"))
+    page = html(owner_client.get(compare_url(a, b)))
+    assert '<mark class="differs-mark">Project</mark>' in page
+    assert "<dd>Second</dd>" in page
+
+
+def test_runs_without_saved_iterations_can_still_be_compared(owner_client, project):
+    a = create_run(project, numbers=(), status=Run.Status.QUEUED)
+    b = create_run(project, numbers=(), status=Run.Status.QUEUED, tv_weight=2)
+    response = owner_client.get(compare_url(a, b))
+    assert response.status_code == 200
+    assert "No saved iteration" in html(response)
+
+
+def test_the_compare_page_needs_a_login(anonymous_client, project):
+    a, b = create_run(project), create_run(project)
+    assert anonymous_client.get(compare_url(a, b)).status_code == 302
+
+
+# ---------------------------------------------------------------------------------------------
+# Public gallery
+
+
+def test_the_public_gallery_shows_each_projects_latest_finished_image(other_client, public_project, project):
+    older = create_run(public_project, numbers=(0, 3))
+    create_run(public_project, numbers=(0, 1, 2), status=Run.Status.RUNNING)
+    from django.utils import timezone
+
+    Run.objects.filter(id=older.id).update(finished=timezone.now())
+    create_run(project)  # private: not in the gallery
+    page = html(other_client.get(reverse("public_gallery")))
+    assert public_project.title in page
+    assert project.title not in page
+    assert reverse("iteration_thumbnail", args=[older.id, 3]) in page
+
+
+def test_a_public_project_without_finished_runs_shows_its_images(other_client, public_project):
+    create_run(public_project, numbers=(0,), status=Run.Status.RUNNING)
+    page = html(other_client.get(reverse("public_gallery")))
+    assert reverse("project_media", args=[public_project.id, "content-thumb"]) in page
+    assert "no finished run yet" in page
