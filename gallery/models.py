@@ -10,8 +10,8 @@ from django.urls import reverse
 # so that views and forms never import the engine (and with it TensorFlow).
 RUN_DEFAULTS = {
     "content_weight": 1.0,
-    "style_weight": 1000.0,
-    "tv_weight": 0.1,
+    "style_weight": 0.001,
+    "tv_weight": 0.001,
     "rows": 400,
     "iterations": 400,
     "save_every": 10,

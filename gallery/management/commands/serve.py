@@ -1,4 +1,8 @@
-"""Start the web server and a django-q2 worker together (what `make run` does)."""
+"""Start the web server and a django-q2 worker together (what `make run` does).
+
+The worker is started through ``manage.py worker``, which resumes runs left behind by a stopped
+worker before it starts qcluster.
+"""
 import signal
 import subprocess
 import sys
@@ -19,7 +23,7 @@ class Command(BaseCommand):
         manage = [sys.executable, "manage.py"]
         processes = {"web": subprocess.Popen(manage + ["runserver", "--noreload", f"{host}:{port}"])}
         if not no_worker:
-            processes["worker"] = subprocess.Popen(manage + ["qcluster"])
+            processes["worker"] = subprocess.Popen(manage + ["worker"])
         shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         self.stdout.write(self.style.SUCCESS(f"Style Gallery is running at http://{shown_host}:{port}/  (Ctrl-C stops it)"))
 

@@ -1,0 +1,335 @@
+"""gallery.tasks in the test process: real engine, tiny images (48 rows), a few iterations."""
+import io
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from django.db.models import F
+from django.utils import timezone
+from PIL import Image
+
+from gallery import tasks
+from gallery.models import RUN_DEFAULTS, Iteration, Run
+from tests.conftest import create_project
+
+TINY = {"rows": 48, "iterations": 3, "save_every": 1}
+real_engine = tasks.get_engine  # the worker's cached engine, built once for the whole session
+
+
+def make_run(project, **settings):
+    return Run.objects.create(project=project, **{**TINY, **settings})
+
+
+def stored_image(field_file):
+    with field_file.open("rb") as handle:
+        return Image.open(io.BytesIO(handle.read()))
+
+
+class EngineProxy:
+    """The real engine, with a hook that runs after each callback (a user acting mid-run)."""
+
+    def __init__(self, after_iteration):
+        self.engine = real_engine()
+        self.after_iteration = after_iteration
+        self.device = self.engine.device
+
+    def stylize(self, *args, callback, **kwargs):
+        def wrapped(report):
+            stop = callback(report)
+            self.after_iteration(report.iteration)
+            return stop
+
+        return self.engine.stylize(*args, callback=wrapped, **kwargs)
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record enqueued run ids instead of queuing them."""
+    calls = []
+    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append((func, args)))
+    return calls
+
+
+def test_run_defaults_mirror_the_engine_defaults():
+    import stylecore
+
+    for name, value in RUN_DEFAULTS.items():
+        assert value == stylecore.DEFAULTS[name], name
+
+
+def test_it_saves_iteration_zero_every_nth_and_the_last(project):
+    run = make_run(project, iterations=3, save_every=2)
+
+    assert tasks.execute_run(run.id) == "done"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.DONE
+    assert run.error == ""
+    assert [i.number for i in run.saved_iterations.all()] == [0, 2, 3]
+    assert run.iterations_done == 3
+    assert run.attempts == 1
+    assert run.device == "CPU"
+    assert run.started <= run.finished
+    assert run.seconds_per_iteration > 0
+    last = run.latest_iteration()
+    assert run.evaluations == last.evaluations > 3
+    assert run.elapsed_seconds == pytest.approx(last.seconds)
+    assert run.loss == pytest.approx(last.loss)
+
+
+def test_each_saved_iteration_has_a_png_a_jpeg_thumbnail_and_its_losses(project):
+    run = make_run(project, iterations=2)
+    tasks.execute_run(run.id)
+
+    iterations = list(Run.objects.get(id=run.id).saved_iterations.all())
+    assert [i.number for i in iterations] == [0, 1, 2]
+    for iteration in iterations:
+        image = stored_image(iteration.image)
+        assert (image.format, image.size) == ("PNG", (64, 48))
+        assert stored_image(iteration.thumbnail).format == "JPEG"
+        assert iteration.loss > 0 and iteration.content_loss >= 0 and iteration.style_loss > 0 and iteration.tv_loss > 0
+        assert iteration.loss == pytest.approx(
+            run.content_weight * iteration.content_loss + run.style_weight * iteration.style_loss
+            + run.tv_weight * iteration.tv_loss,
+            rel=1e-3,
+        )
+    assert iterations[0].content_loss == pytest.approx(0, abs=1e-6)  # starts as the content image
+    assert iterations[-1].loss < iterations[0].loss
+    assert [i.evaluations for i in iterations] == sorted(i.evaluations for i in iterations)
+
+
+def test_it_keeps_the_base_and_style_images_as_the_engine_sees_them(project):
+    run = make_run(project, iterations=1)
+    tasks.execute_run(run.id)
+
+    run.refresh_from_db()
+    base, style = stored_image(run.base_image), stored_image(run.style_image)
+    assert base.size == style.size == (64, 48)
+    first = np.asarray(stored_image(run.saved_iterations.get(number=0).image))
+    assert np.abs(first.astype(int) - np.asarray(base).astype(int)).max() <= 1
+
+
+def test_the_label_is_the_notebook_folder_name(project):
+    run = make_run(project, tv_weight=0.1, style_weight=1000, content_weight=1, optimizer="adam")
+    assert run.label == "0.1_1000_1_48px_adam"
+
+
+def test_a_continued_run_starts_from_the_saved_iteration_image(project, queued):
+    first = make_run(project, iterations=2)
+    tasks.execute_run(first.id)
+    source = first.saved_iterations.get(number=2)
+
+    second = tasks.launch_run(Run(project=project, **{**TINY, "iterations": 1}), init_iteration=source)
+    assert queued == [(tasks.EXECUTE_RUN, (second.id,))]
+    assert second.init == Run.Init.ITERATION and second.init_iteration == source
+    assert second.label.endswith("_cont")
+    source_pixels = np.asarray(stored_image(source.image))
+    assert np.array_equal(np.asarray(stored_image(second.init_image)), source_pixels)
+
+    first.delete()  # the continued run keeps its own copy of the starting image
+    tasks.execute_run(second.id)
+
+    second.refresh_from_db()
+    assert second.status == Run.Status.DONE
+    assert second.init_iteration is None
+    start = np.asarray(stored_image(second.saved_iterations.get(number=0).image))
+    assert np.abs(start.astype(int) - source_pixels.astype(int)).max() <= 1
+
+
+def test_a_noise_start_is_repeatable_with_a_seed(project):
+    runs = [make_run(project, iterations=1, init="noise", seed=7) for _ in range(2)]
+    for run in runs:
+        tasks.execute_run(run.id)
+    first, second = (np.asarray(stored_image(run.saved_iterations.get(number=0).image)) for run in runs)
+    assert np.array_equal(first, second)
+
+
+def test_a_duplicate_delivery_exits_at_once(project):
+    run = make_run(project, iterations=1)
+    tasks.execute_run(run.id)
+
+    assert tasks.execute_run(run.id) == "skipped"
+    run.refresh_from_db()
+    assert run.attempts == 1
+    assert run.saved_iterations.count() == 2
+
+
+def test_a_cancelled_queued_run_is_never_started(project):
+    run = make_run(project, status=Run.Status.CANCELLED, cancel_requested=True)
+
+    assert tasks.execute_run(run.id) == "skipped"
+    assert not Run.objects.get(id=run.id).saved_iterations.exists()
+
+
+def test_a_running_run_stops_at_its_next_iteration_when_cancelled(project, monkeypatch):
+    run = make_run(project, iterations=6)
+
+    def user_cancels(number):
+        if number == 1:
+            Run.objects.filter(id=run.id).update(cancel_requested=True)
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(user_cancels))
+    assert tasks.execute_run(run.id) == "cancelled"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+    assert run.finished is not None
+    assert [i.number for i in run.saved_iterations.all()] == [0, 1, 2]
+    assert run.iterations_done == 2
+
+
+def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
+    run = make_run(project, iterations=6)
+
+    def another_worker_claims(number):
+        if number == 1:
+            Run.objects.filter(id=run.id).update(attempts=F("attempts") + 1)
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(another_worker_claims))
+    assert tasks.execute_run(run.id) == "lost"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING  # left to its new owner
+    assert [i.number for i in run.saved_iterations.all()] == [0, 1]
+    assert len(list(default_storage.listdir("runs")[1])) == 2 + 2 * 2  # base, style, 2 × (image, thumb)
+
+
+def test_a_diverging_run_is_marked_failed_with_the_engines_message(project):
+    run = make_run(project, content_weight=1e38, style_weight=1e38, tv_weight=1e38)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "The loss became" in run.error
+    assert run.finished is not None
+
+
+def test_a_broken_image_file_fails_the_run_with_a_readable_message(project):
+    with default_storage.open(project.content_image.name, "wb") as handle:
+        handle.write(b"this is not a picture")
+    run = make_run(project)
+
+    tasks.execute_run(run.id)
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.error.startswith("Content image: Cannot read image")
+    assert not run.saved_iterations.exists()
+
+
+class _OutOfMemoryEngine:
+    device = "GPU:0 Test"
+
+    def stylize(self, *args, **kwargs):
+        raise MemoryError()
+
+
+def test_running_out_of_memory_fails_the_run_and_suggests_fewer_rows(project, monkeypatch):
+    monkeypatch.setattr(tasks, "get_engine", lambda: _OutOfMemoryEngine())
+    run = make_run(project, rows=2048)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "ran out of memory at 2048 rows" in run.error
+
+
+def _stale(run, **fields):
+    long_ago = timezone.now() - timedelta(hours=1)
+    Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING, heartbeat=long_ago, **fields)
+
+
+def test_a_stale_run_resumes_from_its_last_saved_iteration(project, monkeypatch, queued):
+    run = make_run(project, iterations=5, save_every=2)
+
+    def worker_dies(number):
+        if number == 3:
+            raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this runs
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(worker_dies))
+    with pytest.raises(KeyboardInterrupt):
+        tasks.execute_run(run.id)
+    before = {i.number: i for i in Run.objects.get(id=run.id).saved_iterations.all()}
+    assert sorted(before) == [0, 2]
+    _stale(run)
+    monkeypatch.undo()
+    monkeypatch.setattr(tasks, "async_task", lambda func, run_id, **kwargs: tasks.execute_run(run_id))
+
+    assert tasks.resume_stale_runs() == 1
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.DONE
+    assert run.attempts == 2
+    after = list(run.saved_iterations.all())
+    assert [i.number for i in after] == [0, 2, 4, 5]
+    assert {i.number: i.id for i in after if i.number in before} == {n: i.id for n, i in before.items()}
+    assert after[2].evaluations > before[2].evaluations
+    assert after[2].seconds > before[2].seconds
+    assert run.evaluations == after[-1].evaluations
+
+
+def test_resuming_skips_fresh_runs_and_requeues_a_stale_one_only_once(project, queued):
+    fresh = make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
+    stale = make_run(project, attempts=1)
+    _stale(stale)
+
+    assert tasks.resume_stale_runs() == 1
+    assert tasks.resume_stale_runs() == 0
+
+    assert queued == [(tasks.EXECUTE_RUN, (stale.id,))]
+    assert Run.objects.get(id=stale.id).status == Run.Status.QUEUED
+    assert Run.objects.get(id=fresh.id).status == Run.Status.RUNNING
+
+
+def test_a_stale_run_asked_to_cancel_is_cancelled_not_resumed(project, queued):
+    run = make_run(project, attempts=1, cancel_requested=True)
+    _stale(run)
+
+    assert tasks.resume_stale_runs() == 0
+    assert Run.objects.get(id=run.id).status == Run.Status.CANCELLED
+    assert queued == []
+
+
+def test_a_run_whose_worker_keeps_dying_is_failed(project, queued):
+    run = make_run(project, attempts=tasks.MAX_ATTEMPTS)
+    _stale(run)
+
+    assert tasks.resume_stale_runs() == 0
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "stopped 5 times" in run.error
+
+
+def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks, "async_task", broker_down)
+    run = make_run(project, attempts=1)
+    _stale(run)
+
+    assert tasks.resume_stale_runs() == 0
+    assert Run.objects.get(id=run.id).status == Run.Status.RUNNING
+    assert Run.objects.filter(id=run.id, heartbeat__lt=timezone.now() - timedelta(minutes=1)).exists()
+
+
+def test_the_resume_schedule_is_created_once(db):
+    from django_q.models import Schedule
+
+    tasks.ensure_resume_schedule()
+    tasks.ensure_resume_schedule()
+
+    schedule = Schedule.objects.get(name=tasks.RESUME_SCHEDULE_NAME)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (tasks.RESUME_STALE_RUNS, "I", 1)
+
+
+def test_a_run_of_a_deleted_project_is_skipped(owner):
+    project = create_project(owner)
+    run = make_run(project)
+    project.delete()
+
+    assert tasks.execute_run(run.id) == "skipped"
+    assert not Iteration.objects.exists()
