@@ -1,0 +1,115 @@
+"""The launch form: a run's weights and settings, checked before anything is saved."""
+import math
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+from gallery.models import RUN_DEFAULTS, Run
+
+MIN_ROWS = 64
+MAX_ROWS = 2048
+MAX_ITERATIONS = 5000
+
+
+def max_rows():
+    """The largest size this site computes: 2048 rows, or less where RUN_MAX_ROWS says so."""
+    return max(MIN_ROWS, min(MAX_ROWS, settings.RUN_MAX_ROWS))
+
+
+class RunForm(forms.ModelForm):
+    """Settings of a new run. ``continuing`` hides the start choice: the run starts from an iteration."""
+
+    WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
+
+    class Meta:
+        model = Run
+        fields = (
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "iterations",
+            "rows",
+            "save_every",
+            "style_fit",
+            "optimizer",
+            "init",
+            "seed",
+        )
+        labels = {
+            "tv_weight": "TV weight",
+            "rows": "Rows (output height in pixels)",
+            "save_every": "Save every … iterations",
+            "init": "Start from",
+        }
+        help_texts = {
+            "content_weight": "Keeps the photo's layout: shapes and edges stay where they are.",
+            "style_weight": "Pulls in the painting's textures and colours; higher means more painterly.",
+            "tv_weight": "Total variation: smooths pixel noise; too high blurs details away.",
+            "iterations": f"1–{MAX_ITERATIONS}. Each iteration is up to 20 loss evaluations, as in the notebook.",
+            "save_every": "Every n-th iteration is kept as an image, plus the first and the last.",
+            "style_fit": "Crop keeps the painting's proportions; resize squashes it to the photo's shape.",
+            "seed": "Optional: makes a noise start repeatable.",
+        }
+        widgets = {
+            "content_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
+            "style_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
+            "tv_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
+        }
+
+    def __init__(self, *args, continuing=False, **kwargs):
+        kwargs.setdefault("initial", {})
+        for name, value in RUN_DEFAULTS.items():
+            kwargs["initial"].setdefault(name, value)
+        super().__init__(*args, **kwargs)
+        self.continuing = continuing
+        top = max_rows()
+        rows = self.fields["rows"]
+        rows.validators += [MinValueValidator(MIN_ROWS), MaxValueValidator(top)]
+        rows.widget.attrs.update(min=MIN_ROWS, max=top)
+        rows.help_text = f"{MIN_ROWS}–{top}. Time grows with the number of pixels."
+        iterations = self.fields["iterations"]
+        iterations.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
+        iterations.widget.attrs.update(min=1, max=MAX_ITERATIONS)
+        save_every = self.fields["save_every"]
+        save_every.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
+        save_every.widget.attrs.update(min=1)
+        if continuing:
+            del self.fields["init"]
+        else:
+            init = self.fields["init"]
+            init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]
+
+    def _bound(self, names):
+        return [self[name] for name in names if name in self.fields]
+
+    def weight_fields(self):
+        return self._bound(self.WEIGHT_FIELDS)
+
+    def size_fields(self):
+        return self._bound(("iterations", "rows", "save_every", "seed"))
+
+    def option_fields(self):
+        return self._bound(("style_fit", "optimizer", "init"))
+
+    def _clean_weight(self, name):
+        value = self.cleaned_data[name]
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise forms.ValidationError("Enter a finite number of 0 or more.")
+        return value
+
+    def clean_content_weight(self):
+        return self._clean_weight("content_weight")
+
+    def clean_style_weight(self):
+        return self._clean_weight("style_weight")
+
+    def clean_tv_weight(self):
+        return self._clean_weight("tv_weight")
+
+    def clean(self):
+        cleaned = super().clean()
+        weights = [cleaned.get(name) for name in self.WEIGHT_FIELDS]
+        if all(weight is not None for weight in weights) and not any(weights):
+            raise forms.ValidationError("At least one weight must be above 0.")
+        return cleaned
