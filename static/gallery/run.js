@@ -26,6 +26,17 @@
     });
   }
 
+  // ---- Even tiles: every image takes the base image's shape, as the engine's inputs did -------
+  // (the style is cropped, or squashed with style fit "resize", to the content's proportions).
+  var base = grid && grid.querySelectorAll(".grid-input img")[1];
+  function shapeTiles() {
+    if (base.naturalWidth) grid.style.setProperty("--tile-ratio", base.naturalWidth + " / " + base.naturalHeight);
+  }
+  if (base) {
+    if (base.complete) shapeTiles();
+    else base.addEventListener("load", shapeTiles);
+  }
+
   // ---- Formatting (mirrors gallery/views/pages.py) ------------------------------------------
   function formatLoss(value) {
     if (value === null || value === undefined) return "–";
@@ -96,6 +107,7 @@
     var latest = $("[data-continue-latest]");
     if (latest && continueTemplate) {
       latest.href = continueTemplate.replace("__N__", saved.number);
+      latest.hidden = false;
       setText("[data-latest-number]", saved.number);
     }
     var downloadRun = $("[data-download-run]");
