@@ -1,0 +1,122 @@
+"""Real `manage.py worker` (qcluster) processes against the test database: launch, kill, resume.
+
+Each worker start imports TensorFlow and builds VGG19 in the forked worker, so these tests start
+three clusters in all and keep runs tiny (48–64 rows, a few iterations).
+"""
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import OrmQ, Task
+
+from gallery import tasks
+from gallery.models import Iteration, Run
+from tests.workers import kill_worker, start_worker, stop_worker, wait_until, worker_env_for_test_db
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+TINY_FORM = {
+    "content_weight": "1",
+    "style_weight": "0.001",
+    "tv_weight": "0.001",
+    "iterations": "3",
+    "rows": "64",
+    "save_every": "1",
+    "style_fit": "crop",
+    "optimizer": "lbfgs",
+    "init": "content",
+    "seed": "",
+}
+
+
+def run_tasks():
+    return Task.objects.filter(func=tasks.EXECUTE_RUN)
+
+
+def finished(*run_ids):
+    return not Run.objects.filter(id__in=run_ids, status__in=Run.ACTIVE).exists()
+
+
+def saved_numbers(run):
+    return list(Iteration.objects.filter(run=run).order_by("number").values_list("number", flat=True))
+
+
+def assert_files_exist(run):
+    run.refresh_from_db()
+    names = [run.base_image.name, run.style_image.name]
+    for iteration in run.saved_iterations.all():
+        names += [iteration.image.name, iteration.thumbnail.name]
+    assert all(name and default_storage.exists(name) for name in names)
+
+
+def test_runs_launched_through_the_form_are_computed_once_each(owner_client, project, settings, tmp_path):
+    for _ in range(2):
+        response = owner_client.post(reverse("run_create", args=[project.id]), TINY_FORM)
+        assert response.status_code == 302
+    first, second = Run.objects.order_by("id")
+    tasks.enqueue_run(first.id)  # the broker delivers one of them twice
+    log = tmp_path / "worker.log"
+
+    worker = start_worker(worker_env_for_test_db(settings.MEDIA_ROOT, Q_WORKERS=2), log)
+    try:
+        wait_until(lambda: finished(first.id, second.id), timeout=240, worker=worker, log_path=log)
+        wait_until(lambda: run_tasks().count() == 3, timeout=30, worker=worker, log_path=log)
+    finally:
+        stop_worker(worker)
+
+    for run in (first, second):
+        run.refresh_from_db()
+        assert (run.status, run.error) == (Run.Status.DONE, "")
+        assert run.attempts == 1
+        assert run.device == "CPU"
+        assert saved_numbers(run) == [0, 1, 2, 3]
+        assert_files_exist(run)
+    assert sorted(run_tasks().values_list("result", flat=True)) == ["done", "done", "skipped"]
+    assert not OrmQ.objects.exists()  # every delivery acknowledged
+    page = owner_client.get(reverse("run_progress", args=[first.id])).json()
+    assert page["status"] == "done" and [item["number"] for item in page["saved"]] == [0, 1, 2, 3]
+
+
+def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, settings, tmp_path):
+    stale_after = 6
+    env = worker_env_for_test_db(settings.MEDIA_ROOT, RUN_STALE_AFTER_SECONDS=stale_after)
+    run = Run.objects.create(project=project, rows=48, iterations=8, save_every=2)
+    tasks.enqueue_run(run.id)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+
+    worker = start_worker(env, first_log)
+    try:
+        wait_until(lambda: Iteration.objects.filter(run=run, number__gte=2).exists(), timeout=180, worker=worker,
+                   log_path=first_log)
+    finally:
+        kill_worker(worker)  # SIGKILL to the whole process group, mid-run
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING and run.iterations_done < run.iterations
+    before = dict(Iteration.objects.filter(run=run).values_list("number", "id"))
+    evaluations_before = max(Iteration.objects.filter(run=run).values_list("evaluations", flat=True))
+    wait_until(
+        lambda: Run.objects.filter(id=run.id, heartbeat__lt=timezone.now() - timedelta(seconds=stale_after)).exists(),
+        timeout=stale_after + 10,
+    )
+
+    started = time.monotonic()
+    worker = start_worker(env, second_log)
+    try:
+        wait_until(lambda: finished(run.id), timeout=180, worker=worker, log_path=second_log)
+    finally:
+        stop_worker(worker)
+
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.DONE, "")
+    assert run.attempts == 2
+    assert saved_numbers(run) == [0, 2, 4, 6, 8]
+    kept = dict(Iteration.objects.filter(run=run, number__in=before).values_list("number", "id"))
+    assert kept == before  # nothing saved before the kill was lost or written again
+    assert run.evaluations > evaluations_before
+    assert_files_exist(run)
+    assert "Resumed 1 run" in second_log.read_text()
+    assert time.monotonic() - started < 180
