@@ -1,0 +1,387 @@
+"""Every URL × anonymous, owner, other user × a private and a public project → the expected answer.
+
+The URLs come from the URL conf itself (walked recursively), so a new URL cannot be forgotten: one
+that MATRIX below does not describe fails test_every_url_is_in_the_matrix, saying what to add.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import URLResolver, get_resolver, reverse
+from PIL import Image
+
+from gallery import files
+from gallery.models import Iteration, Run
+from tests.conftest import PASSWORD, create_project
+
+SECRET = "Zebra-secret-7Q"  # in the private project's title: must never reach another user
+PUBLIC = "Open-bridge-4K"
+
+LOGIN = "login"  # redirect to /accounts/login/?next=…
+ADMIN_LOGIN = "admin login"  # redirect to /admin/login/?next=… (or, for anonymous visitors, the site's login)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    route: str  # the full route as written in the URL conf, e.g. "runs/<int:run_id>/"
+    name: str  # "namespace:name", or the route for unnamed patterns
+
+    def __str__(self):
+        return self.name
+
+
+def walk(patterns, prefix="", namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = ":".join(part for part in [namespace, pattern.namespace] if part)
+            yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        else:
+            route = prefix + str(pattern.pattern)
+            name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name or route
+            yield Leaf(route, name)
+
+
+LEAVES = list(walk(get_resolver().url_patterns))
+
+
+@dataclass
+class Spec:
+    """Who gets what from one URL.
+
+    scope: "project" (tested once with the private and once with the public project) or "global".
+    answers: role → status or LOGIN; for project scope, "other" is split into other_public and
+    other_private. urls: world, project → the concrete paths to request (several for media kinds).
+    """
+
+    scope: str
+    answers: dict
+    urls: Callable = None
+    method: str = "get"
+    owner_only_links: bool = False
+
+
+def read(**extra):
+    """Readable by the owner and, for a public project, read-only by others; anonymous → login."""
+    answers = {"anonymous": LOGIN, "owner": 200, "other_public": 200, "other_private": 404}
+    answers.update(extra)
+    return answers
+
+
+def owner_only(status=200):
+    return {"anonymous": LOGIN, "owner": status, "other_public": 404, "other_private": 404}
+
+
+def everyone(status, anonymous=None):
+    return {"anonymous": status if anonymous is None else anonymous, "owner": status, "other": status}
+
+
+def project_urls(name, **kwargs):
+    return lambda world, project: [reverse(name, kwargs={"project_id": project.id, **kwargs})]
+
+
+def run_urls(name, **kwargs):
+    return lambda world, project: [reverse(name, kwargs={"run_id": world.runs[project.id][0].id, **kwargs})]
+
+
+PROJECT_KINDS = ["content", "content-thumb", "style", "style-thumb"]
+RUN_KINDS = ["base", "style", "init"]
+
+MATRIX = {
+    # Accounts (django.contrib.auth and signup): explicit expectations.
+    "home": Spec("global", everyone(302, anonymous=LOGIN)),
+    "signup": Spec("global", {"anonymous": 200, "owner": 302, "other": 302}),
+    "login": Spec("global", everyone(200)),
+    "logout": Spec("global", everyone(405, anonymous=LOGIN)),  # POST only (tested in test_csrf.py)
+    "password_change": Spec("global", everyone(200, anonymous=LOGIN)),
+    "password_change_done": Spec("global", everyone(200, anonymous=LOGIN)),
+    "password_reset": Spec("global", everyone(200)),
+    "password_reset_done": Spec("global", everyone(200)),
+    "password_reset_confirm": Spec(
+        "global", everyone(200), urls=lambda world, project: [reverse("password_reset_confirm", args=["MQ", "bad-token"])]
+    ),
+    "password_reset_complete": Spec("global", everyone(200)),
+    # Lists: a private project appears only to its owner.
+    "project_list": Spec("global", everyone(200, anonymous=LOGIN)),
+    "project_create": Spec("global", everyone(200, anonymous=LOGIN)),
+    "public_gallery": Spec("global", everyone(200, anonymous=LOGIN)),
+    # One project.
+    "project_detail": Spec("project", read(), urls=project_urls("project_detail"), owner_only_links=True),
+    "project_edit": Spec("project", owner_only(), urls=project_urls("project_edit")),
+    "project_delete": Spec("project", owner_only(), urls=project_urls("project_delete")),
+    "project_media": Spec(
+        "project",
+        read(),
+        urls=lambda world, project: [
+            reverse("project_media", kwargs={"project_id": project.id, "kind": kind}) + query
+            for kind in PROJECT_KINDS
+            for query in ("", "?download=1")
+        ],
+    ),
+    "run_create": Spec("project", owner_only(), urls=project_urls("run_create")),
+    # One run.
+    "run_detail": Spec("project", read(), urls=run_urls("run_detail"), owner_only_links=True),
+    "run_progress": Spec("project", read(), urls=run_urls("run_progress")),
+    "run_cancel": Spec(
+        "project", {"anonymous": LOGIN, "owner": 405, "other_public": (404, 405), "other_private": (404, 405)},
+        urls=run_urls("run_cancel"),
+    ),
+    "run_download": Spec("project", read(), urls=run_urls("run_download")),
+    "run_media": Spec(
+        "project",
+        read(),
+        urls=lambda world, project: [
+            reverse("run_media", kwargs={"run_id": world.runs[project.id][0].id, "kind": kind}) + query
+            for kind in RUN_KINDS
+            for query in ("", "?download=1")
+        ],
+    ),
+    "iteration_image": Spec(
+        "project",
+        read(),
+        urls=lambda world, project: [
+            reverse("iteration_image", kwargs={"run_id": world.runs[project.id][0].id, "number": n}) + query
+            for n in (0, 10)
+            for query in ("", "?download=1")
+        ],
+    ),
+    "iteration_thumbnail": Spec("project", read(), urls=run_urls("iteration_thumbnail", number=10)),
+    "compare": Spec(
+        "project",
+        read(),
+        urls=lambda world, project: [
+            reverse("compare") + "?runs=" + ",".join(str(run.id) for run in world.runs[project.id]),
+            reverse("compare") + "?runs=" + ",".join(str(run.id) for run in world.runs[project.id]) + "&crop=10,10,30,30",
+        ],
+    ),
+}
+
+# Admin URLs: Django's admin is for staff. Ours only checks that non-staff get nothing out of it.
+ADMIN_VALUES = {"object_id": None, "id": None, "content_type_id": None, "app_label": "gallery", "url": "gallery/nowhere/"}
+ADMIN_EXCEPTIONS = {
+    "admin:login": everyone(200),  # the form (for a signed-in non-staff user, with "not authorised")
+    "admin:logout": everyone(302, anonymous=ADMIN_LOGIN),  # GET: not staff → back to /admin/, then its login
+}
+
+
+def admin_spec(leaf):
+    if leaf.name in ADMIN_EXCEPTIONS:
+        return Spec("global", ADMIN_EXCEPTIONS[leaf.name])
+    return Spec("global", everyone(ADMIN_LOGIN))
+
+
+def admin_path(leaf, world):
+    """Fill the admin route's parameters (route converters or regex groups) with harmless values."""
+    values = dict(ADMIN_VALUES, object_id=str(world.private.id), id=str(world.owner.id), content_type_id="1")
+
+    def value(match):
+        name = match.group(1)
+        if name not in values:
+            pytest.fail(f"Admin URL {leaf.route!r} has a parameter {name!r}: add a value for it to ADMIN_VALUES.")
+        return values[name]
+
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", value, leaf.route)
+    route = re.sub(r"<(?:\w+:)?(\w+)>", value, route)
+    return "/" + route.replace("^", "").replace("$", "")
+
+
+def spec_for(leaf):
+    if leaf.name.startswith("admin:") or leaf.route.startswith("admin/"):
+        return admin_spec(leaf)
+    return MATRIX.get(leaf.name)
+
+
+def test_every_url_is_in_the_matrix():
+    missing = [f"{leaf.name} ({leaf.route})" for leaf in LEAVES if spec_for(leaf) is None]
+    assert not missing, (
+        "These URLs are not in the security matrix; add each to MATRIX in tests/security/test_matrix.py "
+        "with who may see it and how to fill its parameters: " + ", ".join(missing)
+    )
+
+
+def test_the_matrix_has_no_stale_entries():
+    names = {leaf.name for leaf in LEAVES}
+    assert not set(MATRIX) - names, f"MATRIX describes URLs that no longer exist: {sorted(set(MATRIX) - names)}"
+
+
+def test_every_url_is_reached_by_the_matrix():
+    """Each URL the matrix requests resolves to the URL it was built for (no typo hides a view)."""
+    from django.urls import resolve
+
+    fake_run = type("FakeRun", (), {"id": 1})
+    fake_world = type("FakeWorld", (), {"runs": {1: [fake_run(), fake_run()]}})()
+    fake_project = type("FakeProject", (), {"id": 1})()
+    for leaf in LEAVES:
+        spec = spec_for(leaf)
+        if spec is None or spec.urls is None or leaf.name.startswith("admin:"):
+            continue
+        for url in spec.urls(fake_world, fake_project):
+            assert resolve(url.split("?")[0]).url_name == leaf.name, (url, leaf.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The world every case runs against: alice owns a private and a public project, each with two
+# finished runs whose iterations 0 and 10 are saved with their files; bob is another user.
+
+
+@dataclass
+class World:
+    owner: User
+    other: User
+    private: object
+    public: object
+    runs: dict = field(default_factory=dict)
+
+    def project(self, visibility):
+        return self.private if visibility == "private" else self.public
+
+
+def make_run(project, *, with_init=False):
+    picture = Image.new("RGB", (32, 24), (120, 80, 40))
+    run = Run(project=project, rows=24, iterations=10, save_every=10, status=Run.Status.DONE, iterations_done=10)
+    files.save_image(run.base_image, picture)
+    files.save_image(run.style_image, picture)
+    if with_init:
+        files.save_image(run.init_image, picture)
+    run.save()
+    for number in (0, 10):
+        iteration = Iteration(
+            run=run, number=number, loss=10.0 - number / 2, content_loss=1.0, style_loss=2.0, tv_loss=0.5,
+            evaluations=20 * number, seconds=1.5 * number,
+        )
+        files.save_image(iteration.image, picture)
+        files.save_thumbnail(iteration.thumbnail, picture)
+        iteration.save()
+    return run
+
+
+@pytest.fixture
+def world(owner, other):
+    private = create_project(owner, f"Private {SECRET}")
+    public = create_project(owner, f"Public {PUBLIC}", is_public=True)
+    world = World(owner=owner, other=other, private=private, public=public)
+    for project in (private, public):
+        world.runs[project.id] = [make_run(project, with_init=True), make_run(project)]
+    return world
+
+
+def client_for(role, world):
+    client = Client()
+    if role != "anonymous":
+        client.force_login(world.owner if role == "owner" else world.other)
+    return client
+
+
+def cases():
+    for leaf in LEAVES:
+        spec = spec_for(leaf)
+        if spec is None:
+            continue  # reported by test_every_url_is_in_the_matrix
+        for role in ("anonymous", "owner", "other"):
+            visibilities = ("private", "public") if spec.scope == "project" else ("-",)
+            for visibility in visibilities:
+                yield pytest.param(leaf, role, visibility, id=f"{leaf.name}-{role}-{visibility}")
+
+
+def expected_answer(spec, role, visibility):
+    if spec.scope == "project" and role == "other":
+        return spec.answers[f"other_{visibility}"]
+    return spec.answers[role]
+
+
+def body_of(response):
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content)  # the test client closes it at the end
+    return response.content
+
+
+def owner_only_links(world, project):
+    links = [f"/projects/{project.id}/edit/", f"/projects/{project.id}/delete/", f"/projects/{project.id}/runs/new/"]
+    links += [f"/runs/{run.id}/cancel/" for run in world.runs[project.id]]
+    return [link.encode() for link in links]
+
+
+@pytest.mark.parametrize("leaf, role, visibility", list(cases()))
+def test_matrix(leaf, role, visibility, world):
+    spec = spec_for(leaf)
+    project = world.project(visibility) if spec.scope == "project" else world.private
+    if leaf.route.startswith("admin/"):
+        paths = [admin_path(leaf, world)]
+    elif spec.urls:
+        paths = spec.urls(world, project)
+    else:
+        paths = [reverse(leaf.name)]
+    expected = expected_answer(spec, role, visibility)
+    client = client_for(role, world)
+    for path in paths:
+        response = getattr(client, spec.method)(path)
+        body = body_of(response)
+        where = f"{spec.method.upper()} {path} as {role}"
+        if expected == LOGIN:
+            assert response.status_code == 302, where
+            assert response["Location"].startswith("/accounts/login/?next="), where
+        elif expected == ADMIN_LOGIN:
+            # LoginRequiredMiddleware sends anonymous visitors to the site's login first; signed-in
+            # users who are not staff get the admin's own login ("not authorised").
+            assert response.status_code == 302, where
+            logins = ("/admin/login/?next=",) if role != "anonymous" else ("/admin/login/?next=", "/accounts/login/?next=")
+            assert response["Location"].startswith(logins), where
+        elif isinstance(expected, tuple):
+            assert response.status_code in expected, where
+        else:
+            assert response.status_code == expected, f"{where}: {response.status_code}, expected {expected}"
+        # No leak: the private project's title reaches only its owner, on any page, in any answer.
+        if role != "owner":
+            assert SECRET.encode() not in body, f"{where} leaks the private project's title"
+        # Read-only: others never get links to what only the owner may do.
+        if role == "other" and spec.owner_only_links and response.status_code == 200:
+            for link in owner_only_links(world, project):
+                assert link not in body, f"{where} shows the owner-only link {link.decode()}"
+
+
+def test_lists_show_each_user_only_what_they_may_see(world):
+    owner, other = client_for("owner", world), client_for("other", world)
+    mine = owner.get("/projects/").content
+    assert SECRET.encode() in mine and PUBLIC.encode() in mine
+    theirs = other.get("/projects/").content
+    assert SECRET.encode() not in theirs and PUBLIC.encode() not in theirs
+    gallery = other.get("/gallery/").content
+    assert PUBLIC.encode() in gallery and SECRET.encode() not in gallery
+
+
+def test_compare_refuses_a_mix_that_includes_someone_elses_private_run(world):
+    mixed = [world.runs[world.public.id][0].id, world.runs[world.private.id][0].id]
+    response = client_for("other", world).get(f"/compare/?runs={mixed[0]},{mixed[1]}")
+    assert response.status_code == 404
+    assert SECRET.encode() not in response.content
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["project_edit", "project_delete", "run_create", "run_cancel"],
+)
+@pytest.mark.parametrize("visibility", ["private", "public"])
+def test_others_cannot_change_a_project_by_posting(name, visibility, world, media_root):
+    project = world.project(visibility)
+    run = world.runs[project.id][0]
+    Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING)
+    kwargs = {"run_id": run.id} if name == "run_cancel" else {"project_id": project.id}
+    before = sorted(p.name for p in media_root.rglob("*") if p.is_file())
+    response = client_for("other", world).post(
+        reverse(name, kwargs=kwargs), {"title": "Hijacked", "is_public": "on", "rows": 48, "iterations": 1}
+    )
+    assert response.status_code == 404
+    project.refresh_from_db()
+    run.refresh_from_db()
+    assert project.title != "Hijacked"
+    assert run.status == Run.Status.RUNNING and not run.cancel_requested
+    assert Run.objects.filter(project=project).count() == 2
+    assert sorted(p.name for p in media_root.rglob("*") if p.is_file()) == before
+
+
+def test_anonymous_visitors_cannot_sign_in_as_someone_by_guessing(world):
+    response = Client().post("/accounts/login/", {"username": world.owner.username, "password": PASSWORD + "x"})
+    assert response.status_code == 200
+    assert "_auth_user_id" not in Client().session
