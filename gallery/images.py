@@ -16,8 +16,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
 ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
-# A strip such as 10000×10 would become a run of hundreds of thousands of columns (or of one).
-MAX_ASPECT_RATIO = 8
+# A strip such as 10000×10 would become a run of hundreds of thousands of columns, or of a few: the
+# engine needs 16 pixels on the short side (VGG19 pools 4 times before block5_conv2), so at the
+# launch form's 64 rows the long side may be at most 4 times the short one.
+MAX_ASPECT_RATIO = 4
 
 
 def _megabytes(size):

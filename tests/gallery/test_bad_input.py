@@ -78,8 +78,10 @@ REFUSED = {
     "SVG": ("drawing.svg", SVG, "not an image we can read"),
     "decompression bomb (400 megapixels)": ("bomb.png", None, "too many pixels"),
     "over the pixel limit (49 megapixels)": ("big.png", None, "megapixels"),
-    "10000×10 strip": ("strip.png", make_image(10000, 10), "at most 8 times"),
-    "10×10000 strip": ("tall.png", make_image(10, 10000), "at most 8 times"),
+    "10000×10 strip": ("strip.png", make_image(10000, 10), "at most 4 times"),
+    "10×10000 strip": ("tall.png", make_image(10, 10000), "at most 4 times"),
+    # Just over the limit: a 64-row run of it would be 12 columns, too few for VGG19's pooling.
+    "64×330 (1:5.2)": ("narrow.png", make_image(64, 330), "at most 4 times"),
     "PDF": ("paper.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "not an image we can read"),
     "ICO (a format we do not take)": ("icon.png", make_image(32, 32, fmt="ICO"), "not supported"),
 }
@@ -136,7 +138,7 @@ def stored(project, which):
 ACCEPTED = {
     # name: (file name, bytes, (width, height) stored, a check of the stored pixels)
     "1×1": ("dot.png", make_image(1, 1), (1, 1), None),
-    "8:1 panorama": ("wide.png", make_image(256, 32), (256, 32), None),
+    "4:1 panorama": ("wide.png", make_image(256, 64), (256, 64), None),
     "CMYK JPEG": ("print.jpg", make_image(64, 48, mode="CMYK", fmt="JPEG"), (64, 48), "colours_kept"),
     "16-bit PNG": ("deep.png", sixteen_bit_png(), (64, 48), "grey_ramp"),
     "RGBA with transparency": ("alpha.png", transparent_png(), (40, 30), "transparent_is_white"),
@@ -292,3 +294,81 @@ def test_create_project_helper_still_matches_the_view(owner, media_root):
     """The fixture helper writes the same four files the view writes (so the matrix tests are fair)."""
     project = create_project(owner)
     assert len(files_under(media_root)) == 4 and all(f.name for f in project.image_files())
+
+
+# ---------------------------------------------------------------------------------------------
+# The launch form: odd values are refused before anything is saved or queued.
+
+RUN_VALID = {
+    "content_weight": "1", "style_weight": "0.01", "tv_weight": "0.001", "iterations": "3", "rows": "64",
+    "save_every": "1", "style_fit": "crop", "optimizer": "lbfgs", "init": "content", "seed": "",
+}
+
+RUN_REFUSED = [
+    ({"content_weight": "-0.5"}, "content_weight"),
+    ({"style_weight": "NaN"}, "style_weight"),
+    ({"tv_weight": "-inf"}, "tv_weight"),
+    ({"style_weight": "1e400"}, "style_weight"),  # parses as infinity
+    ({"content_weight": "abc"}, "content_weight"),
+    ({"content_weight": ""}, "content_weight"),
+    ({"content_weight": "0", "style_weight": "0.0", "tv_weight": "-0"}, "__all__"),
+    ({"iterations": "0"}, "iterations"),
+    ({"iterations": "-1"}, "iterations"),
+    ({"iterations": "99999999999999999999999"}, "iterations"),
+    ({"iterations": "2.5"}, "iterations"),
+    ({"rows": "100000"}, "rows"),
+    ({"rows": "1e3"}, "rows"),
+    ({"rows": "0"}, "rows"),
+    ({"save_every": "-10"}, "save_every"),
+    ({"seed": "99999999999999999999999"}, "seed"),
+    ({"style_fit": ""}, "style_fit"),
+    ({"init": "../../etc/passwd"}, "init"),
+]
+
+
+def run_queue_size():
+    from django_q.models import OrmQ
+
+    return OrmQ.objects.count()
+
+
+@pytest.mark.parametrize("changes, field", RUN_REFUSED, ids=[str(c) for c, _ in RUN_REFUSED])
+def test_it_refuses_bad_run_settings_and_saves_or_queues_nothing(changes, field, project, owner_client, media_root):
+    before = files_under(media_root)
+    response = owner_client.post(f"/projects/{project.id}/runs/new/", {**RUN_VALID, **changes})
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert field in errors and all(message.strip() for message in errors[field])
+    assert b'role="alert"' in response.content
+    assert Run.objects.count() == 0
+    assert run_queue_size() == 0
+    assert files_under(media_root) == before
+
+
+def test_it_refuses_rows_over_the_sites_cap(settings, project, owner_client):
+    settings.RUN_MAX_ROWS = 128
+    response = owner_client.post(f"/projects/{project.id}/runs/new/", {**RUN_VALID, "rows": "129"})
+    assert "128" in " ".join(response.context["form"].errors["rows"])
+    assert Run.objects.count() == 0 and run_queue_size() == 0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"tv_weight": "0"},  # one zero weight is a fine experiment
+        {"content_weight": "0", "tv_weight": "0"},
+        {"style_weight": "1e300"},  # finite but huge: either refused, or the run fails with a clear message
+        {"seed": "1099511627776"},
+    ],
+    ids=str,
+)
+def test_edge_values_are_accepted_and_queued_once_or_refused_clearly(changes, project, owner_client, media_root):
+    response = owner_client.post(f"/projects/{project.id}/runs/new/", {**RUN_VALID, **changes})
+    if response.status_code == 200:
+        assert response.context["form"].errors
+        assert Run.objects.count() == 0 and run_queue_size() == 0
+    else:
+        assert response.status_code == 302
+        run = Run.objects.get()
+        assert response["Location"] == f"/runs/{run.id}/"
+        assert run.status == Run.Status.QUEUED and run_queue_size() == 1
