@@ -6,12 +6,12 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-# Defaults a run form is prefilled with. They mirror stylecore.DEFAULTS; kept here as plain numbers
-# so that views and forms never import the engine (and with it TensorFlow).
+# Defaults a run form is prefilled with. They mirror stylecore.DEFAULTS (a test checks that); kept
+# here as plain numbers so that views and forms never import the engine (and with it TensorFlow).
 RUN_DEFAULTS = {
     "content_weight": 1.0,
-    "style_weight": 0.001,
-    "tv_weight": 0.001,
+    "style_weight": 0.3,
+    "tv_weight": 0.0001,
     "rows": 400,
     "iterations": 400,
     "save_every": 10,

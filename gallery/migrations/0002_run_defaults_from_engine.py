@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='run',
             name='style_weight',
-            field=models.FloatField(default=0.001),
+            field=models.FloatField(default=0.3),
         ),
         migrations.AlterField(
             model_name='run',
             name='tv_weight',
-            field=models.FloatField(default=0.001, verbose_name='total variation weight'),
+            field=models.FloatField(default=0.0001, verbose_name='total variation weight'),
         ),
     ]
