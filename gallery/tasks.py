@@ -371,7 +371,10 @@ def resume_stale_runs():
 
 
 def ensure_resume_schedule():
-    """The django-q2 schedule that checks for stale runs every minute (created once, kept as is)."""
+    """The django-q2 schedule that checks for stale runs every minute (created once, kept as is).
+
+    Migration 0003 creates it too; the worker command calls this in case it was deleted since.
+    """
     from django_q.models import Schedule
 
     schedule, _ = Schedule.objects.get_or_create(
