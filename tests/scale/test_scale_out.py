@@ -1,0 +1,167 @@
+"""Scale-out on real PostgreSQL and Redis: two worker clusters share one queue, one database and one
+media folder, as two GPU hosts would (docs/DEPLOY.md).
+
+Six tiny runs complete exactly once each with every iteration record; then one worker is killed
+with SIGKILL in the middle of a run, and the stale-heartbeat resume on the other worker finishes
+it with no gap and no duplicate. The Redis broker has no delivery receipts: the killed worker's
+task is simply gone, and only the resume brings the run back.
+"""
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.workers import kill_worker, start_worker, stop_worker
+
+pytestmark = [pytest.mark.scale, pytest.mark.timeout(900)]
+
+STALE_AFTER = 8  # seconds without a heartbeat before a running run counts as abandoned
+
+
+class Worker:
+    def __init__(self, name, deployment, tmp_dir):
+        self.name = name
+        self.log_path = Path(tmp_dir) / f"{name}.log"
+        self.process = start_worker(
+            deployment.env(RUN_STALE_AFTER_SECONDS=STALE_AFTER, Q_WORKERS=1), self.log_path
+        )
+
+    def runs_started(self):
+        """How many execute_run tasks this cluster has picked up (django-q2 logs each one)."""
+        if not self.log_path.exists():
+            return 0
+        return sum(
+            1 for line in self.log_path.read_text(errors="replace").splitlines()
+            if " processing " in line and "gallery.tasks.execute_run" in line
+        )
+
+    def log_tail(self, lines=40):
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def alive(self):
+        return self.process.poll() is None
+
+
+@pytest.fixture(scope="module")
+def workers(deployment, tmp_path_factory):
+    tmp_dir = tmp_path_factory.mktemp("workers")
+    started = []
+    try:
+        for name in ("worker-a", "worker-b"):
+            started.append(Worker(name, deployment, tmp_dir))
+        yield started
+    finally:
+        for worker in started:
+            stop_worker(worker.process)
+
+
+def submit(deployment, **spec):
+    output = deployment.python("-m", "tests.scale.submit", json.dumps(spec))
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def runs_state(deployment, run_ids):
+    rows = deployment.query(
+        "SELECT id, status, attempts, iterations_done, iterations, error FROM gallery_run WHERE id = ANY(%s)",
+        list(run_ids),
+    )
+    return {row[0]: dict(zip(("id", "status", "attempts", "iterations_done", "iterations", "error"), row)) for row in rows}
+
+
+def iteration_numbers(deployment, run_id):
+    return [n for (n,) in deployment.query(
+        "SELECT number FROM gallery_iteration WHERE run_id = %s ORDER BY number", run_id
+    )]
+
+
+def wait_for(predicate, timeout, workers, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    logs = "\n\n".join(f"--- {w.name} (alive: {w.alive()}) ---\n{w.log_tail()}" for w in workers)
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what}.\n{logs}")
+
+
+def referenced_files(deployment):
+    names = set()
+    for row in deployment.query("SELECT image, thumbnail FROM gallery_iteration"):
+        names.update(row)
+    for row in deployment.query("SELECT base_image, style_image, init_image FROM gallery_run"):
+        names.update(name for name in row if name)
+    return names
+
+
+def files_under(folder):
+    folder = Path(folder)
+    return {str(path.relative_to(folder.parent)) for path in folder.rglob("*") if path.is_file()}
+
+
+def test_two_workers_complete_six_runs_exactly_once(deployment, workers):
+    submitted = submit(deployment, count=6, iterations=3, rows=48, save_every=1)
+    run_ids = submitted["runs"]
+    assert len(run_ids) == 6
+
+    def all_finished():
+        state = runs_state(deployment, run_ids)
+        return len(state) == 6 and all(run["status"] in ("done", "failed", "cancelled") for run in state.values())
+
+    wait_for(all_finished, 420, workers, "six runs to finish")
+    for run_id, run in runs_state(deployment, run_ids).items():
+        assert run["status"] == "done", run
+        assert run["attempts"] == 1, f"run {run_id} was started {run['attempts']} times"
+        assert run["iterations_done"] == 3
+        assert iteration_numbers(deployment, run_id) == [0, 1, 2, 3]
+
+    # Exactly once: six tasks picked up in all, and django-q2 recorded six successes.
+    assert sum(worker.runs_started() for worker in workers) == 6, [w.runs_started() for w in workers]
+    assert all(worker.runs_started() >= 1 for worker in workers), "both workers should have taken runs"
+    (successes,) = deployment.query(
+        "SELECT count(*) FROM django_q_task WHERE func = 'gallery.tasks.execute_run' AND success"
+    )[0]
+    assert successes == 6
+    # Every file on the shared folder belongs to a row, and every row's file is there.
+    on_disk = files_under(deployment.media_root / "runs")
+    assert on_disk == {name for name in referenced_files(deployment) if name.startswith("runs/")}
+
+
+def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
+    assert all(worker.alive() for worker in workers), "both workers must be up for this test"
+    before = {worker.name: worker.runs_started() for worker in workers}
+    (run_id,) = submit(deployment, count=1, iterations=40, rows=48, save_every=1, title="Kill me")["runs"]
+
+    def well_under_way():
+        run = runs_state(deployment, [run_id]).get(run_id)
+        return run and run["status"] == "running" and len(iteration_numbers(deployment, run_id)) >= 4
+
+    wait_for(well_under_way, 240, workers, "the run to save a few iterations")
+    (victim,) = [worker for worker in workers if worker.runs_started() > before[worker.name]]
+    (survivor,) = [worker for worker in workers if worker is not victim]
+    kill_worker(victim.process)
+    saved_at_kill = iteration_numbers(deployment, run_id)
+    assert runs_state(deployment, [run_id])[run_id]["iterations_done"] < 40, "the run ended before the kill"
+
+    def finished():
+        run = runs_state(deployment, [run_id])[run_id]
+        return run["status"] in ("done", "failed", "cancelled") and run
+
+    # The resume check runs every minute on the survivor; the run is stale after STALE_AFTER s.
+    run = wait_for(finished, 240, [survivor, victim], "the survivor to resume and finish the run")
+    assert run["status"] == "done", run
+    assert run["attempts"] == 2
+    numbers = iteration_numbers(deployment, run_id)
+    assert numbers == list(range(41)), f"gaps or duplicates: {numbers}"
+    assert numbers[: len(saved_at_kill)] == saved_at_kill
+    assert survivor.runs_started() == before[survivor.name] + 1
+
+    # Nothing lost: each iteration's image and thumbnail are on the shared folder. At most the one
+    # iteration being written at the moment of the kill may have left its two files unreferenced.
+    on_disk = files_under(deployment.media_root / "runs")
+    referenced = {name for name in referenced_files(deployment) if name.startswith("runs/")}
+    assert referenced <= on_disk, f"missing files: {sorted(referenced - on_disk)}"
+    assert len(on_disk - referenced) <= 2, f"orphaned files: {sorted(on_disk - referenced)}"
