@@ -6,7 +6,8 @@ atomically (a duplicate delivery exits at once), calls ``stylecore`` and turns e
 thumbnail. Progress is written every iteration, and a background thread keeps ``Run.heartbeat``
 fresh while the engine computes, so a stale heartbeat means the worker is gone: ``resume_stale_runs``
 (at worker start and on a schedule) re-queues such runs, and they continue from their last saved
-iteration.
+iteration. A worker that finishes a run takes the runs still queued from the database, oldest
+first, so a run whose task a killed cluster had prefetched is not stranded.
 
 Each claim increments ``Run.attempts``; every later write of that worker is filtered on
 ``attempts`` too, so a worker that lost its run (re-queued while it was thought dead, or the
@@ -71,7 +72,25 @@ def _refresh_connections():
 
 
 def execute_run(run_id):
-    """django-q2 task: claim the run and compute it. Never raises for a run's own failure."""
+    """django-q2 task: claim the run and compute it, then any runs still queued. Never raises for a
+    run's own failure.
+
+    Taking queued runs straight from the database afterwards means that a run whose task was lost
+    (django-q2 prefetches the next task while its workers are busy, and a killed cluster takes it
+    along) is still computed; its own task, if it ever comes, finds it claimed and exits.
+    """
+    outcome = _claim_and_compute(run_id)
+    if outcome in ("done", "failed", "cancelled"):
+        while (next_id := _oldest_queued_run()) is not None:
+            _claim_and_compute(next_id)
+    return outcome
+
+
+def _oldest_queued_run():
+    return Run.objects.filter(status=Run.Status.QUEUED).order_by("created", "id").values_list("id", flat=True).first()
+
+
+def _claim_and_compute(run_id):
     _refresh_connections()
     now = timezone.now()
     claimed = Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(
@@ -367,7 +386,27 @@ def resume_stale_runs():
             continue
         log.info("Resuming run %s, left running by a worker that stopped.", run_id)
         resumed += 1
+    if not resumed:
+        _wake_up_for_waiting_runs(cutoff)
     return resumed
+
+
+def _wake_up_for_waiting_runs(cutoff):
+    """Queue a task for the oldest waiting run when nothing is running, in case its task was lost.
+
+    A run waits this long with no run in progress only when no worker holds its task; a second
+    task for it is harmless (the claim lets one through).
+    """
+    if Run.objects.filter(status=Run.Status.RUNNING).exists():
+        return
+    waited = Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created__lt=cutoff)
+    waiting = Run.objects.filter(waited, status=Run.Status.QUEUED).order_by("created", "id").first()
+    if waiting is not None and Run.objects.filter(id=waiting.id, status=Run.Status.QUEUED).update(heartbeat=timezone.now()):
+        log.info("Run %s has waited with no run in progress; queuing it again.", waiting.id)
+        try:
+            enqueue_run(waiting.id)
+        except Exception:
+            log.exception("Could not queue waiting run %s.", waiting.id)
 
 
 def ensure_resume_schedule():

@@ -156,6 +156,29 @@ def test_a_duplicate_delivery_exits_at_once(project):
     assert run.saved_iterations.count() == 2
 
 
+def test_a_worker_then_takes_the_runs_still_queued(project):
+    first, second = make_run(project, iterations=1), make_run(project, iterations=1)
+
+    assert tasks.execute_run(first.id) == "done"
+
+    assert Run.objects.get(id=second.id).status == Run.Status.DONE
+    assert tasks.execute_run(second.id) == "skipped"  # its own task, delivered later
+
+
+def test_a_run_waiting_while_nothing_runs_gets_a_new_task(project, queued):
+    running = make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
+    waiting = make_run(project)
+    Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
+
+    tasks.resume_stale_runs()
+    assert queued == []  # a worker is busy and will take it next
+
+    running.delete()
+    tasks.resume_stale_runs()
+    tasks.resume_stale_runs()
+    assert queued == [(tasks.EXECUTE_RUN, (waiting.id,))]
+
+
 def test_a_cancelled_queued_run_is_never_started(project):
     run = make_run(project, status=Run.Status.CANCELLED, cancel_requested=True)
 
