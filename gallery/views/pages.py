@@ -192,7 +192,8 @@ def run_detail(request, run_id):
             "elapsed_text": format_duration(run.elapsed_seconds),
             "loss_text": format_loss(run.loss),
             "poll_milliseconds": POLL_MILLISECONDS,
-            "continue_url_template": continue_url(run, 0).replace("from_iteration=0", "from_iteration=__N__"),
+            # The live page fills in __N__ for iterations that arrive while it is open.
+            "continue_url_template": continue_url(run, "__N__"),
         },
     )
 
@@ -205,7 +206,7 @@ def _settings_rows(run):
         ("Total variation weight", format_number(run.tv_weight)),
         ("Rows", f"{run.rows} px"),
         ("Iterations", run.iterations),
-        ("Saved every", f"{run.save_every} iterations"),
+        ("Saved", "every iteration" if run.save_every == 1 else f"every {run.save_every} iterations"),
         ("Optimizer", run.get_optimizer_display()),
         ("Style fit", run.get_style_fit_display()),
         ("Starts from", run.get_init_display()),
@@ -294,7 +295,8 @@ def _zip_entries(run, iterations):
     """(name in the zip, stored file) pairs named as the notebook named its files, and each
     saved iteration's file name by number."""
     entries = []
-    for field_file, stem in ((run.style_image, "output_at_iteration_0_style"), (run.base_image, "output_at_iteration_0_base")):
+    inputs = ((run.style_image, "output_at_iteration_0_style"), (run.base_image, "output_at_iteration_0_base"))
+    for field_file, stem in inputs:
         if field_file and field_file.name:
             entries.append((stem + (posixpath.splitext(field_file.name)[1] or ".png"), field_file))
     names = {}
@@ -331,7 +333,8 @@ def run_download(request, run_id):
     iterations = list(run.saved_iterations.order_by("number"))
     entries, file_names = _zip_entries(run, iterations)
     folder = f"output_{run.label}"
-    response = StreamingHttpResponse(_stream_zip(folder, entries, run_record(run, iterations, file_names)), content_type="application/zip")
+    record = run_record(run, iterations, file_names)
+    response = StreamingHttpResponse(_stream_zip(folder, entries, record), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{run.project_id}-{folder}.zip"'
     response["Cache-Control"] = "private, no-store"
     return response
@@ -410,7 +413,8 @@ def compare(request):
     runs = [found[run_id] for run_id in ids]
 
     by_run = {run.id: [] for run in runs}
-    for iteration in Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds"):
+    saved = Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds")
+    for iteration in saved:
         by_run[iteration.run_id].append(iteration)
     numbers = sorted({it.number for its in by_run.values() for it in its})
 
@@ -436,7 +440,8 @@ def compare(request):
             for name, value_of in COMPARED_SETTINGS
             if name != "Project" or "Project" in differing
         ]
-        columns.append({"run": run, "shown": shown, "settings": settings, "loss_text": format_loss(shown.loss) if shown else "–"})
+        loss_text = format_loss(shown.loss) if shown else "–"
+        columns.append({"run": run, "shown": shown, "settings": settings, "loss_text": loss_text})
         script_runs.append(
             {
                 "id": run.id,

@@ -261,7 +261,9 @@ def test_others_cannot_download_a_private_run_but_can_download_a_public_one(othe
 
 
 def test_the_project_page_tables_its_runs_with_latest_thumbnails(owner_client, project):
-    run = create_run(project, numbers=(0, 1, 7), tv_weight=1, optimizer="adam", iterations=7)
+    run = create_run(
+        project, numbers=(0, 1, 7), tv_weight=1, style_weight=1000, content_weight=1, optimizer="adam", iterations=7
+    )
     fresh = create_run(project, numbers=(), status=Run.Status.QUEUED, iterations=5)
     page = html(owner_client.get(reverse("project_detail", args=[project.id])))
     assert 'id="runs-table"' in page
