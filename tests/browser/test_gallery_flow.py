@@ -87,6 +87,11 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
             log_path=worker_log,
         )
         expect(page.locator("[data-run-status]")).to_have_text(re.compile("Running|Done"), timeout=10_000)
+        # Half way: the bar, the speed and the first iterations, all arrived without a reload.
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.grid-item[data-number]').length > {RUN_ITERATIONS // 2}",
+            timeout=120_000 + 30_000 * RUN_ITERATIONS,
+        )
         screenshot(page, "run-page-live")
         expect(page.locator("[data-progress-text]")).to_have_text(
             f"Iteration {RUN_ITERATIONS} of {RUN_ITERATIONS}", timeout=180_000 + 60_000 * RUN_ITERATIONS
