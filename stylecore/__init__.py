@@ -1,0 +1,20 @@
+"""stylecore: neural style transfer (Gatys et al.) with Keras VGG19, free of Django.
+
+    import stylecore
+    engine = stylecore.Engine()
+    result = engine.stylize("content.jpg", "style.jpg", rows=400, iterations=50,
+                            callback=lambda report: print(report.iteration, report.loss))
+
+Importing this package does not import TensorFlow; the engine does so on first use.
+See stylecore/README.md for the settings and what the loss weights mean.
+"""
+
+from .engine import Engine, IterationReport, TransferResult
+from .errors import DivergedError, ImageError, SettingsError, StyleCoreError, WeightsError
+from .images import load_image, prepare_images
+from .settings import DEFAULTS
+
+__all__ = [
+    "Engine", "IterationReport", "TransferResult", "load_image", "prepare_images",
+    "StyleCoreError", "ImageError", "WeightsError", "SettingsError", "DivergedError", "DEFAULTS",
+]

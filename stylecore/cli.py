@@ -1,0 +1,165 @@
+"""Command line: ``python -m stylecore CONTENT STYLE --out DIR``.
+
+Writes DIR/base.png and DIR/style.png (the images as the engine sees them),
+DIR/output_at_iteration_N.png for N = 0, every multiple of --save-every and the
+last iteration, and DIR/log.jsonl with one JSON object per iteration. All of
+stylecore's file writing (the weights cache aside) happens here.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from PIL import Image
+
+from . import DEFAULTS, Engine, prepare_images
+from .errors import DivergedError, ImageError, SettingsError, WeightsError
+from .settings import validate_weights
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return value
+
+
+def _positive_int(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m stylecore",
+        description="Neural style transfer (Gatys et al.) with VGG19: paint CONTENT in the style of STYLE.")
+    parser.add_argument("content", help="content image (JPEG, PNG, WebP, GIF, BMP, TIFF)")
+    parser.add_argument("style", help="style image")
+    parser.add_argument("--out", required=True, help="output folder (created if needed)")
+    parser.add_argument("--iterations", type=_positive_int(1), default=DEFAULTS.iterations,
+                        help="rounds of up to 20 loss evaluations (default %(default)s)")
+    parser.add_argument("--rows", type=_positive_int(16), default=DEFAULTS.rows,
+                        help="output height in pixels; width keeps the content's aspect (default %(default)s)")
+    parser.add_argument("--save-every", type=_positive_int(1), default=DEFAULTS.save_every,
+                        help="save the image every N iterations (default %(default)s)")
+    parser.add_argument("--content-weight", type=_number, default=DEFAULTS.content_weight,
+                        help="weight of the content loss (default %(default)g)")
+    parser.add_argument("--style-weight", type=_number, default=DEFAULTS.style_weight,
+                        help="weight of the style loss (default %(default)g)")
+    parser.add_argument("--tv-weight", type=_number, default=DEFAULTS.tv_weight,
+                        help="weight of the total-variation (smoothness) loss (default %(default)g)")
+    parser.add_argument("--style-fit", choices=("crop", "resize"), default=DEFAULTS.style_fit,
+                        help="fit the style image by centre-cropping to the content's aspect or by squashing")
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
+    parser.add_argument("--init", default="content",
+                        help="start from 'content', 'noise' or an image file (e.g. an earlier output)")
+    parser.add_argument("--seed", type=_positive_int(0), default=None,
+                        help="random seed for --init noise")
+    return parser
+
+
+class Progress:
+    """A plain-text progress bar with ETA on stderr (one line per save when not a terminal)."""
+
+    def __init__(self, total, save_every, stream=sys.stderr):
+        self.total = total
+        self.save_every = save_every
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def update(self, done, loss, seconds):
+        rate = seconds / done if done else 0.0
+        eta = rate * (self.total - done)
+        filled = int(30 * done / self.total)
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
+                f"loss {loss:.4g}  {rate:.1f} s/it  ETA {_duration(eta)}")
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done == self.total else ""))
+            self.stream.flush()
+        elif done % self.save_every == 0 or done == self.total:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _save_png(image, path):
+    Image.fromarray(image).save(path)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def fail(message, code=EXIT_USAGE):
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return code
+
+    try:
+        validate_weights(args.content_weight, args.style_weight, args.tv_weight)
+        base, style = prepare_images(args.content, args.style, rows=args.rows, style_fit=args.style_fit)
+    except (ImageError, SettingsError) as exc:
+        return fail(str(exc))
+    init = args.init
+    if init not in ("content", "noise") and not os.path.isfile(init):
+        return fail(f"--init must be 'content', 'noise' or an image file; {init!r} is no file.")
+
+    os.makedirs(args.out, exist_ok=True)
+    _save_png(base, os.path.join(args.out, "base.png"))
+    _save_png(style, os.path.join(args.out, "style.png"))
+    progress = Progress(args.iterations, args.save_every)
+    last = args.iterations
+    started = time.perf_counter()
+
+    with open(os.path.join(args.out, "log.jsonl"), "w", encoding="utf-8") as log:
+        def on_iteration(report):
+            log.write(json.dumps({
+                "iteration": report.iteration, "loss": report.loss,
+                "content_loss": report.content_loss, "style_loss": report.style_loss,
+                "tv_loss": report.tv_loss, "evaluations": report.evaluations,
+                "seconds": round(report.seconds, 3),
+            }) + "\n")
+            log.flush()
+            if report.iteration % args.save_every == 0 or report.iteration == last:
+                _save_png(report.image(), os.path.join(
+                    args.out, f"output_at_iteration_{report.iteration}.png"))
+            if report.iteration:
+                progress.update(report.iteration, report.loss, time.perf_counter() - started)
+
+        try:
+            engine = Engine()
+            result = engine.stylize(
+                base, style, rows=args.rows, iterations=args.iterations,
+                content_weight=args.content_weight, style_weight=args.style_weight,
+                tv_weight=args.tv_weight, style_fit=args.style_fit, optimizer=args.optimizer,
+                init=init, seed=args.seed, callback=on_iteration)
+        except (ImageError, SettingsError) as exc:
+            return fail(str(exc))
+        except WeightsError as exc:
+            return fail(str(exc), EXIT_FAILURE)
+        except DivergedError as exc:
+            _save_png(exc.last_image, os.path.join(
+                args.out, f"output_at_iteration_{exc.iteration}.png"))
+            return fail(f"{exc} The last good image was saved.", EXIT_FAILURE)
+    print(f"Done: {result.last_iteration} iterations, {result.evaluations} evaluations in "
+          f"{_duration(result.seconds)} on {engine.device}; final loss {result.loss:.4g}. "
+          f"Images in {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,195 @@
+"""Image reading, sizing and the caffe pre/deprocessing the VGG19 features expect.
+
+Everything here is numpy + Pillow; nothing imports TensorFlow.
+"""
+
+import io
+import os
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, SettingsError
+
+# ImageNet channel means in BGR order, as in keras.applications.vgg19.preprocess_input.
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+STYLE_FITS = ("crop", "resize")
+
+_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+
+
+def load_image(source):
+    """Read ``source`` as an 8-bit RGB uint8 array of shape (H, W, 3).
+
+    ``source`` may be a path (str or os.PathLike), bytes, a binary file object,
+    a PIL Image or a uint8 ndarray (HxW, HxWx3 or HxWx4). EXIF orientation is
+    applied, the first frame of an animation is used, transparency is
+    composited on white, and every Pillow mode (L, LA, P, RGBA, CMYK, 16-bit,
+    32-bit integer and float) is converted to 8-bit RGB.
+    Raises ImageError with a readable message when the input is not an image.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source)
+    name = "image"
+    if isinstance(source, (str, os.PathLike)):
+        name = f"'{os.fspath(source)}'"
+        if not os.path.isfile(source):
+            raise ImageError(f"Cannot read image {name}: no such file.")
+        opener = source
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        opener = io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        opener = source
+        name = f"'{getattr(source, 'name', 'uploaded file')}'"
+    else:
+        raise ImageError(
+            f"Cannot read an image from a {type(source).__name__}; pass a path, "
+            "bytes, a binary file, a PIL Image or a uint8 array."
+        )
+    try:
+        with Image.open(opener) as image:
+            image.seek(0)
+            image.load()
+            return _pil_to_rgb(image)
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"Cannot read image {name}: it is not a picture in a known format ({_FORMATS})."
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"Cannot read image {name}: it is too large ({exc}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(
+            f"Cannot read image {name}: the file is truncated or damaged ({exc})."
+        ) from None
+
+
+def _pil_to_rgb(image):
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        return _gray_to_rgb(_scale_wide(values, is_float=(mode == "F")))
+    if mode == "P" or mode == "PA":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.array(image.convert("RGB"), dtype=np.uint8)
+
+
+def _scale_wide(values, *, is_float):
+    """Map 16/32-bit integer or float samples to 0..255.
+
+    Floats whose values all lie in [0, 1] are taken as fractions; integers
+    with any value above 255 are taken as 16-bit (0..65535) samples.
+    """
+    finite = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    if is_float and finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+        finite = finite * 255.0
+    elif finite.size and finite.max() > 255.0:
+        finite = finite / 257.0
+    return np.clip(np.rint(finite), 0, 255).astype(np.uint8)
+
+
+def _gray_to_rgb(gray):
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _array_to_rgb(array):
+    if array.dtype != np.uint8:
+        raise ImageError(f"Image arrays must be uint8, not {array.dtype}.")
+    if array.ndim == 2:
+        return _gray_to_rgb(array)
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return _pil_to_rgb(Image.fromarray(array, "RGBA"))
+    raise ImageError(f"Image arrays must be HxW, HxWx3 or HxWx4, not {array.shape}.")
+
+
+def output_size(content_shape, rows):
+    """(rows, cols) of a run: ``rows`` high, columns keep the content's aspect ratio."""
+    height, width = content_shape[:2]
+    cols = max(1, int(round(width * rows / height)))
+    return rows, cols
+
+
+def resize(image, rows, cols):
+    """Resize a uint8 RGB array to exactly rows x cols (no-op when already that size)."""
+    if image.shape[:2] == (rows, cols):
+        return image
+    resized = Image.fromarray(image).resize((cols, rows), Image.Resampling.LANCZOS)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def centre_crop_to_aspect(image, rows, cols):
+    """Crop the centre of ``image`` to the aspect ratio cols/rows (no resize)."""
+    height, width = image.shape[:2]
+    target = cols / rows
+    if abs(width / height - target) < 1e-9:
+        return image
+    if width / height > target:
+        new_width = max(1, int(round(height * target)))
+        left = (width - new_width) // 2
+        return image[:, left:left + new_width]
+    new_height = max(1, int(round(width / target)))
+    top = (height - new_height) // 2
+    return image[top:top + new_height, :]
+
+
+def validate_rows(rows):
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 16:
+        raise SettingsError(f"rows must be an integer of at least 16, not {rows!r}.")
+    return int(rows)
+
+
+def validate_style_fit(style_fit):
+    if style_fit not in STYLE_FITS:
+        raise SettingsError(f"style_fit must be 'crop' or 'resize', not {style_fit!r}.")
+    return style_fit
+
+
+def _load_as(role, source):
+    try:
+        return load_image(source)
+    except ImageError as exc:
+        raise ImageError(f"{role} image: {exc}") from None
+
+
+def prepare_images(content, style, *, rows=400, style_fit="crop"):
+    """Return (content, style) as the engine sees them: two uint8 (rows, cols, 3) arrays.
+
+    The content is resized to ``rows`` high keeping its aspect ratio. The style
+    is fitted to the same size: ``"crop"`` cuts its centre to the content's
+    aspect ratio first (no distortion), ``"resize"`` squashes it.
+    """
+    rows = validate_rows(rows)
+    style_fit = validate_style_fit(style_fit)
+    content = _load_as("Content", content)
+    style = _load_as("Style", style)
+    rows, cols = output_size(content.shape, rows)
+    if style_fit == "crop":
+        style = centre_crop_to_aspect(style, rows, cols)
+    return resize(content, rows, cols), resize(style, rows, cols)
+
+
+def preprocess(image):
+    """uint8 RGB (H, W, 3) -> float32 BGR with the ImageNet mean removed (caffe style)."""
+    return image[:, :, ::-1].astype(np.float32) - CAFFE_MEAN_BGR
+
+
+def deprocess(x):
+    """Inverse of ``preprocess``: caffe BGR floats -> uint8 RGB, clipped and rounded."""
+    x = np.asarray(x, dtype=np.float32).reshape(x.shape[-3:]) + CAFFE_MEAN_BGR
+    return np.clip(np.rint(x[:, :, ::-1]), 0, 255).astype(np.uint8)
+
+
+def caffe_bounds(shape):
+    """Per-element (low, high) arrays of valid caffe values for an image of ``shape``."""
+    low = np.broadcast_to(-CAFFE_MEAN_BGR, shape)
+    return low, low + 255.0

@@ -1,0 +1,72 @@
+"""`python -m stylecore` end to end on tiny generated images."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylecore.samples import landscape, swirls
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "stylecore", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def write_images(tmp_path):
+    content, style = tmp_path / "content.jpg", tmp_path / "style.png"
+    Image.fromarray(landscape(60, 80)).save(content)
+    Image.fromarray(swirls(50, 50)).save(style)
+    return content, style
+
+
+def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
+    content, style = write_images(tmp_path)
+    out = tmp_path / "out"
+    done = run_cli(content, style, "--out", out, "--rows", 32, "--iterations", 3, "--save-every", 2)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(out)) == [
+        "base.png", "log.jsonl", "output_at_iteration_0.png", "output_at_iteration_2.png",
+        "output_at_iteration_3.png", "style.png"]
+    base = np.asarray(Image.open(out / "base.png"))
+    assert base.shape == (32, 43, 3)
+    assert np.asarray(Image.open(out / "style.png")).shape == (32, 43, 3)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "output_at_iteration_0.png")), base)
+    assert np.asarray(Image.open(out / "output_at_iteration_3.png")).shape == (32, 43, 3)
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [0, 1, 2, 3]
+    for line in lines:
+        assert set(line) == {"iteration", "loss", "content_loss", "style_loss", "tv_loss",
+                             "evaluations", "seconds"}
+    assert lines[-1]["loss"] < lines[0]["loss"]
+    assert "3/3" in done.stderr and "ETA" in done.stderr
+
+
+def test_it_exits_with_2_and_a_message_for_an_unreadable_image(tmp_path):
+    content, _ = write_images(tmp_path)
+    text = tmp_path / "style.png"
+    text.write_text("I am not a picture")
+    done = run_cli(content, text, "--out", tmp_path / "out", "--rows", 32, "--iterations", 1)
+    assert done.returncode == 2
+    assert "Style image" in done.stderr and "not a picture" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_it_exits_with_2_for_bad_arguments(tmp_path):
+    content, style = write_images(tmp_path)
+    bad_choice = run_cli(content, style, "--out", tmp_path / "out", "--style-fit", "stretch")
+    assert bad_choice.returncode == 2 and "stretch" in bad_choice.stderr
+    negative = run_cli(content, style, "--out", tmp_path / "out", "--style-weight", "-1")
+    assert negative.returncode == 2 and "style_weight" in negative.stderr
+    tiny = run_cli(content, style, "--out", tmp_path / "out", "--rows", "4")
+    assert tiny.returncode == 2 and "at least 16" in tiny.stderr
+    missing_init = run_cli(content, style, "--out", tmp_path / "out", "--init", "nowhere.png")
+    assert missing_init.returncode == 2 and "--init" in missing_init.stderr
+    assert "Traceback" not in negative.stderr + tiny.stderr + missing_init.stderr

