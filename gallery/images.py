@@ -1,4 +1,4 @@
-"""Upload checking and image encoding for the web side (Pillow only, never TensorFlow).
+"""Upload checking and image encoding for the web side (Pillow and stylecore's reader, no TensorFlow).
 
 Uploads are judged by their content, not their name: each one is opened and fully decoded with
 Pillow, checked against the size and pixel limits, turned upright and into 8-bit RGB, and
@@ -8,11 +8,12 @@ import io
 import struct
 import warnings
 
-import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+import stylecore
 
 ALLOWED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
 ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
@@ -24,24 +25,6 @@ MAX_ASPECT_RATIO = 4
 
 def _megabytes(size):
     return f"{size / (1024 * 1024):.0f} MB"
-
-
-def to_rgb(image):
-    """Any Pillow mode (L, LA, P, RGBA, CMYK, 16-bit, float) as 8-bit RGB; transparency on white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        grey = np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode != "RGB":
-        return image.convert("RGB")
-    return image
 
 
 def read_upload(uploaded):
@@ -79,8 +62,9 @@ def read_upload(uploaded):
                 )
             image.seek(0)
             image.load()
-            upright = ImageOps.exif_transpose(image)
-            rgb = to_rgb(upright)
+            # Upright from EXIF, any mode to 8-bit RGB: the engine's own reader, so the web side
+            # stores exactly what the engine will see.
+            rgb = Image.fromarray(stylecore.load_image(image))
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
