@@ -69,7 +69,7 @@ CHART_SERIES = (
     ("tv_loss", "Total variation", "tv"),
 )
 CHART_WIDTH, CHART_HEIGHT = 640, 250
-CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 50, 14, 12, 32
+CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 62, 14, 12, 32
 
 
 def _decade_label(exponent):
@@ -187,7 +187,7 @@ def run_detail(request, run_id):
             "last_number": last_number,
             "chart": chart,
             "settings_rows": _settings_rows(run),
-            "eta_text": format_duration(run.eta_seconds) if run.eta_seconds is not None else "–",
+            "eta_text": format_duration(run.eta_seconds),
             "seconds_per_iteration_text": format_duration(run.seconds_per_iteration),
             "elapsed_text": format_duration(run.elapsed_seconds),
             "loss_text": format_loss(run.loss),
