@@ -2,6 +2,8 @@
 PostgreSQL and Redis (by DATABASE_URL and REDIS_URL), and print their ids as JSON.
 
     python -m tests.scale.submit '{"count": 6, "iterations": 3, "rows": 48, "save_every": 1}'
+
+"iterations" may also be a list, one value per run (then "count" is its length).
 """
 import json
 import os
@@ -34,11 +36,14 @@ def main(spec):
     files.save_project_image(project, "style", picture(48, 64, 2))
     project.save()
     ids = []
-    for index in range(spec["count"]):
+    iterations = spec["iterations"]
+    if not isinstance(iterations, list):
+        iterations = [iterations] * spec["count"]
+    for index, count in enumerate(iterations):
         run = Run(
             project=project,
             rows=spec.get("rows", 48),
-            iterations=spec["iterations"],
+            iterations=count,
             save_every=spec.get("save_every", 1),
             tv_weight=0.001 * (index + 1),
             seed=index,

@@ -165,3 +165,40 @@ def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
     referenced = {name for name in referenced_files(deployment) if name.startswith("runs/")}
     assert referenced <= on_disk, f"missing files: {sorted(referenced - on_disk)}"
     assert len(on_disk - referenced) <= 2, f"orphaned files: {sorted(on_disk - referenced)}"
+
+
+def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers, tmp_path):
+    """The upgrade case: a cluster is stopped while it computes one run and holds the tasks of two
+    more that it has already taken off Redis (django-q2's pusher prefetches). A new worker must
+    finish all three: the killed run through the stale-heartbeat resume, the other two although
+    their tasks went down with the cluster."""
+    alive = [worker for worker in workers if worker.alive()]
+    assert len(alive) == 1, "runs after the kill test: exactly one worker is left"
+    (old,) = alive
+    queue_key = f"django_q:scale-{deployment.database}:q"
+    redis = deployment.redis.client()
+    long_run, *short_runs = submit(deployment, iterations=[60, 2, 2], rows=48, save_every=1, title="Upgrade")["runs"]
+
+    def prefetched_while_computing():
+        run = runs_state(deployment, [long_run])[long_run]
+        return run["status"] == "running" and len(iteration_numbers(deployment, long_run)) >= 2 and redis.llen(queue_key) == 0
+
+    wait_for(prefetched_while_computing, 240, [old], "the old worker to compute one run and prefetch the others")
+    assert all(run["status"] == "queued" for run in runs_state(deployment, short_runs).values())
+    kill_worker(old.process)
+
+    new = Worker("worker-new", deployment, tmp_path)
+    workers.append(new)  # stopped by the workers fixture
+    everything = [long_run, *short_runs]
+
+    def all_finished():
+        state = runs_state(deployment, everything)
+        return all(run["status"] in ("done", "failed", "cancelled") for run in state.values()) and state
+
+    state = wait_for(all_finished, 300, [new, old], "the new worker to finish the old worker's runs")
+    assert all(run["status"] == "done" for run in state.values()), state
+    assert state[long_run]["attempts"] == 2
+    assert iteration_numbers(deployment, long_run) == list(range(61))
+    for run_id in short_runs:
+        assert state[run_id]["attempts"] == 1
+        assert iteration_numbers(deployment, run_id) == [0, 1, 2]
