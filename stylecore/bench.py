@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from . import DEFAULTS, Engine, prepare_images
-from .engine import EVALUATIONS_PER_ITERATION, _tensorflow
+from .engine import EVALUATIONS_PER_ITERATION, _tensorflow, lbfgs_scale
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
 from .weights import build_vgg19
@@ -80,6 +80,7 @@ class EngineObjective:
         self.content_target, _ = engine._targets(tf.constant(preprocess(content)[None]))
         _, self.style_grams = engine._targets(tf.constant(preprocess(style)[None]))
         self.weights = np.asarray(weights, np.float32)
+        self.scale = lbfgs_scale(self.shape)  # the same conditioning the engine's L-BFGS gets
         self.reset()
 
     def reset(self, budget=None):
@@ -94,7 +95,7 @@ class EngineObjective:
         self.count += 1
         self.best = min(self.best, float(total))
         self.trace.append(self.best)
-        return float(total), gradient.numpy().ravel().astype(np.float64)
+        return self.scale * float(total), self.scale * gradient.numpy().ravel().astype(np.float64)
 
 
 def time_evaluations(notebook, objective, x, rounds, per_round):

@@ -111,6 +111,18 @@ def _tv_loss(tf, x):
     return tf.reduce_mean(tf.pow(a + b, TV_EXPONENT))
 
 
+def lbfgs_scale(shape):
+    """The factor L-BFGS sees the loss and gradient multiplied by: the number of pixel values.
+
+    The loss terms are means, so each pixel's gradient shrinks as the image grows. L-BFGS-B's
+    first step on a bounded problem is the raw negative gradient, which at 400 rows moved the
+    image by less than float32 can resolve in the loss: the line search failed and the run
+    stalled at its first image. Scaling by the pixel count makes per-pixel gradients the same
+    at every size (the minimiser is unchanged; reports keep the unscaled loss).
+    """
+    return float(np.prod(shape))
+
+
 class _Stop(Exception):
     """Raised inside the optimiser's objective to end the run (budget or cancellation)."""
 
@@ -317,15 +329,16 @@ class _Run:
         from scipy.optimize import minimize
 
         bounds = np.stack([self.low.ravel(), self.high.ravel()], axis=1).astype(np.float64)
+        scale = lbfgs_scale(self.shape)
 
         def objective(flat):
             if self.best is not None and np.array_equal(flat, self.best[2].ravel()):
-                return self.best[0], self.best[3].ravel().astype(np.float64)
+                return scale * self.best[0], scale * self.best[3].ravel().astype(np.float64)
             loss, _, gradient = self.evaluate(flat)
             if self.next_iteration_due():
                 self.iteration += 1
                 self.report(self.best[0], self.best[1], self.best[2])
-            return loss, gradient.ravel().astype(np.float64)
+            return scale * loss, scale * gradient.ravel().astype(np.float64)
 
         try:
             loss, parts, _ = self.evaluate(self.x0)

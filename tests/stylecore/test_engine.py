@@ -9,6 +9,7 @@ import pytest
 
 import stylecore
 from stylecore.images import resize
+from stylecore.samples import landscape, swirls
 
 
 def collect(reports):
@@ -164,3 +165,13 @@ def test_bad_settings_raise_settings_error(engine, content_image, style_image, b
     with pytest.raises(stylecore.SettingsError):
         engine.stylize(content_image, style_image, **bad)
     assert issubclass(stylecore.SettingsError, ValueError)
+
+
+def test_lbfgs_makes_progress_at_full_size(engine):
+    """At 400×533 the per-pixel gradients of the mean losses are tiny; unscaled, L-BFGS-B's
+    first step was lost in float32 rounding and the run stalled on its first image."""
+    reports = []
+    result = engine.stylize(landscape(300, 400), swirls(300, 300), rows=400, iterations=1, callback=reports.append)
+    assert reports[0].evaluations == 1 and reports[-1].iteration == 1
+    assert result.image.shape == (400, 533, 3)
+    assert result.loss < 0.8 * reports[0].loss
