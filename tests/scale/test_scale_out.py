@@ -133,7 +133,7 @@ def test_two_workers_complete_six_runs_exactly_once(deployment, workers):
 def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
     assert all(worker.alive() for worker in workers), "both workers must be up for this test"
     before = {worker.name: worker.runs_started() for worker in workers}
-    (run_id,) = submit(deployment, count=1, iterations=40, rows=48, save_every=1, title="Kill me")["runs"]
+    (run_id,) = submit(deployment, count=1, iterations=24, rows=48, save_every=1, title="Kill me")["runs"]
 
     def well_under_way():
         run = runs_state(deployment, [run_id]).get(run_id)
@@ -144,7 +144,7 @@ def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
     (survivor,) = [worker for worker in workers if worker is not victim]
     kill_worker(victim.process)
     saved_at_kill = iteration_numbers(deployment, run_id)
-    assert runs_state(deployment, [run_id])[run_id]["iterations_done"] < 40, "the run ended before the kill"
+    assert runs_state(deployment, [run_id])[run_id]["iterations_done"] < 24, "the run ended before the kill"
 
     def finished():
         run = runs_state(deployment, [run_id])[run_id]
@@ -155,7 +155,7 @@ def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
     assert run["status"] == "done", run
     assert run["attempts"] == 2
     numbers = iteration_numbers(deployment, run_id)
-    assert numbers == list(range(41)), f"gaps or duplicates: {numbers}"
+    assert numbers == list(range(25)), f"gaps or duplicates: {numbers}"
     assert numbers[: len(saved_at_kill)] == saved_at_kill
     assert survivor.runs_started() == before[survivor.name] + 1
 
@@ -177,7 +177,7 @@ def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers
     (old,) = alive
     queue_key = f"django_q:scale-{deployment.database}:q"
     redis = deployment.redis.client()
-    long_run, *short_runs = submit(deployment, iterations=[60, 2, 2], rows=48, save_every=1, title="Upgrade")["runs"]
+    long_run, *short_runs = submit(deployment, iterations=[30, 2, 2], rows=48, save_every=1, title="Upgrade")["runs"]
 
     def prefetched_while_computing():
         run = runs_state(deployment, [long_run])[long_run]
@@ -198,7 +198,7 @@ def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers
     state = wait_for(all_finished, 300, [new, old], "the new worker to finish the old worker's runs")
     assert all(run["status"] == "done" for run in state.values()), state
     assert state[long_run]["attempts"] == 2
-    assert iteration_numbers(deployment, long_run) == list(range(61))
+    assert iteration_numbers(deployment, long_run) == list(range(31))
     for run_id in short_runs:
         assert state[run_id]["attempts"] == 1
         assert iteration_numbers(deployment, run_id) == [0, 1, 2]
