@@ -33,12 +33,6 @@ class ProjectForm(forms.Form):
     content_image = ImageUploadField(help_text="The picture to repaint.")
     style_image = ImageUploadField(help_text="The painting whose style to borrow.")
 
-    def clean_title(self):
-        title = self.cleaned_data["title"].strip()
-        if not title:
-            raise forms.ValidationError("Give the project a title.")
-        return title
-
 
 class ProjectEditForm(forms.ModelForm):
     content_image = ImageUploadField(required=False, help_text="Leave empty to keep the current image.")
@@ -48,9 +42,3 @@ class ProjectEditForm(forms.ModelForm):
         model = Project
         fields = ("title", "is_public")
         labels = {"is_public": "Public: every signed-in user can see this project read-only"}
-
-    def clean_title(self):
-        title = self.cleaned_data["title"].strip()
-        if not title:
-            raise forms.ValidationError("Give the project a title.")
-        return title

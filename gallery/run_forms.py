@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from gallery.models import RUN_DEFAULTS, Run
+from stylecore.settings import MAX_WEIGHT
 
 MIN_ROWS = 64
 MAX_ROWS = 2048
@@ -96,6 +97,8 @@ class RunForm(forms.ModelForm):
         value = self.cleaned_data[name]
         if value is not None and (not math.isfinite(value) or value < 0):
             raise forms.ValidationError("Enter a finite number of 0 or more.")
+        if value is not None and value > MAX_WEIGHT:
+            raise forms.ValidationError(f"Enter a number of at most {MAX_WEIGHT:g}.")
         return value
 
     def clean_content_weight(self):

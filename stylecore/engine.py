@@ -262,6 +262,7 @@ class _Run:
         self.shape = x0.shape
         self.content_target = content_target
         self.style_grams = style_grams
+        self.requested_weights = weights  # as given, for messages (float32 would round them)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.first_iteration = first_iteration
         self.last_allowed = first_iteration + iterations
@@ -285,10 +286,11 @@ class _Run:
         gradient = gradient.numpy()[0]
         if not math.isfinite(loss) or not np.isfinite(gradient).all():
             last_pixels = self.reported[2] if self.reported else self.x0
+            content_weight, style_weight, tv_weight = self.requested_weights
             raise DivergedError(
                 f"The loss became {loss} at evaluation {self.evaluations} (after iteration "
                 f"{self.iteration}); the weights are too large or unbalanced. Lower them "
-                f"(content {self.weights[0]:g}, style {self.weights[1]:g}, tv {self.weights[2]:g}) "
+                f"(content {content_weight:g}, style {style_weight:g}, tv {tv_weight:g}) "
                 f"or continue from iteration {self.iteration}.",
                 last_image=deprocess(last_pixels), iteration=self.iteration)
         parts = tuple(float(p) for p in parts.numpy())

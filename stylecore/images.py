@@ -16,6 +16,9 @@ CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 STYLE_FITS = ("crop", "resize")
 
+# VGG19 pools four times before block5_conv2: each side needs at least 16 pixels.
+MIN_SIDE = 16
+
 _FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
 
@@ -116,6 +119,11 @@ def output_size(content_shape, rows):
     """(rows, cols) of a run: ``rows`` high, columns keep the content's aspect ratio."""
     height, width = content_shape[:2]
     cols = max(1, int(round(width * rows / height)))
+    if cols < MIN_SIDE:
+        raise SettingsError(
+            f"The output would be {rows}×{cols} pixels; VGG19 needs at least {MIN_SIDE} on each side. "
+            f"Use more rows or a less narrow content image."
+        )
     return rows, cols
 
 
@@ -143,8 +151,8 @@ def centre_crop_to_aspect(image, rows, cols):
 
 
 def validate_rows(rows):
-    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 16:
-        raise SettingsError(f"rows must be an integer of at least 16, not {rows!r}.")
+    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < MIN_SIDE:
+        raise SettingsError(f"rows must be an integer of at least {MIN_SIDE}, not {rows!r}.")
     return int(rows)
 
 

@@ -44,14 +44,20 @@ class Defaults:
 DEFAULTS = Defaults()
 
 
+# The engine computes in float32 (largest value about 3.4e38): larger weights can only overflow.
+MAX_WEIGHT = 1e12
+
+
 def validate_weights(content_weight, style_weight, tv_weight):
-    """Return the three weights as floats; each must be finite and >= 0, not all zero."""
+    """Return the three weights as floats; each must be finite, in [0, MAX_WEIGHT], not all zero."""
     values = {"content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight}
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise SettingsError(f"{name} must be a number, not {value!r}.")
         if not math.isfinite(value) or value < 0:
             raise SettingsError(f"{name} must be a finite number >= 0, not {value!r}.")
+        if value > MAX_WEIGHT:
+            raise SettingsError(f"{name} must be at most {MAX_WEIGHT:g}, not {value!r}.")
     if not any(values.values()):
         raise SettingsError("At least one of content_weight, style_weight and tv_weight must be above 0.")
     return tuple(float(v) for v in values.values())
@@ -76,6 +82,6 @@ def validate_seed(seed):
 
 
 __all__ = [
-    "DEFAULTS", "Defaults", "validate_weights", "validate_count", "validate_optimizer",
+    "DEFAULTS", "Defaults", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
     "validate_seed", "validate_rows", "validate_style_fit", "OPTIMIZERS", "INITS",
 ]

@@ -219,8 +219,17 @@ def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
     assert len(list(default_storage.listdir("runs")[1])) == 2 + 2 * 2  # base, style, 2 × (image, thumb)
 
 
-def test_a_diverging_run_is_marked_failed_with_the_engines_message(project):
-    run = make_run(project, content_weight=1e38, style_weight=1e38, tv_weight=1e38)
+def test_a_diverging_run_is_marked_failed_with_the_engines_message(project, monkeypatch):
+    engine = tasks.get_engine()
+    engine._ensure_model()
+    real = engine._loss_and_gradient
+
+    def overflowing(*args):
+        total, parts, gradient = real(*args)
+        return total * float("inf"), parts, gradient
+
+    monkeypatch.setattr(engine, "_loss_and_gradient", overflowing)
+    run = make_run(project)
 
     assert tasks.execute_run(run.id) == "failed"
 

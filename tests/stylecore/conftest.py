@@ -8,7 +8,9 @@ from stylecore.samples import landscape, swirls
 
 @pytest.fixture(scope="session")
 def engine():
-    return stylecore.Engine()
+    engine = stylecore.Engine()
+    engine._ensure_model()  # built up front, so tests may wrap its compiled functions
+    return engine
 
 
 @pytest.fixture(scope="session")

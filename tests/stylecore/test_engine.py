@@ -118,11 +118,30 @@ def test_an_init_image_is_the_starting_point(engine, content_image, style_image)
             < np.abs(from_content.astype(int) - magenta).mean() - 20)
 
 
-def test_a_huge_weight_raises_diverged_error_with_the_last_image(engine, content_image, style_image):
-    with pytest.raises(stylecore.DivergedError, match="loss became") as caught:
-        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e38)
+def test_an_infinite_first_loss_raises_diverged_error_with_the_start_image(
+        engine, content_image, style_image, monkeypatch):
+    real = engine._loss_and_gradient
+
+    def overflowing(*args):
+        total, parts, gradient = real(*args)
+        return total * float("inf"), parts, gradient
+
+    monkeypatch.setattr(engine, "_loss_and_gradient", overflowing)
+    with pytest.raises(stylecore.DivergedError, match="loss became inf") as caught:
+        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e12)
     assert caught.value.iteration == 0
+    assert "style 1e+12" in str(caught.value)
     np.testing.assert_array_equal(caught.value.last_image, resize(content_image, 32, 43))
+
+
+def test_a_weight_beyond_float32_is_refused_before_any_work(engine, content_image, style_image):
+    with pytest.raises(stylecore.SettingsError, match="at most 1e\\+12"):
+        engine.stylize(content_image, style_image, rows=32, iterations=1, style_weight=1e38)
+
+
+def test_a_content_image_too_narrow_for_vgg19_is_refused_clearly(engine, style_image):
+    with pytest.raises(stylecore.SettingsError, match="64×8 pixels"):
+        engine.stylize(np.zeros((256, 32, 3), np.uint8), style_image, rows=64, iterations=1)
 
 
 def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
