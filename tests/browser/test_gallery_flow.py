@@ -36,9 +36,12 @@ def sign_up(page, base_url, username):
     expect(page).to_have_url(re.compile(r"/projects/$"))
 
 
-def launch_run(page, project_url, *, tv_weight):
+def launch_run(page, project_url, *, tv_weight, screenshot=None):
     page.goto(project_url)
     page.click("a:has-text('New run')")
+    expect(page.locator("#id_style_weight")).to_have_value(re.compile(r"^0?\.3$"))  # prefilled default
+    if screenshot:
+        screenshot(page, "run-form")
     page.fill("#id_tv_weight", str(tv_weight))
     if RUN_STYLE_WEIGHT:
         page.fill("#id_style_weight", RUN_STYLE_WEIGHT)
@@ -71,7 +74,7 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
 
         # TV weights a hundredfold apart, as the notebook compared 0.1 and 1 (the engine's terms are
         # normalised, so its useful TV weights are small).
-        smooth = launch_run(page, project_url, tv_weight=0.01)
+        smooth = launch_run(page, project_url, tv_weight=0.01, screenshot=screenshot)
         sharp = launch_run(page, project_url, tv_weight=0.0001)
         expect(page.locator("[data-download-run]")).to_be_hidden()  # nothing saved yet
         expect(page.locator("[data-continue-latest]")).to_be_hidden()
