@@ -8,7 +8,7 @@ from gallery import files
 from gallery.access import get_project_for_user
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
-from gallery.views.pages import format_duration, format_loss
+from gallery.display import format_duration, format_loss
 
 
 def home(request):

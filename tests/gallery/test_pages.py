@@ -14,7 +14,7 @@ from PIL import Image
 
 from gallery import files
 from gallery.models import Iteration, Run
-from gallery.views.pages import format_duration, format_loss, loss_chart
+from gallery.display import format_duration, format_loss, loss_chart
 from tests.conftest import create_project, make_image
 
 
