@@ -44,6 +44,38 @@ def _saved_iterations(run):
     return iterations
 
 
+def _input_figures(run):
+    """The grid's first two cells, style and base: the images as the engine saw them once the run
+    has started, the project's uploads before that."""
+    project_id = run.project_id
+    style_url = (
+        reverse("run_media", args=[run.id, "style"]) if run.style_image
+        else reverse("project_media", args=[project_id, "style"])
+    )
+    base_url = (
+        reverse("run_media", args=[run.id, "base"]) if run.base_image
+        else reverse("project_media", args=[project_id, "content"])
+    )
+    return [
+        {
+            "title": "Style",
+            "name": "output_at_iteration_0_style",
+            "url": style_url,
+            "thumbnail_url": reverse("project_media", args=[project_id, "style-thumb"]),
+            "caption": "Style (as the engine saw it)" if run.style_image else "Style",
+            "alt": "Style image",
+        },
+        {
+            "title": "Base",
+            "name": "output_at_iteration_0_base",
+            "url": base_url,
+            "thumbnail_url": reverse("project_media", args=[project_id, "content-thumb"]),
+            "caption": f"Base (content) at {run.rows} rows" if run.base_image else "Base (content)",
+            "alt": "Base (content) image",
+        },
+    ]
+
+
 @require_GET
 def run_detail(request, run_id):
     run = get_run_for_user(request, run_id)
@@ -64,6 +96,7 @@ def run_detail(request, run_id):
             "run": run,
             "project": run.project,
             "is_owner": is_owner,
+            "inputs": _input_figures(run),
             "iterations": iterations,
             "latest": iterations[-1] if iterations else None,
             "last_number": last_number,
