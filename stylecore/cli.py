@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import DEFAULTS, Engine, prepare_images
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
-from .settings import validate_weights
+from .settings import INITS, PRECISIONS, validate_alpha, validate_weights
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -64,10 +64,19 @@ def build_parser():
     parser.add_argument("--style-fit", choices=("crop", "resize"), default=DEFAULTS.style_fit,
                         help="fit the style image by centre-cropping to the content's aspect or by squashing")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
-    parser.add_argument("--init", default="content",
-                        help="start from 'content', 'noise' or an image file (e.g. an earlier output)")
+    parser.add_argument("--init", default=DEFAULTS.init,
+                        help="start from 'content', 'noise', 'adain' (the instant AdaIN picture) or an "
+                             "image file, e.g. an earlier output (default %(default)s)")
+    parser.add_argument("--adain-alpha", type=_number, default=DEFAULTS.adain_alpha,
+                        help="style strength of --init adain, 0 to 1 (default %(default)g)")
     parser.add_argument("--seed", type=_positive_int(0), default=None,
                         help="random seed for --init noise")
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                        help="number type of the convolutions; auto picks bfloat16 where the CPU or GPU "
+                             "computes it natively (default %(default)s)")
+    parser.add_argument("--start-rows", type=_positive_int(16), default=DEFAULTS.start_rows,
+                        help="optimise first at this height, then at sizes growing by about 1.4x up to "
+                             "--rows; --rows or more: one size (default %(default)s)")
     return parser
 
 
@@ -115,12 +124,13 @@ def main(argv=None):
 
     try:
         validate_weights(args.content_weight, args.style_weight, args.tv_weight)
+        validate_alpha(args.adain_alpha)
         base, style = prepare_images(args.content, args.style, rows=args.rows, style_fit=args.style_fit)
     except (ImageError, SettingsError) as exc:
         return fail(str(exc))
     init = args.init
-    if init not in ("content", "noise") and not os.path.isfile(init):
-        return fail(f"--init must be 'content', 'noise' or an image file; {init!r} is no file.")
+    if init not in INITS and not os.path.isfile(init):
+        return fail(f"--init must be {', '.join(INITS)} or an image file; {init!r} is no file.")
 
     os.makedirs(args.out, exist_ok=True)
     _save_png(base, os.path.join(args.out, "base.png"))
@@ -135,10 +145,11 @@ def main(argv=None):
                 "iteration": report.iteration, "loss": report.loss,
                 "content_loss": report.content_loss, "style_loss": report.style_loss,
                 "tv_loss": report.tv_loss, "evaluations": report.evaluations,
-                "seconds": round(report.seconds, 3),
+                "seconds": round(report.seconds, 3), "rows": report.rows, "width": report.width,
+                "precision": report.precision, "converged": report.converged,
             }) + "\n")
             log.flush()
-            if report.iteration % args.save_every == 0 or report.iteration == last:
+            if report.iteration % args.save_every == 0 or report.iteration == last or report.converged:
                 _save_png(report.image(), os.path.join(
                     args.out, f"output_at_iteration_{report.iteration}.png"))
             if report.iteration:
@@ -150,7 +161,8 @@ def main(argv=None):
                 base, style, rows=args.rows, iterations=args.iterations,
                 content_weight=args.content_weight, style_weight=args.style_weight,
                 tv_weight=args.tv_weight, style_fit=args.style_fit, optimizer=args.optimizer,
-                init=init, seed=args.seed, callback=on_iteration)
+                init=init, seed=args.seed, precision=args.precision, start_rows=args.start_rows,
+                adain_alpha=args.adain_alpha, callback=on_iteration)
         except (ImageError, SettingsError) as exc:
             return fail(str(exc))
         except WeightsError as exc:
@@ -159,7 +171,8 @@ def main(argv=None):
             _save_png(exc.last_image, os.path.join(
                 args.out, f"output_at_iteration_{exc.iteration}.png"))
             return fail(f"{exc} The last good image was saved.", EXIT_FAILURE)
-    print(f"Done: {result.last_iteration} iterations, {result.evaluations} evaluations in "
-          f"{_duration(result.seconds)} on {engine.device}; final loss {result.loss:.4g}. "
-          f"Images in {args.out}", file=sys.stderr)
+    ending = "converged" if result.converged else "done"
+    print(f"Done ({ending}): {result.last_iteration} iterations, {result.evaluations} evaluations in "
+          f"{_duration(result.seconds)} on {engine.device} in {result.precision}; final loss "
+          f"{result.loss:.4g}. Images in {args.out}", file=sys.stderr)
     return 0

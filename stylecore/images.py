@@ -150,9 +150,9 @@ def centre_crop_to_aspect(image, rows, cols):
     return image[top:top + new_height, :]
 
 
-def validate_rows(rows):
+def validate_rows(rows, name="rows"):
     if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < MIN_SIDE:
-        raise SettingsError(f"rows must be an integer of at least {MIN_SIDE}, not {rows!r}.")
+        raise SettingsError(f"{name} must be an integer of at least {MIN_SIDE}, not {rows!r}.")
     return int(rows)
 
 

@@ -9,7 +9,8 @@ from .errors import SettingsError
 from .images import validate_rows, validate_style_fit
 
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise")
+INITS = ("content", "noise", "adain")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,14 @@ class Defaults:
     style_weight: float = 0.3
     tv_weight: float = 1e-4
     rows: int = 400
-    iterations: int = 400
+    iterations: int = 30
     save_every: int = 10
     style_fit: str = "crop"
     optimizer: str = "lbfgs"
+    init: str = "adain"
+    precision: str = "auto"
+    start_rows: int = 200
+    adain_alpha: float = 1.0
 
     def __getitem__(self, key):
         if key not in self.keys():
@@ -75,6 +80,20 @@ def validate_optimizer(optimizer):
     return optimizer
 
 
+def validate_precision(precision):
+    if precision not in PRECISIONS:
+        raise SettingsError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+    return precision
+
+
+def validate_alpha(alpha):
+    """AdaIN's style strength: a number from 0 (the content's own features) to 1 (all style)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= alpha <= 1.0:
+        raise SettingsError(f"alpha must be a number from 0 to 1, not {alpha!r}.")
+    return float(alpha)
+
+
 def validate_seed(seed):
     if seed is not None:
         validate_count("seed", seed, 0)
@@ -83,5 +102,6 @@ def validate_seed(seed):
 
 __all__ = [
     "DEFAULTS", "Defaults", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
-    "validate_seed", "validate_rows", "validate_style_fit", "OPTIMIZERS", "INITS",
+    "validate_seed", "validate_rows", "validate_style_fit", "validate_precision", "validate_alpha",
+    "OPTIMIZERS", "INITS", "PRECISIONS",
 ]

