@@ -1,6 +1,6 @@
 """Benchmark: the seed notebook's formulation against the engine, side by side in one run.
 
-    python -m stylecore.bench [--rows 400] [CONTENT STYLE]
+    python -m stylecore.bench [--rows 400] [--part PART] [CONTENT STYLE]
 
 (a) Seconds per loss+gradient evaluation. The notebook pushes a batch of three
     images [content, style, combination] through the full VGG19
@@ -9,23 +9,36 @@
     features and style Grams once and runs only the combination image through
     VGG19 truncated after block5_conv2. Measurements alternate between the two
     so that machine noise affects both alike.
+    The engine is timed in float32 and in bfloat16, and in float32 through Keras' VGG19 model
+    (the engine's first formulation) to show what the plain-TensorFlow network gains.
 (b) Loss reached after the same number of evaluations by the notebook's
     strategy (``fmin_l_bfgs_b(maxfun=20)`` restarted every iteration, losing the
     L-BFGS memory) and the engine's continuous L-BFGS, both on the engine's loss
     function and box bounds, so only the optimiser strategy differs.
+(c) Time to quality: the first engine's configuration (float32, one size, content start,
+    continuous L-BFGS) runs ``--reference-iterations`` (50) iterations; its final loss is L*.
+    Then bfloat16 alone, coarse to fine alone, the AdaIN start alone and the defaults (all
+    together) run until their full-size loss, evaluated in float32, is at most L*: the wall-clock
+    and CPU seconds each needed, with the model already loaded. The two images at L* are saved
+    with ``--images DIR``.
+(d) The AdaIN preview: seconds for one whole pass (both images encoded, then decoded) and for
+    another alpha on the same images (encodings cached).
 
 Without image paths it uses the procedural samples in ``stylecore.samples``.
 """
 
 import argparse
+import math
 import statistics
 import sys
 import time
 
 import numpy as np
 
+from PIL import Image
+
 from . import DEFAULTS, Engine, prepare_images
-from .engine import EVALUATIONS_PER_ITERATION, _tensorflow, lbfgs_scale
+from .engine import CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
 from .weights import build_vgg19
@@ -70,18 +83,27 @@ def notebook_function(tf, vgg, content, style):
 
 
 class EngineObjective:
-    """The engine's loss on one image pair, counting evaluations and the best loss seen."""
+    """The engine's loss on one image pair, counting evaluations and the best loss seen.
 
-    def __init__(self, engine, content, style, weights):
+    ``functions``: compiled loss functions (the engine's of one precision by default).
+    """
+
+    def __init__(self, engine, content, style, weights, precision="float32", functions=None):
         tf = _tensorflow()
-        engine._ensure_model()
-        self.engine = engine
+        self.functions = functions or engine._ensure_model(precision)
         self.shape = content.shape
-        self.content_target, _ = engine._targets(tf.constant(preprocess(content)[None]))
-        _, self.style_grams = engine._targets(tf.constant(preprocess(style)[None]))
+        self.content_target, _ = self.functions.targets(tf.constant(preprocess(content)[None]))
+        _, self.style_grams = self.functions.targets(tf.constant(preprocess(style)[None]))
         self.weights = np.asarray(weights, np.float32)
         self.scale = lbfgs_scale(self.shape)  # the same conditioning the engine's L-BFGS gets
+        self.gradient_scale = tf.constant(self.scale, tf.float32)
         self.reset()
+
+    def loss(self, pixels):
+        """The loss of an image (float32 engine pixels), not counted."""
+        return float(self.functions.loss_and_gradient(
+            np.asarray(pixels, np.float32)[None], self.content_target, self.style_grams, self.weights,
+            self.gradient_scale)[0])
 
     def reset(self, budget=None):
         self.count, self.best, self.budget, self.trace = 0, np.inf, budget, []
@@ -90,39 +112,28 @@ class EngineObjective:
         if self.budget is not None and self.count >= self.budget:
             raise StopIteration
         x = np.asarray(flat, np.float32).reshape((1,) + self.shape)
-        total, _, gradient = self.engine._loss_and_gradient(
-            x, self.content_target, self.style_grams, self.weights)
+        total, _, gradient = self.functions.loss_and_gradient(
+            x, self.content_target, self.style_grams, self.weights, self.gradient_scale)
         self.count += 1
         self.best = min(self.best, float(total))
         self.trace.append(self.best)
-        return self.scale * float(total), self.scale * gradient.numpy().ravel().astype(np.float64)
+        return self.scale * float(total), gradient.numpy().ravel().astype(np.float64)
 
 
-def time_evaluations(notebook, objective, x, rounds, per_round):
-    """Alternate notebook and engine evaluations; return per-evaluation seconds for each."""
-    notebook_times, engine_times = [], []
-    x_tf = x[None].astype(np.float32)
-    notebook(x_tf)  # trace and warm up both
-    objective(x.ravel())
-
-    def run_notebook():
-        for _ in range(per_round):
-            start = time.perf_counter()
-            loss, gradient, _ = notebook(x_tf)
-            gradient.numpy()
-            notebook_times.append(time.perf_counter() - start)
-
-    def run_engine():
-        for _ in range(per_round):
-            start = time.perf_counter()
-            objective(x.ravel())
-            engine_times.append(time.perf_counter() - start)
-
+def time_evaluations(contenders, rounds, per_round):
+    """Time {name: evaluate()} in rounds, each round in a rotated order so that load from other
+    processes hits all alike; return {name: [seconds per evaluation]}."""
+    names = list(contenders)
+    times = {name: [] for name in names}
+    for name in names:
+        contenders[name]()  # trace and warm up
     for i in range(rounds):
-        order = (run_notebook, run_engine) if i % 2 == 0 else (run_engine, run_notebook)
-        for run in order:
-            run()
-    return notebook_times, engine_times
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            for _ in range(per_round):
+                start = time.perf_counter()
+                contenders[name]()
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def restart_every_20(objective, x0, bounds, evaluations):
@@ -149,55 +160,9 @@ def continuous(engine, content, style, evaluations):
 
     iterations = max(1, (evaluations - 1) // EVALUATIONS_PER_ITERATION)
     started = time.perf_counter()
-    engine.stylize(content, style, rows=content.shape[0], iterations=iterations, callback=record)
+    engine.stylize(content, style, rows=content.shape[0], iterations=iterations, callback=record,
+                   precision="float32", start_rows=content.shape[0], init="content")
     return losses, time.perf_counter() - started
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
-    parser.add_argument("style", nargs="?", help="style image (default: procedural swirls)")
-    parser.add_argument("--rows", type=int, default=DEFAULTS.rows)
-    parser.add_argument("--rounds", type=int, default=4, help="alternating timing rounds (default 4)")
-    parser.add_argument("--per-round", type=int, default=3, help="evaluations per side per round")
-    parser.add_argument("--evaluations", type=int, default=200,
-                        help="evaluation budget of the optimiser comparison (default 200)")
-    parser.add_argument("--part", choices=("both", "timing", "optimizer"), default="both",
-                        help="run only (a) the timing or (b) the optimiser comparison")
-    args = parser.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
-    if (args.content is None) != (args.style is None):
-        parser.error("give both CONTENT and STYLE, or neither")
-    if args.content:
-        content, style = prepare_images(args.content, args.style, rows=args.rows)
-    else:
-        cols = round(args.rows * 4 / 3)
-        content, style = landscape(args.rows, cols), swirls(args.rows, cols)
-
-    tf = _tensorflow()
-    engine = Engine()
-    objective = EngineObjective(engine, content, style,
-                                (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
-    rows, cols = content.shape[:2]
-    print(f"stylecore benchmark: {rows}x{cols} pixels on {engine.device}, "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
-
-    if args.part != "optimizer":
-        time_both(notebook_function(tf, build_vgg19(), content, style), objective, content, args)
-    if args.part != "timing":
-        compare_optimizers(engine, objective, content, style, args.evaluations)
-    return 0
-
-
-def time_both(notebook, objective, content, args):
-    x = preprocess(content) + np.random.default_rng(0).normal(0, 8, content.shape).astype(np.float32)
-    notebook_times, engine_times = time_evaluations(notebook, objective, x, args.rounds, args.per_round)
-    nb, en = statistics.median(notebook_times), statistics.median(engine_times)
-    print("\n(a) seconds per loss+gradient evaluation (median of "
-          f"{len(engine_times)}, alternating rounds)")
-    print(f"    notebook (3-image batch, full VGG19, targets recomputed): {nb:.3f} s")
-    print(f"    engine   (targets once, VGG19 up to block5_conv2):        {en:.3f} s")
-    print(f"    engine is {nb / en:.2f}x faster")
 
 
 def compare_optimizers(engine, objective, content, style, budget):
@@ -215,6 +180,199 @@ def compare_optimizers(engine, objective, content, style, budget):
     print(f"    after {final} evaluations the continuous L-BFGS loss is "
           f"{restart_trace[final - 1] / engine_losses[final]:.2f}x lower "
           f"({restart_seconds:.0f} s vs {engine_seconds:.0f} s wall)")
+
+
+def keras_functions(tf, vgg):
+    """The engine's loss over Keras' VGG19 model, the engine's first formulation (float32)."""
+    import keras
+
+    names = STYLE_LAYERS + (CONTENT_LAYER,)
+    model = keras.Model(vgg.inputs, [vgg.get_layer(name).output for name in names])
+    return _Functions(tf, lambda image: dict(zip(names, model(image, training=False))))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
+    parser.add_argument("style", nargs="?", help="style image (default: procedural swirls)")
+    parser.add_argument("--rows", type=int, default=DEFAULTS.rows)
+    parser.add_argument("--rounds", type=int, default=4, help="rotating timing rounds (default 4)")
+    parser.add_argument("--per-round", type=int, default=3, help="evaluations per contender per round")
+    parser.add_argument("--evaluations", type=int, default=200,
+                        help="evaluation budget of the optimiser comparison (default 200)")
+    parser.add_argument("--reference-iterations", type=int, default=50,
+                        help="iterations of the time-to-quality reference (default 50)")
+    parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
+    parser.add_argument("--give-up-below", type=float, default=3.0,
+                        help="stop a time-to-quality variant once its speed-up would be below this (default 3)")
+    parser.add_argument("--part", choices=("all", "timing", "optimizer", "time-to-quality", "preview"),
+                        default="all", help="run only one part (default: all)")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
+    if (args.content is None) != (args.style is None):
+        parser.error("give both CONTENT and STYLE, or neither")
+    if args.content:
+        content, style = prepare_images(args.content, args.style, rows=args.rows)
+    else:
+        cols = round(args.rows * 4 / 3)
+        content, style = landscape(args.rows, cols), swirls(args.rows, cols)
+
+    tf = _tensorflow()
+    engine = Engine()
+    rows, cols = content.shape[:2]
+    print(f"stylecore benchmark: {rows}x{cols} pixels on {engine.device} (auto precision: "
+          f"{engine.resolve_precision('auto')}), "
+          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
+    weights = (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight)
+    if args.part in ("all", "timing"):
+        time_all(tf, engine, content, style, weights, args)
+    if args.part in ("all", "optimizer"):
+        objective = EngineObjective(engine, content, style, weights)
+        compare_optimizers(engine, objective, content, style, args.evaluations)
+    if args.part in ("all", "preview"):
+        time_preview(engine, content, style, args)
+    if args.part in ("all", "time-to-quality"):
+        time_to_quality(engine, content, style, weights, args)
+    return 0
+
+
+def time_all(tf, engine, content, style, weights, args):
+    vgg = build_vgg19()
+    notebook = notebook_function(tf, vgg, content, style)
+    x = preprocess(content) + np.random.default_rng(0).normal(0, 8, content.shape).astype(np.float32)
+    x_tf = x[None].astype(np.float32)
+    objectives = {
+        "engine float32": EngineObjective(engine, content, style, weights, "float32"),
+        "engine bfloat16": EngineObjective(engine, content, style, weights, "bfloat16"),
+        "engine float32, Keras model": EngineObjective(
+            engine, content, style, weights, functions=keras_functions(tf, vgg)),
+    }
+    contenders = {"notebook": lambda: notebook(x_tf)[1].numpy()}
+    contenders.update({name: (lambda o=o: o(x.ravel())) for name, o in objectives.items()})
+    times = time_evaluations(contenders, args.rounds, args.per_round)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\n(a) seconds per loss+gradient evaluation (median of {len(times['notebook'])} each, "
+          "rotating rounds)")
+    print(f"    {'formulation':<62} {'s/eval':>7} {'vs notebook':>12}")
+    for name, label in (
+            ("notebook", "notebook (3-image batch, full VGG19, targets recomputed)"),
+            ("engine float32, Keras model", "engine float32 through Keras' VGG19 model (first version)"),
+            ("engine float32", "engine float32 (plain TensorFlow network, to block5_conv2)"),
+            ("engine bfloat16", "engine bfloat16 convolutions (Grams, losses float32)")):
+        print(f"    {label:<62} {medians[name]:7.3f} {medians['notebook'] / medians[name]:11.2f}x")
+    print(f"    bfloat16 is {medians['engine float32'] / medians['engine bfloat16']:.2f}x faster than "
+          "float32 in the engine")
+
+
+def time_preview(engine, content, style, args, repeats=5):
+    engine.preview(content, style, rows=args.rows)  # build and warm up
+    whole, alpha_only = [], []
+    for i in range(repeats):
+        engine.forget_encodings()
+        start = time.perf_counter()
+        engine.preview(content, style, rows=args.rows, alpha=1.0)
+        whole.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        engine.preview(content, style, rows=args.rows, alpha=0.5 + i / 20)
+        alpha_only.append(time.perf_counter() - start)
+    print(f"\n(d) AdaIN preview at {content.shape[0]}x{content.shape[1]}, "
+          f"{engine.resolve_precision('auto')}, median of {repeats}")
+    print(f"    whole pass (encode content and style, decode): {statistics.median(whole):.3f} s")
+    print(f"    another alpha (encodings cached):              {statistics.median(alpha_only):.3f} s")
+
+
+class _Clock:
+    """Wall and CPU seconds of a run, less the time spent judging it (the float32 loss)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def pause(self):
+        return time.perf_counter(), time.process_time()
+
+    def resume(self, paused):
+        self.wall += time.perf_counter() - paused[0]
+        self.cpu += time.process_time() - paused[1]
+
+    def read(self):
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def run_to_quality(engine, content, style, judge, target, options, cap=None):
+    """Run ``options`` until the full-size float32 loss is at most ``target`` (None: to the end),
+    or until ``cap`` wall seconds have passed.
+
+    Returns (wall seconds, CPU seconds, iteration, loss, image) when the target was reached (or
+    at the end without a target), with iteration None when the run ended before reaching it.
+    """
+    seen = {"reached": target is None, "loss": math.nan, "image": None, "iteration": None}
+    clock = _Clock()
+
+    def watch(report):
+        paused = clock.pause()
+        seen["times"] = clock.read()
+        if report.rows == content.shape[0]:
+            seen.update(iteration=report.iteration, loss=judge.loss(report.pixels()), image=report.image())
+            seen["reached"] = target is None or seen["loss"] <= target
+        clock.resume(paused)
+        return (target is not None and seen["reached"]) or (cap is not None and seen["times"][0] > cap)
+
+    engine.stylize(content, style, rows=content.shape[0], callback=watch, **options)
+    wall, cpu = seen["times"]
+    return wall, cpu, seen["iteration"] if seen["reached"] else None, seen["loss"], seen["image"]
+
+
+def time_to_quality(engine, content, style, weights, args):
+    rows = content.shape[0]
+    judge = EngineObjective(engine, content, style, weights, "float32")
+    for precision in ("float32", engine.resolve_precision("auto")):  # build and warm up
+        engine.stylize(content, style, rows=rows, iterations=1, precision=precision, init="adain",
+                       start_rows=DEFAULTS.start_rows)
+    auto = engine.resolve_precision("auto")
+    reference = dict(precision="float32", start_rows=rows, init="content")
+    variants = [
+        (f"{auto} alone", dict(reference, precision=auto, iterations=args.reference_iterations)),
+        (f"coarse to fine alone (from {DEFAULTS.start_rows} rows, {DEFAULTS.iterations} iterations)",
+         dict(reference, start_rows=DEFAULTS.start_rows, iterations=DEFAULTS.iterations)),
+        ("AdaIN start alone", dict(reference, init="adain", iterations=args.reference_iterations)),
+        (f"all together: the defaults ({DEFAULTS.iterations} iterations)", dict(
+            precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, init=DEFAULTS.init,
+            iterations=DEFAULTS.iterations)),
+        (f"all together, {2 * DEFAULTS.iterations} iterations", dict(
+            precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, init=DEFAULTS.init,
+            iterations=2 * DEFAULTS.iterations)),
+    ]
+    print(f"\n(c) time to quality at {rows}x{content.shape[1]}: reference = float32, one size, content "
+          f"start, continuous L-BFGS, {args.reference_iterations} iterations")
+    wall, cpu, _, target, reference_image = run_to_quality(
+        engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations))
+    cap = wall / args.give_up_below
+    print(f"    reference: L* = {target:.4f}, {wall:.0f} s wall, {cpu:.0f} s CPU; each variant stops at L* "
+          f"or after {cap:.0f} s (a speed-up below {args.give_up_below:g}x)")
+    print(f"    {'configuration':<66} {'iteration':>9} {'wall s':>7} {'speed-up':>8} {'CPU s':>7} "
+          f"{'speed-up':>8}")
+    print(f"    {'reference':<66} {args.reference_iterations:>9} {wall:7.0f} {'1.00x':>8} {cpu:7.0f} "
+          f"{'1.00x':>8}")
+    images = {"reference": reference_image}
+    for name, options in variants:
+        v_wall, v_cpu, iteration, loss, image = run_to_quality(
+            engine, content, style, judge, target, options, cap=cap)
+        if iteration is None:
+            print(f"    {name:<66} {'no':>9} {v_wall:7.0f} {'-':>8} {v_cpu:7.0f} {'-':>8}  "
+                  f"(L* not reached: final full-size loss {loss:.4f})")
+            continue
+        print(f"    {name:<66} {iteration:>9} {v_wall:7.0f} {wall / v_wall:7.2f}x {v_cpu:7.0f} "
+              f"{cpu / v_cpu:7.2f}x")
+        images[name] = image
+    if args.images:
+        import os
+
+        os.makedirs(args.images, exist_ok=True)
+        Image.fromarray(images["reference"]).save(os.path.join(args.images, "ttq-reference.png"))
+        defaults = [image for name, image in images.items() if name.startswith("all together")]
+        if defaults:
+            Image.fromarray(defaults[0]).save(os.path.join(args.images, "ttq-defaults.png"))
+        print(f"    images at L* written to {args.images}/ttq-reference.png and ttq-defaults.png")
 
 
 if __name__ == "__main__":
