@@ -6,17 +6,15 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-# Defaults a run form is prefilled with. They mirror stylecore.DEFAULTS (a test checks that); kept
-# here as plain numbers so that views and forms never import the engine (and with it TensorFlow).
+from stylecore.settings import DEFAULTS  # plain settings: importing it loads no TensorFlow
+
+# Defaults a run form is prefilled with: the engine's own.
 RUN_DEFAULTS = {
-    "content_weight": 1.0,
-    "style_weight": 0.3,
-    "tv_weight": 0.0001,
-    "rows": 400,
-    "iterations": 400,
-    "save_every": 10,
-    "style_fit": "crop",
-    "optimizer": "lbfgs",
+    name: DEFAULTS[name]
+    for name in (
+        "content_weight", "style_weight", "tv_weight", "rows", "iterations", "save_every", "style_fit",
+        "optimizer", "init", "precision", "start_rows", "adain_alpha",
+    )
 }
 
 
@@ -74,9 +72,16 @@ class Run(models.Model):
         ADAM = "adam", "Adam"
 
     class Init(models.TextChoices):
+        ADAIN = "adain", "Instant AdaIN picture"
         CONTENT = "content", "Content image"
         NOISE = "noise", "Noise"
         ITERATION = "iteration", "A saved iteration (continue)"
+
+    class Precision(models.TextChoices):
+        AUTO = "auto", "Automatic (bfloat16 where the hardware has it)"
+        FLOAT32 = "float32", "float32"
+        BFLOAT16 = "bfloat16", "bfloat16"
+        FLOAT16 = "float16", "float16"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
@@ -88,9 +93,12 @@ class Run(models.Model):
     iterations = models.PositiveIntegerField(default=RUN_DEFAULTS["iterations"])
     rows = models.PositiveIntegerField(default=RUN_DEFAULTS["rows"])
     save_every = models.PositiveIntegerField(default=RUN_DEFAULTS["save_every"])
-    style_fit = models.CharField(max_length=10, choices=StyleFit.choices, default=StyleFit.CROP)
-    optimizer = models.CharField(max_length=10, choices=Optimizer.choices, default=Optimizer.LBFGS)
-    init = models.CharField(max_length=10, choices=Init.choices, default=Init.CONTENT)
+    style_fit = models.CharField(max_length=10, choices=StyleFit.choices, default=RUN_DEFAULTS["style_fit"])
+    optimizer = models.CharField(max_length=10, choices=Optimizer.choices, default=RUN_DEFAULTS["optimizer"])
+    init = models.CharField(max_length=10, choices=Init.choices, default=RUN_DEFAULTS["init"])
+    adain_alpha = models.FloatField("AdaIN style strength", default=RUN_DEFAULTS["adain_alpha"])
+    precision = models.CharField(max_length=10, choices=Precision.choices, default=RUN_DEFAULTS["precision"])
+    start_rows = models.PositiveIntegerField(default=RUN_DEFAULTS["start_rows"])
     # The iteration a continued run started from (kept for provenance; its image is copied to
     # init_image so the run does not depend on the other run still existing).
     init_iteration = models.ForeignKey(
@@ -114,6 +122,8 @@ class Run(models.Model):
     seconds_per_iteration = models.FloatField(null=True, blank=True)
     elapsed_seconds = models.FloatField(default=0)
     device = models.CharField(max_length=100, blank=True)
+    precision_used = models.CharField(max_length=10, blank=True, help_text="What the convolutions ran in.")
+    converged = models.BooleanField(default=False, help_text="L-BFGS finished before the last iteration.")
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has started this run.")
     cancel_requested = models.BooleanField(default=False)
 
@@ -141,6 +151,8 @@ class Run(models.Model):
             parts.append(self.optimizer)
         if self.init == self.Init.ITERATION:
             parts.append("cont")
+        elif self.init != RUN_DEFAULTS["init"]:
+            parts.append(self.init)
         return "_".join(parts)
 
     @property
@@ -186,6 +198,9 @@ class Iteration(models.Model):
     tv_loss = models.FloatField()
     evaluations = models.PositiveIntegerField()
     seconds = models.FloatField(help_text="Seconds of computation since the run started.")
+    # The size this iteration was computed at: below the run's rows at the coarse scales.
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from gallery.models import RUN_DEFAULTS, Run
 from stylecore.settings import MAX_WEIGHT
 
 MIN_ROWS = 64
+MIN_START_ROWS = 32
 MAX_ROWS = 2048
 MAX_ITERATIONS = 5000
 
@@ -22,6 +23,7 @@ class RunForm(forms.ModelForm):
     """Settings of a new run. ``continuing`` hides the start choice: the run starts from an iteration."""
 
     WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
+    OPTIONAL_ENGINE_FIELDS = ("init", "adain_alpha", "precision", "start_rows")
 
     class Meta:
         model = Run
@@ -35,6 +37,9 @@ class RunForm(forms.ModelForm):
             "style_fit",
             "optimizer",
             "init",
+            "adain_alpha",
+            "precision",
+            "start_rows",
             "seed",
         )
         labels = {
@@ -42,6 +47,7 @@ class RunForm(forms.ModelForm):
             "rows": "Rows (output height in pixels)",
             "save_every": "Save every … iterations",
             "init": "Start from",
+            "start_rows": "Start rows (coarse to fine)",
         }
         help_texts = {
             "content_weight": "Keeps the photo's layout: shapes and edges stay where they are.",
@@ -51,11 +57,19 @@ class RunForm(forms.ModelForm):
             "save_every": "Every n-th iteration is kept as an image, plus the first and the last.",
             "style_fit": "Crop keeps the painting's proportions; resize squashes it to the photo's shape.",
             "seed": "Optional: makes a noise start repeatable.",
+            "init": "The instant AdaIN picture gets to a finished image soonest; the content image is the "
+                    "notebook's start.",
+            "adain_alpha": "0–1, for the AdaIN start: how much of the painting's look it begins with.",
+            "precision": "Number type of the network's arithmetic. bfloat16 is about twice as fast where the "
+                         "processor has it, with the same picture; float32 everywhere else.",
+            "start_rows": "The run starts at this height and grows by about 1.4× per step up to Rows: most "
+                          "of the work happens where pixels are few. Rows or more: one size throughout.",
         }
         widgets = {
             "content_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
             "style_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
             "tv_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
+            "adain_alpha": forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1}),
         }
 
     def __init__(self, *args, continuing=False, **kwargs):
@@ -75,8 +89,16 @@ class RunForm(forms.ModelForm):
         save_every = self.fields["save_every"]
         save_every.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
         save_every.widget.attrs.update(min=1)
+        start_rows = self.fields["start_rows"]
+        start_rows.validators += [MinValueValidator(MIN_START_ROWS), MaxValueValidator(top)]
+        start_rows.widget.attrs.update(min=MIN_START_ROWS, max=top)
+        self.fields["adain_alpha"].validators += [MinValueValidator(0.0), MaxValueValidator(1.0)]
+        for name in self.OPTIONAL_ENGINE_FIELDS:
+            self.fields[name].required = False  # left out or blank: the engine's default
         if continuing:
-            del self.fields["init"]
+            # A continued run goes on from a full-size picture: one size, no fresh start.
+            for name in ("init", "adain_alpha", "start_rows"):
+                del self.fields[name]
         else:
             init = self.fields["init"]
             init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]
@@ -88,10 +110,10 @@ class RunForm(forms.ModelForm):
         return self._bound(self.WEIGHT_FIELDS)
 
     def size_fields(self):
-        return self._bound(("iterations", "rows", "save_every", "seed"))
+        return self._bound(("iterations", "rows", "start_rows", "save_every", "seed"))
 
     def option_fields(self):
-        return self._bound(("style_fit", "optimizer", "init"))
+        return self._bound(("init", "adain_alpha", "precision", "style_fit", "optimizer"))
 
     def _clean_weight(self, name):
         value = self.cleaned_data[name]
@@ -110,8 +132,29 @@ class RunForm(forms.ModelForm):
     def clean_tv_weight(self):
         return self._clean_weight("tv_weight")
 
+    def _default_if_blank(self, name):
+        value = self.cleaned_data.get(name)
+        return RUN_DEFAULTS[name] if value in (None, "") else value
+
+    def clean_init(self):
+        return self._default_if_blank("init")
+
+    def clean_precision(self):
+        return self._default_if_blank("precision")
+
+    def clean_start_rows(self):
+        return self._default_if_blank("start_rows")
+
+    def clean_adain_alpha(self):
+        value = self._default_if_blank("adain_alpha")
+        if not math.isfinite(value):
+            raise forms.ValidationError("Enter a number from 0 to 1.")
+        return value
+
     def clean(self):
         cleaned = super().clean()
+        if self.continuing and cleaned.get("rows"):
+            self.instance.start_rows = cleaned["rows"]  # not a field of this form: set on the run itself
         weights = [cleaned.get(name) for name in self.WEIGHT_FIELDS]
         if all(weight is not None for weight in weights) and not any(weights):
             raise forms.ValidationError("At least one weight must be above 0.")

@@ -216,12 +216,17 @@ class _Job:
             init=init,
             seed=run.seed,
             first_iteration=self.first_iteration,
+            precision=run.precision,
+            start_rows=run.start_rows,
+            adain_alpha=run.adain_alpha,
             callback=self.on_iteration,
         )
         if self.lost:
             log.warning("Run %s was taken from this worker; stopping without further writes.", run.id)
             return "lost"
-        if result.last_iteration >= run.iterations:
+        if result.last_iteration >= run.iterations or result.converged:
+            if result.converged:
+                Run.objects.filter(id=run.id, attempts=self.attempt).update(converged=True)
             _finish(run.id, self.attempt, Run.Status.DONE)
             return "done"
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
@@ -246,7 +251,7 @@ class _Job:
         """Record progress (and the iteration when it is due); return True to stop the engine."""
         _refresh_connections()
         try:
-            if report.iteration > self.last_saved and self._is_saved(report.iteration):
+            if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
                 self._save_iteration(report)
             else:
                 self._record_progress(report)
@@ -276,6 +281,7 @@ class _Job:
             "content_loss": _finite(report.content_loss),
             "style_loss": _finite(report.style_loss),
             "tv_loss": _finite(report.tv_loss),
+            "precision_used": report.precision,
             "heartbeat": timezone.now(),
         }
         if done_here > 0:
@@ -303,6 +309,8 @@ class _Job:
             tv_loss=report.tv_loss,
             evaluations=self.evaluations_before + report.evaluations,
             seconds=self.seconds_before + report.seconds,
+            rows=report.rows,
+            width=report.width,
         )
         fields = self._progress_fields(report)
         try:

@@ -113,6 +113,11 @@ def run_detail(request, run_id):
     )
 
 
+def _precision(run):
+    """What the run computes in: the precision used once a worker has chosen it, else the choice."""
+    return run.precision_used or run.get_precision_display()
+
+
 def _settings_rows(run):
     """(label, value) pairs describing a run, in the order the launch form asks for them."""
     rows = [
@@ -125,7 +130,13 @@ def _settings_rows(run):
         ("Optimizer", run.get_optimizer_display()),
         ("Style fit", run.get_style_fit_display()),
         ("Starts from", run.get_init_display()),
+        ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
+        ("Precision", _precision(run)),
     ]
+    if run.init == Run.Init.ADAIN:
+        rows.append(("AdaIN style strength", format_number(run.adain_alpha)))
+    if run.converged:
+        rows.append(("Ended", f"converged at iteration {run.iterations_done}"))
     if run.seed is not None:
         rows.append(("Seed", run.seed))
     if run.device:
@@ -175,6 +186,10 @@ def run_record(run, iterations, file_names):
             "style_fit": run.style_fit,
             "optimizer": run.optimizer,
             "init": run.init,
+            "adain_alpha": run.adain_alpha,
+            "precision": run.precision,
+            "precision_used": run.precision_used,
+            "start_rows": run.start_rows,
             "init_iteration": (
                 {"run": run.init_iteration.run_id, "number": run.init_iteration.number} if run.init_iteration else None
             ),
@@ -200,6 +215,8 @@ def run_record(run, iterations, file_names):
                 "tv_loss": _finite_or_none(it.tv_loss),
                 "evaluations": it.evaluations,
                 "seconds": it.seconds,
+                "rows": it.rows,
+                "width": it.width,
             }
             for it in iterations
         ],
@@ -302,6 +319,8 @@ COMPARED_SETTINGS = (
     ("Optimizer", lambda run: run.get_optimizer_display()),
     ("Style fit", lambda run: "crop" if run.style_fit == Run.StyleFit.CROP else "resize"),
     ("Starts from", lambda run: run.get_init_display()),
+    ("Start rows", lambda run: str(min(run.start_rows, run.rows))),
+    ("Precision", _precision),
 )
 
 

@@ -17,7 +17,10 @@ from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
 
 # What a continued run takes over from the run it continues.
-CONTINUED_SETTINGS = ("content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer")
+CONTINUED_SETTINGS = (
+    "content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer",
+    "precision",
+)
 
 
 def _positive_int(value):
@@ -102,6 +105,8 @@ def _iteration_json(run, iteration):
         "tv_loss": _number(iteration.tv_loss),
         "evaluations": iteration.evaluations,
         "seconds": iteration.seconds,
+        "rows": iteration.rows,
+        "width": iteration.width,
         "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, iteration.number]),
         "image_url": reverse("iteration_image", args=[run.id, iteration.number]),
     }

@@ -86,7 +86,7 @@ def test_it_launches_a_run_and_queues_it(owner_client, project, queued):
     assert run.status == Run.Status.QUEUED
     assert (run.content_weight, run.style_weight, run.tv_weight) == (1, 0.01, 0.001)
     assert (run.iterations, run.rows, run.save_every, run.init, run.seed) == (50, 256, 10, "content", None)
-    assert run.label == "0.001_0.01_1_256px"
+    assert run.label == "0.001_0.01_1_256px_content"  # the start differs from the default (AdaIN)
 
 
 @pytest.mark.parametrize(
@@ -324,7 +324,7 @@ def test_progress_reports_status_losses_speed_and_eta(owner_client, project):
     assert data["saved"][1] == {
         "number": 10, "loss": 10.0, "content_loss": 1.0, "style_loss": 2.0, "tv_loss": 3.0, "evaluations": 201,
         "seconds": 15.0, "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, 10]),
-        "image_url": reverse("iteration_image", args=[run.id, 10]),
+        "image_url": reverse("iteration_image", args=[run.id, 10]), "rows": None, "width": None,
     }
     assert owner_client.get(data["saved"][1]["thumbnail_url"]).status_code == 200
 

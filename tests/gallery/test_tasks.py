@@ -13,7 +13,7 @@ from gallery import tasks
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from tests.conftest import create_project
 
-TINY = {"rows": 48, "iterations": 3, "save_every": 1}
+TINY = {"rows": 48, "iterations": 3, "save_every": 1, "init": "content"}  # the notebook's start: iteration 0 is the photo
 real_engine = tasks.get_engine  # the worker's cached engine, built once for the whole session
 
 
@@ -113,7 +113,7 @@ def test_it_keeps_the_base_and_style_images_as_the_engine_sees_them(project):
 
 def test_the_label_is_the_notebook_folder_name(project):
     run = make_run(project, tv_weight=0.1, style_weight=1000, content_weight=1, optimizer="adam")
-    assert run.label == "0.1_1000_1_48px_adam"
+    assert run.label == "0.1_1000_1_48px_adam_content"
 
 
 def test_a_continued_run_starts_from_the_saved_iteration_image(project, queued):

@@ -1,0 +1,103 @@
+"""Runs with the engine's second-version settings: precision, coarse-to-fine scales, the AdaIN start,
+and runs that converge early. Real engine, tiny images."""
+import io
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from gallery import tasks
+from gallery.models import RUN_DEFAULTS, Run
+
+
+def stored_size(field_file):
+    with field_file.open("rb") as handle:
+        return Image.open(io.BytesIO(handle.read())).size
+
+
+def make_run(project, **settings):
+    return Run.objects.create(project=project, **{"rows": 48, "iterations": 4, "save_every": 1, **settings})
+
+
+def test_a_coarse_to_fine_run_saves_each_iteration_at_the_size_it_was_computed(project):
+    run = make_run(project, start_rows=24, init="content")
+    assert tasks.execute_run(run.id) == "done"
+
+    saved = list(Run.objects.get(id=run.id).saved_iterations.all())
+    assert [i.number for i in saved] == [0, 1, 2, 3, 4]
+    assert saved[0].rows == 24 and saved[-1].rows == 48
+    assert [i.rows for i in saved] == sorted(i.rows for i in saved)
+    for iteration in saved:
+        assert stored_size(iteration.image) == (iteration.width, iteration.rows)
+    assert stored_size(saved[-1].image) == (64, 48)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_run_records_the_precision_it_computed_in(project, precision):
+    run = make_run(project, iterations=1, precision=precision, init="content")
+    tasks.execute_run(run.id)
+    assert Run.objects.get(id=run.id).precision_used == precision
+
+
+def test_auto_precision_is_resolved_by_the_worker(project):
+    run = make_run(project, iterations=1, precision="auto", init="content")
+    tasks.execute_run(run.id)
+    assert Run.objects.get(id=run.id).precision_used == tasks.get_engine().resolve_precision("auto", 48 * 64)
+
+
+def test_an_adain_start_begins_from_the_instant_picture(project):
+    run = make_run(project, iterations=1, init="adain", adain_alpha=1.0, precision="float32")
+    tasks.execute_run(run.id)
+    first = Run.objects.get(id=run.id).saved_iterations.get(number=0)
+    # The content image itself would have no content loss; the AdaIN picture is far from it.
+    assert first.content_loss > 0.05
+
+
+def test_a_converged_run_is_done_early_keeps_its_last_picture_and_says_so(project):
+    """Content loss alone from the content image: nothing can improve, so L-BFGS converges at once."""
+    run = make_run(project, iterations=30, save_every=10, init="content", content_weight=1.0,
+                   style_weight=0.0, tv_weight=0.0)
+    assert tasks.execute_run(run.id) == "done"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.DONE and run.converged
+    assert run.iterations_done < 30
+    assert run.latest_iteration().number == run.iterations_done
+
+
+def test_the_launch_form_offers_the_engines_new_settings_with_their_defaults(owner_client, project):
+    response = owner_client.get(reverse("run_create", args=[project.id]))
+    form = response.context["form"]
+    for name in ("init", "precision", "start_rows", "adain_alpha"):
+        assert form[name].value() == RUN_DEFAULTS[name]
+    html = response.content.decode()
+    assert "Instant AdaIN picture" in html and "bfloat16" in html
+
+
+def test_leaving_out_the_new_settings_launches_with_the_defaults(owner_client, project, monkeypatch):
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    data = {"content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "10",
+            "rows": "128", "save_every": "5", "style_fit": "crop", "optimizer": "lbfgs"}
+    response = owner_client.post(reverse("run_create", args=[project.id]), data)
+    assert response.status_code == 302
+    run = Run.objects.get()
+    assert (run.init, run.precision, run.start_rows, run.adain_alpha) == tuple(
+        RUN_DEFAULTS[name] for name in ("init", "precision", "start_rows", "adain_alpha"))
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"adain_alpha": "1.5"}, "adain_alpha"),
+    ({"adain_alpha": "-0.1"}, "adain_alpha"),
+    ({"adain_alpha": "nan"}, "adain_alpha"),
+    ({"precision": "int8"}, "precision"),
+    ({"start_rows": "8"}, "start_rows"),
+    ({"start_rows": "999999999999"}, "start_rows"),
+    ({"init": "iteration"}, "init"),
+])
+def test_bad_engine_settings_are_refused_with_nothing_saved(owner_client, project, changes, field):
+    data = {"content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "10",
+            "rows": "128", "save_every": "5", "style_fit": "crop", "optimizer": "lbfgs", **changes}
+    response = owner_client.post(reverse("run_create", args=[project.id]), data)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    assert not Run.objects.exists()
