@@ -13,21 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.models import Iteration, Run
+from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
 
 # What a continued run takes over from the run it continues.
 CONTINUED_SETTINGS = ("content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer")
-
-
-def _positive_int(value):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise Http404("No such iteration.")
-    if number < 0:
-        raise Http404("No such iteration.")
-    return number
 
 
 def _get_continue_source(request, project):
@@ -36,12 +27,11 @@ def _get_continue_source(request, project):
     from_iteration = request.GET.get("from_iteration")
     if from_run is None and from_iteration is None:
         return None
-    return get_object_or_404(
-        Iteration.objects.select_related("run"),
-        run__project=project,
-        run_id=_positive_int(from_run),
-        number=_positive_int(from_iteration),
-    )
+    run_id = query_number(from_run)
+    number = query_number(from_iteration, minimum=0)
+    if run_id is None or number is None:
+        raise Http404("No such iteration.")
+    return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
 
 
 @require_http_methods(["GET", "POST"])
@@ -111,10 +101,10 @@ def _iteration_json(run, iteration):
 def run_progress(request, run_id):
     """Status, losses, speed and ETA, plus the iterations saved after ``?after=<number>``."""
     run = get_run_for_user(request, run_id)
-    after = request.GET.get("after", "")
-    try:
-        after = int(after) if after != "" else -1
-    except ValueError:
+    raw_after = request.GET.get("after", "")
+    # -1 (nothing seen yet) is what the page sends before the first saved iteration.
+    after = -1 if raw_after in ("", "-1") else query_number(raw_after, minimum=0)
+    if after is None:
         return JsonResponse({"error": "after must be an iteration number."}, status=400)
     saved = [_iteration_json(run, iteration) for iteration in run.saved_iterations.filter(number__gt=after)]
     latest = run.latest_iteration()
