@@ -31,6 +31,13 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def login_throttling_off(settings):
+    """Most tests log in with client.login(), which gives django-axes no request to track; the
+    login-throttling tests turn it back on."""
+    settings.AXES_ENABLED = False
+
+
 def make_image(width=64, height=48, mode="RGB", fmt="PNG", seed=0, **save_options):
     """Bytes of a small picture with structure (gradients and a disc), in any mode and format."""
     rng = np.random.default_rng(seed)
