@@ -188,6 +188,23 @@ THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 360)
 RUN_MAX_ROWS = _env_int("RUN_MAX_ROWS", 2048)
 # A running run whose heartbeat is older than this is considered abandoned and is resumed.
 RUN_STALE_AFTER_SECONDS = _env_int("RUN_STALE_AFTER_SECONDS", 300)
+# A running run with no new iteration for max(this, 10 × its seconds per iteration) is hung (a
+# stuck GPU call or network read) and is resumed elsewhere, although its heartbeat is fresh.
+RUN_STALL_SECONDS = _env_int("RUN_STALL_SECONDS", 900)
+# Storage, weights or memory failures re-queue a run after RUN_RETRY_SECONDS (doubling each time,
+# at most an hour); the run fails after RUN_MAX_INFRA_RETRIES of them.
+RUN_RETRY_SECONDS = _env_int("RUN_RETRY_SECONDS", 60)
+RUN_MAX_INFRA_RETRIES = _env_int("RUN_MAX_INFRA_RETRIES", 5)
+# A run keeps at most this many saved iterations (each a full-size PNG).
+RUN_MAX_SAVED_ITERATIONS = _env_int("RUN_MAX_SAVED_ITERATIONS", 200)
+
+# Per-user limits, so that one user cannot flood the workers or the disk. Launches and uploads
+# over a limit are refused with a message; a user's runs beyond USER_MAX_RUNNING_RUNS wait while
+# workers serve other users.
+USER_MAX_PROJECTS = _env_int("USER_MAX_PROJECTS", 50)
+USER_MAX_QUEUED_RUNS = _env_int("USER_MAX_QUEUED_RUNS", 10)
+USER_MAX_RUNNING_RUNS = _env_int("USER_MAX_RUNNING_RUNS", 2)
+USER_MAX_STORED_BYTES = _env_int("USER_MAX_STORED_BYTES", 5 * 1024**3)
 
 # django-q2: hour-long style-transfer jobs, one worker per GPU by default.
 Q_TIMEOUT = _env_int("Q_TIMEOUT", 7 * 24 * 3600)

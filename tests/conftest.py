@@ -92,8 +92,8 @@ def create_project(user, title="Bird and Scream", *, is_public=False, content=No
     project = Project(owner=user, title=title, is_public=is_public)
     content_image = Image.open(io.BytesIO(content or make_image(64, 48, seed=1))).convert("RGB")
     style_image = Image.open(io.BytesIO(style or make_image(40, 60, seed=2))).convert("RGB")
-    files.save_project_image(project, "content", content_image)
-    files.save_project_image(project, "style", style_image)
+    project.stored_bytes = files.save_project_image(project, "content", content_image)
+    project.stored_bytes += files.save_project_image(project, "style", style_image)
     project.save()
     return project
 
