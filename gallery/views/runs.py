@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.models import Iteration, Run
 from gallery.query import query_number
@@ -34,6 +35,23 @@ def _get_continue_source(request, project):
     return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
 
 
+def _launch(run, source):
+    """Queue the run; the reason it could not be, or None."""
+    try:
+        launch_run(run, init_iteration=source)
+    except LaunchError as exc:
+        return str(exc)
+    return None
+
+
+def _aspect(project):
+    """Width over height of the project's content image (the run's output has its shape)."""
+    try:
+        return project.content_image.width / project.content_image.height
+    except (OSError, ValueError, ZeroDivisionError):
+        return 4.0  # the widest an upload may be: the estimate stays an upper bound
+
+
 @require_http_methods(["GET", "POST"])
 def run_create(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
@@ -43,13 +61,11 @@ def run_create(request, project_id):
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
-        try:
-            launch_run(run, init_iteration=source)
-        except LaunchError as exc:
-            form.add_error(None, str(exc))
-        else:
+        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
+        if error is None:
             messages.success(request, f"Run {run.label} is queued.")
             return redirect(run)
+        form.add_error(None, error)
     context = {"form": form, "project": project, "source": source}
     return render(request, "gallery/run_form.html", context)
 
@@ -116,6 +132,7 @@ def run_progress(request, run_id):
         "is_active": run.is_active,
         "cancel_requested": run.cancel_requested,
         "error": run.error,
+        "notice": run.notice,
         "iteration": run.iterations_done,
         "iterations": run.iterations,
         "percent": run.progress_percent,

@@ -3,6 +3,7 @@
 Each worker start imports TensorFlow and builds VGG19 in the forked worker, so these tests start
 three clusters in all and keep runs tiny (48–64 rows, a few iterations).
 """
+import signal
 import time
 from datetime import timedelta
 
@@ -121,3 +122,38 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     assert_files_exist(run)
     assert "Resumed 1 run" in second_log.read_text()
     assert time.monotonic() - started < 180
+
+
+def test_a_worker_stopped_with_sigterm_exits_at_once_and_its_run_resumes_elsewhere(project, settings, tmp_path):
+    env = worker_env_for_test_db(settings.MEDIA_ROOT)
+    run = Run.objects.create(project=project, rows=48, iterations=40, save_every=2)
+    tasks.enqueue_run(run.id)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+
+    worker = start_worker(env, first_log)
+    try:
+        wait_until(lambda: Iteration.objects.filter(run=run, number__gte=2).exists(), timeout=180, worker=worker,
+                   log_path=first_log)
+        stopping = time.monotonic()
+        worker.send_signal(signal.SIGTERM)  # to the cluster's main process only, as systemd's KillMode=mixed
+        worker.wait(timeout=30)
+        assert time.monotonic() - stopping < 30
+    finally:
+        stop_worker(worker)
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED and run.iterations_done < run.iterations
+    assert run.error == ""
+    before = dict(Iteration.objects.filter(run=run).values_list("number", "id"))
+
+    worker = start_worker(env, second_log)
+    try:
+        wait_until(lambda: finished(run.id), timeout=180, worker=worker, log_path=second_log)
+    finally:
+        stop_worker(worker)
+
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.DONE, "")
+    assert saved_numbers(run) == list(range(0, 41, 2))
+    kept = dict(Iteration.objects.filter(run=run, number__in=before).values_list("number", "id"))
+    assert kept == before
