@@ -158,6 +158,7 @@ def _claim_and_compute(run_id):
     run = Run.objects.select_related("project").filter(id=run_id).first()
     if run is None:
         return "skipped"
+    log.info("Computing run %s (attempt %s).", run.id, run.attempts)
     heartbeat = _Heartbeat(run.id, run.attempts)
     heartbeat.start()
     try:
