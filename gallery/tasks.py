@@ -652,6 +652,10 @@ def launch_run(run, init_iteration=None):
                     image = Image.open(io.BytesIO(handle.read())).convert("RGB")
                 run.stored_bytes += files.save_image(run.init_image, image)
             run.save()
+    except OSError as exc:
+        files.delete_names(_launch_files(run))
+        log.exception("Could not store the inputs of a new run of project %s.", run.project_id)
+        raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
     except BaseException:
         files.delete_names(_launch_files(run))
         raise

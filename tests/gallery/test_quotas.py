@@ -89,3 +89,16 @@ def test_the_projects_page_shows_how_much_the_user_stores(owner_client, project,
     assert project.stored_bytes == sum(default_storage.size(f.name) for f in project.image_files()) > 0
     page = owner_client.get("/projects/").content.decode()
     assert f"Storage: {project.stored_bytes / 1024:.1f} KB of 5.0 GB" in page
+
+
+def test_a_storage_error_while_copying_the_inputs_is_a_clear_message_and_saves_nothing(owner_client, project, monkeypatch):
+    from gallery import files
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "copy_file", disk_full)
+    response = launch(owner_client, project)
+    assert response.status_code == 200
+    assert "images could not be stored (" in response.content.decode()
+    assert not Run.objects.exists()
