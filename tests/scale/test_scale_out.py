@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.workers import kill_worker, start_worker, stop_worker
@@ -89,7 +90,10 @@ def iteration_numbers(deployment, run_id):
 def wait_for(predicate, timeout, workers, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except psycopg.OperationalError:
+            value = None  # a connect timeout while the machine is saturated: ask again
         if value:
             return value
         time.sleep(0.5)
