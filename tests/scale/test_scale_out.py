@@ -153,7 +153,7 @@ def test_a_users_single_run_starts_before_another_users_flood_is_done(deployment
     wait_for(both_workers_busy, 240, workers, "the flood to occupy both workers")
     (late,) = submit(deployment, user="late", count=1, iterations=2, rows=48, save_every=1, title="Late")["runs"]
 
-    state = wait_for(lambda: all_finished(deployment, [*flood, late]), 900, workers, "the flood and the late run")
+    state = wait_for(lambda: all_finished(deployment, [*flood, late]), 600, workers, "the flood and the late run")
     assert all(run["status"] == "done" for run in state.values()), state
     started_before = [run_id for run_id in flood if state[run_id]["started"] < state[late]["started"]]
     # Two flood runs were running when it came; it waited at most for one of them to end (plus one
