@@ -1,6 +1,8 @@
 """Writing and removing the image files behind projects, runs and iterations."""
 import logging
+import posixpath
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -10,20 +12,38 @@ from gallery.models import media_name
 log = logging.getLogger(__name__)
 
 
+def _save(field_file, extension, content):
+    field_file.save(media_name(extension), content, save=False)
+    return content.size
+
+
 def save_image(field_file, image, fmt="PNG"):
-    """Encode a Pillow image into a model's file field under a fresh name (the model is not saved)."""
-    extension = "png" if fmt == "PNG" else "jpg"
-    field_file.save(media_name(extension), images.image_file(image, fmt), save=False)
+    """Encode a Pillow image into a model's file field under a fresh name (the model is not saved);
+    return the bytes written."""
+    return _save(field_file, "png" if fmt == "PNG" else "jpg", images.image_file(image, fmt))
 
 
 def save_thumbnail(field_file, image):
-    field_file.save(media_name("jpg"), images.thumbnail_file(image), save=False)
+    return _save(field_file, "jpg", images.thumbnail_file(image))
+
+
+def copy_file(source, target):
+    """Store a copy of one file field's file into another under a fresh name; return its bytes."""
+    with source.open("rb") as handle:
+        content = ContentFile(handle.read())
+    return _save(target, posixpath.splitext(source.name)[1].lstrip(".") or "jpg", content)
 
 
 def save_project_image(project, which, image):
-    """Store an upload ("content" or "style") re-encoded as JPEG, with its thumbnail."""
-    save_image(getattr(project, f"{which}_image"), image, fmt="JPEG")
-    save_thumbnail(getattr(project, f"{which}_thumbnail"), image)
+    """Store an upload ("content" or "style") re-encoded as JPEG, with its thumbnail; return the bytes."""
+    return save_image(getattr(project, f"{which}_image"), image, fmt="JPEG") + save_thumbnail(
+        getattr(project, f"{which}_thumbnail"), image
+    )
+
+
+def total_size(field_files):
+    """Bytes of the non-empty file fields given, as stored."""
+    return sum(default_storage.size(name) for name in stored_names(field_files))
 
 
 def stored_names(field_files):

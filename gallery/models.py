@@ -36,6 +36,7 @@ class Project(models.Model):
     style_image = models.ImageField(upload_to="projects", max_length=200)
     style_thumbnail = models.ImageField(upload_to="projects", max_length=200)
     is_public = models.BooleanField(default=False, help_text="Public projects are visible read-only to every signed-in user.")
+    stored_bytes = models.PositiveBigIntegerField(default=0, help_text="Bytes of the project's own image files.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -105,6 +106,11 @@ class Run(models.Model):
         "Iteration", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
     )
     init_image = models.ImageField(upload_to="runs", max_length=200, blank=True)
+    # The run's own copies of the project's images as they were at launch: replacing a project
+    # image later (then resuming) never mixes inputs. Runs from before these fields have none and
+    # read the project's images.
+    content_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
+    style_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
     seed = models.PositiveIntegerField(null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -126,11 +132,20 @@ class Run(models.Model):
     converged = models.BooleanField(default=False, help_text="L-BFGS finished before the last iteration.")
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has started this run.")
     cancel_requested = models.BooleanField(default=False)
+    # Infrastructure failures (storage, weights, memory) re-queue the run until not_before; the
+    # run fails only after RUN_MAX_INFRA_RETRIES of them. ``notice`` says why it waits.
+    infra_failures = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    notice = models.CharField(max_length=300, blank=True)
+    # Bytes of the files this run stored (inputs as the engine saw them, copies, iterations).
+    stored_bytes = models.PositiveBigIntegerField(default=0)
 
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The last time the engine reported an iteration (the heartbeat only proves the process lives).
+    progressed = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -179,7 +194,7 @@ class Run(models.Model):
         return self.saved_iterations.order_by("-number").first()
 
     def image_files(self):
-        files = [self.init_image, self.base_image, self.style_image]
+        files = [self.init_image, self.content_source, self.style_source, self.base_image, self.style_image]
         for iteration in self.saved_iterations.all():
             files.extend([iteration.image, iteration.thumbnail])
         return files

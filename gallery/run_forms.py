@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from gallery.models import RUN_DEFAULTS, Run
+from gallery.quotas import saved_iteration_count
 from stylecore.settings import MAX_WEIGHT
 
 MIN_ROWS = 64
@@ -158,4 +159,14 @@ class RunForm(forms.ModelForm):
         weights = [cleaned.get(name) for name in self.WEIGHT_FIELDS]
         if all(weight is not None for weight in weights) and not any(weights):
             raise forms.ValidationError("At least one weight must be above 0.")
+        iterations, save_every = cleaned.get("iterations"), cleaned.get("save_every")
+        if iterations and save_every:
+            most = settings.RUN_MAX_SAVED_ITERATIONS
+            saved = saved_iteration_count(iterations, save_every)
+            if saved > most:
+                self.add_error(
+                    "save_every",
+                    f"This would keep {saved} full-size images; a run keeps at most {most}. "
+                    f"Save every {math.ceil(iterations / (most - 2))} iterations or more.",
+                )
         return cleaned

@@ -5,9 +5,11 @@ Without any variable set you get a local development site: DEBUG on, SQLite and 
 ``./data``, and the django-q2 ORM broker, so ``make run`` works on a fresh machine.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
+    "axes",
     "gallery",
 ]
 
@@ -69,7 +72,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gallery.urls"
@@ -115,6 +121,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): the site's and the admin's log-in share this backend. After
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused for
+# LOGIN_LOCKOUT_MINUTES, even with the right password; a successful log-in resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = _env_bool("LOGIN_THROTTLING", True)
+AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed log-in attempts for this account from your address. "
+    "Log-in is locked for a while; try again later."
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -165,6 +188,23 @@ THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 360)
 RUN_MAX_ROWS = _env_int("RUN_MAX_ROWS", 2048)
 # A running run whose heartbeat is older than this is considered abandoned and is resumed.
 RUN_STALE_AFTER_SECONDS = _env_int("RUN_STALE_AFTER_SECONDS", 300)
+# A running run with no new iteration for max(this, 10 × its seconds per iteration) is hung (a
+# stuck GPU call or network read) and is resumed elsewhere, although its heartbeat is fresh.
+RUN_STALL_SECONDS = _env_int("RUN_STALL_SECONDS", 900)
+# Storage, weights or memory failures re-queue a run after RUN_RETRY_SECONDS (doubling each time,
+# at most an hour); the run fails after RUN_MAX_INFRA_RETRIES of them.
+RUN_RETRY_SECONDS = _env_int("RUN_RETRY_SECONDS", 60)
+RUN_MAX_INFRA_RETRIES = _env_int("RUN_MAX_INFRA_RETRIES", 5)
+# A run keeps at most this many saved iterations (each a full-size PNG).
+RUN_MAX_SAVED_ITERATIONS = _env_int("RUN_MAX_SAVED_ITERATIONS", 200)
+
+# Per-user limits, so that one user cannot flood the workers or the disk. Launches and uploads
+# over a limit are refused with a message; a user's runs beyond USER_MAX_RUNNING_RUNS wait while
+# workers serve other users.
+USER_MAX_PROJECTS = _env_int("USER_MAX_PROJECTS", 50)
+USER_MAX_QUEUED_RUNS = _env_int("USER_MAX_QUEUED_RUNS", 10)
+USER_MAX_RUNNING_RUNS = _env_int("USER_MAX_RUNNING_RUNS", 2)
+USER_MAX_STORED_BYTES = _env_int("USER_MAX_STORED_BYTES", 5 * 1024**3)
 
 # django-q2: hour-long style-transfer jobs, one worker per GPU by default.
 Q_TIMEOUT = _env_int("Q_TIMEOUT", 7 * 24 * 3600)
@@ -188,6 +228,21 @@ else:
     Q_CLUSTER["orm"] = "default"
 if _env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
+
+# Content-Security-Policy (django-csp), always on: scripts and styles only from our own static
+# files (no inline <script> or style= attributes; scripts may set CSS custom properties).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 # Security: strict by default when DEBUG is off (check --deploy clean).
 SESSION_COOKIE_HTTPONLY = True

@@ -6,8 +6,18 @@ atomically (a duplicate delivery exits at once), calls ``stylecore`` and turns e
 thumbnail. Progress is written every iteration, and a background thread keeps ``Run.heartbeat``
 fresh while the engine computes, so a stale heartbeat means the worker is gone: ``resume_stale_runs``
 (at worker start and on a schedule) re-queues such runs, and they continue from their last saved
-iteration. A worker that finishes a run takes the runs still queued from the database, oldest
-first, so a run whose task a killed cluster had prefetched is not stranded.
+iteration. A task is a token that lets a worker compute queued runs: it takes the fairest queued
+run (``next_queued_run``: the user with the fewest runs in progress, then the one who waited
+longest), and after it the next, until none is left, so a run whose task a killed cluster had
+prefetched is not stranded.
+
+A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
+(storage, weights, memory) re-queues it with back-off and ends the chain, so one broken disk does
+not fail every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. A run is stale
+when its heartbeat stops (the worker died) or when it makes no progress (a hung call); recovery
+runs in the scheduled check, between runs of a chain and in every busy worker's heartbeat
+thread, so it never waits behind the backlog. On SIGTERM (``manage.py worker``) the run in
+progress stops after its current iteration and is re-queued, and the worker takes no further run.
 
 Each claim increments ``Run.attempts``; every later write of that worker is filtered on
 ``attempts`` too, so a worker that lost its run (re-queued while it was thought dead, or the
@@ -20,11 +30,12 @@ import io
 import logging
 import math
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -41,6 +52,18 @@ RESUME_SCHEDULE_NAME = "Resume stale runs"
 # A run whose worker died this many times is failed instead of resumed again (e.g. it is killed
 # for running out of memory each time).
 MAX_ATTEMPTS = 5
+# A busy worker's heartbeat thread runs the stale-run check this often (seconds).
+RECOVERY_INTERVAL = 60
+# Files under media/runs/ that no row names are removed once they are this old (seconds): a killed
+# worker may leave a file written just before its row.
+ORPHAN_AGE = 3600
+# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time).
+STALL_ITERATIONS = 10
+
+# Set when the worker cluster is asked to stop: the run in progress stops after its current
+# iteration and is re-queued, and no further run is taken. ``manage.py worker`` replaces it with
+# a multiprocessing event before django-q2 forks, so that its workers see the signal.
+shutdown = threading.Event()
 
 _engine = None
 _engine_lock = threading.Lock()
@@ -72,22 +95,48 @@ def _refresh_connections():
 
 
 def execute_run(run_id):
-    """django-q2 task: claim the run and compute it, then any runs still queued. Never raises for a
-    run's own failure.
+    """django-q2 task: compute queued runs, fairest first, until none is due; return the last outcome.
+    Never raises for a run's own failure.
 
-    Taking queued runs straight from the database afterwards means that a run whose task was lost
-    (django-q2 prefetches the next task while its workers are busy, and a killed cluster takes it
-    along) is still computed; its own task, if it ever comes, finds it claimed and exits.
+    ``run_id`` names the run the task was queued for, but the task is a token: the worker takes
+    ``next_queued_run()``, which is that run only when it is the fairest. Every queued run has a
+    task, so each is computed; a task that finds nothing due exits. Taking runs straight from the
+    database also means that a run whose task was lost (a killed cluster takes its prefetched
+    tasks along) is still computed. The chain stops after an infrastructure error (the next run
+    would meet it too), on shutdown, and when nothing is due.
     """
-    outcome = _claim_and_compute(run_id)
-    if outcome in ("done", "failed", "cancelled"):
-        while (next_id := _oldest_queued_run()) is not None:
-            _claim_and_compute(next_id)
+    outcome = "skipped"
+    while not shutdown.is_set():
+        next_id = next_queued_run()
+        if next_id is None:
+            break
+        outcome = _claim_and_compute(next_id)
+        if outcome in ("retry", "stopped"):
+            break
+        _recover()
     return outcome
 
 
-def _oldest_queued_run():
-    return Run.objects.filter(status=Run.Status.QUEUED).order_by("created", "id").values_list("id", flat=True).first()
+def next_queued_run(now=None):
+    """The id of the queued run a free worker should take next, or None.
+
+    Fair queue: among users below USER_MAX_RUNNING_RUNS, those with the fewest runs running come
+    first, and of those the one whose oldest due run has waited longest (round-robin across users,
+    not first come first served). A run waiting out an infrastructure back-off is not due.
+    """
+    now = now or timezone.now()
+    running = dict(
+        Run.objects.filter(status=Run.Status.RUNNING)
+        .values_list("project__owner_id")
+        .annotate(count=Count("id"))
+        .values_list("project__owner_id", "count")
+    )
+    due = Run.objects.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), status=Run.Status.QUEUED)
+    oldest_per_user = {}
+    for run_id, owner_id in due.order_by("created", "id").values_list("id", "project__owner_id"):
+        oldest_per_user.setdefault(owner_id, (running.get(owner_id, 0), len(oldest_per_user), run_id))
+    eligible = [key for key in oldest_per_user.values() if key[0] < settings.USER_MAX_RUNNING_RUNS]
+    return min(eligible)[2] if eligible else None
 
 
 def _claim_and_compute(run_id):
@@ -97,8 +146,11 @@ def _claim_and_compute(run_id):
         status=Run.Status.RUNNING,
         started=Coalesce(F("started"), now),
         heartbeat=now,
+        progressed=now,
         attempts=F("attempts") + 1,
         error="",
+        notice="",
+        not_before=None,
     )
     if claimed != 1:
         log.info("Run %s is not queued (cancelled, deleted or delivered twice); nothing to do.", run_id)
@@ -106,6 +158,7 @@ def _claim_and_compute(run_id):
     run = Run.objects.select_related("project").filter(id=run_id).first()
     if run is None:
         return "skipped"
+    log.info("Computing run %s (attempt %s).", run.id, run.attempts)
     heartbeat = _Heartbeat(run.id, run.attempts)
     heartbeat.start()
     try:
@@ -114,10 +167,13 @@ def _claim_and_compute(run_id):
         log.warning("Run %s was taken from this worker or deleted; stopping.", run_id)
         outcome = "lost"
     except Exception as exc:
-        message = failure_message(exc, run)
-        log.warning("Run %s failed: %s", run_id, message, exc_info=not _is_expected(exc))
-        _finish(run.id, run.attempts, Run.Status.FAILED, error=message)
-        outcome = "failed"
+        if is_infrastructure_error(exc):
+            outcome = _retry_later(run, exc)
+        else:
+            message = failure_message(exc, run)
+            log.warning("Run %s failed: %s", run_id, message, exc_info=not _is_expected(exc))
+            _finish(run.id, run.attempts, Run.Status.FAILED, error=message)
+            outcome = "failed"
     finally:
         heartbeat.stop()
         _refresh_connections()
@@ -128,6 +184,54 @@ def _is_expected(exc):
     import stylecore
 
     return isinstance(exc, stylecore.StyleCoreError)
+
+
+def is_infrastructure_error(exc):
+    """Errors of the machine, not of the run: storage, the weights file, memory. The run is fine
+    and is tried again later; its own errors (settings, images, a diverging loss) fail it."""
+    import stylecore
+
+    if isinstance(exc, stylecore.WeightsError):
+        return True
+    if isinstance(exc, stylecore.StyleCoreError):
+        return False
+    return isinstance(exc, (OSError, MemoryError)) or type(exc).__name__ == "ResourceExhaustedError"
+
+
+def _infrastructure_cause(exc):
+    import stylecore
+
+    if isinstance(exc, stylecore.WeightsError):
+        return "an error reading the model weights"
+    if isinstance(exc, OSError):
+        return "a storage error"
+    return "running out of memory"
+
+
+def _retry_later(run, exc):
+    """Re-queue the run after an infrastructure error, with back-off; fail it after too many."""
+    failures = run.infra_failures + 1
+    if failures >= settings.RUN_MAX_INFRA_RETRIES:
+        message = f"{failure_message(exc, run)} (gave up after {failures} attempts)"
+        log.warning("Run %s failed: %s", run.id, message, exc_info=True)
+        _finish(run.id, run.attempts, Run.Status.FAILED, error=message)
+        return "failed"
+    delay = min(3600, settings.RUN_RETRY_SECONDS * 2 ** (failures - 1))
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    notice = (
+        f"Waiting to retry after {_infrastructure_cause(exc)} ({type(exc).__name__}: {exc}); "
+        f"try {failures + 1} of {settings.RUN_MAX_INFRA_RETRIES} at {retry_at:%H:%M:%S} UTC."
+    )
+    log.warning("Run %s met an infrastructure error; retrying in %s s.", run.id, delay, exc_info=True)
+    _requeue(run.id, run.attempts, infra_failures=failures, not_before=retry_at, notice=notice[:300])
+    return "retry"
+
+
+def _requeue(run_id, attempt, **fields):
+    """Put a run this worker owns back in the queue (it resumes from its last saved iteration)."""
+    return Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempt).update(
+        status=Run.Status.QUEUED, heartbeat=timezone.now(), **fields
+    )
 
 
 def failure_message(exc, run):
@@ -174,6 +278,7 @@ class _Job:
         self.attempt = run.attempts
         self.cancelled = False
         self.lost = False
+        self.stopping = False
 
     def execute(self):
         import stylecore
@@ -183,8 +288,9 @@ class _Job:
         if last is not None and last.number >= run.iterations:
             _finish(run.id, self.attempt, Run.Status.DONE)
             return "done"
-        content = _read_file(run.project.content_image)
-        style = _read_file(run.project.style_image)
+        # The run's own copies of its inputs; runs launched before those existed read the project's.
+        content = _read_file(run.content_source or run.project.content_image)
+        style = _read_file(run.style_source or run.project.style_image)
         if not run.base_image or not run.style_image:
             self._save_engine_inputs(stylecore, content, style)
 
@@ -229,6 +335,11 @@ class _Job:
                 Run.objects.filter(id=run.id, attempts=self.attempt).update(converged=True)
             _finish(run.id, self.attempt, Run.Status.DONE)
             return "done"
+        if self.stopping:
+            log.info("Worker stopping: run %s goes back to the queue at iteration %s.", run.id, result.last_iteration)
+            if _requeue(run.id, self.attempt):
+                _enqueue_quietly(run.id)
+            return "stopped"
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
 
@@ -237,10 +348,11 @@ class _Job:
         run = self.run
         base_u8, style_u8 = stylecore.prepare_images(content, style, rows=run.rows, style_fit=run.style_fit)
         before = files.stored_names([run.base_image, run.style_image])
-        files.save_image(run.base_image, Image.fromarray(base_u8))
-        files.save_image(run.style_image, Image.fromarray(style_u8))
+        size = files.save_image(run.base_image, Image.fromarray(base_u8))
+        size += files.save_image(run.style_image, Image.fromarray(style_u8))
         names = {"base_image": run.base_image.name, "style_image": run.style_image.name}
-        if not Run.objects.filter(id=run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(**names):
+        running = Run.objects.filter(id=run.id, status=Run.Status.RUNNING, attempts=self.attempt)
+        if not running.update(**names, stored_bytes=F("stored_bytes") + size):
             files.delete_names(names.values())
             raise _Lost()
         files.delete_names(before)
@@ -264,6 +376,9 @@ class _Job:
         if cancel_requested:
             self.cancelled = True
             return True
+        if shutdown.is_set():
+            self.stopping = True
+            return True
         return False
 
     def _is_saved(self, number):
@@ -283,6 +398,7 @@ class _Job:
             "tv_loss": _finite(report.tv_loss),
             "precision_used": report.precision,
             "heartbeat": timezone.now(),
+            "progressed": timezone.now(),
         }
         if done_here > 0:
             # Time per iteration in this attempt, without the model build before the first report.
@@ -314,8 +430,8 @@ class _Job:
         )
         fields = self._progress_fields(report)
         try:
-            files.save_image(iteration.image, image)
-            files.save_thumbnail(iteration.thumbnail, image)
+            size = files.save_image(iteration.image, image) + files.save_thumbnail(iteration.thumbnail, image)
+            fields["stored_bytes"] = F("stored_bytes") + size
             with transaction.atomic():
                 self._update_run(fields)
                 iteration.save()
@@ -326,7 +442,8 @@ class _Job:
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps Run.heartbeat fresh while the engine computes (an iteration can take minutes)."""
+    """Keeps Run.heartbeat fresh while the engine computes (an iteration can take minutes), and runs
+    the stale-run check every RECOVERY_INTERVAL, so recovery never waits for a free worker."""
 
     def __init__(self, run_id, attempt):
         super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
@@ -336,6 +453,7 @@ class _Heartbeat(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self):
+        next_recovery = time.monotonic() + RECOVERY_INTERVAL
         try:
             while not self._stopped.wait(self.interval):
                 try:
@@ -347,6 +465,9 @@ class _Heartbeat(threading.Thread):
                     continue
                 if not alive:
                     return
+                if time.monotonic() >= next_recovery:
+                    next_recovery = time.monotonic() + RECOVERY_INTERVAL
+                    _recover()
         finally:
             connection.close()  # this thread's own connection
 
@@ -359,19 +480,54 @@ class _Heartbeat(threading.Thread):
 
 
 def resume_stale_runs():
-    """Re-queue runs left running by a worker that is gone; return how many were resumed.
+    """The periodic check (scheduled every minute): re-queue stale runs, make sure every due queued
+    run has a task, and sweep files that no row names. Returns how many runs were resumed."""
+    resumed = _recover()
+    sweep_orphaned_files()
+    return resumed
 
-    The status change is a conditional UPDATE, so of two checkers running at once only one
-    re-queues a given run. A stale run that was asked to cancel is cancelled instead, and one
-    whose worker died MAX_ATTEMPTS times is failed.
+
+def _recover():
+    """Re-queue stale runs and top up tasks for waiting runs; never raises (it runs in between)."""
+    try:
+        _refresh_connections()
+        resumed = _resume_stale()
+        _wake_up_waiting_runs()
+        return resumed
+    except Exception:
+        log.exception("The stale-run check failed; the next one tries again.")
+        return 0
+
+
+def _stale_runs(now):
+    """(id, attempts, cancel_requested) of running runs whose worker is gone (no heartbeat for
+    RUN_STALE_AFTER_SECONDS) or hung (no new iteration for max(RUN_STALL_SECONDS, STALL_ITERATIONS
+    × its seconds per iteration): the heartbeat only proves that the process lives)."""
+    dead = Q(heartbeat__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)) | Q(heartbeat__isnull=True)
+    quiet = Q(progressed__lt=now - timedelta(seconds=settings.RUN_STALL_SECONDS))
+    candidates = Run.objects.filter(dead | quiet, status=Run.Status.RUNNING)
+    fields = ("id", "attempts", "cancel_requested", "heartbeat", "progressed", "seconds_per_iteration")
+    stale = []
+    for run_id, attempts, cancel_requested, heartbeat, progressed, per_iteration in candidates.values_list(*fields):
+        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * (per_iteration or 0))
+        is_dead = heartbeat is None or heartbeat < now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
+        if is_dead or progressed < now - timedelta(seconds=patience):
+            stale.append((run_id, attempts, cancel_requested))
+    return stale
+
+
+def _resume_stale():
+    """Re-queue runs left running by a worker that is gone or hung; return how many were resumed.
+
+    The status change is a conditional UPDATE on the attempt, so of two checkers running at once
+    only one re-queues a given run, and the old worker, should it wake, stops at its next write.
+    A stale run that was asked to cancel is cancelled instead, and one whose worker died
+    MAX_ATTEMPTS times is failed.
     """
-    _refresh_connections()
     now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-    stale = Run.objects.filter(Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True), status=Run.Status.RUNNING)
     resumed = 0
-    for run_id, attempts, cancel_requested in stale.values_list("id", "attempts", "cancel_requested"):
-        still_stale = stale.filter(id=run_id, attempts=attempts)
+    for run_id, attempts, cancel_requested in _stale_runs(now):
+        still_stale = Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempts)
         if cancel_requested:
             still_stale.update(status=Run.Status.CANCELLED, finished=now)
             continue
@@ -383,38 +539,82 @@ def resume_stale_runs():
                 "giving up. Continue from its last saved iteration, perhaps with fewer rows.",
             )
             continue
+        previous = still_stale.values_list("heartbeat", flat=True).first()
         if still_stale.update(status=Run.Status.QUEUED, heartbeat=now) != 1:
             continue
         try:
             enqueue_run(run_id)
         except Exception:
             # Leave it running and stale, so that the next check tries again.
-            Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING, heartbeat=cutoff)
+            Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(
+                status=Run.Status.RUNNING, heartbeat=previous
+            )
             log.exception("Could not re-queue stale run %s.", run_id)
             continue
-        log.info("Resuming run %s, left running by a worker that stopped.", run_id)
+        log.info("Resuming run %s, left running by a worker that stopped or hung.", run_id)
         resumed += 1
-    if not resumed:
-        _wake_up_for_waiting_runs(cutoff)
     return resumed
 
 
-def _wake_up_for_waiting_runs(cutoff):
-    """Queue a task for the oldest waiting run when nothing is running, in case its task was lost.
+def _wake_up_waiting_runs():
+    """Give waiting runs a task when theirs may be lost: one task per due queued run, at least.
 
-    A run waits this long with no run in progress only when no worker holds its task; a second
-    task for it is harmless (the claim lets one through).
+    Tasks are tokens (see execute_run), so the check only compares the number of due queued runs
+    with the number of tasks the broker holds and queues the difference, for the runs that have
+    waited longest without one (``heartbeat`` of a queued run is when it last got a task). Works
+    per run, whatever else is running; a spare task is harmless.
     """
-    if Run.objects.filter(status=Run.Status.RUNNING).exists():
+    from django_q.brokers import get_broker
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
+    due = Run.objects.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), status=Run.Status.QUEUED)
+    missing = due.count() - get_broker().queue_size()
+    if missing <= 0:
         return
-    waited = Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created__lt=cutoff)
-    waiting = Run.objects.filter(waited, status=Run.Status.QUEUED).order_by("created", "id").first()
-    if waiting is not None and Run.objects.filter(id=waiting.id, status=Run.Status.QUEUED).update(heartbeat=timezone.now()):
-        log.info("Run %s has waited with no run in progress; queuing it again.", waiting.id)
-        try:
-            enqueue_run(waiting.id)
-        except Exception:
-            log.exception("Could not queue waiting run %s.", waiting.id)
+    waited = Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, created__lt=cutoff) | Q(not_before__isnull=False)
+    for run_id in due.filter(waited).order_by("created", "id").values_list("id", flat=True)[:missing]:
+        if Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(heartbeat=now):
+            log.info("Run %s has waited without a task; queuing one.", run_id)
+            _enqueue_quietly(run_id)
+
+
+def _enqueue_quietly(run_id):
+    try:
+        enqueue_run(run_id)
+    except Exception:
+        log.exception("Could not queue a task for run %s; the stale-run check tries again.", run_id)
+
+
+def _referenced_run_files():
+    names = set()
+    for field in ("init_image", "content_source", "style_source", "base_image", "style_image"):
+        names.update(Run.objects.exclude(**{field: ""}).values_list(field, flat=True))
+    for field in ("image", "thumbnail"):
+        names.update(Iteration.objects.values_list(field, flat=True))
+    return names
+
+
+def sweep_orphaned_files():
+    """Remove files under runs/ that no row names and that are older than ORPHAN_AGE: left by a
+    worker killed between writing a file and its row. Returns how many were removed."""
+    from django.core.files.storage import default_storage
+
+    try:
+        _dirs, names = default_storage.listdir("runs")
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=ORPHAN_AGE)
+    referenced = _referenced_run_files()
+    orphans = []
+    for name in names:
+        path = f"runs/{name}"
+        if path not in referenced and default_storage.get_modified_time(path) < cutoff:
+            orphans.append(path)
+    files.delete_names(orphans)
+    if orphans:
+        log.info("Removed %s orphaned run file(s).", len(orphans))
+    return len(orphans)
 
 
 def ensure_resume_schedule():
@@ -438,28 +638,40 @@ class LaunchError(Exception):
     """The run could not be queued; nothing was kept."""
 
 
+def _launch_files(run):
+    return files.stored_names([run.init_image, run.content_source, run.style_source])
+
+
 def launch_run(run, init_iteration=None):
-    """Save a new run (copying the iteration it continues from) and queue it; all or nothing.
+    """Save a new run (with its own copies of the project's images and of the iteration it
+    continues from) and queue it; all or nothing.
 
     The row is committed before the task is queued so that a worker always finds it; if queuing
     fails the run and its files are removed again, so no queued run is left without a task.
     """
     try:
         with transaction.atomic():
+            run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
+            run.stored_bytes += files.copy_file(run.project.style_image, run.style_source)
             if init_iteration is not None:
                 run.init = Run.Init.ITERATION
                 run.init_iteration = init_iteration
                 with init_iteration.image.open("rb") as handle:
-                    files.save_image(run.init_image, Image.open(io.BytesIO(handle.read())).convert("RGB"))
+                    image = Image.open(io.BytesIO(handle.read())).convert("RGB")
+                run.stored_bytes += files.save_image(run.init_image, image)
             run.save()
+    except OSError as exc:
+        files.delete_names(_launch_files(run))
+        log.exception("Could not store the inputs of a new run of project %s.", run.project_id)
+        raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
     except BaseException:
-        files.delete_names(files.stored_names([run.init_image]))
+        files.delete_names(_launch_files(run))
         raise
     try:
         enqueue_run(run.id)
     except Exception as exc:
         log.exception("Could not queue run %s; removing it.", run.id)
         Run.objects.filter(id=run.id).delete()
-        files.delete_names(files.stored_names([run.init_image]))
+        files.delete_names(_launch_files(run))
         raise LaunchError(f"The run could not be queued ({exc}). Nothing was saved; try again.") from exc
     return run

@@ -73,8 +73,7 @@ def _pil_to_rgb(image):
     image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        return _gray_to_rgb(_scale_wide(values, is_float=(mode == "F")))
+        return _gray_to_rgb(_scale_wide(np.asarray(image), is_float=(mode == "F")))
     if mode == "P" or mode == "PA":
         image = image.convert("RGBA")
         mode = "RGBA"
@@ -85,18 +84,37 @@ def _pil_to_rgb(image):
     return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
+# Wide samples are converted this many rows at a time: a 40-megapixel upload never has a whole
+# float64 copy (320 MB each), only a few megabytes of one.
+_BLOCK_ROWS = 256
+
+
+def _wide_blocks(values):
+    for start in range(0, values.shape[0], _BLOCK_ROWS):
+        block = values[start:start + _BLOCK_ROWS].astype(np.float64)
+        yield start, np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0, copy=False)
+
+
 def _scale_wide(values, *, is_float):
     """Map 16/32-bit integer or float samples to 0..255.
 
     Floats whose values all lie in [0, 1] are taken as fractions; integers
     with any value above 255 are taken as 16-bit (0..65535) samples.
     """
-    finite = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    if is_float and finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
-        finite = finite * 255.0
-    elif finite.size and finite.max() > 255.0:
-        finite = finite / 257.0
-    return np.clip(np.rint(finite), 0, 255).astype(np.uint8)
+    low, high = 0.0, 0.0
+    if values.size:
+        ranges = [(block.min(), block.max()) for _, block in _wide_blocks(values)]
+        low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    fractions = is_float and values.size and low >= 0.0 and high <= 1.0
+    sixteen_bit = not fractions and values.size and high > 255.0
+    gray = np.empty(values.shape, dtype=np.uint8)
+    for start, block in _wide_blocks(values):
+        if fractions:
+            block *= 255.0
+        elif sixteen_bit:
+            block /= 257.0
+        gray[start:start + _BLOCK_ROWS] = np.clip(np.rint(block), 0, 255)
+    return gray
 
 
 def _gray_to_rgb(gray):

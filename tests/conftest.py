@@ -31,6 +31,13 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def login_throttling_off(settings):
+    """Most tests log in with client.login(), which gives django-axes no request to track; the
+    login-throttling tests turn it back on."""
+    settings.AXES_ENABLED = False
+
+
 def make_image(width=64, height=48, mode="RGB", fmt="PNG", seed=0, **save_options):
     """Bytes of a small picture with structure (gradients and a disc), in any mode and format."""
     rng = np.random.default_rng(seed)
@@ -85,8 +92,8 @@ def create_project(user, title="Bird and Scream", *, is_public=False, content=No
     project = Project(owner=user, title=title, is_public=is_public)
     content_image = Image.open(io.BytesIO(content or make_image(64, 48, seed=1))).convert("RGB")
     style_image = Image.open(io.BytesIO(style or make_image(40, 60, seed=2))).convert("RGB")
-    files.save_project_image(project, "content", content_image)
-    files.save_project_image(project, "style", style_image)
+    project.stored_bytes = files.save_project_image(project, "content", content_image)
+    project.stored_bytes += files.save_project_image(project, "style", style_image)
     project.save()
     return project
 

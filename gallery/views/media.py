@@ -1,8 +1,11 @@
 """Image files, served only to those who may see the project they belong to."""
+import hashlib
 import mimetypes
 import posixpath
 
 from django.http import FileResponse, Http404
+from django.utils.cache import get_conditional_response
+from django.utils.http import quote_etag
 from django.views.decorators.http import require_GET
 
 from gallery.access import get_iteration_for_user, get_project_for_user, get_run_for_user
@@ -16,9 +19,19 @@ PROJECT_FILES = {
 RUN_FILES = {"base": "base_image", "style": "style_image", "init": "init_image"}
 
 
-def serve_file(field_file, *, download_name=None):
+def serve_file(request, field_file, *, download_name=None):
+    """The file, revalidated on every request: once a project turns private, viewers lose it at once.
+
+    Stored files are never rewritten under the same name (a replaced image gets a new name), so the
+    name is a sound ETag and a browser's revalidation costs a 304 without reading the file.
+    """
     if not field_file or not field_file.name:
         raise Http404("No such image.")
+    etag = quote_etag(hashlib.sha256(f"{field_file.name}|{download_name}".encode()).hexdigest()[:32])
+    not_modified = get_conditional_response(request, etag=etag)
+    if not_modified is not None:
+        not_modified["Cache-Control"] = "private, no-cache"
+        return not_modified
     try:
         handle = field_file.open("rb")
     except (FileNotFoundError, OSError):
@@ -29,8 +42,9 @@ def serve_file(field_file, *, download_name=None):
     response = FileResponse(
         handle, content_type=content_type, as_attachment=bool(download_name), filename=download_name or ""
     )
-    # Private: the permission check must run on every request, so no shared caches.
-    response["Cache-Control"] = "private, max-age=3600"
+    # Private (no shared caches) and no-cache: the permission check runs on every request.
+    response["Cache-Control"] = "private, no-cache"
+    response["ETag"] = etag
     return response
 
 
@@ -40,7 +54,7 @@ def project_media(request, project_id, kind):
     if kind not in PROJECT_FILES:
         raise Http404("No such image.")
     download = f"{project.title}-{kind}" if request.GET.get("download") else None
-    return serve_file(getattr(project, PROJECT_FILES[kind]), download_name=download)
+    return serve_file(request, getattr(project, PROJECT_FILES[kind]), download_name=download)
 
 
 @require_GET
@@ -49,16 +63,16 @@ def run_media(request, run_id, kind):
     if kind not in RUN_FILES:
         raise Http404("No such image.")
     download = f"{run.label}-{kind}" if request.GET.get("download") else None
-    return serve_file(getattr(run, RUN_FILES[kind]), download_name=download)
+    return serve_file(request, getattr(run, RUN_FILES[kind]), download_name=download)
 
 
 @require_GET
 def iteration_image(request, run_id, number):
     iteration = get_iteration_for_user(request, run_id, number)
     download = f"{iteration.run.label}-iteration-{number}" if request.GET.get("download") else None
-    return serve_file(iteration.image, download_name=download)
+    return serve_file(request, iteration.image, download_name=download)
 
 
 @require_GET
 def iteration_thumbnail(request, run_id, number):
-    return serve_file(get_iteration_for_user(request, run_id, number).thumbnail)
+    return serve_file(request, get_iteration_for_user(request, run_id, number).thumbnail)

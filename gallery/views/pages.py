@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from gallery.access import get_run_for_user
 from gallery.display import format_duration, format_loss, loss_chart
 from gallery.models import Iteration, Run, format_number
+from gallery.query import query_number
 
 MIN_COMPARED = 2
 MAX_COMPARED = 6
@@ -287,10 +288,11 @@ def parse_run_ids(request):
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit():
-            raise CompareError(f"“{part}” is not a run number. Use ?runs=1,2,3.")
-        if int(part) not in ids:
-            ids.append(int(part))
+        run_id = query_number(part)
+        if run_id is None:
+            raise CompareError(f"“{part[:30]}” is not a run number. Use ?runs=1,2,3.")
+        if run_id not in ids:
+            ids.append(run_id)
     if len(ids) < MIN_COMPARED:
         raise CompareError(f"Choose at least {MIN_COMPARED} runs to compare (you chose {len(ids)}).")
     if len(ids) > MAX_COMPARED:
@@ -300,11 +302,11 @@ def parse_run_ids(request):
 
 def parse_crop(value):
     """x,y,width,height in the full image's pixels, or None when absent or malformed."""
-    try:
-        x, y, width, height = (int(part) for part in value.split(","))
-    except (AttributeError, ValueError):
+    parts = value.split(",") if value else []
+    if len(parts) != 4:
         return None
-    if x < 0 or y < 0 or width < 1 or height < 1:
+    x, y, width, height = (query_number(part, minimum=minimum) for part, minimum in zip(parts, (0, 0, 1, 1)))
+    if None in (x, y, width, height):
         return None
     return {"x": x, "y": y, "w": width, "h": height}
 
@@ -352,8 +354,7 @@ def compare(request):
         by_run[iteration.run_id].append(iteration)
     numbers = sorted({it.number for its in by_run.values() for it in its})
 
-    raw_iteration = request.GET.get("iteration", "last")
-    selected = int(raw_iteration) if raw_iteration.isdigit() else None
+    selected = query_number(request.GET.get("iteration"), minimum=0)
     if selected is not None and numbers and selected not in numbers:
         selected = max([n for n in numbers if n <= selected] or [numbers[0]])
     if not numbers:

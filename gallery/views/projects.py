@@ -4,7 +4,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from gallery import files
+from gallery import files, quotas
 from gallery.access import get_project_for_user
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
@@ -19,15 +19,27 @@ def project_list(request):
     projects = (
         Project.objects.filter(owner=request.user).annotate(run_count=Count("runs")).order_by("-created", "-id")
     )
-    return render(request, "gallery/project_list.html", {"projects": projects})
+    context = {"projects": projects, "storage": quotas.storage_summary(request.user)}
+    return render(request, "gallery/project_list.html", context)
+
+
+def _refused(form, refusal):
+    """Show a quota refusal on the form; True when there was one."""
+    if refusal:
+        form.add_error(None, refusal)
+    return bool(refusal)
+
+
+def _upload_bytes(request):
+    return sum(uploaded.size for uploaded in request.FILES.values())
 
 
 def _create_project(owner, data):
     """Write both images, then the row; if anything fails, remove the files written so far."""
     project = Project(owner=owner, title=data["title"])
     try:
-        files.save_project_image(project, "content", data["content_image"])
-        files.save_project_image(project, "style", data["style_image"])
+        project.stored_bytes = files.save_project_image(project, "content", data["content_image"])
+        project.stored_bytes += files.save_project_image(project, "style", data["style_image"])
         project.save()
     except BaseException:
         files.delete_names(files.stored_names(project.image_files()))
@@ -38,7 +50,8 @@ def _create_project(owner, data):
 @require_http_methods(["GET", "POST"])
 def project_create(request):
     form = ProjectForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    refusal = request.method == "POST" and quotas.project_refusal(request.user, _upload_bytes(request))
+    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
         project = _create_project(request.user, form.cleaned_data)
         messages.success(request, f"Project “{project.title}” created. Launch a run to stylise it.")
         return redirect(project)
@@ -55,6 +68,7 @@ def _save_project_edit(form):
                 image = form.cleaned_data.get(f"{which}_image")
                 if image is not None:
                     files.save_project_image(project, which, image)
+            project.stored_bytes = files.total_size(project.image_files())
             project.save()
             after = files.stored_names(project.image_files())
             files.delete_names_on_commit(set(before) - set(after))
@@ -68,7 +82,8 @@ def _save_project_edit(form):
 def project_edit(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     form = ProjectEditForm(request.POST or None, request.FILES or None, instance=project)
-    if request.method == "POST" and form.is_valid():
+    refusal = request.method == "POST" and quotas.upload_refusal(request.user, _upload_bytes(request))
+    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
         project = _save_project_edit(form)
         messages.success(request, "Project saved.")
         return redirect(project)

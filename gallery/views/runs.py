@@ -11,8 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.models import Iteration, Run
+from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
 
@@ -23,28 +25,34 @@ CONTINUED_SETTINGS = (
 )
 
 
-def _positive_int(value):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise Http404("No such iteration.")
-    if number < 0:
-        raise Http404("No such iteration.")
-    return number
-
-
 def _get_continue_source(request, project):
     """The saved iteration named by ?from_run=&from_iteration=, of a run of this project; else 404."""
     from_run = request.GET.get("from_run")
     from_iteration = request.GET.get("from_iteration")
     if from_run is None and from_iteration is None:
         return None
-    return get_object_or_404(
-        Iteration.objects.select_related("run"),
-        run__project=project,
-        run_id=_positive_int(from_run),
-        number=_positive_int(from_iteration),
-    )
+    run_id = query_number(from_run)
+    number = query_number(from_iteration, minimum=0)
+    if run_id is None or number is None:
+        raise Http404("No such iteration.")
+    return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
+
+
+def _launch(run, source):
+    """Queue the run; the reason it could not be, or None."""
+    try:
+        launch_run(run, init_iteration=source)
+    except LaunchError as exc:
+        return str(exc)
+    return None
+
+
+def _aspect(project):
+    """Width over height of the project's content image (the run's output has its shape)."""
+    try:
+        return project.content_image.width / project.content_image.height
+    except (OSError, ValueError, ZeroDivisionError):
+        return 4.0  # the widest an upload may be: the estimate stays an upper bound
 
 
 @require_http_methods(["GET", "POST"])
@@ -56,13 +64,11 @@ def run_create(request, project_id):
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
-        try:
-            launch_run(run, init_iteration=source)
-        except LaunchError as exc:
-            form.add_error(None, str(exc))
-        else:
+        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
+        if error is None:
             messages.success(request, f"Run {run.label} is queued.")
             return redirect(run)
+        form.add_error(None, error)
     context = {"form": form, "project": project, "source": source}
     return render(request, "gallery/run_form.html", context)
 
@@ -116,10 +122,10 @@ def _iteration_json(run, iteration):
 def run_progress(request, run_id):
     """Status, losses, speed and ETA, plus the iterations saved after ``?after=<number>``."""
     run = get_run_for_user(request, run_id)
-    after = request.GET.get("after", "")
-    try:
-        after = int(after) if after != "" else -1
-    except ValueError:
+    raw_after = request.GET.get("after", "")
+    # -1 (nothing seen yet) is what the page sends before the first saved iteration.
+    after = -1 if raw_after in ("", "-1") else query_number(raw_after, minimum=0)
+    if after is None:
         return JsonResponse({"error": "after must be an iteration number."}, status=400)
     saved = [_iteration_json(run, iteration) for iteration in run.saved_iterations.filter(number__gt=after)]
     latest = run.latest_iteration()
@@ -131,6 +137,7 @@ def run_progress(request, run_id):
         "is_active": run.is_active,
         "cancel_requested": run.cancel_requested,
         "error": run.error,
+        "notice": run.notice,
         "iteration": run.iterations_done,
         "iterations": run.iterations,
         "percent": run.progress_percent,

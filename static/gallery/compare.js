@@ -8,6 +8,10 @@
   "use strict";
   var data = JSON.parse(document.getElementById("compare-data").textContent);
   var columns = Array.prototype.slice.call(document.querySelectorAll(".compare-column"));
+  // The grid's column count: set here, since the Content-Security-Policy forbids style= attributes.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-count]"), function (grid) {
+    grid.style.setProperty("--count", grid.getAttribute("data-count"));
+  });
   var slider = document.getElementById("iteration-slider");
   var sliderValue = document.getElementById("iteration-value");
   var form = document.getElementById("crop-form");

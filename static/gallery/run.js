@@ -63,6 +63,10 @@
   }
 
   // ---- Live progress ------------------------------------------------------------------------
+  // The bar's width is set here, not in a style= attribute, which the Content-Security-Policy forbids.
+  var progressBar = document.querySelector("[data-progress-bar]");
+  if (progressBar) progressBar.style.width = progressBar.getAttribute("data-progress") + "%";
+
   var panel = document.getElementById("run-progress");
   if (!panel || panel.getAttribute("data-active") !== "true") return;
 

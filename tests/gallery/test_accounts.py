@@ -1,3 +1,4 @@
+import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -69,3 +70,12 @@ def test_it_lets_staff_into_the_admin(db):
     client = Client()
     client.login(username="root", password=PASSWORD)
     assert client.get("/admin/gallery/project/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url", ["/accounts/password_reset/", "/accounts/password_reset/done/", "/accounts/reset/MQ/set-password/", "/accounts/reset/done/"]
+)
+def test_password_reset_pages_are_gone_since_the_site_sends_no_mail(url, anonymous_client, owner_client):
+    assert anonymous_client.get(url).status_code == 404
+    assert owner_client.get(url).status_code == 404
+    assert b"password_reset" not in anonymous_client.get("/accounts/login/").content

@@ -206,3 +206,16 @@ def test_it_serves_media_with_the_right_type_and_privately(project, owner_client
 
 def test_it_404s_an_unknown_media_kind(project, owner_client):
     assert owner_client.get(f"/projects/{project.id}/media/secrets/").status_code == 404
+
+
+def test_media_are_revalidated_on_every_request_so_a_project_made_private_disappears(public_project, other_client):
+    url = f"/projects/{public_project.id}/media/content/"
+    response = other_client.get(url)
+    assert response["Cache-Control"] == "private, no-cache"
+    etag = response["ETag"]
+    revalidated = other_client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert revalidated.status_code == 304
+    assert revalidated["Cache-Control"] == "private, no-cache"
+    public_project.is_public = False
+    public_project.save()
+    assert other_client.get(url, HTTP_IF_NONE_MATCH=etag).status_code == 404

@@ -165,18 +165,25 @@ def test_a_worker_then_takes_the_runs_still_queued(project):
     assert tasks.execute_run(second.id) == "skipped"  # its own task, delivered later
 
 
-def test_a_run_waiting_while_nothing_runs_gets_a_new_task(project, queued):
-    running = make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
+def test_a_run_whose_task_was_lost_gets_a_new_one_even_while_another_runs(project, queued):
+    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), progressed=timezone.now(), attempts=1)
     waiting = make_run(project)
     Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
 
     tasks.resume_stale_runs()
-    assert queued == []  # a worker is busy and will take it next
-
-    running.delete()
-    tasks.resume_stale_runs()
-    tasks.resume_stale_runs()
+    tasks.resume_stale_runs()  # once: it now has a task, and waits for it
     assert queued == [(tasks.EXECUTE_RUN, (waiting.id,))]
+
+
+def test_a_run_that_still_has_its_task_in_the_broker_gets_no_second_one(project, queued, monkeypatch):
+    from django_q.brokers import orm
+
+    waiting = make_run(project)
+    Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
+    monkeypatch.setattr(orm.ORM, "queue_size", lambda self: 1)
+
+    tasks.resume_stale_runs()
+    assert queued == []
 
 
 def test_a_cancelled_queued_run_is_never_started(project):
@@ -259,10 +266,16 @@ class _OutOfMemoryEngine:
         raise MemoryError()
 
 
-def test_running_out_of_memory_fails_the_run_and_suggests_fewer_rows(project, monkeypatch):
+def test_running_out_of_memory_retries_then_fails_the_run_and_suggests_fewer_rows(project, monkeypatch, settings):
+    settings.RUN_MAX_INFRA_RETRIES = 2
     monkeypatch.setattr(tasks, "get_engine", lambda: _OutOfMemoryEngine())
     run = make_run(project, rows=2048)
 
+    assert tasks.execute_run(run.id) == "retry"
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED
+    assert run.notice.startswith("Waiting to retry after running out of memory")
+    Run.objects.filter(id=run.id).update(not_before=timezone.now())
     assert tasks.execute_run(run.id) == "failed"
 
     run.refresh_from_db()

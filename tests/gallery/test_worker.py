@@ -3,6 +3,7 @@
 Each worker start imports TensorFlow and builds VGG19 in the forked worker, so these tests start
 three clusters in all and keep runs tiny (48–64 rows, a few iterations).
 """
+import signal
 import time
 from datetime import timedelta
 
@@ -52,6 +53,27 @@ def assert_files_exist(run):
     assert all(name and default_storage.exists(name) for name in names)
 
 
+def start_worker_mid_run(env, run, log):
+    """Start a worker for the run and return it once the run has saved iteration 2 (stopped if not)."""
+    worker = start_worker(env, log)
+    try:
+        wait_until(lambda: Iteration.objects.filter(run=run, number__gte=2).exists(), timeout=180, worker=worker,
+                   log_path=log)
+    except BaseException:
+        kill_worker(worker)
+        raise
+    return worker
+
+
+def finish_with_a_new_worker(env, run, log):
+    worker = start_worker(env, log)
+    try:
+        wait_until(lambda: finished(run.id), timeout=180, worker=worker, log_path=log)
+    finally:
+        stop_worker(worker)
+    run.refresh_from_db()
+
+
 def test_runs_launched_through_the_form_are_computed_once_each(owner_client, project, settings, tmp_path):
     for _ in range(2):
         response = owner_client.post(reverse("run_create", args=[project.id]), TINY_FORM)
@@ -88,12 +110,7 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     tasks.enqueue_run(run.id)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
-    worker = start_worker(env, first_log)
-    try:
-        wait_until(lambda: Iteration.objects.filter(run=run, number__gte=2).exists(), timeout=180, worker=worker,
-                   log_path=first_log)
-    finally:
-        kill_worker(worker)  # SIGKILL to the whole process group, mid-run
+    kill_worker(start_worker_mid_run(env, run, first_log))  # SIGKILL to the whole process group, mid-run
 
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING and run.iterations_done < run.iterations
@@ -105,13 +122,8 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     )
 
     started = time.monotonic()
-    worker = start_worker(env, second_log)
-    try:
-        wait_until(lambda: finished(run.id), timeout=180, worker=worker, log_path=second_log)
-    finally:
-        stop_worker(worker)
+    finish_with_a_new_worker(env, run, second_log)
 
-    run.refresh_from_db()
     assert (run.status, run.error) == (Run.Status.DONE, "")
     assert run.attempts == 2
     assert saved_numbers(run) == [0, 2, 4, 6, 8]
@@ -121,3 +133,31 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     assert_files_exist(run)
     assert "Resumed 1 run" in second_log.read_text()
     assert time.monotonic() - started < 180
+
+
+def test_a_worker_stopped_with_sigterm_exits_at_once_and_its_run_resumes_elsewhere(project, settings, tmp_path):
+    env = worker_env_for_test_db(settings.MEDIA_ROOT)
+    run = Run.objects.create(project=project, rows=48, iterations=40, save_every=2)
+    tasks.enqueue_run(run.id)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+
+    worker = start_worker_mid_run(env, run, first_log)
+    try:
+        stopping = time.monotonic()
+        worker.send_signal(signal.SIGTERM)  # to the cluster's main process only, as systemd's KillMode=mixed
+        worker.wait(timeout=30)
+        assert time.monotonic() - stopping < 30
+    finally:
+        stop_worker(worker)
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED and run.iterations_done < run.iterations
+    assert run.error == ""
+    before = dict(Iteration.objects.filter(run=run).values_list("number", "id"))
+
+    finish_with_a_new_worker(env, run, second_log)
+
+    assert (run.status, run.error) == (Run.Status.DONE, "")
+    assert saved_numbers(run) == list(range(0, 41, 2))
+    kept = dict(Iteration.objects.filter(run=run, number__in=before).values_list("number", "id"))
+    assert kept == before

@@ -97,12 +97,6 @@ MATRIX = {
     "logout": Spec("global", everyone(405, anonymous=LOGIN)),  # POST only (tested in test_csrf.py)
     "password_change": Spec("global", everyone(200, anonymous=LOGIN)),
     "password_change_done": Spec("global", everyone(200, anonymous=LOGIN)),
-    "password_reset": Spec("global", everyone(200)),
-    "password_reset_done": Spec("global", everyone(200)),
-    "password_reset_confirm": Spec(
-        "global", everyone(200), urls=lambda world, project: [reverse("password_reset_confirm", args=["MQ", "bad-token"])]
-    ),
-    "password_reset_complete": Spec("global", everyone(200)),
     # Lists: a private project appears only to its owner.
     "project_list": Spec("global", everyone(200, anonymous=LOGIN)),
     "project_create": Spec("global", everyone(200, anonymous=LOGIN)),

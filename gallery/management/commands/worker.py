@@ -1,19 +1,36 @@
 """Start a django-q2 worker cluster after resuming runs that a stopped worker left behind."""
-from django.core.management import call_command
+import multiprocessing
+
 from django.core.management.base import BaseCommand
 from django.db import connections
+from django_q.cluster import Cluster
 
 from gallery import tasks
 
 
+class _Cluster(Cluster):
+    """django-q2's cluster, whose SIGTERM/SIGINT also tells the runs in progress to stop.
+
+    django-q2 stops a cluster by letting each worker finish its task, and a task here computes runs
+    until the queue is empty. The shared event makes the run in progress stop after its current
+    iteration and go back to the queue, so the cluster exits in about one iteration's time.
+    """
+
+    def sig_handler(self, signum, frame):
+        tasks.shutdown.set()
+        super().sig_handler(signum, frame)
+
+
 class Command(BaseCommand):
-    help = "Resume stale runs, make sure the every-minute stale check is scheduled, then run qcluster."
+    help = "Resume stale runs, make sure the every-minute stale check is scheduled, then run the cluster."
 
     def handle(self, *args, **options):
         tasks.ensure_resume_schedule()
         resumed = tasks.resume_stale_runs()
         if resumed:
             self.stdout.write(f"Resumed {resumed} run(s) left running by a stopped worker.")
+        # Created before django-q2 forks, so the workers share it (django-q2 forks on Linux).
+        tasks.shutdown = multiprocessing.get_context("fork").Event()
         # django-q2 forks its processes next; none of them may inherit this connection.
         connections.close_all()
-        call_command("qcluster")
+        _Cluster().start()

@@ -1,0 +1,77 @@
+"""Per-user limits on projects, queued runs and stored bytes, checked before anything is saved.
+
+Each check returns None when the user may go ahead, or the message that tells them why not. The
+figures are the settings USER_MAX_* (see README "Configuration"); stored bytes are counted on the
+rows (Project.stored_bytes and Run.stored_bytes), kept up to date as files are written.
+"""
+from django.conf import settings
+from django.db.models import Sum
+
+from gallery.models import Project, Run
+
+
+def format_bytes(size):
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def stored_bytes(user):
+    """Bytes of every image file the user's projects and runs keep."""
+    projects = Project.objects.filter(owner=user).aggregate(total=Sum("stored_bytes"))["total"] or 0
+    runs = Run.objects.filter(project__owner=user).aggregate(total=Sum("stored_bytes"))["total"] or 0
+    return projects + runs
+
+
+def storage_summary(user):
+    """For the projects page: how much is stored, against the limit."""
+    used, limit = stored_bytes(user), settings.USER_MAX_STORED_BYTES
+    return {"used": format_bytes(used), "limit": format_bytes(limit), "percent": min(100, round(100 * used / limit))}
+
+
+def _storage_refusal(user, adding, what):
+    used, limit = stored_bytes(user), settings.USER_MAX_STORED_BYTES
+    if used + adding <= limit:
+        return None
+    return (
+        f"Your projects and runs store {format_bytes(used)}; {what} would take it past your limit of "
+        f"{format_bytes(limit)}. Delete runs or projects you no longer need, then try again."
+    )
+
+
+def project_refusal(user, upload_bytes=0):
+    """Why the user may not create a project with uploads of this size, or None."""
+    limit = settings.USER_MAX_PROJECTS
+    if Project.objects.filter(owner=user).count() >= limit:
+        return f"You have {limit} projects, the most one account may keep. Delete one to make room."
+    return _storage_refusal(user, upload_bytes, "these images")
+
+
+def upload_refusal(user, upload_bytes):
+    """Why the user may not replace project images with uploads of this size, or None."""
+    return _storage_refusal(user, upload_bytes, "these images") if upload_bytes else None
+
+
+def estimated_run_bytes(run, aspect):
+    """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB."""
+    cols = max(1, round(run.rows * aspect))
+    return saved_iteration_count(run.iterations, run.save_every) * run.rows * cols * 3
+
+
+def saved_iteration_count(iterations, save_every):
+    """Iteration 0, every save_every-th and the last."""
+    return 1 + iterations // save_every + (1 if iterations % save_every else 0)
+
+
+def run_refusal(user, run, aspect):
+    """Why the user may not queue this run now, or None."""
+    limit = settings.USER_MAX_QUEUED_RUNS
+    queued = Run.objects.filter(project__owner=user, status=Run.Status.QUEUED).count()
+    if queued >= limit:
+        return (
+            f"You already have {queued} runs waiting in the queue, the most one account may have. "
+            "Wait for some to start, or cancel some, then launch again."
+        )
+    estimate = estimated_run_bytes(run, aspect)
+    return _storage_refusal(user, estimate, f"this run's images (up to {format_bytes(estimate)})")

@@ -1,0 +1,104 @@
+"""Per-user limits: each refused with a clear message before anything is saved."""
+import pytest
+from django.core.files.storage import default_storage
+
+from gallery.models import Project, Run
+from tests.conftest import create_project, upload
+from tests.gallery.test_reliability import TINY_FORM
+
+
+@pytest.fixture(autouse=True)
+def no_queue(monkeypatch):
+    from gallery import tasks
+
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+
+
+def launch(client, project, **data):
+    return client.post(f"/projects/{project.id}/runs/new/", {**TINY_FORM, **data})
+
+
+def stored_files(media_root):
+    return sorted(p for p in media_root.rglob("*") if p.is_file()) if media_root.exists() else []
+
+
+def test_a_user_may_queue_only_so_many_runs(owner_client, project, settings, media_root):
+    settings.USER_MAX_QUEUED_RUNS = 3
+    for _ in range(3):
+        assert launch(owner_client, project).status_code == 302
+    files_before = stored_files(media_root)
+
+    response = launch(owner_client, project)
+
+    assert response.status_code == 200
+    assert "You already have 3 runs waiting in the queue" in response.content.decode()
+    assert Run.objects.count() == 3
+    assert stored_files(media_root) == files_before
+
+
+def test_another_users_queue_does_not_count_against_mine(owner_client, other, project, settings):
+    settings.USER_MAX_QUEUED_RUNS = 1
+    Run.objects.create(project=create_project(other))
+    assert launch(owner_client, project).status_code == 302
+
+
+def test_a_run_cannot_keep_thousands_of_full_size_images(owner_client, project):
+    response = launch(owner_client, project, iterations=5000, save_every=1)
+
+    assert response.status_code == 200
+    assert "This would keep 5001 full-size images; a run keeps at most 200. Save every 26 iterations or more." in (
+        response.content.decode()
+    )
+    assert not Run.objects.exists()
+    assert launch(owner_client, project, iterations=5000, save_every=26).status_code == 302
+
+
+def test_a_run_that_would_pass_the_storage_limit_is_refused(owner_client, project, settings):
+    settings.USER_MAX_STORED_BYTES = project.stored_bytes + 100_000
+    response = launch(owner_client, project, rows=512, iterations=100, save_every=1)
+    assert response.status_code == 200
+    assert "past your limit of" in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_a_user_may_keep_only_so_many_projects(owner_client, owner, settings, media_root):
+    settings.USER_MAX_PROJECTS = 1
+    create_project(owner)
+    files_before = stored_files(media_root)
+
+    response = owner_client.post(
+        "/projects/new/", {"title": "One more", "content_image": upload(), "style_image": upload("s.png")}
+    )
+
+    assert response.status_code == 200
+    assert "You have 1 projects, the most one account may keep" in response.content.decode()
+    assert Project.objects.count() == 1
+    assert stored_files(media_root) == files_before
+
+
+def test_uploads_that_would_pass_the_storage_limit_are_refused(owner_client, project, settings):
+    settings.USER_MAX_STORED_BYTES = project.stored_bytes + 10
+    response = owner_client.post(f"/projects/{project.id}/edit/", {"title": "x", "content_image": upload()})
+    assert response.status_code == 200
+    assert "past your limit" in response.content.decode()
+    assert Project.objects.get(id=project.id).title != "x"
+
+
+def test_the_projects_page_shows_how_much_the_user_stores(owner_client, project, other):
+    create_project(other)
+    assert project.stored_bytes == sum(default_storage.size(f.name) for f in project.image_files()) > 0
+    page = owner_client.get("/projects/").content.decode()
+    assert f"Storage: {project.stored_bytes / 1024:.1f} KB of 5.0 GB" in page
+
+
+def test_a_storage_error_while_copying_the_inputs_is_a_clear_message_and_saves_nothing(owner_client, project, monkeypatch):
+    from gallery import files
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "copy_file", disk_full)
+    response = launch(owner_client, project)
+    assert response.status_code == 200
+    assert "images could not be stored (" in response.content.decode()
+    assert not Run.objects.exists()

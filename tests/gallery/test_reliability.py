@@ -1,0 +1,312 @@
+"""The worker side of issue #11: a fair queue, no cascading failures, hung runs resumed, recovery
+that does not wait behind the backlog, runs with their own inputs, and a bounded shutdown."""
+import io
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from PIL import Image
+
+import stylecore
+from gallery import tasks
+from gallery.models import Run
+from tests.conftest import create_project, make_image
+from tests.gallery.test_tasks import EngineProxy, make_run, real_engine
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
+    return calls
+
+
+class FailingEngine:
+    """Stands in for the engine: raises ``error`` the way a broken machine or run would."""
+
+    device = "CPU"
+
+    def __init__(self, error):
+        self.error = error
+        self.calls = 0
+
+    def stylize(self, *args, **kwargs):
+        self.calls += 1
+        raise self.error
+
+
+def queue(project, count, *, minutes_ago=0):
+    runs = [make_run(project) for _ in range(count)]
+    for offset, run in enumerate(runs):
+        created = timezone.now() - timedelta(minutes=minutes_ago, seconds=count - offset)
+        Run.objects.filter(id=run.id).update(created=created)
+    return runs
+
+
+def running(project, **fields):
+    now = timezone.now()
+    return make_run(project, status=Run.Status.RUNNING, heartbeat=now, progressed=now, attempts=1, **fields)
+
+
+# -- fair queue --------------------------------------------------------------------------------
+
+
+def test_the_next_run_goes_to_the_user_with_fewest_runs_in_progress_not_the_oldest(project, other):
+    flood = queue(project, 10, minutes_ago=60)
+    running(project)
+    late = queue(create_project(other), 1)[0]
+
+    assert tasks.next_queued_run() == late.id
+    Run.objects.filter(id=late.id).update(status=Run.Status.RUNNING)
+    assert tasks.next_queued_run() == flood[0].id  # then the flooder's oldest
+
+
+def test_users_with_as_many_runs_in_progress_take_turns_longest_waiting_first(project, other, db):
+    carol = User.objects.create_user("carol")
+    mine = queue(project, 3, minutes_ago=30)
+    theirs = queue(create_project(other), 3, minutes_ago=20)
+    hers = queue(create_project(carol), 1, minutes_ago=10)
+
+    order = []
+    for _ in range(3):
+        order.append(tasks.next_queued_run())
+        Run.objects.filter(id=order[-1]).update(status=Run.Status.RUNNING)
+    assert order == [mine[0].id, theirs[0].id, hers[0].id]
+
+
+def test_a_user_at_the_running_limit_waits_while_others_are_served(project, other, settings):
+    settings.USER_MAX_RUNNING_RUNS = 1
+    running(project)
+    queue(project, 2, minutes_ago=60)
+    assert tasks.next_queued_run() is None
+    theirs = queue(create_project(other), 1)[0]
+    assert tasks.next_queued_run() == theirs.id
+
+
+def test_a_run_waiting_out_a_back_off_is_not_taken(project):
+    run = make_run(project, not_before=timezone.now() + timedelta(minutes=5))
+    assert tasks.next_queued_run() is None
+    Run.objects.filter(id=run.id).update(not_before=timezone.now() - timedelta(seconds=1))
+    assert tasks.next_queued_run() == run.id
+
+
+# -- cascading failures ------------------------------------------------------------------------
+
+
+def test_a_storage_error_requeues_the_run_with_back_off_and_fails_nothing_else(project, monkeypatch, queued):
+    engine = FailingEngine(OSError(28, "No space left on device"))
+    monkeypatch.setattr(tasks, "get_engine", lambda: engine)
+    first, second, third = queue(project, 3)
+
+    assert tasks.execute_run(first.id) == "retry"
+
+    assert engine.calls == 1  # the chain stopped: the next run would have met the same disk
+    first.refresh_from_db()
+    assert first.status == Run.Status.QUEUED
+    assert first.infra_failures == 1
+    assert first.not_before > timezone.now() + timedelta(seconds=30)
+    assert first.notice.startswith("Waiting to retry after a storage error (OSError")
+    assert first.error == ""
+    assert set(Run.objects.filter(id__in=[second.id, third.id]).values_list("status", flat=True)) == {"queued"}
+
+
+def test_the_run_page_says_why_a_run_waits_to_retry(owner_client, project):
+    run = make_run(project, notice="Waiting to retry after a storage error (OSError: disk full).")
+    assert b"Waiting to retry after a storage error" in owner_client.get(f"/runs/{run.id}/").content
+
+
+def test_a_missing_weights_file_is_an_infrastructure_error_but_a_bad_setting_is_the_runs_own(project, monkeypatch):
+    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(stylecore.WeightsError("weights file missing")))
+    run = make_run(project)
+    assert tasks.execute_run(run.id) == "retry"
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(stylecore.SettingsError("rows too small")))
+    Run.objects.filter(id=run.id).update(not_before=None)
+    assert tasks.execute_run(run.id) == "failed"
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.FAILED, "rows too small")
+
+
+def test_an_infrastructure_error_fails_the_run_only_after_several_retries(project, monkeypatch, settings):
+    settings.RUN_MAX_INFRA_RETRIES = 3
+    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(OSError("NFS went away")))
+    run = make_run(project)
+    delays = []
+    for _ in range(2):
+        assert tasks.execute_run(run.id) == "retry"
+        run.refresh_from_db()
+        delays.append((run.not_before - timezone.now()).total_seconds())
+        Run.objects.filter(id=run.id).update(not_before=timezone.now())
+    assert delays[1] > 1.5 * delays[0]  # back-off
+
+    assert tasks.execute_run(run.id) == "failed"
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "gave up after 3 attempts" in run.error
+
+
+# -- hangs -------------------------------------------------------------------------------------
+
+
+def test_a_run_with_a_fresh_heartbeat_but_no_progress_is_resumed(project, queued, settings):
+    settings.RUN_STALL_SECONDS = 900
+    hung = running(project, seconds_per_iteration=2.0)
+    Run.objects.filter(id=hung.id).update(progressed=timezone.now() - timedelta(seconds=901))
+
+    assert tasks.resume_stale_runs() == 1
+    assert Run.objects.get(id=hung.id).status == Run.Status.QUEUED
+    assert queued == [hung.id]
+
+
+def test_a_slow_run_gets_ten_of_its_iterations_before_it_counts_as_hung(project, queued, settings):
+    settings.RUN_STALL_SECONDS = 900
+    slow = running(project, seconds_per_iteration=300.0)
+    Run.objects.filter(id=slow.id).update(progressed=timezone.now() - timedelta(seconds=2000))
+    assert tasks.resume_stale_runs() == 0
+    Run.objects.filter(id=slow.id).update(progressed=timezone.now() - timedelta(seconds=3001))
+    assert tasks.resume_stale_runs() == 1
+
+
+def test_every_iteration_records_progress(project):
+    run = make_run(project, iterations=2)
+    started = timezone.now()
+    tasks.execute_run(run.id)
+    assert Run.objects.get(id=run.id).progressed >= started
+
+
+# -- recovery does not wait behind the backlog ---------------------------------------------------
+
+
+def _stale_run(project):
+    run = make_run(project, attempts=1)
+    long_ago = timezone.now() - timedelta(hours=1)
+    Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING, heartbeat=long_ago, progressed=long_ago)
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_workers_heartbeat_thread_resumes_stale_runs(project, monkeypatch, queued, settings):
+    settings.RUN_STALE_AFTER_SECONDS = 2
+    monkeypatch.setattr(tasks, "RECOVERY_INTERVAL", 0)
+    busy = running(project)
+    crashed = _stale_run(project)
+
+    heartbeat = tasks._Heartbeat(busy.id, busy.attempts)
+    heartbeat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while Run.objects.get(id=crashed.id).status != Run.Status.QUEUED and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        heartbeat.stop()
+    assert Run.objects.get(id=crashed.id).status == Run.Status.QUEUED
+    assert crashed.id in queued
+
+
+def test_a_worker_resumes_stale_runs_between_the_runs_of_its_chain(project, monkeypatch, queued):
+    crashed = _stale_run(project)
+    run = make_run(project, iterations=1)
+
+    assert tasks.execute_run(run.id) == "done"
+    # resumed by the chain itself, then computed by it as the next queued run
+    assert Run.objects.get(id=crashed.id).status == Run.Status.DONE
+
+
+# -- runs keep their own inputs ------------------------------------------------------------------
+
+
+def test_a_run_reads_the_images_it_was_launched_with_not_the_projects_current_ones(owner_client, project):
+    response = owner_client.post(f"/projects/{project.id}/runs/new/", {**TINY_FORM, "iterations": 1})
+    run = Run.objects.get()
+    assert response.status_code == 302
+    launched = run.content_source.read()
+    run.content_source.close()
+    new_content = io.BytesIO(make_image(64, 48, seed=99))
+    owner_client.post(f"/projects/{project.id}/edit/", {"title": "x", "content_image": _named(new_content)})
+    project.refresh_from_db()
+    assert project.content_image.read() != launched
+
+    tasks.execute_run(run.id)
+    run.refresh_from_db()
+    with run.content_source.open("rb") as handle:
+        assert handle.read() == launched
+    assert run.status == Run.Status.DONE
+    assert run.stored_bytes > len(launched)
+
+
+def test_deleting_a_project_removes_its_runs_copies(owner_client, project, django_capture_on_commit_callbacks):
+    owner_client.post(f"/projects/{project.id}/runs/new/", {**TINY_FORM, "iterations": 1})
+    run = Run.objects.get()
+    names = [run.content_source.name, run.style_source.name]
+    assert all(default_storage.exists(name) for name in names)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(f"/projects/{project.id}/delete/")
+    assert not any(default_storage.exists(name) for name in names)
+
+
+def test_the_periodic_check_sweeps_old_run_files_no_row_names(project, queued):
+    run = make_run(project, iterations=1)
+    tasks.execute_run(run.id)
+    kept = Run.objects.get(id=run.id).latest_iteration().image.name
+    orphan = default_storage.save("runs/orphan.png", io.BytesIO(b"left by a killed worker"))
+    fresh = default_storage.save("runs/fresh.png", io.BytesIO(b"its row is being written"))
+    hour_ago = time.time() - 3700
+    for name in (orphan, kept):
+        os.utime(default_storage.path(name), (hour_ago, hour_ago))
+
+    tasks.resume_stale_runs()
+
+    assert not default_storage.exists(orphan)
+    assert default_storage.exists(fresh)
+    assert default_storage.exists(kept)
+
+
+# -- bounded shutdown --------------------------------------------------------------------------
+
+
+def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
+    monkeypatch.setattr(tasks, "shutdown", tasks.threading.Event())
+    first, second = make_run(project, iterations=6), make_run(project, iterations=1)
+    Run.objects.filter(id=second.id).update(created=timezone.now() + timedelta(seconds=1))
+
+    def asked_to_stop(number):
+        if number == 1:
+            tasks.shutdown.set()
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(asked_to_stop))
+    assert tasks.execute_run(first.id) == "stopped"
+
+    first.refresh_from_db()
+    assert first.status == Run.Status.QUEUED
+    assert [i.number for i in first.saved_iterations.all()] == [0, 1, 2]  # stopped at the next iteration
+    assert queued == [first.id]  # a task for the re-queued run
+    assert Run.objects.get(id=second.id).status == Run.Status.QUEUED  # not started
+
+    monkeypatch.setattr(tasks, "shutdown", tasks.threading.Event())
+    monkeypatch.setattr(tasks, "get_engine", real_engine)
+    assert tasks.execute_run(first.id) == "done"
+    assert Run.objects.get(id=first.id).status == Run.Status.DONE
+
+
+TINY_FORM = {
+    "content_weight": 1,
+    "style_weight": 0.3,
+    "tv_weight": 0.0001,
+    "iterations": 3,
+    "rows": 64,
+    "save_every": 1,
+    "style_fit": "crop",
+    "optimizer": "lbfgs",
+    "init": "content",
+}
+
+
+def _named(buffer, name="new.png"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")

@@ -1,0 +1,44 @@
+"""Login throttling (django-axes): repeated wrong passwords lock the username, even for the right one."""
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def login_throttling_on(settings):
+    settings.AXES_ENABLED = True
+    settings.AXES_FAILURE_LIMIT = 3
+
+
+def log_in(client, url, password, username="alice"):
+    return client.post(url, {"username": username, "password": password})
+
+
+@pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/"])
+def test_after_too_many_wrong_passwords_the_right_one_is_refused_with_a_clear_message(owner, url):
+    if url.startswith("/admin/"):
+        owner.is_staff = True
+        owner.save()
+    client = Client()
+    for _ in range(3):
+        log_in(client, url, "wrong")
+    response = log_in(client, url, PASSWORD)
+    assert response.status_code == 429
+    assert b"Too many failed log-in attempts" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_few_wrong_passwords_then_the_right_one_still_log_in(owner):
+    client = Client()
+    for _ in range(2):
+        assert log_in(client, "/accounts/login/", "wrong").status_code == 200
+    assert log_in(client, "/accounts/login/", PASSWORD).status_code == 302
+
+
+def test_another_users_lockout_does_not_lock_me_out(owner, other):
+    client = Client()
+    for _ in range(3):
+        log_in(client, "/accounts/login/", "wrong", username="bob")
+    assert log_in(client, "/accounts/login/", PASSWORD).status_code == 302
