@@ -1,6 +1,15 @@
-"""Writing and removing the image files behind projects, runs and iterations."""
+"""Writing and removing the image files behind projects, runs and iterations, and checkpoints.
+
+A checkpoint is the engine's exact float image of a saved iteration (``report.pixels()``, float32
+in the engine's own pixel space) as a compressed ``.npz``. The PNG beside it is 8-bit, so resuming
+from the PNG would round every pixel and lose the optimiser's progress below one grey level; a
+resumed or continued run starts from the checkpoint instead.
+"""
+import io
 import logging
 import posixpath
+
+import numpy as np
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -25,6 +34,30 @@ def save_image(field_file, image, fmt="PNG"):
 
 def save_thumbnail(field_file, image):
     return _save(field_file, "jpg", images.thumbnail_file(image))
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing or not what the worker wrote."""
+
+
+def save_checkpoint(field_file, pixels):
+    """Store float pixels (H, W, 3) compressed under a fresh name; return the bytes written."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, pixels=np.asarray(pixels, dtype=np.float32))
+    return _save(field_file, "npz", ContentFile(buffer.getvalue()))
+
+
+def read_checkpoint(field_file):
+    """The float32 (H, W, 3) pixels of a checkpoint; CheckpointError if it cannot be read."""
+    try:
+        with field_file.open("rb") as handle:
+            with np.load(io.BytesIO(handle.read()), allow_pickle=False) as data:
+                pixels = data["pixels"]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise CheckpointError(f"checkpoint {field_file.name} is unreadable ({exc})") from None
+    if pixels.dtype != np.float32 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise CheckpointError(f"checkpoint {field_file.name} holds {pixels.dtype} {pixels.shape}, not pixels")
+    return pixels
 
 
 def copy_file(source, target):

@@ -106,6 +106,8 @@ class Run(models.Model):
         "Iteration", null=True, blank=True, on_delete=models.SET_NULL, related_name="continuations"
     )
     init_image = models.ImageField(upload_to="runs", max_length=200, blank=True)
+    # The engine's exact float image of that iteration, when the worker kept one (see gallery.checkpoints).
+    init_checkpoint = models.FileField(upload_to="runs", max_length=200, blank=True)
     # The run's own copies of the project's images as they were at launch: replacing a project
     # image later (then resuming) never mixes inputs. Runs from before these fields have none and
     # read the project's images.
@@ -194,9 +196,10 @@ class Run(models.Model):
         return self.saved_iterations.order_by("-number").first()
 
     def image_files(self):
-        files = [self.init_image, self.content_source, self.style_source, self.base_image, self.style_image]
+        files = [self.init_image, self.init_checkpoint, self.content_source, self.style_source, self.base_image,
+                 self.style_image]
         for iteration in self.saved_iterations.all():
-            files.extend([iteration.image, iteration.thumbnail])
+            files.extend([iteration.image, iteration.thumbnail, iteration.checkpoint])
         return files
 
 
@@ -213,6 +216,8 @@ class Iteration(models.Model):
     tv_loss = models.FloatField()
     evaluations = models.PositiveIntegerField()
     seconds = models.FloatField(help_text="Seconds of computation since the run started.")
+    # The engine's exact float image (gallery.checkpoints), kept for the latest saved iteration only.
+    checkpoint = models.FileField(upload_to="runs", max_length=200, blank=True)
     # The size this iteration was computed at: below the run's rows at the coarse scales.
     rows = models.PositiveIntegerField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)

@@ -248,6 +248,23 @@ def failure_message(exc, run):
     return f"The run stopped on an unexpected error ({type(exc).__name__}: {exc})."
 
 
+def _stored_size(field_file):
+    try:
+        return field_file.size
+    except OSError:
+        return 0  # already gone: nothing to give back
+
+
+def _start_image(checkpoint, image):
+    """The exact float pixels of a checkpoint when there is a readable one, else the PNG's bytes."""
+    if checkpoint:
+        try:
+            return files.read_checkpoint(checkpoint)
+        except files.CheckpointError:
+            log.warning("Resuming from %s instead of its unreadable checkpoint.", image.name, exc_info=True)
+    return _read_file(image)
+
+
 def _finish(run_id, attempt, status, error=""):
     """Mark the run finished, if this worker still owns it."""
     now = timezone.now()
@@ -301,9 +318,9 @@ class _Job:
         self.seconds_before = last.seconds if last else 0.0
         self.first_report_seconds = None
         if last is not None:
-            init = _read_file(last.image)
+            init = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
-            init = _read_file(run.init_image)
+            init = _start_image(run.init_checkpoint, run.init_image)
         else:
             init = run.init
 
@@ -429,15 +446,23 @@ class _Job:
             width=report.width,
         )
         fields = self._progress_fields(report)
+        # The previous checkpoint goes once this one is stored: only the latest is ever resumed from.
+        previous = Iteration.objects.filter(run_id=self.run.id).exclude(checkpoint="").order_by("-number").first()
         try:
             size = files.save_image(iteration.image, image) + files.save_thumbnail(iteration.thumbnail, image)
-            fields["stored_bytes"] = F("stored_bytes") + size
+            checkpoint_size = files.save_checkpoint(iteration.checkpoint, report.pixels())
+            fields["stored_bytes"] = F("stored_bytes") + size + checkpoint_size
             with transaction.atomic():
+                if previous is not None:
+                    fields["stored_bytes"] -= _stored_size(previous.checkpoint)
+                    Iteration.objects.filter(id=previous.id).update(checkpoint="")
                 self._update_run(fields)
                 iteration.save()
         except BaseException:
-            files.delete_names(files.stored_names([iteration.image, iteration.thumbnail]))
+            files.delete_names(files.stored_names([iteration.image, iteration.thumbnail, iteration.checkpoint]))
             raise
+        if previous is not None:
+            files.delete_names([previous.checkpoint.name])
         self.last_saved = report.iteration
 
 
@@ -588,10 +613,10 @@ def _enqueue_quietly(run_id):
 
 def _referenced_run_files():
     names = set()
-    for field in ("init_image", "content_source", "style_source", "base_image", "style_image"):
+    for field in ("init_image", "init_checkpoint", "content_source", "style_source", "base_image", "style_image"):
         names.update(Run.objects.exclude(**{field: ""}).values_list(field, flat=True))
-    for field in ("image", "thumbnail"):
-        names.update(Iteration.objects.values_list(field, flat=True))
+    for field in ("image", "thumbnail", "checkpoint"):
+        names.update(Iteration.objects.exclude(**{field: ""}).values_list(field, flat=True))
     return names
 
 
@@ -639,7 +664,7 @@ class LaunchError(Exception):
 
 
 def _launch_files(run):
-    return files.stored_names([run.init_image, run.content_source, run.style_source])
+    return files.stored_names([run.init_image, run.init_checkpoint, run.content_source, run.style_source])
 
 
 def launch_run(run, init_iteration=None):
@@ -659,6 +684,8 @@ def launch_run(run, init_iteration=None):
                 with init_iteration.image.open("rb") as handle:
                     image = Image.open(io.BytesIO(handle.read())).convert("RGB")
                 run.stored_bytes += files.save_image(run.init_image, image)
+                if init_iteration.checkpoint:
+                    run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
             run.save()
     except OSError as exc:
         files.delete_names(_launch_files(run))

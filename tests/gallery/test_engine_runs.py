@@ -101,3 +101,81 @@ def test_bad_engine_settings_are_refused_with_nothing_saved(owner_client, projec
     assert response.status_code == 200
     assert field in response.context["form"].errors
     assert not Run.objects.exists()
+
+
+# -- exact resume --------------------------------------------------------------------------------
+
+
+def test_the_latest_saved_iteration_keeps_the_engines_exact_pixels(project):
+    import numpy as np
+
+    from gallery import files
+
+    run = make_run(project, iterations=3, init="content")
+    tasks.execute_run(run.id)
+
+    saved = list(Run.objects.get(id=run.id).saved_iterations.all())
+    assert [bool(i.checkpoint) for i in saved] == [False, False, False, True]  # the latest only
+    pixels = files.read_checkpoint(saved[-1].checkpoint)
+    assert pixels.dtype == np.float32 and pixels.shape == (48, 64, 3)
+    with saved[-1].image.open("rb") as handle:
+        png = np.asarray(Image.open(io.BytesIO(handle.read())))
+    from stylecore.images import deprocess
+
+    np.testing.assert_array_equal(deprocess(pixels), png)  # the PNG is the checkpoint rounded
+
+
+def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
+    import numpy as np
+
+    from gallery import files
+
+    run = make_run(project, iterations=2, init="content")
+    tasks.execute_run(run.id)
+    checkpoint = files.read_checkpoint(Run.objects.get(id=run.id).latest_iteration().checkpoint)
+    # As if the worker had died after iteration 2 of 4.
+    Run.objects.filter(id=run.id).update(iterations=4, status=Run.Status.QUEUED)
+    engine = tasks.get_engine()
+    real, seen = engine.stylize, {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "stylize", spy)
+    assert tasks.execute_run(run.id) == "done"
+
+    assert seen["first_iteration"] == 2
+    np.testing.assert_array_equal(seen["init"], checkpoint)
+    saved = list(Run.objects.get(id=run.id).saved_iterations.all())
+    assert [i.number for i in saved] == [0, 1, 2, 3, 4]
+    assert [bool(i.checkpoint) for i in saved] == [False] * 4 + [True]
+
+
+def test_an_unreadable_checkpoint_falls_back_to_the_png(project, monkeypatch):
+    run = make_run(project, iterations=1, init="content")
+    tasks.execute_run(run.id)
+    last = Run.objects.get(id=run.id).latest_iteration()
+    with last.checkpoint.open("wb") as handle:
+        handle.write(b"not an npz")
+    Run.objects.filter(id=run.id).update(iterations=2, status=Run.Status.QUEUED)
+    assert tasks.execute_run(run.id) == "done"
+    assert Run.objects.get(id=run.id).iterations_done == 2
+
+
+def test_continuing_a_finished_run_copies_its_checkpoint(owner_client, project, monkeypatch):
+    import numpy as np
+
+    from gallery import files
+
+    source = make_run(project, iterations=2, init="content")
+    tasks.execute_run(source.id)
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    data = {"content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "2",
+            "rows": "64", "save_every": "1", "style_fit": "crop", "optimizer": "lbfgs"}
+    url = reverse("run_create", args=[project.id]) + f"?from_run={source.id}&from_iteration=2"
+    response = owner_client.post(url, data)
+    assert response.status_code == 302, response.context["form"].errors
+    continued = Run.objects.exclude(id=source.id).get()
+    np.testing.assert_array_equal(files.read_checkpoint(continued.init_checkpoint),
+                                  files.read_checkpoint(source.saved_iterations.get(number=2).checkpoint))
