@@ -50,7 +50,7 @@ from PIL import Image
 
 from .errors import DivergedError, ImageError, SettingsError
 from .images import (
-    MIN_SIDE, caffe_bounds, centre_crop_to_aspect, deprocess, load_image, output_size, preprocess,
+    MIN_SIDE, _load_as, caffe_bounds, deprocess, load_image, output_size, prepare_images, preprocess,
     resize, validate_style_fit,
 )
 from .network import resolve_precision
@@ -395,7 +395,7 @@ class Engine:
         time of one Gatys evaluation. ``alpha`` blends the content's features (0) with the
         style's statistics (1). The style image is fitted as for a run (``style_fit``)."""
         alpha = validate_alpha(alpha)
-        content_image, style_image = self._prepare(content, style, validate_rows(rows), style_fit)
+        content_image, style_image = prepare_images(content, style, rows=rows, style_fit=style_fit)
         precision = self.resolve_precision(precision, content_image.shape[0] * content_image.shape[1])
         return self._preview_pixels(content_image, style_image, alpha, precision)
 
@@ -407,17 +407,6 @@ class Engine:
         rows, cols = content_image.shape[:2]
         rgb = decoded.numpy()[0, :rows, :cols, :]  # the decoder's size is the next multiple of 8
         return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-    @staticmethod
-    def _prepare(content, style, rows, style_fit):
-        """The content at ``rows`` (keeping its aspect) and the style fitted to it, as uint8 RGB."""
-        style_fit = validate_style_fit(style_fit)
-        content = _load_as("Content", content)
-        style = _load_as("Style", style)
-        rows, cols = output_size(content.shape, rows)
-        if style_fit == "crop":
-            style = centre_crop_to_aspect(style, rows, cols)
-        return resize(content, rows, cols), resize(style, rows, cols)
 
     # -- Gatys ------------------------------------------------------------------------------
 
@@ -464,7 +453,7 @@ class Engine:
         run = _Run(self, precision, weights, first_iteration, first_iteration + iterations, callback, started)
         x = None
         for index, (size, end) in enumerate(scales):
-            base, fitted_style = self._prepare(content_image, style_image, size, style_fit)
+            base, fitted_style = prepare_images(content_image, style_image, rows=size, style_fit=style_fit)
             if x is None:
                 x = self._initial_pixels(init, base, fitted_style, seed, adain_alpha, precision, style_fit)
             else:
@@ -491,13 +480,6 @@ class Engine:
         except ImageError as exc:
             raise ImageError(f"Initial image: {exc}") from None
         return preprocess(resize(image, rows, cols))
-
-
-def _load_as(role, source):
-    try:
-        return load_image(source)
-    except ImageError as exc:
-        raise ImageError(f"{role} image: {exc}") from None
 
 
 class _Run:

@@ -88,7 +88,7 @@ def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_i
     import tensorflow as tf
     from stylecore.images import preprocess
 
-    base, style = engine._prepare(content_image, style_image, 64, "crop")
+    base, style = stylecore.prepare_images(content_image, style_image, rows=64)
     content_target, _ = float32.targets(tf.constant(preprocess(base)[None]))
     _, grams = float32.targets(tf.constant(preprocess(style)[None]))
     loss_weights = np.array([stylecore.DEFAULTS.content_weight, stylecore.DEFAULTS.style_weight,
@@ -191,7 +191,7 @@ def _colour_distance(image, reference):
 
 def test_the_preview_at_64_rows_moves_the_colours_towards_the_style(engine, content_image, style_image):
     preview = engine.preview(content_image, style_image, rows=64)
-    base, fitted_style = engine._prepare(content_image, style_image, 64, "crop")
+    base, fitted_style = stylecore.prepare_images(content_image, style_image, rows=64)
     assert preview.shape == base.shape and preview.dtype == np.uint8
     assert _colour_distance(preview, fitted_style) < 0.6 * _colour_distance(base, fitted_style)
     unchanged = engine.preview(content_image, style_image, rows=64, alpha=0.0)
