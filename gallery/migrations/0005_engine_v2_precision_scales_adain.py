@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gallery', '0003_resume_stale_runs_schedule'),
+        ('gallery', '0004_run_inputs_retries_progress_and_storage'),
     ]
 
     operations = [
