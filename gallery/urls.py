@@ -6,6 +6,7 @@ from gallery.views import accounts, media, pages, projects, runs
 urlpatterns = [
     path("", projects.home, name="home"),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/theme/", accounts.set_theme, name="set_theme"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("projects/", projects.project_list, name="project_list"),
@@ -16,7 +17,7 @@ urlpatterns = [
     path("projects/<int:project_id>/media/<slug:kind>/", media.project_media, name="project_media"),
     path("projects/<int:project_id>/runs/new/", runs.run_create, name="run_create"),
     path("gallery/", projects.public_gallery, name="public_gallery"),
-    path("runs/<int:run_id>/", pages.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/download/", pages.run_download, name="run_download"),
