@@ -3,7 +3,6 @@
 Each worker start imports TensorFlow and builds VGG19 in the forked worker, so these tests start
 three clusters in all and keep runs tiny (48–64 rows, a few iterations).
 """
-import time
 from datetime import timedelta
 
 import pytest
@@ -71,7 +70,7 @@ def test_runs_launched_through_the_form_are_computed_once_each(owner_client, pro
         run.refresh_from_db()
         assert (run.status, run.error) == (Run.Status.DONE, "")
         assert run.attempts == 1
-        assert run.device == "CPU"
+        assert run.device == "CPU" or run.device.startswith("GPU")
         assert saved_numbers(run) == [0, 1, 2, 3]
         assert_files_exist(run)
     # The duplicate found its run claimed and exited (a worker may also take a waiting run itself).
@@ -104,7 +103,6 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
         timeout=stale_after + 10,
     )
 
-    started = time.monotonic()
     worker = start_worker(env, second_log)
     try:
         wait_until(lambda: finished(run.id), timeout=180, worker=worker, log_path=second_log)
@@ -120,4 +118,3 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     assert run.evaluations > evaluations_before
     assert_files_exist(run)
     assert "Resumed 1 run" in second_log.read_text()
-    assert time.monotonic() - started < 180
