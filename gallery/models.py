@@ -7,17 +7,13 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-# Defaults a run form is prefilled with. They mirror stylecore.DEFAULTS (a test checks that); kept
-# here as plain numbers so that views and forms never import the engine (and with it TensorFlow).
+from stylecore.settings import DEFAULTS
+
+# Defaults a run form is prefilled with: the engine's own (stylecore.settings is plain Python and
+# numpy; TensorFlow is only imported inside the engine's functions, so views stay free of it).
 RUN_DEFAULTS = {
-    "content_weight": 1.0,
-    "style_weight": 0.3,
-    "tv_weight": 0.0001,
-    "rows": 400,
-    "iterations": 400,
-    "save_every": 10,
-    "style_fit": "crop",
-    "optimizer": "lbfgs",
+    name: DEFAULTS[name]
+    for name in ("content_weight", "style_weight", "tv_weight", "rows", "iterations", "save_every", "style_fit", "optimizer")
 }
 
 

@@ -39,7 +39,7 @@ class RunForm(forms.ModelForm):
         )
         labels = {
             "tv_weight": "TV weight",
-            "rows": "Rows (output height in pixels)",
+            "rows": "Rows",
             "save_every": "Save every … iterations",
             "init": "Start from",
         }
@@ -68,7 +68,7 @@ class RunForm(forms.ModelForm):
         rows = self.fields["rows"]
         rows.validators += [MinValueValidator(MIN_ROWS), MaxValueValidator(top)]
         rows.widget.attrs.update(min=MIN_ROWS, max=top)
-        rows.help_text = f"{MIN_ROWS}–{top}. Time grows with the number of pixels."
+        rows.help_text = f"The output's height in pixels, {MIN_ROWS}–{top}. Time grows with the number of pixels."
         iterations = self.fields["iterations"]
         iterations.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
         iterations.widget.attrs.update(min=1, max=MAX_ITERATIONS)

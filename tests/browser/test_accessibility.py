@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from gallery.models import Run
 from tests.browser.conftest import SCREENSHOTS
+from tests.browser.test_compare_pages import log_in
 from tests.conftest import PASSWORD, create_project
 from tests.gallery.test_pages import add_iteration, create_run
 
@@ -32,14 +33,6 @@ def world(owner, other):
     sharp = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.0001)
     running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72))
     return {"project": project, "smooth": smooth, "sharp": sharp, "running": running}
-
-
-def log_in(page, base_url, user):
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button:has-text('Log in')")
-    expect(page).to_have_url(re.compile(r"/projects/$"))
 
 
 def pages_of(world):

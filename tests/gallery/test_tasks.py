@@ -54,8 +54,8 @@ def queued(monkeypatch):
 def test_run_defaults_mirror_the_engine_defaults():
     import stylecore
 
-    # The form is prefilled from RUN_DEFAULTS (plain numbers: only gallery.tasks imports the engine).
-    # When the engine is recalibrated, copy its values into gallery/models.py and make a migration.
+    # The form is prefilled from RUN_DEFAULTS, read from stylecore.settings (no TensorFlow). When the
+    # engine is recalibrated, the model fields' defaults change with it: make a migration.
     assert RUN_DEFAULTS == {name: stylecore.DEFAULTS[name] for name in RUN_DEFAULTS}
 
 
