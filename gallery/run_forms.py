@@ -75,6 +75,8 @@ class RunForm(forms.ModelForm):
         save_every = self.fields["save_every"]
         save_every.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
         save_every.widget.attrs.update(min=1)
+        # Short enough for the select to show in full; the help text says what each does.
+        self.fields["style_fit"].choices = [(Run.StyleFit.CROP, "Crop"), (Run.StyleFit.RESIZE, "Resize (squash)")]
         if continuing:
             del self.fields["init"]
         else:

@@ -126,6 +126,10 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         expect(lightbox).to_be_hidden()
         page.reload()
         screenshot(page, "run-page-done")
+        page.emulate_media(color_scheme="dark")  # the dark theme follows the system's preference
+        expect(page.locator("body")).to_have_css("background-color", "rgb(27, 28, 31)")
+        screenshot(page, "run-page-dark")
+        page.emulate_media(color_scheme="light")
         page.evaluate("localStorage.clear()")  # a phone without a column preference gets two
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(page.url)
