@@ -44,7 +44,8 @@
     var link = links[index];
     image.src = link.href;
     var text = link.getAttribute("data-caption") || "";
-    image.alt = text;
+    var thumbnail = link.querySelector("img");
+    image.alt = thumbnail ? thumbnail.alt : text; // run, iteration and loss
     caption.textContent = text;
     count.textContent = index + 1 + " / " + links.length;
     download.href = link.getAttribute("data-download") || link.href;
