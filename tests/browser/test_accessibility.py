@@ -266,8 +266,10 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     # Launch a run from the project page, then continue it, by keyboard.
     tab_to(page, f'.breadcrumbs a[href="/projects/{project.id}/"]', shift=True)
     page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/projects/{project.id}/$"))
     tab_to(page, "a.button.primary")
     page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/runs/new/$"))
     expect(page.locator(".breadcrumbs")).to_contain_text("New run")
     tab_to(page, "#id_rows")
     page.keyboard.press("Control+a")
