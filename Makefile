@@ -52,9 +52,9 @@ test: setup system-deps
 	$(PY) -m pytest -m "not scale"
 	$(MAKE) test-scale
 
-# Only the unit and Django tests (no browser, workers or servers): quick feedback while coding.
+# Only the quick unit and Django tests (no browser, workers, servers or slow engine tests).
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not worker and not scale"
+	$(PY) -m pytest -m "not browser and not worker and not scale and not slow"
 
 test-scale: setup server-deps
 	$(PY) -m pytest -m scale -p no:cacheprovider tests/scale

@@ -1,22 +1,49 @@
 """How runs' numbers are shown: losses and durations as text, and the loss curves as SVG data.
 
-The chart is computed here and drawn by templates/gallery/_loss_chart.html, so the pages need no
-chart library and work offline.
+Every page, and every live fragment of a page, formats numbers with these functions: there are
+no copies in JavaScript. The chart is computed here and drawn by templates/gallery/_loss_chart.html,
+so the pages need no chart library and work offline.
 """
 import math
 
 
+def finite_or_none(value):
+    """Floats for JSON and the database: NaN and infinity (a diverged loss) become None."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def format_loss(value):
-    """Losses span many decades: three significant digits, 1.23e5 rather than 1.23e+05."""
+    """Losses span many decades: always three significant digits (3.00 beside 2.83, not 3), and
+    1.23e5 rather than 1.23e+05."""
     if value is None:
         return "–"
     if not math.isfinite(value):
         return "diverged"
-    text = f"{value:.3g}"
+    text = f"{value:#.3g}"
     if "e" in text:
         mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
+        return f"{mantissa.rstrip('.')}e{int(exponent)}"
+    return text.rstrip(".")
+
+
+def iteration_record(iteration):
+    """One saved iteration's numbers, as the progress endpoint and run.json give them."""
+    return {
+        "number": iteration.number,
+        "loss": finite_or_none(iteration.loss),
+        "content_loss": finite_or_none(iteration.content_loss),
+        "style_loss": finite_or_none(iteration.style_loss),
+        "tv_loss": finite_or_none(iteration.tv_loss),
+        "evaluations": iteration.evaluations,
+        "seconds": iteration.seconds,
+        "rows": iteration.rows,
+        "width": iteration.width,
+    }
+
+
+def precision_text(run):
+    """What a run computes in: the precision its worker used, else the choice (e.g. "Automatic")."""
+    return run.precision_used or run.get_precision_display()
 
 
 def format_duration(seconds):
@@ -35,13 +62,17 @@ def format_duration(seconds):
 
 
 # ---------------------------------------------------------------------------------------------
-# Loss chart: four series on a log scale, as data for templates/gallery/_loss_chart.html.
+# Loss chart: the total and the three weighted parts that add up to it, on a log scale, as data
+# for templates/gallery/_loss_chart.html. The engine minimises
+# content_weight × content + style_weight × style + tv_weight × tv, so the parts are drawn
+# multiplied by their weights: what is drawn adds up to the total drawn.
 
 CHART_SERIES = (
-    ("loss", "Total", "total"),
-    ("content_loss", "Content", "content"),
-    ("style_loss", "Style", "style"),
-    ("tv_loss", "Total variation", "tv"),
+    # (key, name, the run's weight field or None, the iteration's loss field)
+    ("total", "Total", None, "loss"),
+    ("content", "Content × weight", "content_weight", "content_loss"),
+    ("style", "Style × weight", "style_weight", "style_loss"),
+    ("tv", "Total variation × weight", "tv_weight", "tv_loss"),
 )
 CHART_WIDTH, CHART_HEIGHT = 640, 250
 CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 62, 14, 12, 32
@@ -61,19 +92,29 @@ def _nice_step(span, most_ticks=8):
         step *= 10
 
 
-def loss_chart(iterations, last_number):
-    """Polylines, dots and axis ticks for the loss curves; None when there is nothing to draw.
+def weighted_losses(run, iteration):
+    """{series key: the value drawn} for one iteration: the total, and each part times its weight."""
+    values = {}
+    for key, _name, weight_field, loss_field in CHART_SERIES:
+        value = getattr(iteration, loss_field)
+        if weight_field is not None and value is not None:
+            value = value * getattr(run, weight_field)
+        values[key] = value
+    return values
+
+
+def _plottable(value):
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def loss_chart(run, iterations):
+    """Polylines, dots, axis ticks and a table of the values; None when there is nothing to draw.
 
     Losses are drawn on a log scale (they fall by orders of magnitude); zero, negative and
-    non-finite values cannot be placed on it and are left out.
+    non-finite values cannot be placed on it and are left out of the drawing (not the table).
     """
-    points = {}
-    for field, _name, _key in CHART_SERIES:
-        points[field] = [
-            (it.number, getattr(it, field))
-            for it in iterations
-            if getattr(it, field) is not None and math.isfinite(getattr(it, field)) and getattr(it, field) > 0
-        ]
+    rows = [(it.number, weighted_losses(run, it)) for it in iterations]
+    points = {key: [(n, v[key]) for n, v in rows if _plottable(v[key])] for key, *_rest in CHART_SERIES}
     values = [value for series in points.values() for _number, value in series]
     if not values:
         return None
@@ -81,7 +122,7 @@ def loss_chart(iterations, last_number):
     high = math.ceil(math.log10(max(values)))
     if high == low:
         high += 1
-    x_max = max([last_number, 1] + [it.number for it in iterations])
+    x_max = max([run.iterations, 1] + [it.number for it in iterations])
     plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
 
@@ -96,10 +137,10 @@ def loss_chart(iterations, last_number):
     x_step = _nice_step(x_max)
     x_ticks = [{"x": x_of(n), "label": n} for n in range(0, x_max + 1, x_step)]
     series = []
-    for field, name, key in CHART_SERIES:
+    for key, name, _weight, _field in CHART_SERIES:
         dots = [
-            {"x": x_of(number), "y": y_of(value), "title": f"{name} loss at iteration {number}: {format_loss(value)}"}
-            for number, value in points[field]
+            {"x": x_of(number), "y": y_of(value), "title": f"{name} at iteration {number}: {format_loss(value)}"}
+            for number, value in points[key]
         ]
         series.append(
             {
@@ -107,9 +148,12 @@ def loss_chart(iterations, last_number):
                 "name": name,
                 "polyline": " ".join(f"{dot['x']},{dot['y']}" for dot in dots),
                 "dots": dots,
-                "last": format_loss(points[field][-1][1]) if points[field] else "–",
+                "last": format_loss(points[key][-1][1]) if points[key] else "–",
             }
         )
+    table = [
+        {"number": number, "values": [format_loss(v[key]) for key, *_rest in CHART_SERIES]} for number, v in rows
+    ]
     return {
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
@@ -122,4 +166,5 @@ def loss_chart(iterations, last_number):
         "y_ticks": y_ticks,
         "x_ticks": x_ticks,
         "series": series,
+        "table": table,
     }

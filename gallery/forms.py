@@ -3,7 +3,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
 from gallery import images
-from gallery.models import Project
+from gallery.models import Project, Run
 
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp,image/gif,image/bmp,image/tiff"
 
@@ -40,5 +40,16 @@ class ProjectEditForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ("title", "is_public")
-        labels = {"is_public": "Public: every signed-in user can see this project read-only"}
+        fields = ("title", "is_public", "cover_run")
+        labels = {
+            "is_public": "Public: every signed-in user can see this project read-only",
+            "cover_run": "Cover in the public gallery",
+        }
+        help_texts = {"cover_run": "The run whose latest image shows this project; by default the finished run with the lowest final loss."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cover = self.fields["cover_run"]
+        cover.queryset = self.instance.runs.filter(status=Run.Status.DONE).order_by("created", "id")
+        cover.empty_label = "The best finished run"
+        cover.label_from_instance = lambda run: f"Run {run.id}: {run.label}"

@@ -1,14 +1,16 @@
 """Projects pair a content and a style image; runs are weight settings; iterations are saved results."""
 import math
 import secrets
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from stylecore.settings import DEFAULTS  # plain settings: importing it loads no TensorFlow
+from stylecore.settings import DEFAULTS
 
-# Defaults a run form is prefilled with: the engine's own.
+# Defaults a run form is prefilled with: the engine's own (stylecore.settings is plain Python and
+# numpy; TensorFlow is only imported inside the engine's functions, so views stay free of it).
 RUN_DEFAULTS = {
     name: DEFAULTS[name]
     for name in (
@@ -37,6 +39,8 @@ class Project(models.Model):
     style_thumbnail = models.ImageField(upload_to="projects", max_length=200)
     is_public = models.BooleanField(default=False, help_text="Public projects are visible read-only to every signed-in user.")
     stored_bytes = models.PositiveBigIntegerField(default=0, help_text="Bytes of the project's own image files.")
+    # The run whose latest image shows the project in the public gallery; none: the best finished run.
+    cover_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -48,9 +52,6 @@ class Project(models.Model):
 
     def get_absolute_url(self):
         return reverse("project_detail", args=[self.id])
-
-    def is_visible_to(self, user):
-        return self.is_public or self.owner_id == user.id
 
     def image_files(self):
         return [self.content_image, self.content_thumbnail, self.style_image, self.style_thumbnail]
@@ -224,11 +225,21 @@ class Iteration(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["run", "number"]
+        # Iterations are only ever listed within one run: order by number, with no join to Run.
+        ordering = ["number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_iteration_number_per_run")]
 
     def __str__(self):
         return f"{self.run.label} #{self.number}"
+
+    def get_absolute_url(self):
+        return reverse("iteration_image", args=[self.run_id, self.number])
+
+    @property
+    def continue_url(self):
+        """The launch form prefilled to start a new run from this saved iteration."""
+        query = urlencode({"from_run": self.run_id, "from_iteration": self.number})
+        return f"{reverse('run_create', args=[self.run.project_id])}?{query}"
 
     @property
     def has_finite_loss(self):

@@ -45,7 +45,7 @@ class RunForm(forms.ModelForm):
         )
         labels = {
             "tv_weight": "TV weight",
-            "rows": "Rows (output height in pixels)",
+            "rows": "Rows",
             "save_every": "Save every … iterations",
             "init": "Start from",
             "start_rows": "Start rows (coarse to fine)",
@@ -83,7 +83,7 @@ class RunForm(forms.ModelForm):
         rows = self.fields["rows"]
         rows.validators += [MinValueValidator(MIN_ROWS), MaxValueValidator(top)]
         rows.widget.attrs.update(min=MIN_ROWS, max=top)
-        rows.help_text = f"{MIN_ROWS}–{top}. Time grows with the number of pixels."
+        rows.help_text = f"The output's height in pixels, {MIN_ROWS}–{top}. Time grows with the number of pixels."
         iterations = self.fields["iterations"]
         iterations.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
         iterations.widget.attrs.update(min=1, max=MAX_ITERATIONS)
@@ -96,6 +96,8 @@ class RunForm(forms.ModelForm):
         self.fields["adain_alpha"].validators += [MinValueValidator(0.0), MaxValueValidator(1.0)]
         for name in self.OPTIONAL_ENGINE_FIELDS:
             self.fields[name].required = False  # left out or blank: the engine's default
+        # Short enough for the select to show in full; the help text says what each does.
+        self.fields["style_fit"].choices = [(Run.StyleFit.CROP, "Crop"), (Run.StyleFit.RESIZE, "Resize (squash)")]
         if continuing:
             # A continued run goes on from a full-size picture: one size, no fresh start.
             for name in ("init", "adain_alpha", "start_rows"):

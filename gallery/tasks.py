@@ -28,7 +28,6 @@ web process must not load it, and django-q2 forks its workers before the first t
 """
 import io
 import logging
-import math
 import threading
 import time
 from datetime import timedelta
@@ -42,6 +41,7 @@ from django_q.tasks import async_task
 from PIL import Image
 
 from gallery import files
+from gallery.display import finite_or_none
 from gallery.models import Iteration, Run
 
 log = logging.getLogger(__name__)
@@ -279,10 +279,6 @@ def _read_file(field_file):
         return handle.read()
 
 
-def _finite(value):
-    return float(value) if math.isfinite(value) else None
-
-
 class _Lost(Exception):
     """This worker no longer owns the run (re-queued elsewhere, or the run was deleted)."""
 
@@ -409,10 +405,10 @@ class _Job:
             "iterations_done": report.iteration,
             "evaluations": self.evaluations_before + report.evaluations,
             "elapsed_seconds": self.seconds_before + report.seconds,
-            "loss": _finite(report.loss),
-            "content_loss": _finite(report.content_loss),
-            "style_loss": _finite(report.style_loss),
-            "tv_loss": _finite(report.tv_loss),
+            "loss": finite_or_none(report.loss),
+            "content_loss": finite_or_none(report.content_loss),
+            "style_loss": finite_or_none(report.style_loss),
+            "tv_loss": finite_or_none(report.tv_loss),
             "precision_used": report.precision,
             "heartbeat": timezone.now(),
             "progressed": timezone.now(),

@@ -7,6 +7,7 @@ from gallery.views import accounts, media, pages, projects, runs
 urlpatterns = [
     path("", projects.home, name="home"),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/theme/", accounts.set_theme, name="set_theme"),
     # Log in, log out and password change; no password reset, since the site keeps no e-mail addresses.
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -21,7 +22,7 @@ urlpatterns = [
     path("projects/<int:project_id>/media/<slug:kind>/", media.project_media, name="project_media"),
     path("projects/<int:project_id>/runs/new/", runs.run_create, name="run_create"),
     path("gallery/", projects.public_gallery, name="public_gallery"),
-    path("runs/<int:run_id>/", pages.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/download/", pages.run_download, name="run_download"),

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 from . import Engine
 from .images import preprocess

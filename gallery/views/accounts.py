@@ -2,6 +2,8 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from gallery.forms import SignupForm
 
@@ -17,3 +19,24 @@ def signup(request):
         messages.success(request, f"Welcome, {user.username}. Start by creating a project.")
         return redirect("project_list")
     return render(request, "registration/signup.html", {"form": form})
+
+
+THEMES = ("light", "dark")
+THEME_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+@login_not_required
+@require_POST
+def set_theme(request):
+    """Remember the light or dark theme in a cookie (anything else: follow the system again);
+    base.html reads it, so the page is drawn in the chosen theme from the first paint."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = "/"
+    response = redirect(target)
+    theme = request.POST.get("theme")
+    if theme in THEMES:
+        response.set_cookie("theme", theme, max_age=THEME_COOKIE_SECONDS, samesite="Lax", secure=request.is_secure())
+    else:
+        response.delete_cookie("theme")
+    return response

@@ -1,148 +1,27 @@
-"""The run page (the notebook's print_iterations grid, live), the run download and the compare page.
+"""The run download and the compare page (live while its runs compute).
 
-Views only read rows and files; the loss chart comes from gallery.display as SVG data, so the
-pages need no chart library and work offline.
+Views only read rows and files. The compare page's live updates are rendered from the same
+partials as its first load.
 """
 import json
-import math
 import posixpath
 import time
 import zipfile
 from urllib.parse import urlencode
 
-from django.db.models import Q
 from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from gallery.access import get_run_for_user
-from gallery.display import format_duration, format_loss, loss_chart
+from gallery.access import get_run_for_user, visible_runs
+from gallery.display import finite_or_none, iteration_record, precision_text
 from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
+from gallery.views.runs import POLL_MILLISECONDS
 
 MIN_COMPARED = 2
 MAX_COMPARED = 6
-# How often the run page asks the progress endpoint for news while a run is queued or running.
-POLL_MILLISECONDS = 2000
-
-
-def continue_url(run, number):
-    """The launch form prefilled to start a new run from this saved iteration."""
-    query = urlencode({"from_run": run.id, "from_iteration": number})
-    return f"{reverse('run_create', args=[run.project_id])}?{query}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Run page
-
-
-def _saved_iterations(run):
-    iterations = list(run.saved_iterations.order_by("number"))
-    for iteration in iterations:
-        iteration.loss_text = format_loss(iteration.loss)
-        iteration.seconds_text = format_duration(iteration.seconds)
-    return iterations
-
-
-def _input_figures(run):
-    """The grid's first two cells, style and base: the images as the engine saw them once the run
-    has started, the project's uploads before that."""
-    project_id = run.project_id
-    style_url = (
-        reverse("run_media", args=[run.id, "style"]) if run.style_image
-        else reverse("project_media", args=[project_id, "style"])
-    )
-    base_url = (
-        reverse("run_media", args=[run.id, "base"]) if run.base_image
-        else reverse("project_media", args=[project_id, "content"])
-    )
-    return [
-        {
-            "title": "Style",
-            "name": "output_at_iteration_0_style",
-            "url": style_url,
-            "thumbnail_url": reverse("project_media", args=[project_id, "style-thumb"]),
-            "caption": "Style (as the engine saw it)" if run.style_image else "Style",
-            "alt": "Style image",
-        },
-        {
-            "title": "Base",
-            "name": "output_at_iteration_0_base",
-            "url": base_url,
-            "thumbnail_url": reverse("project_media", args=[project_id, "content-thumb"]),
-            "caption": f"Base (content) at {run.rows} rows" if run.base_image else "Base (content)",
-            "alt": "Base (content) image",
-        },
-    ]
-
-
-@require_GET
-def run_detail(request, run_id):
-    run = get_run_for_user(request, run_id)
-    is_owner = run.project.owner_id == request.user.id
-    iterations = _saved_iterations(run)
-    chart = loss_chart(iterations, run.iterations)
-    if request.GET.get("fragment") == "chart":
-        # The live page refreshes its chart from here when new iterations arrive.
-        return render(request, "gallery/_loss_chart.html", {"chart": chart, "run": run})
-    if is_owner:
-        for iteration in iterations:
-            iteration.continue_url = continue_url(run, iteration.number)
-    last_number = iterations[-1].number if iterations else -1
-    return render(
-        request,
-        "gallery/run_detail.html",
-        {
-            "run": run,
-            "project": run.project,
-            "is_owner": is_owner,
-            "inputs": _input_figures(run),
-            "iterations": iterations,
-            "latest": iterations[-1] if iterations else None,
-            "last_number": last_number,
-            "chart": chart,
-            "settings_rows": _settings_rows(run),
-            "eta_text": format_duration(run.eta_seconds),
-            "seconds_per_iteration_text": format_duration(run.seconds_per_iteration),
-            "elapsed_text": format_duration(run.elapsed_seconds),
-            "loss_text": format_loss(run.loss),
-            "poll_milliseconds": POLL_MILLISECONDS,
-            # The live page fills in __N__ for iterations that arrive while it is open.
-            "continue_url_template": continue_url(run, "__N__"),
-        },
-    )
-
-
-def _precision(run):
-    """What the run computes in: the precision used once a worker has chosen it, else the choice."""
-    return run.precision_used or run.get_precision_display()
-
-
-def _settings_rows(run):
-    """(label, value) pairs describing a run, in the order the launch form asks for them."""
-    rows = [
-        ("Content weight", format_number(run.content_weight)),
-        ("Style weight", format_number(run.style_weight)),
-        ("Total variation weight", format_number(run.tv_weight)),
-        ("Rows", f"{run.rows} px"),
-        ("Iterations", run.iterations),
-        ("Saved", "every iteration" if run.save_every == 1 else f"every {run.save_every} iterations"),
-        ("Optimizer", run.get_optimizer_display()),
-        ("Style fit", run.get_style_fit_display()),
-        ("Starts from", run.get_init_display()),
-        ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
-        ("Precision", _precision(run)),
-    ]
-    if run.init == Run.Init.ADAIN:
-        rows.append(("AdaIN style strength", format_number(run.adain_alpha)))
-    if run.converged:
-        rows.append(("Ended", f"converged at iteration {run.iterations_done}"))
-    if run.seed is not None:
-        rows.append(("Seed", run.seed))
-    if run.device:
-        rows.append(("Device", run.device))
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,10 +45,6 @@ class _ChunkBuffer:
         data = b"".join(self.chunks)
         self.chunks = []
         return data
-
-
-def _finite_or_none(value):
-    return value if value is not None and math.isfinite(value) else None
 
 
 def run_record(run, iterations, file_names):
@@ -202,23 +77,12 @@ def run_record(run, iterations, file_names):
         "iterations_done": run.iterations_done,
         "evaluations": run.evaluations,
         "elapsed_seconds": run.elapsed_seconds,
-        "seconds_per_iteration": _finite_or_none(run.seconds_per_iteration),
+        "seconds_per_iteration": finite_or_none(run.seconds_per_iteration),
         "created": run.created.isoformat() if run.created else None,
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
         "saved_iterations": [
-            {
-                "number": it.number,
-                "file": file_names[it.number],
-                "loss": _finite_or_none(it.loss),
-                "content_loss": _finite_or_none(it.content_loss),
-                "style_loss": _finite_or_none(it.style_loss),
-                "tv_loss": _finite_or_none(it.tv_loss),
-                "evaluations": it.evaluations,
-                "seconds": it.seconds,
-                "rows": it.rows,
-                "width": it.width,
-            }
+            iteration_record(it) | {"file": file_names[it.number]}
             for it in iterations
         ],
     }
@@ -322,7 +186,7 @@ COMPARED_SETTINGS = (
     ("Style fit", lambda run: "crop" if run.style_fit == Run.StyleFit.CROP else "resize"),
     ("Starts from", lambda run: run.get_init_display()),
     ("Start rows", lambda run: str(min(run.start_rows, run.rows))),
-    ("Precision", _precision),
+    ("Precision", precision_text),
 )
 
 
@@ -336,17 +200,23 @@ def _shown_iteration(iterations, selected):
     return earlier[-1] if earlier else None
 
 
+def _iteration_text(selected, numbers):
+    """The slider's words: "iteration 40 of 400", or "each run's last"."""
+    if selected is None:
+        return "each run’s last iteration"
+    return f"iteration {selected} of {numbers[-1]}"
+
+
 @require_GET
 def compare(request):
+    """2–6 runs side by side in launch order; with ?fragment=live, only the parts that change."""
     try:
         ids = parse_run_ids(request)
     except CompareError as error:
         return render(request, "gallery/compare.html", {"error": str(error)}, status=400)
-    visible = Q(project__owner=request.user) | Q(project__is_public=True)
-    found = {run.id: run for run in Run.objects.filter(visible, id__in=ids).select_related("project")}
-    if len(found) != len(ids):
+    runs = list(visible_runs(request.user).filter(id__in=ids).order_by("created", "id"))
+    if len(runs) != len(ids):
         raise Http404("No such run.")
-    runs = [found[run_id] for run_id in ids]
 
     by_run = {run.id: [] for run in runs}
     saved = Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds")
@@ -366,44 +236,31 @@ def compare(request):
         if len({value_of(run) for run in runs}) > 1:
             differing.add(name)
     columns = []
-    script_runs = []
     for run in runs:
-        iterations = by_run[run.id]
-        shown = _shown_iteration(iterations, selected)
         settings = [
             {"name": name, "value": value_of(run), "differs": name in differing}
             for name, value_of in COMPARED_SETTINGS
             if name != "Project" or "Project" in differing
         ]
-        loss_text = format_loss(shown.loss) if shown else "–"
-        columns.append({"run": run, "shown": shown, "settings": settings, "loss_text": loss_text})
-        script_runs.append(
-            {
-                "id": run.id,
-                "label": run.label,
-                "iterations": [
-                    {
-                        "number": it.number,
-                        "image": reverse("iteration_image", args=[run.id, it.number]),
-                        "loss": format_loss(it.loss),
-                    }
-                    for it in iterations
-                ],
-            }
-        )
+        columns.append({"run": run, "shown": _shown_iteration(by_run[run.id], selected), "settings": settings})
     crop = parse_crop(request.GET.get("crop"))
-    return render(
-        request,
-        "gallery/compare.html",
-        {
-            "columns": columns,
-            "runs": runs,
-            "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
-            "numbers": numbers,
-            "selected": selected,
-            "slider_value": slider_value,
-            "crop": crop,
-            "compare_data": {"runs": script_runs, "numbers": numbers, "crop": crop},
-            "run_ids": ",".join(str(run_id) for run_id in ids),
-        },
-    )
+    query = {"runs": ",".join(str(run_id) for run_id in ids), "fragment": "live"}
+    if selected is not None:
+        query["iteration"] = selected
+    context = {
+        "columns": columns,
+        "runs": runs,
+        "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
+        "numbers": numbers,
+        "selected": selected,
+        "iteration_text": _iteration_text(selected, numbers),
+        "slider_value": slider_value,
+        "crop": crop,
+        "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
+        "poll_milliseconds": POLL_MILLISECONDS,
+    }
+    if request.GET.get("fragment") == "live":
+        response = render(request, "gallery/compare_live.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+    return render(request, "gallery/compare.html", context)

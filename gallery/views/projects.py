@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Case, Count, F, OuterRef, Subquery, When
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -8,7 +8,6 @@ from gallery import files, quotas
 from gallery.access import get_project_for_user
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
-from gallery.display import format_duration, format_loss
 
 
 def home(request):
@@ -112,9 +111,6 @@ def project_detail(request, project_id):
     # loading any iterations.
     latest_number = Iteration.objects.filter(run=OuterRef("pk")).order_by("-number").values("number")[:1]
     runs = list(project.runs.annotate(latest_number=Subquery(latest_number)).order_by("-created", "-id"))
-    for run in runs:
-        run.loss_text = format_loss(run.loss)
-        run.elapsed_text = format_duration(run.elapsed_seconds) if run.elapsed_seconds else "–"
     return render(
         request,
         "gallery/project_detail.html",
@@ -123,17 +119,20 @@ def project_detail(request, project_id):
 
 
 def public_gallery(request):
-    """Public projects, each shown by the latest saved image of its most recently finished run."""
-    finished = Iteration.objects.filter(run__project=OuterRef("pk"), run__status=Run.Status.DONE).order_by(
-        "-run__finished", "-run__id", "-number"
-    )
+    """Public projects, each shown by the latest saved image of its cover run: the one its owner
+    chose, else its finished run with the lowest final loss."""
+    best = Run.objects.filter(project=OuterRef("pk"), status=Run.Status.DONE, loss__isnull=False).order_by("loss", "id")
+    latest = Iteration.objects.filter(run_id=OuterRef("best_run_id")).order_by("-number")
     projects = (
         Project.objects.filter(is_public=True)
         .select_related("owner")
         .annotate(
             run_count=Count("runs"),
-            best_run_id=Subquery(finished.values("run_id")[:1]),
-            best_number=Subquery(finished.values("number")[:1]),
+            best_run_id=Case(
+                When(cover_run__status=Run.Status.DONE, then=F("cover_run_id")),
+                default=Subquery(best.values("id")[:1]),
+            ),
+            best_number=Subquery(latest.values("number")[:1]),
         )
         .order_by("-created", "-id")
     )

@@ -2,10 +2,9 @@
 
 Continue from a saved iteration: ``/projects/<project_id>/runs/new/?from_run=<run_id>&from_iteration=<number>``.
 """
-import math
+from urllib.parse import urlencode
 
-from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -13,10 +12,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
-from gallery.models import Iteration, Run
+from gallery.display import finite_or_none, format_loss, iteration_record, loss_chart, precision_text
+from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
+
+# How often a live page asks for news while a run is queued or running.
+POLL_MILLISECONDS = 2000
 
 # What a continued run takes over from the run it continues.
 CONTINUED_SETTINGS = (
@@ -66,7 +69,7 @@ def run_create(request, project_id):
         run.project = project
         error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
         if error is None:
-            messages.success(request, f"Run {run.label} is queued.")
+            # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
         form.add_error(None, error)
     context = {"form": form, "project": project, "source": source}
@@ -75,7 +78,10 @@ def run_create(request, project_id):
 
 @require_POST
 def run_cancel(request, run_id):
-    """A queued run is cancelled at once; a running one stops at its next iteration."""
+    """A queued run is cancelled at once; a running one stops at its next iteration.
+
+    The run page then shows the run's state ("Cancelling…", later "cancelled"), so there is no
+    flash message to go stale."""
     run = get_run_for_user(request, run_id, owner_only=True)
     runs = Run.objects.filter(id=run.id)
     if runs.filter(status=Run.Status.QUEUED).update(
@@ -83,13 +89,12 @@ def run_cancel(request, run_id):
     ):
         message = "Run cancelled."
     elif runs.filter(status=Run.Status.RUNNING).update(cancel_requested=True):
-        message = "Cancelling: the run stops after its current iteration and keeps what it saved."
+        message = CANCELLING
     else:
         message = "The run had already finished."
     run.refresh_from_db()
     if _wants_json(request):
         return JsonResponse({"status": run.status, "cancel_requested": run.cancel_requested, "message": message})
-    messages.info(request, message)
     return redirect(run)
 
 
@@ -97,37 +102,21 @@ def _wants_json(request):
     return request.accepts("application/json") and not request.accepts("text/html")
 
 
-def _number(value):
-    """Floats for JSON: NaN and infinity (a diverged loss) become null."""
-    return value if value is None or math.isfinite(value) else None
-
-
-def _iteration_json(run, iteration):
-    return {
-        "number": iteration.number,
-        "loss": _number(iteration.loss),
-        "content_loss": _number(iteration.content_loss),
-        "style_loss": _number(iteration.style_loss),
-        "tv_loss": _number(iteration.tv_loss),
-        "evaluations": iteration.evaluations,
-        "seconds": iteration.seconds,
-        "rows": iteration.rows,
-        "width": iteration.width,
-        "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, iteration.number]),
-        "image_url": reverse("iteration_image", args=[run.id, iteration.number]),
-    }
-
-
 @require_GET
 def run_progress(request, run_id):
-    """Status, losses, speed and ETA, plus the iterations saved after ``?after=<number>``."""
+    """Status, losses, speed and ETA, plus the iterations saved after ``?after=<number>`` (JSON)."""
     run = get_run_for_user(request, run_id)
-    raw_after = request.GET.get("after", "")
-    # -1 (nothing seen yet) is what the page sends before the first saved iteration.
-    after = -1 if raw_after in ("", "-1") else query_number(raw_after, minimum=0)
+    after = _after(request)
     if after is None:
         return JsonResponse({"error": "after must be an iteration number."}, status=400)
-    saved = [_iteration_json(run, iteration) for iteration in run.saved_iterations.filter(number__gt=after)]
+    saved = [
+        iteration_record(iteration)
+        | {
+            "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, iteration.number]),
+            "image_url": iteration.get_absolute_url(),
+        }
+        for iteration in run.saved_iterations.filter(number__gt=after)
+    ]
     latest = run.latest_iteration()
     data = {
         "id": run.id,
@@ -141,10 +130,10 @@ def run_progress(request, run_id):
         "iteration": run.iterations_done,
         "iterations": run.iterations,
         "percent": run.progress_percent,
-        "loss": _number(run.loss),
-        "content_loss": _number(run.content_loss),
-        "style_loss": _number(run.style_loss),
-        "tv_loss": _number(run.tv_loss),
+        "loss": finite_or_none(run.loss),
+        "content_loss": finite_or_none(run.content_loss),
+        "style_loss": finite_or_none(run.style_loss),
+        "tv_loss": finite_or_none(run.tv_loss),
         "evaluations": run.evaluations,
         "seconds_per_iteration": run.seconds_per_iteration,
         "elapsed_seconds": run.elapsed_seconds,
@@ -159,3 +148,126 @@ def run_progress(request, run_id):
     response = JsonResponse(data)
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _after(request):
+    """?after=<number>: the last iteration the page already shows (-1 when absent, as the page sends
+    before the first saved iteration); None when it is not an iteration number."""
+    raw = request.GET.get("after", "")
+    return -1 if raw in ("", "-1") else query_number(raw, minimum=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run page: the notebook's print_iterations grid, live. The first load and every live update
+# are rendered from the same partials; the page's script only swaps what changed.
+
+CANCELLING = "Cancelling: the run stops after its current iteration and keeps what it saved."
+
+
+def _input_figures(run):
+    """The grid's first two cells, style and base: the images as the engine saw them once the run
+    has started, the project's uploads before that."""
+    project_id = run.project_id
+    style_url = (
+        reverse("run_media", args=[run.id, "style"]) if run.style_image
+        else reverse("project_media", args=[project_id, "style"])
+    )
+    base_url = (
+        reverse("run_media", args=[run.id, "base"]) if run.base_image
+        else reverse("project_media", args=[project_id, "content"])
+    )
+    return [
+        {
+            "title": "Style",
+            "name": "output_at_iteration_0_style",
+            "url": style_url,
+            "thumbnail_url": reverse("project_media", args=[project_id, "style-thumb"]),
+            "caption": "Style (as the engine saw it)" if run.style_image else "Style",
+            "alt": f"Style image of run {run.label}",
+        },
+        {
+            "title": "Base",
+            "name": "output_at_iteration_0_base",
+            "url": base_url,
+            "thumbnail_url": reverse("project_media", args=[project_id, "content-thumb"]),
+            "caption": f"Base (content) at {run.rows} rows" if run.base_image else "Base (content)",
+            "alt": f"Base (content) image of run {run.label}",
+        },
+    ]
+
+
+def _settings_rows(run):
+    """(label, value) pairs describing a run, in the order the launch form asks for them."""
+    rows = [
+        ("Content weight", format_number(run.content_weight)),
+        ("Style weight", format_number(run.style_weight)),
+        ("Total variation weight", format_number(run.tv_weight)),
+        ("Rows", f"{run.rows} px"),
+        ("Iterations", run.iterations),
+        ("Saved", "every iteration" if run.save_every == 1 else f"every {run.save_every} iterations"),
+        ("Optimizer", run.get_optimizer_display()),
+        ("Style fit", run.get_style_fit_display()),
+        ("Starts from", run.get_init_display()),
+        ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
+        ("Precision", precision_text(run)),
+    ]
+    if run.init == Run.Init.ADAIN:
+        rows.append(("AdaIN style strength", format_number(run.adain_alpha)))
+    if run.converged:
+        rows.append(("Ended", f"converged at iteration {run.iterations_done}"))
+    if run.seed is not None:
+        rows.append(("Seed", run.seed))
+    if run.device:
+        rows.append(("Device", run.device))
+    return rows
+
+
+def announcement(run):
+    """What a screen reader hears, politely: a change of state, and progress in tenths, so that
+    a live page speaks every few seconds at most."""
+    if run.status == Run.Status.QUEUED:
+        return "Queued: waiting for a worker."
+    if run.status == Run.Status.RUNNING:
+        if run.cancel_requested:
+            return "Cancelling."
+        return f"Running: {run.progress_percent // 10 * 10}% done."
+    if run.status == Run.Status.DONE:
+        return f"Done: {run.iterations_done} iterations, final loss {format_loss(run.loss)}."
+    if run.status == Run.Status.FAILED:
+        return "Failed."
+    return f"Cancelled at iteration {run.iterations_done}."
+
+
+def _live_url(run, last_number):
+    return f"{reverse('run_detail', args=[run.id])}?{urlencode({'fragment': 'live', 'after': last_number})}"
+
+
+@require_GET
+def run_detail(request, run_id):
+    """The run page; with ?fragment=live&after=N, only its live parts and the iterations after N."""
+    run = get_run_for_user(request, run_id)
+    live = request.GET.get("fragment") == "live"
+    after = _after(request) if live else -1
+    if after is None:
+        return HttpResponseBadRequest("after must be an iteration number.")
+    iterations = list(run.saved_iterations.all())
+    latest = iterations[-1] if iterations else None
+    context = {
+        "run": run,
+        "project": run.project,
+        "is_owner": run.project.owner_id == request.user.id,
+        "iterations": [it for it in iterations if it.number > after],
+        "saved_count": len(iterations),
+        "latest": latest,
+        "chart": loss_chart(run, iterations),
+        "cancelling_text": CANCELLING,
+        "announcement": announcement(run),
+        "live_url": _live_url(run, latest.number if latest else -1) if run.is_active else "",
+        "poll_milliseconds": POLL_MILLISECONDS,
+    }
+    if live:
+        response = render(request, "gallery/run_live.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+    context.update(inputs=_input_figures(run), settings_rows=_settings_rows(run))
+    return render(request, "gallery/run_detail.html", context)

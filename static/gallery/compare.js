@@ -1,92 +1,81 @@
 /* Style Gallery compare page: one iteration slider for every run, and the zoomed crop.
-   Drag a box on any image (or type x, y, width, height) to see that region from every run,
-   magnified with nearest-neighbour scaling so pixels stay visible. The iteration and the region
-   are kept in the address (history.replaceState), so a comparison can be bookmarked.
-   Region coordinates are pixels of the reference image (the first run's); runs of another size
-   get the region scaled proportionally. No dependencies. */
+   The columns are rendered on the server (live.js swaps them in while runs compute, and when the
+   slider moves). Drag a box on any image, or focus an image and use the arrow keys (Shift+arrows
+   resize), or type x, y, width, height, to see that region from every run magnified with
+   nearest-neighbour scaling. The iteration and the region are kept in the address, so a
+   comparison can be bookmarked. Region coordinates are pixels of the reference image (the first
+   loaded run's); runs of another size get the region scaled proportionally. No dependencies. */
 (function () {
   "use strict";
-  var data = JSON.parse(document.getElementById("compare-data").textContent);
   var columns = Array.prototype.slice.call(document.querySelectorAll(".compare-column"));
-  // The grid's column count: set here, since the Content-Security-Policy forbids style= attributes.
-  Array.prototype.forEach.call(document.querySelectorAll("[data-count]"), function (grid) {
-    grid.style.setProperty("--count", grid.getAttribute("data-count"));
-  });
-  var slider = document.getElementById("iteration-slider");
-  var sliderValue = document.getElementById("iteration-value");
   var form = document.getElementById("crop-form");
   var panel = document.getElementById("crop-panel");
   var canvases = Array.prototype.slice.call(panel.querySelectorAll("[data-crop-canvas]"));
   var cropCaptions = Array.prototype.slice.call(panel.querySelectorAll("[data-crop-caption]"));
   var note = panel.querySelector("[data-crop-note]");
   var summary = panel.querySelector("[data-crop-summary]");
-  var crop = data.crop; // {x, y, w, h} in reference pixels, or null
   var ZOOM_TARGET = 480; // about how many canvas pixels a zoomed crop is wide
+  var crop = readForm(); // {x, y, w, h} in reference pixels, or null
+  var pending = null;
 
-  function images() {
-    return columns.map(function (column) { return column.querySelector("[data-compare-image]"); });
-  }
+  function slider() { return document.getElementById("iteration-slider"); }
+
+  function imageOf(column) { return column.querySelector("[data-compare-image]"); }
+
+  function labelOf(column) { return column.querySelector(".run-label").textContent; }
 
   function loaded(image) {
-    return image && !image.hidden && image.complete && image.naturalWidth > 0;
+    return image && image.complete && image.naturalWidth > 0;
   }
 
   function reference() {
     var found = null;
-    images().some(function (image) {
+    columns.some(function (column) {
+      var image = imageOf(column);
       if (loaded(image)) found = { w: image.naturalWidth, h: image.naturalHeight };
       return found;
     });
     return found;
   }
 
-  // ---- Iteration slider -----------------------------------------------------------------------
+  // ---- Iteration slider and address -----------------------------------------------------------
   function selectedNumber() {
-    var index = parseInt(slider.value, 10);
-    return index >= data.numbers.length ? null : data.numbers[index];
+    var numbers = (slider().getAttribute("data-numbers") || "").split(",").filter(Boolean);
+    var index = parseInt(slider().value, 10);
+    return index >= numbers.length ? null : numbers[index];
   }
 
-  function shownIteration(run, selected) {
-    var shown = null;
-    run.iterations.forEach(function (iteration) {
-      if (selected === null || iteration.number <= selected) shown = iteration;
-    });
-    return shown;
-  }
-
-  function applyIteration() {
+  function query() {
     var selected = selectedNumber();
-    sliderValue.textContent = selected === null ? "each run’s last" : selected;
-    columns.forEach(function (column, k) {
-      var run = data.runs[k];
-      var shown = shownIteration(run, selected);
-      var image = column.querySelector("[data-compare-image]");
-      var missing = column.querySelector("[data-missing]");
-      var caption = column.querySelector("[data-caption]");
-      if (shown) {
-        if (image.getAttribute("src") !== shown.image) image.src = shown.image;
-        image.hidden = false;
-        missing.hidden = true;
-        caption.textContent = "Iteration " + shown.number + (selected !== null && shown.number !== selected ? " (its latest before " + selected + ")" : "") + " · loss " + shown.loss;
-      } else {
-        image.hidden = true;
-        missing.hidden = false;
-        missing.textContent = "No saved iteration up to " + selected + " yet";
-        caption.textContent = "–";
-      }
-    });
-    render();
-    saveState();
+    var text = "runs=" + columns.map(function (column) { return column.getAttribute("data-run-id"); }).join(",");
+    if (selected !== null) text += "&iteration=" + selected;
+    if (crop) text += "&crop=" + [crop.x, crop.y, crop.w, crop.h].join(",");
+    return text;
   }
 
-  // ---- Address --------------------------------------------------------------------------------
   function saveState() {
-    var selected = selectedNumber();
-    var query = "runs=" + data.runs.map(function (run) { return run.id; }).join(",");
-    if (selected !== null) query += "&iteration=" + selected;
-    if (crop) query += "&crop=" + [crop.x, crop.y, crop.w, crop.h].join(",");
-    window.history.replaceState(null, "", window.location.pathname + "?" + query);
+    window.history.replaceState(null, "", window.location.pathname + "?" + query());
   }
+
+  function changeIteration() {
+    saveState();
+    window.clearTimeout(pending);
+    pending = window.setTimeout(function () {
+      window.styleGalleryLive.load(window.location.pathname + "?" + query() + "&fragment=live");
+    }, 120);
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "iteration-slider") changeIteration();
+  });
+  document.addEventListener("live:swapped", function () {
+    var range = slider();
+    if (document.activeElement !== range && range.value !== range.getAttribute("value")) range.value = range.getAttribute("value");
+    render();
+  });
+  document.addEventListener("load", function (event) {
+    if (event.target.matches && event.target.matches("[data-compare-image]")) render();
+  }, true);
 
   // ---- Crop -----------------------------------------------------------------------------------
   function clampCrop(region, ref) {
@@ -112,12 +101,12 @@
   function drawBoxes(region, ref) {
     columns.forEach(function (column) {
       var box = column.querySelector("[data-crop-box]");
-      if (!region || !ref) { box.hidden = true; return; }
+      if (!region || !ref || !loaded(imageOf(column))) { box.hidden = true; return; }
       box.hidden = false;
-      box.style.left = (100 * region.x / ref.w) + "%";
-      box.style.top = (100 * region.y / ref.h) + "%";
-      box.style.width = (100 * region.w / ref.w) + "%";
-      box.style.height = (100 * region.h / ref.h) + "%";
+      box.style.setProperty("--crop-left", (100 * region.x / ref.w) + "%");
+      box.style.setProperty("--crop-top", (100 * region.y / ref.h) + "%");
+      box.style.setProperty("--crop-width", (100 * region.w / ref.w) + "%");
+      box.style.setProperty("--crop-height", (100 * region.h / ref.h) + "%");
     });
   }
 
@@ -130,7 +119,8 @@
     summary.textContent = "x " + region.x + ", y " + region.y + ", " + region.w + "×" + region.h + " px";
     if (!ref) return;
     var differentSizes = [];
-    images().forEach(function (image, k) {
+    columns.forEach(function (column, k) {
+      var image = imageOf(column);
       var canvas = canvases[k];
       var caption = cropCaptions[k];
       if (!loaded(image)) {
@@ -148,14 +138,23 @@
       context.drawImage(image, part.x, part.y, part.w, part.h, 0, 0, canvas.width, canvas.height);
       caption.textContent = "×" + magnification;
       if (image.naturalWidth !== ref.w || image.naturalHeight !== ref.h) {
-        differentSizes.push(data.runs[k].label + " is " + image.naturalWidth + "×" + image.naturalHeight + " px: its region is x " + part.x + ", y " + part.y + ", " + part.w + "×" + part.h);
+        differentSizes.push(labelOf(column) + " is " + image.naturalWidth + "×" + image.naturalHeight + " px: its region is x " + part.x + ", y " + part.y + ", " + part.w + "×" + part.h);
         caption.textContent += " · scaled region";
       }
     });
     note.hidden = !differentSizes.length;
     note.textContent = differentSizes.length
-      ? "The runs differ in size. Coordinates are in " + data.runs[0].label + "’s pixels (" + ref.w + "×" + ref.h + "); the region is scaled proportionally: " + differentSizes.join("; ") + "."
+      ? "The runs differ in size. Coordinates are in the first run’s pixels (" + ref.w + "×" + ref.h + "); the region is scaled proportionally: " + differentSizes.join("; ") + "."
       : "";
+  }
+
+  function readForm() {
+    var values = {};
+    var valid = ["x", "y", "w", "h"].every(function (key) {
+      values[key] = parseInt(form.elements[key].value, 10);
+      return !isNaN(values[key]) && values[key] >= (key === "w" || key === "h" ? 1 : 0);
+    });
+    return valid ? values : null;
   }
 
   function fillForm(region) {
@@ -171,24 +170,19 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    var values = {};
-    var valid = ["x", "y", "w", "h"].every(function (key) {
-      values[key] = parseInt(form.elements[key].value, 10);
-      return !isNaN(values[key]) && values[key] >= (key === "w" || key === "h" ? 1 : 0);
-    });
-    if (valid) setCrop(values);
+    var values = readForm();
+    if (values) setCrop(values);
   });
   form.querySelector("[data-crop-clear]").addEventListener("click", function () { setCrop(null); });
 
-  // Dragging a box on any image, with mouse, pen or finger.
+  // Dragging a box on any image, with mouse, pen or finger; or the arrow keys on a focused image.
   columns.forEach(function (column) {
     var frame = column.querySelector("[data-frame]");
-    var image = column.querySelector("[data-compare-image]");
     var start = null;
 
     function point(event) {
       var ref = reference();
-      var rect = image.getBoundingClientRect();
+      var rect = imageOf(column).getBoundingClientRect();
       var fx = Math.max(0, Math.min(1, (event.clientX - rect.left) / rect.width));
       var fy = Math.max(0, Math.min(1, (event.clientY - rect.top) / rect.height));
       return { x: Math.round(fx * ref.w), y: Math.round(fy * ref.h) };
@@ -205,7 +199,7 @@
     }
 
     frame.addEventListener("pointerdown", function (event) {
-      if (!loaded(image) || event.button !== 0) return;
+      if (!loaded(imageOf(column)) || event.button !== 0) return;
       event.preventDefault();
       frame.setPointerCapture(event.pointerId);
       start = point(event);
@@ -224,10 +218,28 @@
     }
     frame.addEventListener("pointerup", finish);
     frame.addEventListener("pointercancel", function () { start = null; render(); });
-    image.addEventListener("load", render);
+
+    var MOVES = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    frame.addEventListener("keydown", function (event) {
+      var move = MOVES[event.key];
+      var ref = reference();
+      if (!move || !ref) return;
+      event.preventDefault();
+      var step = Math.max(1, Math.round(ref.w / 40));
+      var region = crop || { x: Math.round(ref.w / 4), y: Math.round(ref.h / 4), w: Math.round(ref.w / 4), h: Math.round(ref.h / 4) };
+      if (event.shiftKey) {
+        region = { x: region.x, y: region.y, w: Math.max(2, region.w + move[0] * step), h: Math.max(2, region.h + move[1] * step) };
+      } else {
+        region = {
+          x: Math.max(0, Math.min(region.x + move[0] * step, ref.w - region.w)),
+          y: Math.max(0, Math.min(region.y + move[1] * step, ref.h - region.h)),
+          w: region.w,
+          h: region.h,
+        };
+      }
+      setCrop(region);
+    });
   });
 
-  slider.addEventListener("input", applyIteration);
-  fillForm(crop);
   render();
 })();

@@ -33,7 +33,9 @@ def test_a_crop_is_scaled_for_a_run_of_another_size_and_said_so(page, live_serve
     assert sizes == [[480, 360], [480, 360]]
     expect(page.locator("[data-crop-caption]").nth(0)).to_have_text("×30")
     expect(page.locator("[data-crop-caption]").nth(1)).to_have_text("×15 · scaled region")
-    boxes = page.locator("[data-crop-box]").evaluate_all("bs => bs.map(b => b.style.left + ' ' + b.style.width)")
+    boxes = page.locator("[data-crop-box]").evaluate_all(
+        "bs => bs.map(b => b.style.getPropertyValue('--crop-left') + ' ' + b.style.getPropertyValue('--crop-width'))"
+    )
     assert boxes[0] == boxes[1] == "12.5% 25%"
 
 

@@ -126,6 +126,10 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         expect(lightbox).to_be_hidden()
         page.reload()
         screenshot(page, "run-page-done")
+        page.emulate_media(color_scheme="dark")  # the dark theme follows the system's preference
+        expect(page.locator("body")).to_have_css("background-color", "rgb(27, 28, 31)")
+        screenshot(page, "run-page-dark")
+        page.emulate_media(color_scheme="light")
         page.evaluate("localStorage.clear()")  # a phone without a column preference gets two
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(page.url)
@@ -154,7 +158,8 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         compare_button.click()
         expect(page).to_have_url(re.compile(rf"/compare/\?runs={sharp},{smooth}$"))
 
-        # Compare page: the TV weight is what differs; drag a crop box on one image.
+        # Compare page, in launch order: the TV weight is what differs; drag a crop box on one image.
+        expect(page.locator(".compare-column").nth(0)).to_have_attribute("data-run-id", str(smooth))
         expect(page.locator("mark.differs-mark")).to_have_text("TV weight")
         images = page.locator("[data-compare-image]")
         expect(images).to_have_count(2)
@@ -187,10 +192,10 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         expect(page).to_have_url(re.compile(r"crop=10,12,24,20"))
         page.locator("#iteration-slider").fill("1")
         expect(page).to_have_url(re.compile(r"iteration=1&crop=10,12,24,20"))
-        assert images.nth(0).get_attribute("src").endswith(f"/runs/{sharp}/iterations/1/image/")
+        expect(images.nth(0)).to_have_attribute("src", re.compile(rf"/runs/{smooth}/iterations/1/image/$"))
         page.reload()
         expect(page.locator("#crop-panel")).to_be_visible()
-        expect(page.locator("#iteration-value")).to_have_text("1")
+        expect(page.locator("#iteration-value")).to_have_text(f"iteration 1 of {RUN_ITERATIONS}")
         expect(page.locator("[data-crop-summary]")).to_have_text("x 10, y 12, 24×20 px")
 
         # Download the run as a zip.
@@ -201,7 +206,7 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         assert download.suggested_filename.endswith(f"output_{Run.objects.get(id=sharp).label}.zip")
         assert Path(download.path()).stat().st_size > 1000
 
-        # Made public, the project is in the gallery with its latest finished image.
+        # Made public, the project is in the gallery with its best finished run's image.
         page.goto(f"{project_url}edit/")
         page.check("#id_is_public")
         page.click("button:has-text('Save')")

@@ -68,9 +68,14 @@ def html(response):
 
 def test_it_formats_losses_like_a_scientist():
     assert format_loss(123456.7) == "1.23e5"
-    assert format_loss(0.5) == "0.5"
+    assert format_loss(0.5) == "0.500"
+    assert format_loss(1e-5) == "1.00e-5"
     assert format_loss(None) == "–"
     assert format_loss(math.nan) == "diverged"
+
+
+def test_every_loss_has_three_significant_digits_so_3_stands_beside_2_83_as_3_00():
+    assert [format_loss(value) for value in (2.83, 2.9996, 100.0, 0.1)] == ["2.83", "3.00", "100", "0.100"]
 
 
 def test_it_formats_durations_for_people():
@@ -81,10 +86,10 @@ def test_it_formats_durations_for_people():
 
 
 def test_the_loss_chart_is_log_scaled_and_skips_what_a_log_scale_cannot_show(db, project):
-    run = create_run(project, numbers=(0, 10))
+    run = create_run(project, numbers=(0, 10), content_weight=1, style_weight=1, tv_weight=1)
     add_iteration(run, 20, loss=math.inf)
     iterations = list(run.saved_iterations.order_by("number"))
-    chart = loss_chart(iterations, 20)
+    chart = loss_chart(run, iterations)
     total = next(series for series in chart["series"] if series["key"] == "total")
     assert len(total["dots"]) == 2  # the infinite loss is left out
     # One tick per decade, from below the smallest loss (content 100/11) to above the largest (1000).
@@ -93,7 +98,17 @@ def test_the_loss_chart_is_log_scaled_and_skips_what_a_log_scale_cannot_show(db,
     first, second = total["dots"]
     decade = chart["y_ticks"][0]["y"] - chart["y_ticks"][1]["y"]
     assert second["y"] - first["y"] == pytest.approx(decade * math.log10(11), abs=0.2)
-    assert loss_chart([], 10) is None
+    assert loss_chart(run, []) is None
+
+
+def test_the_chart_draws_the_weighted_parts_that_add_up_to_the_total(db, project):
+    run = create_run(project, numbers=(), content_weight=2.0, style_weight=0.5, tv_weight=0.01)
+    add_iteration(run, 0, loss=2 * 100.0 + 0.5 * 800.0 + 0.01 * 5.0)
+    chart = loss_chart(run, list(run.saved_iterations.all()))
+    assert chart["table"] == [{"number": 0, "values": ["600", "200", "400", "0.0500"]}]
+    assert [series["name"] for series in chart["series"]] == [
+        "Total", "Content × weight", "Style × weight", "Total variation × weight"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ def test_the_grid_shows_lazy_thumbnails_that_open_the_full_image(owner_client, p
     page = html(owner_client.get(reverse("run_detail", args=[run.id])))
     thumb = reverse("iteration_thumbnail", args=[run.id, 1])
     full = reverse("iteration_image", args=[run.id, 1])
-    assert f'<img src="{thumb}" alt="Iteration 1" loading="lazy">' in page
+    assert f'<img src="{thumb}" alt="Run {run.label}, iteration 1, loss 500" loading="lazy">' in page
     assert f'class="grid-link" href="{full}"' in page
     assert f"{full}?download=1" in page
     assert 'id="lightbox"' in page and "lightbox.js" in page
@@ -134,28 +149,67 @@ def test_the_run_page_draws_four_loss_curves(owner_client, project):
     assert page.count("<polyline") == 4
 
 
-def test_the_chart_fragment_is_served_for_live_refresh(owner_client, project):
+def test_the_loss_chart_offers_its_values_as_a_table(owner_client, project):
     run = create_run(project, numbers=(0, 1))
-    response = owner_client.get(reverse("run_detail", args=[run.id]), {"fragment": "chart"})
-    assert response.status_code == 200
-    assert html(response).startswith('<div class="loss-chart" id="loss-chart">')
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "<summary>Show the values as a table</summary>" in page
+    assert '<tr><th scope="row">1</th><td class="mono">500</td>' in page
 
 
-def test_an_active_run_shows_progress_for_the_page_to_poll(owner_client, project):
+def live_fragment(client, run, after):
+    return client.get(reverse("run_detail", args=[run.id]), {"fragment": "live", "after": after})
+
+
+def test_an_active_run_page_polls_for_server_rendered_parts(owner_client, project):
     run = create_run(project, numbers=(0, 10), status=Run.Status.RUNNING, iterations=40)
     page = html(owner_client.get(reverse("run_detail", args=[run.id])))
-    assert 'data-active="true"' in page
-    assert f'data-progress-url="{reverse("run_progress", args=[run.id])}"' in page
-    assert 'data-last-number="10"' in page
+    live = reverse("run_detail", args=[run.id]) + "?fragment=live&amp;after=10"
+    assert f'id="live-poller" data-live-part hidden data-live-url="{live}"' in page
     assert "Iteration 10 of 40" in page
     assert "45 s" in page  # 30 iterations left at 1.5 s each
-    assert 'data-progress="25"' in page  # the bar's width, set by run.js (CSP allows no style=)
-    assert "run.js" in page
+    assert '<progress class="progress progress-active" max="40" value="10"' in page
+    assert "live.js" in page and "run.js" in page
+    assert "<template" not in page  # no client-side copy of the figure's markup
 
 
-def test_a_finished_run_is_not_polled(owner_client, project):
+def test_the_live_fragment_holds_only_the_new_iterations_rendered_like_the_first_load(owner_client, project):
+    run = create_run(project, numbers=(0, 1, 2), status=Run.Status.RUNNING, iterations=10)
+    response = live_fragment(owner_client, run, 1)
+    fragment = html(response)
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert 'data-number="2"' in fragment and 'data-number="1"' not in fragment
+    assert '<div id="iteration-grid" data-live-part="append">' in fragment
+    assert "Iteration 2 · loss 333 · 3.0 s" in fragment
+    full = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    figure = re.search(r'<figure class="grid-item" data-number="2">.*?</figure>', fragment, re.S).group(0)
+    assert figure in full
+    assert 'id="loss-chart" data-live-part' in fragment and 'id="run-status"' in fragment
+    assert "after=2" in fragment  # the next poll asks for what comes after iteration 2
+
+
+def test_the_live_fragment_of_a_finished_run_stops_the_polling(owner_client, project):
     run = create_run(project)
-    assert 'data-active="false"' in html(owner_client.get(reverse("run_detail", args=[run.id])))
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert '<div id="live-poller" data-live-part hidden></div>' in page
+    assert '<div id="live-poller" data-live-part hidden></div>' in html(live_fragment(owner_client, run, 3))
+    assert "Done: 3 iterations, final loss 250." in page
+
+
+def test_a_bad_after_in_the_live_fragment_is_a_clear_400(owner_client, project):
+    run = create_run(project)
+    response = live_fragment(owner_client, run, "x")
+    assert response.status_code == 400
+
+
+def test_the_run_page_shows_the_runs_current_state_only(owner_client, project):
+    run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=10)
+    run.cancel_requested = True
+    run.save()
+    assert "Cancelling: the run stops" in html(live_fragment(owner_client, run, 0))
+    Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
+    fragment = html(live_fragment(owner_client, run, 0))
+    assert "Cancelling" not in fragment and "This run was cancelled at iteration 0" in fragment
+    assert "Cancel run" not in fragment
 
 
 def test_the_owner_can_cancel_continue_and_download(owner_client, project):
@@ -306,11 +360,6 @@ def compare_url(*runs, **params):
     return f"{reverse('compare')}?{query}"
 
 
-def compare_data(response):
-    match = re.search(r'<script id="compare-data" type="application/json">(.*?)</script>', html(response), re.S)
-    return json.loads(match.group(1))
-
-
 def test_it_compares_runs_side_by_side_and_highlights_what_differs(owner_client, project):
     low = create_run(project, tv_weight=0.1)
     high = create_run(project, tv_weight=1)
@@ -320,8 +369,9 @@ def test_it_compares_runs_side_by_side_and_highlights_what_differs(owner_client,
     assert page.count('class="card compare-column"') == 2
     assert low.label in page and high.label in page
     assert '<mark class="differs-mark">TV weight</mark>' in page
-    assert page.count('<div class="differs"><dt>TV weight</dt>') == 2
-    assert '<div class="differs"><dt>Style weight</dt>' not in page
+    differs = '<div class="differs"><dt><span class="differs-sign" aria-hidden="true">≠ </span>TV weight'
+    assert page.count(differs) == 2
+    assert "<dt>Style weight</dt>" in page and "≠ </span>Style weight" not in page
     assert "compare.js" in page
 
 
@@ -336,18 +386,35 @@ def test_it_shows_each_runs_last_iteration_by_default_and_one_chosen_iteration_o
     assert f'src="{reverse("iteration_image", args=[short.id, 1])}"' in page
     # The long run saved no iteration 1: it shows its latest before it.
     assert f'src="{reverse("iteration_image", args=[long.id, 0])}"' in page
-    data = compare_data(response)
-    assert data["numbers"] == [0, 1, 2, 4]
-    assert [it["number"] for it in data["runs"][1]["iterations"]] == [0, 2, 4]
-    assert 'value="1"' in page  # the slider sits on index 1 (iteration 1)
+    assert 'data-numbers="0,1,2,4" value="1"' in page  # the slider sits on index 1 (iteration 1)
+    assert 'aria-valuetext="iteration 1 of 4"' in page
+    assert "Iteration 0 (its latest before 1)" in page
+
+
+def test_it_lists_runs_in_launch_order_whatever_the_order_ticked(owner_client, project):
+    first, second = create_run(project, tv_weight=0.1), create_run(project, tv_weight=1)
+    page = html(owner_client.get(compare_url(second, first)))
+    assert page.index(f'data-run-id="{first.id}"') < page.index(f'data-run-id="{second.id}"')
+
+
+def test_the_compare_page_polls_while_a_run_computes_and_renders_its_parts_on_the_server(owner_client, project):
+    done = create_run(project, numbers=(0, 1))
+    running = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=5, tv_weight=1)
+    page = html(owner_client.get(compare_url(done, running)))
+    assert 'id="live-poller" data-live-part hidden data-live-url="' in page
+    add_iteration(running, 1)
+    fragment = html(owner_client.get(compare_url(done, running, fragment="live")))
+    assert f'src="{reverse("iteration_image", args=[running.id, 1])}"' in fragment
+    assert f'id="compare-caption-{running.id}"' in fragment
+    Run.objects.filter(id=running.id).update(status=Run.Status.DONE)
+    assert "data-live-url" not in html(owner_client.get(compare_url(done, running)))
 
 
 def test_the_crop_region_is_read_from_the_address(owner_client, project):
     a, b = create_run(project), create_run(project, tv_weight=1)
     response = owner_client.get(compare_url(a, b, crop="10,12,20,16"))
-    assert compare_data(response)["crop"] == {"x": 10, "y": 12, "w": 20, "h": 16}
     assert 'name="w" min="1" step="1" value="20"' in html(response)
-    assert compare_data(owner_client.get(compare_url(a, b, crop="nonsense")))["crop"] is None
+    assert 'name="w" min="1" step="1" value=""' in html(owner_client.get(compare_url(a, b, crop="nonsense")))
 
 
 def test_it_accepts_runs_ticked_in_the_project_table(owner_client, project):
@@ -407,17 +474,44 @@ def test_the_compare_page_needs_a_login(anonymous_client, project):
 # Public gallery
 
 
-def test_the_public_gallery_shows_each_projects_latest_finished_image(other_client, public_project, project):
-    older = create_run(public_project, numbers=(0, 3))
+def test_the_public_gallery_shows_the_best_finished_run_by_default(other_client, public_project, project):
+    blurry = create_run(public_project, numbers=(0, 3))
+    best = create_run(public_project, numbers=(0, 3))
+    Run.objects.filter(id=blurry.id).update(loss=900.0)
+    Run.objects.filter(id=best.id).update(loss=100.0)
     create_run(public_project, numbers=(0, 1, 2), status=Run.Status.RUNNING)
-    from django.utils import timezone
-
-    Run.objects.filter(id=older.id).update(finished=timezone.now())
     create_run(project)  # private: not in the gallery
     page = html(other_client.get(reverse("public_gallery")))
     assert public_project.title in page
     assert project.title not in page
-    assert reverse("iteration_thumbnail", args=[older.id, 3]) in page
+    assert reverse("iteration_thumbnail", args=[best.id, 3]) in page
+    assert reverse("iteration_thumbnail", args=[blurry.id, 3]) not in page
+
+
+def test_the_public_gallery_shows_the_cover_run_its_owner_chose(owner_client, other_client, public_project):
+    chosen = create_run(public_project, numbers=(0, 2))
+    better = create_run(public_project, numbers=(0, 3))
+    Run.objects.filter(id=chosen.id).update(loss=900.0)
+    Run.objects.filter(id=better.id).update(loss=100.0)
+    response = owner_client.post(
+        reverse("project_edit", args=[public_project.id]),
+        {"title": public_project.title, "is_public": "on", "cover_run": chosen.id},
+    )
+    assert response.status_code == 302
+    page = html(other_client.get(reverse("public_gallery")))
+    assert reverse("iteration_thumbnail", args=[chosen.id, 2]) in page
+
+
+def test_only_a_finished_run_of_the_project_can_be_its_cover(owner_client, public_project, project):
+    running = create_run(public_project, numbers=(0,), status=Run.Status.RUNNING)
+    elsewhere = create_run(project)
+    for run in (running, elsewhere):
+        response = owner_client.post(
+            reverse("project_edit", args=[public_project.id]),
+            {"title": public_project.title, "is_public": "on", "cover_run": run.id},
+        )
+        assert response.status_code == 200
+        assert "Select a valid choice" in html(response)
 
 
 def test_a_public_project_without_finished_runs_shows_its_images(other_client, public_project):
@@ -425,3 +519,28 @@ def test_a_public_project_without_finished_runs_shows_its_images(other_client, p
     page = html(other_client.get(reverse("public_gallery")))
     assert reverse("project_media", args=[public_project.id, "content-thumb"]) in page
     assert "no finished run yet" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# Theme and queries
+
+
+def test_the_chosen_theme_is_remembered_and_drawn_from_the_first_paint(client, owner_client):
+    response = client.post(reverse("set_theme"), {"theme": "dark", "next": "/accounts/login/"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert response.cookies["theme"].value == "dark"
+    assert '<html lang="en" data-theme="dark">' in html(client.get("/accounts/login/"))
+    client.post(reverse("set_theme"), {"theme": "system"})
+    assert '<html lang="en">' in html(client.get("/accounts/login/"))
+
+
+def test_the_theme_switch_sends_nobody_to_another_site(client):
+    response = client.post(reverse("set_theme"), {"theme": "light", "next": "https://evil.example/"})
+    assert response["Location"] == "/"
+
+
+def test_a_runs_iterations_are_ordered_by_number_without_a_join(db, project):
+    run = create_run(project, numbers=(2, 0, 1))
+    query = str(run.saved_iterations.all().query)
+    assert "JOIN" not in query and "ORDER BY" in query
+    assert [it.number for it in run.saved_iterations.all()] == [0, 1, 2]

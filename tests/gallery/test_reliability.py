@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from PIL import Image
 
 import stylecore
 from gallery import tasks

@@ -54,8 +54,8 @@ def queued(monkeypatch):
 def test_run_defaults_mirror_the_engine_defaults():
     import stylecore
 
-    # The form is prefilled from RUN_DEFAULTS (plain numbers: only gallery.tasks imports the engine).
-    # When the engine is recalibrated, copy its values into gallery/models.py and make a migration.
+    # The form is prefilled from RUN_DEFAULTS, read from stylecore.settings (no TensorFlow). When the
+    # engine is recalibrated, the model fields' defaults change with it: make a migration.
     assert RUN_DEFAULTS == {name: stylecore.DEFAULTS[name] for name in RUN_DEFAULTS}
 
 
@@ -70,7 +70,7 @@ def test_it_saves_iteration_zero_every_nth_and_the_last(project):
     assert [i.number for i in run.saved_iterations.all()] == [0, 2, 3]
     assert run.iterations_done == 3
     assert run.attempts == 1
-    assert run.device == "CPU"
+    assert run.device == "CPU" or run.device.startswith("GPU")
     assert run.started <= run.finished
     assert run.seconds_per_iteration > 0
     last = run.latest_iteration()
@@ -223,7 +223,8 @@ def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING  # left to its new owner
     assert [i.number for i in run.saved_iterations.all()] == [0, 1]
-    assert len(list(default_storage.listdir("runs")[1])) == 2 + 2 * 2  # base, style, 2 × (image, thumb)
+    # base, style, 2 × (image, thumb) and the checkpoint of the latest saved iteration
+    assert len(list(default_storage.listdir("runs")[1])) == 2 + 2 * 2 + 1
 
 
 def test_a_diverging_run_is_marked_failed_with_the_engines_message(project, monkeypatch):

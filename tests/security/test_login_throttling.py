@@ -1,6 +1,5 @@
 """Login throttling (django-axes): repeated wrong passwords lock the username, even for the right one."""
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.conftest import PASSWORD

@@ -95,6 +95,7 @@ MATRIX = {
     "signup": Spec("global", {"anonymous": 200, "owner": 302, "other": 302}),
     "login": Spec("global", everyone(200)),
     "logout": Spec("global", everyone(405, anonymous=LOGIN)),  # POST only (tested in test_csrf.py)
+    "set_theme": Spec("global", everyone(405)),  # POST only, for signed-out visitors too
     "password_change": Spec("global", everyone(200, anonymous=LOGIN)),
     "password_change_done": Spec("global", everyone(200, anonymous=LOGIN)),
     # Lists: a private project appears only to its owner.

@@ -186,6 +186,7 @@ def test_bad_settings_raise_settings_error(engine, content_image, style_image, b
     assert issubclass(stylecore.SettingsError, ValueError)
 
 
+@pytest.mark.slow
 def test_lbfgs_makes_progress_at_full_size(engine):
     """At 400×533 the per-pixel gradients of the mean losses are tiny; unscaled, L-BFGS-B's
     first step was lost in float32 rounding and the run stalled on its first image."""

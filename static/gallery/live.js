@@ -1,0 +1,83 @@
+/* Style Gallery live pages: the server renders every live part from the same templates as the
+   first load; this script only fetches them and swaps them in, by id. No dependencies.
+
+   A part in a response is an element with an id and data-live-part:
+     data-live-part            replaces the element with that id, when its markup differs;
+     data-live-part="append"   moves its children to the end of the element with that id;
+     data-live-part="text"     sets the text of the element with that id (an aria-live region
+                               must stay the same node to be read out);
+     data-live-part="attributes" copies its attributes (a control the user may be holding).
+   The page polls #live-poller's data-live-url every data-live-ms while that attribute is there. */
+(function () {
+  "use strict";
+  var latest = 0;
+  var failures = 0;
+
+  // CSRF tokens are masked afresh on every render; they do not make a form different.
+  function comparable(html) {
+    return html.replace(/ value="[^"]*"(?= name="csrfmiddlewaretoken")| name="csrfmiddlewaretoken" value="[^"]*"/g, "");
+  }
+
+  function swapPart(part) {
+    var target = document.getElementById(part.id);
+    if (!target) return;
+    var mode = part.getAttribute("data-live-part");
+    if (mode === "append") {
+      while (part.firstElementChild) target.appendChild(document.adoptNode(part.firstElementChild));
+    } else if (mode === "text") {
+      if (target.textContent !== part.textContent) target.textContent = part.textContent;
+    } else if (mode === "attributes") {
+      Array.prototype.slice.call(target.attributes).forEach(function (attribute) {
+        if (!part.hasAttribute(attribute.name)) target.removeAttribute(attribute.name);
+      });
+      Array.prototype.forEach.call(part.attributes, function (attribute) {
+        if (target.getAttribute(attribute.name) !== attribute.value) target.setAttribute(attribute.name, attribute.value);
+      });
+    } else if (comparable(target.outerHTML) !== comparable(part.outerHTML)) {
+      target.replaceWith(document.adoptNode(part));
+    }
+  }
+
+  function swap(html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var focusedId = document.activeElement && document.activeElement.id;
+    Array.prototype.slice.call(doc.querySelectorAll("[data-live-part][id]")).forEach(swapPart);
+    // A replaced part takes the focus with it: give it to the new element of the same id.
+    if (focusedId && !document.body.contains(document.activeElement)) {
+      var again = document.getElementById(focusedId);
+      if (again) again.focus();
+    }
+    document.dispatchEvent(new CustomEvent("live:swapped"));
+  }
+
+  /* Fetch a fragment and swap it in; a response older than the latest request is dropped. */
+  function load(url) {
+    var mine = ++latest;
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.text();
+      })
+      .then(function (html) { if (mine === latest) swap(html); });
+  }
+
+  function poll() {
+    var poller = document.getElementById("live-poller");
+    var url = poller && poller.getAttribute("data-live-url");
+    if (!url) return;
+    var ms = parseInt(poller.getAttribute("data-live-ms"), 10) || 2000;
+    load(url)
+      .then(function () {
+        failures = 0;
+        window.setTimeout(poll, ms);
+      })
+      .catch(function () {
+        // Back off while the server is unreachable, but keep watching.
+        failures += 1;
+        window.setTimeout(poll, Math.min(30000, ms * Math.pow(2, failures)));
+      });
+  }
+
+  window.styleGalleryLive = { load: load };
+  window.setTimeout(poll, 300);
+})();

@@ -1,0 +1,284 @@
+"""Every page with axe-core (zero violations of any impact), at desktop and phone sizes, in the
+light and the dark theme; the layout at 200 % zoom; and the whole product by keyboard alone.
+
+The pages hold runs with real saved images (rows made directly, so no worker is needed); the
+worker-driven walk is in test_gallery_flow.py. Screenshots of every page in both sizes and
+themes go to test-artifacts/screenshots/ (looked at for the README).
+"""
+import re
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from gallery.models import Run
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.test_compare_pages import log_in
+from tests.conftest import PASSWORD, create_project
+from tests.gallery.test_pages import add_iteration, create_run
+
+pytestmark = pytest.mark.browser
+
+SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
+# 200 % zoom of a 1280-wide window lays pages out in 640 CSS pixels; 320 is WCAG's reflow width.
+ZOOMED_WIDTHS = (640, 320)
+
+
+@pytest.fixture
+def world(owner, other):
+    """A public project with two finished runs of real images and one computing, plus the other
+    user's view of it."""
+    project = create_project(owner, "Lake house in swirls", is_public=True)
+    smooth = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.01)
+    sharp = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.0001)
+    running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72))
+    return {"project": project, "smooth": smooth, "sharp": sharp, "running": running}
+
+
+def pages_of(world):
+    project, smooth, sharp, running = world["project"], world["smooth"], world["sharp"], world["running"]
+    return {
+        "projects": "/projects/",
+        "new-project": "/projects/new/",
+        "gallery": "/gallery/",
+        "project": f"/projects/{project.id}/",
+        "launch": f"/projects/{project.id}/runs/new/",
+        "continue": f"/projects/{project.id}/runs/new/?from_run={sharp.id}&from_iteration=3",
+        "edit": f"/projects/{project.id}/edit/",
+        "run": f"/runs/{sharp.id}/",
+        "run-computing": f"/runs/{running.id}/",
+        "compare": f"/compare/?runs={smooth.id},{sharp.id}&crop=20,16,24,18",
+    }
+
+
+def axe_violations(page):
+    results = Axe().run(page)
+    return [
+        f"{violation['id']} ({violation['impact']}): " + "; ".join(node["target"][0] for node in violation["nodes"][:4])
+        for violation in results.response["violations"]
+    ]
+
+
+def horizontal_overflow(page):
+    return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def settle(page):
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=theme, reduced_motion="reduce")
+    page = context.new_page()
+    found = {}
+    try:
+        for name, path in [("log-in", "/accounts/login/"), ("sign-up", "/accounts/signup/")]:
+            for size, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(live_server.url + path)
+                found[f"{name} {size}"] = axe_violations(page)
+                page.screenshot(path=str(SCREENSHOTS / f"a11y-{name}-{size}-{theme}.png"), full_page=True)
+        log_in(page, live_server.url, owner)
+        for name, path in pages_of(world).items():
+            for size, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(live_server.url + path)
+                settle(page)
+                found[f"{name} {size}"] = axe_violations(page)
+                page.screenshot(path=str(SCREENSHOTS / f"a11y-{name}-{size}-{theme}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(live_server.url + pages_of(world)["run"])
+        page.locator('.grid-item[data-number="2"] .grid-link').click()
+        expect(page.locator("#lightbox")).to_be_visible()
+        found["lightbox"] = axe_violations(page)
+        page.screenshot(path=str(SCREENSHOTS / f"a11y-lightbox-{theme}.png"))
+    finally:
+        context.close()
+    failing = {view: violations for view, violations in found.items() if violations}
+    print({view: len(violations) for view, violations in found.items()})
+    assert not failing, failing
+
+
+def test_no_page_scrolls_sideways_at_phone_size_or_200_percent_zoom(page, live_server, world, owner):
+    log_in(page, live_server.url, owner)
+    overflowing = {}
+    for width in (SIZES["phone"][0],) + ZOOMED_WIDTHS:
+        page.set_viewport_size({"width": width, "height": 800})
+        for name, path in pages_of(world).items():
+            page.goto(live_server.url + path)
+            settle(page)
+            extra = horizontal_overflow(page)
+            if extra > 0:
+                overflowing[f"{name} at {width}px"] = extra
+    assert not overflowing, overflowing
+
+
+def test_the_phone_project_page_shows_thumbnails_and_says_the_table_scrolls(page, live_server, world, owner):
+    log_in(page, live_server.url, owner)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/projects/{world['project'].id}/")
+    settle(page)
+    widths = page.locator("img.run-thumb").evaluate_all("images => images.map(i => i.getBoundingClientRect().width)")
+    assert len(widths) == 3 and all(width >= 60 for width in widths)
+    expect(page.locator(".scroll-hint")).to_be_visible()
+    # The status column comes straight after the label, so it is on screen without scrolling.
+    status = page.locator("#runs-table tbody tr .status").first.bounding_box()
+    assert status["x"] + status["width"] <= 390
+    # The compare page's badges and labels do not break mid-word.
+    page.goto(f"{live_server.url}/compare/?runs={world['smooth'].id},{world['sharp'].id}")
+    heights = page.locator(".compare-head .status").evaluate_all("bs => bs.map(b => b.getBoundingClientRect().height)")
+    assert all(height < 30 for height in heights)
+
+
+def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_server, owner, project):
+    run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=4)
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/runs/{run.id}/")
+    page.evaluate("window.__notReloaded = true")
+    add_iteration(run, 1)
+    Run.objects.filter(id=run.id).update(iterations_done=1)
+    expect(page.locator('.grid-item[data-number="1"]')).to_have_count(1)
+    expect(page.locator("[data-progress-text]")).to_have_text("Iteration 1 of 4")
+    expect(page.locator(".grid-item[data-number]")).to_have_count(2)
+    Run.objects.filter(id=run.id).update(cancel_requested=True)
+    expect(page.locator("#run-state")).to_contain_text("Cancelling")
+    expect(page.locator("#cancel-run")).to_have_count(0)
+    Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
+    expect(page.locator("#run-state")).to_have_text(re.compile(r"^\s*This run was cancelled at iteration 1"))
+    expect(page.locator("#run-status")).to_have_text("Cancelled")
+    expect(page.locator("#run-announcer")).to_have_text("Cancelled at iteration 1.")
+    expect(page.locator(".messages")).to_have_count(0)
+    assert page.evaluate("window.__notReloaded") is True
+    # Polling has stopped: the poller carries no address any more.
+    expect(page.locator("#live-poller")).not_to_have_attribute("data-live-url", re.compile("."))
+
+
+def test_the_compare_page_follows_a_computing_run_live(page, live_server, owner, project):
+    done = create_run(project, numbers=(0, 1, 2), tv_weight=0.1)
+    computing = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=2, tv_weight=1)
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/compare/?runs={done.id},{computing.id}")
+    image = page.locator(f"#compare-image-{computing.id} img")
+    expect(image).to_have_attribute("src", re.compile(rf"/runs/{computing.id}/iterations/0/image/$"))
+    add_iteration(computing, 2)
+    Run.objects.filter(id=computing.id).update(status=Run.Status.DONE, iterations_done=2)
+    expect(image).to_have_attribute("src", re.compile(rf"/runs/{computing.id}/iterations/2/image/$"))
+    expect(page.locator(f"#compare-head-{computing.id} .status")).to_have_text("Done")
+    expect(page.locator("#iteration-slider")).to_have_attribute("data-numbers", "0,1,2")
+    # The slider re-renders the columns on the server: iteration 1, and the latest before it.
+    page.locator("#iteration-slider").fill("1")
+    expect(page.locator(f"#compare-caption-{computing.id}")).to_contain_text("Iteration 0 (its latest before 1)")
+    expect(page.locator("#iteration-slider")).to_have_attribute("aria-valuetext", "iteration 1 of 2")
+
+
+def test_the_lightbox_shows_an_image_pixel_for_pixel_or_fitted_and_sharp(page, live_server, owner, project):
+    run = create_run(project, numbers=(0, 1), size=(64, 48))
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/runs/{run.id}/")
+    page.locator('.grid-item[data-number="1"] .grid-link').click()
+    image = page.locator("[data-lightbox-image]")
+    page.wait_for_function("() => document.querySelector('[data-lightbox-image]').naturalWidth > 0")
+    # Fitted: a 64 px image fills the window, magnified without smoothing.
+    expect(image).to_have_class(re.compile("pixelated"))
+    assert image.evaluate("i => getComputedStyle(i).imageRendering") == "pixelated"
+    page.keyboard.press("1")
+    expect(page.locator("[data-lightbox-scale]")).to_have_attribute("aria-pressed", "true")
+    assert image.evaluate("i => Math.round(i.getBoundingClientRect().width)") == 64
+    page.keyboard.press("f")
+    expect(page.locator("[data-lightbox-scale]")).to_have_attribute("aria-pressed", "false")
+    assert image.evaluate("i => i.getBoundingClientRect().width") > 64
+
+
+def tab_to(page, selector, *, shift=False, most=60):
+    """Press Tab (or Shift+Tab) until the focus is on selector; the focus ring must show."""
+    for _ in range(most):
+        page.keyboard.press("Shift+Tab" if shift else "Tab")
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+            assert outline not in ("none", ""), f"no visible focus ring on {selector}"
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner, project):
+    done = create_run(project, numbers=(0, 1, 2), tv_weight=0.1)
+    create_run(project, numbers=(0, 1, 2), tv_weight=1)
+    page.goto(f"{live_server.url}/accounts/login/")
+    tab_to(page, "#id_username")
+    page.keyboard.type(owner.username)
+    tab_to(page, "#id_password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/projects/$"))
+
+    tab_to(page, f'.project-card h2 a[href="/projects/{project.id}/"]')
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/projects/{project.id}/$"))
+
+    # Sort the runs table, tick two runs, compare.
+    tab_to(page, "#runs-table th:nth-child(3) button")
+    page.keyboard.press("Enter")
+    expect(page.locator("#runs-table th:nth-child(3)")).to_have_attribute("aria-sort", "ascending")
+    tab_to(page, 'input[name="runs"]')
+    page.keyboard.press("Space")
+    tab_to(page, 'input[name="runs"]:not(:checked)')
+    page.keyboard.press("Space")
+    tab_to(page, "[data-compare-button]", shift=True)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/compare/\?runs="))
+
+    # Move the crop box with the arrow keys; Shift+arrows resize it.
+    tab_to(page, ".compare-frame")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#crop-panel")).to_be_visible()
+    x = int(page.locator('#crop-form input[name="x"]').input_value())
+    page.keyboard.press("ArrowRight")
+    assert int(page.locator('#crop-form input[name="x"]').input_value()) > x
+    w = int(page.locator('#crop-form input[name="w"]').input_value())
+    page.keyboard.press("Shift+ArrowRight")
+    assert int(page.locator('#crop-form input[name="w"]').input_value()) > w
+    expect(page).to_have_url(re.compile(r"crop=\d+,\d+,\d+,\d+"))
+    tab_to(page, "#iteration-slider", shift=True)
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#iteration-value")).to_have_text("iteration 2 of 2")
+
+    # The run page: the lightbox opens on Enter, steps, keeps the focus inside, Esc returns it.
+    page.goto(f"{live_server.url}/runs/{done.id}/")
+    tab_to(page, "#grid-columns")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#grid-columns")).to_have_attribute("aria-valuetext", re.compile(r"\d columns"))
+    tab_to(page, '.grid-item[data-number="1"] .grid-link')
+    page.keyboard.press("Enter")
+    expect(page.locator("#lightbox")).to_be_visible()
+    caption = page.locator("[data-lightbox-caption]")
+    expect(caption).to_contain_text("Iteration 1 ·")
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_contain_text("Iteration 2 ·")
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.getElementById('lightbox').contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
+    assert page.evaluate("() => document.activeElement.closest('.grid-item').dataset.number") == "2"
+
+    # Launch a run from the project page, then continue it, by keyboard.
+    tab_to(page, f'.breadcrumbs a[href="/projects/{project.id}/"]', shift=True)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(rf"/projects/{project.id}/$"))
+    tab_to(page, "a.button.primary")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/runs/new/$"))
+    expect(page.locator(".breadcrumbs")).to_contain_text("New run")
+    tab_to(page, "#id_rows")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("64")
+    tab_to(page, "button[type=submit].primary")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    expect(page.locator("#run-status")).to_have_text("Queued")
+    tab_to(page, "#cancel-run")
+    page.keyboard.press("Enter")
+    expect(page.locator("#run-status")).to_have_text("Cancelled")
+    expect(page.locator("#run-state")).to_contain_text("This run was cancelled")
