@@ -26,9 +26,11 @@ def test_importing_stylecore_does_not_import_tensorflow_or_keras():
 
 def test_defaults_are_readable_as_keys_and_attributes():
     assert stylecore.DEFAULTS["rows"] == stylecore.DEFAULTS.rows == 400
-    assert dict(stylecore.DEFAULTS)["iterations"] == 400
+    assert dict(stylecore.DEFAULTS)["iterations"] == 30
     assert stylecore.DEFAULTS.save_every == 10
     assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
+    assert (stylecore.DEFAULTS.init, stylecore.DEFAULTS.precision, stylecore.DEFAULTS.start_rows) == (
+        "adain", "auto", 200)
     for name in ("content_weight", "style_weight", "tv_weight"):
         assert stylecore.DEFAULTS[name] > 0
 
@@ -112,7 +114,7 @@ def test_an_init_image_is_the_starting_point(engine, content_image, style_image)
     np.testing.assert_array_equal(reports[0].image(), resize(start, 32, 43))
     assert reports[0].iteration == 40 and result.last_iteration == 41
     # After one iteration the result still leans to the magenta start, unlike a run from the content.
-    from_content = engine.stylize(content_image, style_image, rows=32, iterations=1).image
+    from_content = engine.stylize(content_image, style_image, rows=32, iterations=1, init="content").image
     magenta = start[0, 0].astype(int)
     assert (np.abs(result.image.astype(int) - magenta).mean()
             < np.abs(from_content.astype(int) - magenta).mean() - 10)
@@ -128,7 +130,7 @@ def test_an_infinite_first_loss_raises_diverged_error_with_the_start_image(
 
     monkeypatch.setattr(engine, "_loss_and_gradient", overflowing)
     with pytest.raises(stylecore.DivergedError, match="loss became inf") as caught:
-        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e12)
+        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e12, init="content")
     assert caught.value.iteration == 0
     assert "style 1e+12" in str(caught.value)
     np.testing.assert_array_equal(caught.value.last_image, resize(content_image, 32, 43))
