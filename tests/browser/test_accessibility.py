@@ -65,7 +65,8 @@ def horizontal_overflow(page):
 
 def settle(page):
     page.wait_for_load_state("networkidle")
-    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    # Lazy images below the fold load only when scrolled to; the ones on screen must have loaded.
+    page.wait_for_function("() => [...document.images].every(i => i.complete || i.loading === 'lazy')")
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
