@@ -103,9 +103,10 @@ def wait_for(predicate, timeout, workers, what):
 
 def referenced_files(deployment):
     names = set()
-    for row in deployment.query("SELECT image, thumbnail FROM gallery_iteration"):
-        names.update(row)
-    for row in deployment.query("SELECT base_image, style_image, init_image, content_source, style_source FROM gallery_run"):
+    for row in deployment.query("SELECT image, thumbnail, checkpoint FROM gallery_iteration"):
+        names.update(name for name in row if name)
+    for row in deployment.query(
+            "SELECT base_image, style_image, init_image, init_checkpoint, content_source, style_source FROM gallery_run"):
         names.update(name for name in row if name)
     return names
 
