@@ -223,7 +223,8 @@ def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
     on_disk = files_under(deployment.media_root / "runs")
     referenced = {name for name in referenced_files(deployment) if name.startswith("runs/")}
     assert referenced <= on_disk, f"missing files: {sorted(referenced - on_disk)}"
-    assert len(on_disk - referenced) <= 2, f"orphaned files: {sorted(on_disk - referenced)}"
+    # At most the image, thumbnail and checkpoint of the iteration the killed worker was writing.
+    assert len(on_disk - referenced) <= 3, f"orphaned files: {sorted(on_disk - referenced)}"
 
 
 def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers, tmp_path):
