@@ -6,6 +6,8 @@ so the pages need no chart library and work offline.
 """
 import math
 
+from stylecore.engine import scale_plan
+
 
 def finite_or_none(value):
     """Floats for JSON and the database: NaN and infinity (a diverged loss) become None."""
@@ -154,6 +156,10 @@ def loss_chart(run, iterations):
     table = [
         {"number": number, "values": [format_loss(v[key]) for key, *_rest in CHART_SERIES]} for number, v in rows
     ]
+    scale_marks = [
+        {"x": x_of(start), "label": f"{size} rows", "number": start}
+        for size, start in scale_starts(run, iterations)[1:]
+    ]
     return {
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
@@ -167,4 +173,21 @@ def loss_chart(run, iterations):
         "x_ticks": x_ticks,
         "series": series,
         "table": table,
+        "scale_marks": scale_marks,
+        "label_y": CHART_TOP + 10,
     }
+
+
+def scale_starts(run, iterations):
+    """[(rows, iteration where that size begins)] of a run: its engine's scale plan (coarse to
+    fine), checked against the sizes its saved iterations record; one entry for a one-size run."""
+    if run.init == run.Init.ITERATION or run.start_rows >= run.rows:
+        return [(run.rows, 0)]
+    # The engine raises the first size for narrow images; the first saved iteration says by how much.
+    first = next((it for it in iterations if it.rows), None)
+    start_rows = max(run.start_rows, first.rows) if first is not None and first.number == 0 else run.start_rows
+    starts, previous = [], 0
+    for size, last in scale_plan(run.rows, start_rows, run.iterations):
+        starts.append((size, previous))
+        previous = last
+    return starts

@@ -115,6 +115,9 @@ class Run(models.Model):
     content_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
     style_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
     seed = models.PositiveIntegerField(null=True, blank=True)
+    # The pre-flight estimate at launch (gallery.estimates): compared with the run's real duration,
+    # and used for the expected start of the runs queued behind it.
+    estimated_seconds = models.FloatField(null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
@@ -244,3 +247,66 @@ class Iteration(models.Model):
     @property
     def has_finite_loss(self):
         return math.isfinite(self.loss)
+
+
+class Preview(models.Model):
+    """An AdaIN picture of a project's images at one alpha and size, computed on the preview lane.
+
+    Cached per (content file, style file, alpha, rows, colour): a replaced image has a new file name,
+    so its previews are simply never asked for again (and are removed with the next request).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Computing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="previews")
+    content_name = models.CharField(max_length=200)
+    style_name = models.CharField(max_length=200)
+    alpha = models.FloatField()
+    rows = models.PositiveIntegerField()
+    # Colour preservation ("" = off), for when the colour controls exist.
+    colour = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    image = models.ImageField(upload_to="previews", max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="The engine's seconds for this picture.")
+    requested = models.DateTimeField(help_text="When it was last asked for (queued again when stuck).")
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "content_name", "style_name", "alpha", "rows", "colour"], name="unique_preview"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.project.title} preview α={self.alpha:g}"
+
+
+class Lane(models.Model):
+    """A worker lane's state as the pages tell it: ``warm`` once its model is loaded."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    warm_since = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+
+
+class SpeedSample(models.Model):
+    """Measured seconds for ``evaluations`` loss evaluations at ``pixels`` output pixels, on one
+    device and precision: from a worker's start-up calibration and from every scale of every run.
+    gallery.estimates fits seconds per evaluation = a + b × megapixels to the latest of them."""
+
+    device = models.CharField(max_length=100)
+    precision = models.CharField(max_length=10, help_text="What the convolutions ran in.")
+    requested = models.CharField(max_length=10, help_text="What was asked for (auto or a type).")
+    pixels = models.PositiveIntegerField()
+    evaluations = models.PositiveIntegerField()
+    seconds = models.FloatField()
+    calibration = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]

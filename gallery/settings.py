@@ -229,6 +229,30 @@ else:
 if _env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
 
+# Two lanes, as two django-q2 named clusters on the same broker: runs (hours of work) on the
+# cluster above, AdaIN previews (about a second each) on their own cluster, served by its own
+# worker process (`WORKER_LANE=preview manage.py worker`, which `make run` starts) that keeps the
+# model loaded, so a preview never waits behind a run. django-q2 sends a task to a named
+# cluster with async_task(..., cluster=name); a cluster serves the queue its cluster_name names.
+RUN_CLUSTER = Q_CLUSTER["name"]
+PREVIEW_CLUSTER = f"{RUN_CLUSTER}-preview"
+WORKER_LANE = os.environ.get("WORKER_LANE", "runs")
+if WORKER_LANE not in ("runs", "preview"):
+    raise ImproperlyConfigured(f"WORKER_LANE must be runs or preview, not {WORKER_LANE!r}.")
+if WORKER_LANE == "preview":
+    Q_CLUSTER.update(
+        cluster_name=PREVIEW_CLUSTER, workers=1, timeout=300, retry=360, poll=min(Q_CLUSTER["poll"], 0.1),
+        label="Preview lane",
+    )
+# The previews' height: the default run's, so that a preview shows what the default run will make.
+PREVIEW_ROWS = _env_int("PREVIEW_ROWS", 400)
+# A pending preview not computed within this many seconds is queued again when next asked for.
+PREVIEW_RETRY_SECONDS = _env_int("PREVIEW_RETRY_SECONDS", 30)
+# Previews kept per project (the oldest asked-for go first).
+PREVIEW_MAX_PER_PROJECT = _env_int("PREVIEW_MAX_PER_PROJECT", 42)
+# A run worker measures its speed at start (a few evaluations at two sizes) for the estimates.
+WORKER_CALIBRATE = _env_bool("WORKER_CALIBRATE", True)
+
 # Content-Security-Policy (django-csp), always on: scripts and styles only from our own static
 # files (no inline <script> or style= attributes; scripts may set CSS custom properties).
 CONTENT_SECURITY_POLICY = {

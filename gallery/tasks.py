@@ -42,6 +42,7 @@ from PIL import Image
 
 from gallery import files
 from gallery.display import finite_or_none
+from gallery.estimates import SpeedMeter
 from gallery.models import Iteration, Run
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,38 @@ def get_engine():
         return _engine
 
 
+CALIBRATE_SPEED = "gallery.tasks.calibrate_speed"
+# What a run worker times when it starts: (precision, rows) for a few Adam steps (one evaluation
+# each), float32 and the automatic choice at two sizes, so the estimates can tell a fixed cost
+# per evaluation from the part that grows with the pixels.
+CALIBRATION = (("float32", 64), ("float32", 160), ("auto", 128), ("auto", 224))
+# The last one starts from the AdaIN picture, which loads that model too before the first run.
+CALIBRATION_STEPS = 6
+
+
+def calibrate_speed():
+    """Task: time a few evaluations at two sizes per precision on this worker's device (the
+    SpeedSamples behind gallery.estimates); a few seconds, once per worker start."""
+    from stylecore import samples
+
+    engine = get_engine()
+    content, style = samples.landscape(224, 299), samples.swirls(224, 299)
+    for index, (precision, rows) in enumerate(CALIBRATION):
+        meter = SpeedMeter(engine.device, precision, calibration=True)
+        init = "adain" if index == len(CALIBRATION) - 1 else "content"
+        engine.stylize(content, style, rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="adam",
+                       init=init, precision=precision, callback=meter.report)
+        meter.flush()
+    return "calibrated"
+
+
+def enqueue_calibration():
+    async_task(CALIBRATE_SPEED, group="calibration", cluster=settings.RUN_CLUSTER)
+
+
 def enqueue_run(run_id):
     """Hand the run to django-q2 (in sync mode this runs it before returning)."""
-    return async_task(EXECUTE_RUN, run_id, group="runs")
+    return async_task(EXECUTE_RUN, run_id, group="runs", cluster=settings.RUN_CLUSTER)
 
 
 # -- the task -------------------------------------------------------------------------------
@@ -322,7 +352,30 @@ class _Job:
 
         engine = get_engine()
         Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
-        result = engine.stylize(
+        self.meter = SpeedMeter(engine.device, run.precision)
+        try:
+            result = self._stylize(engine, content, style, init)
+        finally:
+            self.meter.flush()
+        if self.lost:
+            log.warning("Run %s was taken from this worker; stopping without further writes.", run.id)
+            return "lost"
+        if result.last_iteration >= run.iterations or result.converged:
+            if result.converged:
+                Run.objects.filter(id=run.id, attempts=self.attempt).update(converged=True)
+            _finish(run.id, self.attempt, Run.Status.DONE)
+            return "done"
+        if self.stopping:
+            log.info("Worker stopping: run %s goes back to the queue at iteration %s.", run.id, result.last_iteration)
+            if _requeue(run.id, self.attempt):
+                _enqueue_quietly(run.id)
+            return "stopped"
+        _finish(run.id, self.attempt, Run.Status.CANCELLED)
+        return "cancelled"
+
+    def _stylize(self, engine, content, style, init):
+        run = self.run
+        return engine.stylize(
             content,
             style,
             rows=run.rows,
@@ -340,21 +393,6 @@ class _Job:
             adain_alpha=run.adain_alpha,
             callback=self.on_iteration,
         )
-        if self.lost:
-            log.warning("Run %s was taken from this worker; stopping without further writes.", run.id)
-            return "lost"
-        if result.last_iteration >= run.iterations or result.converged:
-            if result.converged:
-                Run.objects.filter(id=run.id, attempts=self.attempt).update(converged=True)
-            _finish(run.id, self.attempt, Run.Status.DONE)
-            return "done"
-        if self.stopping:
-            log.info("Worker stopping: run %s goes back to the queue at iteration %s.", run.id, result.last_iteration)
-            if _requeue(run.id, self.attempt):
-                _enqueue_quietly(run.id)
-            return "stopped"
-        _finish(run.id, self.attempt, Run.Status.CANCELLED)
-        return "cancelled"
 
     def _save_engine_inputs(self, stylecore, content, style):
         """Iteration 0's companions: the base and style images exactly as the engine sees them."""
@@ -376,6 +414,7 @@ class _Job:
         """Record progress (and the iteration when it is due); return True to stop the engine."""
         _refresh_connections()
         try:
+            self.meter.report(report)
             if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
                 self._save_iteration(report)
             else:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from gallery.views import accounts, media, pages, projects, runs
+from gallery.views import accounts, media, pages, previews, projects, runs
 
 urlpatterns = [
     path("", projects.home, name="home"),
@@ -21,6 +21,10 @@ urlpatterns = [
     path("projects/<int:project_id>/delete/", projects.project_delete, name="project_delete"),
     path("projects/<int:project_id>/media/<slug:kind>/", media.project_media, name="project_media"),
     path("projects/<int:project_id>/runs/new/", runs.run_create, name="run_create"),
+    path("projects/<int:project_id>/runs/estimate/", previews.run_estimate, name="run_estimate"),
+    path("projects/<int:project_id>/preview/", previews.preview_request, name="preview_request"),
+    path("projects/<int:project_id>/preview/fragment/", previews.preview_fragment, name="preview_fragment"),
+    path("projects/<int:project_id>/previews/<int:preview_id>/image/", previews.preview_image, name="preview_image"),
     path("gallery/", projects.public_gallery, name="public_gallery"),
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),

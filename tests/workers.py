@@ -31,6 +31,8 @@ def worker_env(db_path, media_root, **extra):
 
     ``extra`` adds or overrides variables, e.g. ``Q_WORKERS=2`` or ``RUN_STALE_AFTER_SECONDS=5``
     (values are turned into strings). The queue is polled every 0.2 s unless Q_POLL says otherwise.
+    The worker's start-up speed calibration is off unless WORKER_CALIBRATE=1 (it costs seconds);
+    WORKER_LANE=preview starts the preview lane's worker instead of a run worker.
     """
     env = dict(os.environ)
     env.pop("Q_SYNC", None)
@@ -40,6 +42,7 @@ def worker_env(db_path, media_root, **extra):
         DATA_DIR=str(Path(media_root).resolve().parent),
         MEDIA_ROOT=str(Path(media_root).resolve()),
         Q_POLL="0.2",
+        WORKER_CALIBRATE="0",
         PYTHONUNBUFFERED="1",
         TF_CPP_MIN_LOG_LEVEL="2",
     )

@@ -4,10 +4,12 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from gallery import display
+from gallery.quotas import format_bytes
 
 register = template.Library()
 register.filter("loss", display.format_loss)
 register.filter("duration", display.format_duration)
+register.filter("bytes", format_bytes)
 
 
 @register.filter

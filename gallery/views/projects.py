@@ -4,8 +4,9 @@ from django.db.models import Case, Count, F, OuterRef, Subquery, When
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from gallery import files, quotas
+from gallery import files, previews, quotas
 from gallery.access import get_project_for_user
+from gallery.estimates import expected_starts
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
 
@@ -97,6 +98,7 @@ def project_delete(request, project_id):
             names = files.stored_names(project.image_files())
             for run in project.runs.all():
                 names += files.stored_names(run.image_files())
+            names += files.stored_names([preview.image for preview in project.previews.all()])
             project.runs.filter(status__in=Run.ACTIVE).update(cancel_requested=True)
             project.delete()
             files.delete_names_on_commit(names)
@@ -111,11 +113,16 @@ def project_detail(request, project_id):
     # loading any iterations.
     latest_number = Iteration.objects.filter(run=OuterRef("pk")).order_by("-number").values("number")[:1]
     runs = list(project.runs.annotate(latest_number=Subquery(latest_number)).order_by("-created", "-id"))
-    return render(
-        request,
-        "gallery/project_detail.html",
-        {"project": project, "runs": runs, "is_owner": project.owner_id == request.user.id},
-    )
+    starts = expected_starts(runs)
+    for run in runs:
+        run.queue_ahead, run.expected_start = starts.get(run.id, (None, None))
+    is_owner = project.owner_id == request.user.id
+    context = {"project": project, "runs": runs, "is_owner": is_owner}
+    if is_owner:
+        alpha = previews.snap_alpha(previews.parse_alpha(request.GET.get("alpha"), 1.0))
+        context |= previews.preview_context(project, previews.current_preview(project, alpha), alpha)
+    return render(request, "gallery/project_detail.html", context)
+
 
 
 def public_gallery(request):

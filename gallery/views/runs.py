@@ -12,6 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
+from gallery.estimates import estimate_run, expected_starts
+from gallery.previews import current_preview, parse_alpha, preview_context, snap_alpha
 from gallery.display import finite_or_none, format_loss, iteration_record, loss_chart, precision_text
 from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
@@ -28,7 +30,7 @@ CONTINUED_SETTINGS = (
 )
 
 
-def _get_continue_source(request, project):
+def continue_source(request, project):
     """The saved iteration named by ?from_run=&from_iteration=, of a run of this project; else 404."""
     from_run = request.GET.get("from_run")
     from_iteration = request.GET.get("from_iteration")
@@ -50,7 +52,7 @@ def _launch(run, source):
     return None
 
 
-def _aspect(project):
+def content_aspect(project):
     """Width over height of the project's content image (the run's output has its shape)."""
     try:
         return project.content_image.width / project.content_image.height
@@ -61,19 +63,48 @@ def _aspect(project):
 @require_http_methods(["GET", "POST"])
 def run_create(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
-    source = _get_continue_source(request, project)
-    initial = {name: getattr(source.run, name) for name in CONTINUED_SETTINGS} if source else {}
+    source = continue_source(request, project)
+    initial = {name: getattr(source.run, name) for name in CONTINUED_SETTINGS} if source else _preview_start(request)
     form = RunForm(request.POST or None, initial=initial, continuing=source is not None)
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
-        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
+        aspect = content_aspect(project)
+        run.estimated_seconds = estimate_run(run, aspect).seconds
+        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source)
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
         form.add_error(None, error)
+    estimate_form = form if request.method == "POST" else RunForm(_initial_data(form), continuing=source is not None)
     context = {"form": form, "project": project, "source": source}
+    context |= estimate_context(estimate_form, project, request.user)
+    if source is None:
+        alpha = form["adain_alpha"].value() if "adain_alpha" in form.fields else None
+        alpha = snap_alpha(parse_alpha(alpha, 1.0))
+        context |= preview_context(project, current_preview(project, alpha), alpha)
     return render(request, "gallery/run_form.html", context)
+
+
+def estimate_context(form, project, user):
+    """What _estimate.html shows for a launch form's values (no estimate while they are invalid)."""
+    if not form.is_valid():
+        return {"estimate": None}
+    run = form.save(commit=False)
+    run.project = project
+    return {"estimate": estimate_run(run, content_aspect(project), owner=user)}
+
+
+def _preview_start(request):
+    """?init=adain&adain_alpha=A (the preview's "Start a run from this preview"): the form prefilled."""
+    if request.GET.get("init") != Run.Init.ADAIN:
+        return {}
+    return {"init": Run.Init.ADAIN, "adain_alpha": snap_alpha(parse_alpha(request.GET.get("adain_alpha"), 1.0))}
+
+
+def _initial_data(form):
+    """The unbound form's initial values as the data a browser would submit."""
+    return {name: form[name].value() for name in form.fields if form[name].value() is not None}
 
 
 @require_POST
@@ -265,6 +296,7 @@ def run_detail(request, run_id):
         "live_url": _live_url(run, latest.number if latest else -1) if run.is_active else "",
         "poll_milliseconds": POLL_MILLISECONDS,
     }
+    context["queue_ahead"], context["expected_start"] = expected_starts([run]).get(run.id, (None, None))
     if live:
         response = render(request, "gallery/run_live.html", context)
         response["Cache-Control"] = "no-store"

@@ -28,11 +28,20 @@
     return image && image.complete && image.naturalWidth > 0;
   }
 
+  /* An image's size at its run's full size: an iteration saved at a coarse scale (data-rows
+     below data-full-rows) stands for the full-size picture, so crops stay in full-size pixels. */
+  function fullSize(image) {
+    var rows = parseFloat(image.getAttribute("data-rows"));
+    var fullRows = parseFloat(image.getAttribute("data-full-rows"));
+    var factor = rows > 0 && fullRows > 0 ? fullRows / rows : 1;
+    return { w: Math.round(image.naturalWidth * factor), h: Math.round(image.naturalHeight * factor) };
+  }
+
   function reference() {
     var found = null;
     columns.some(function (column) {
       var image = imageOf(column);
-      if (loaded(image)) found = { w: image.naturalWidth, h: image.naturalHeight };
+      if (loaded(image)) found = fullSize(image);
       return found;
     });
     return found;

@@ -10,7 +10,7 @@
    The page polls #live-poller's data-live-url every data-live-ms while that attribute is there. */
 (function () {
   "use strict";
-  var latest = 0;
+  var latest = {};
   var failures = 0;
 
   // CSRF tokens are masked afresh on every render; they do not make a form different.
@@ -50,15 +50,23 @@
     document.dispatchEvent(new CustomEvent("live:swapped"));
   }
 
-  /* Fetch a fragment and swap it in; a response older than the latest request is dropped. */
-  function load(url) {
-    var mine = ++latest;
-    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+  /* Fetch a fragment and swap it in; a response older than the latest request of the same
+     ``key`` (default: the URL's path) is dropped. ``body`` (FormData) makes it a POST, e.g. a
+     form whose answer is a fragment. */
+  function load(url, body, key) {
+    key = key || url.split("?")[0];
+    var mine = latest[key] = (latest[key] || 0) + 1;
+    var options = { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html", "X-Fragment": "1" } };
+    if (body) {
+      options.method = "POST";
+      options.body = body;
+    }
+    return fetch(url, options)
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.text();
       })
-      .then(function (html) { if (mine === latest) swap(html); });
+      .then(function (html) { if (mine === latest[key]) swap(html); });
   }
 
   function poll() {

@@ -40,14 +40,20 @@ def launch_run(page, project_url, *, tv_weight, screenshot=None):
     page.goto(project_url)
     page.click("a:has-text('New run')")
     expect(page.locator("#id_style_weight")).to_have_value(re.compile(r"^0?\.3$"))  # prefilled default
-    if screenshot:
-        screenshot(page, "run-form")
+    estimate = page.locator("[data-role=estimate]")
+    expect(estimate).to_contain_text("Expected duration: about")
+    before = estimate.inner_text()
     page.fill("#id_tv_weight", str(tv_weight))
     if RUN_STYLE_WEIGHT:
         page.fill("#id_style_weight", RUN_STYLE_WEIGHT)
     page.fill("#id_rows", str(RUN_ROWS))
     page.fill("#id_iterations", str(RUN_ITERATIONS))
     page.fill("#id_save_every", "1")
+    # The estimate follows what was typed (a run of a few iterations at 64 rows is much shorter).
+    expect(page.locator("[data-role=estimate]")).not_to_have_text(before, timeout=15_000)
+    expect(page.locator("[data-role=estimate]")).to_contain_text(f"{RUN_ITERATIONS * 20 + 2} loss evaluations")
+    if screenshot:
+        screenshot(page, "run-form")
     page.click("button:has-text('Launch run')")
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     return int(re.search(r"/runs/(\d+)/$", page.url).group(1))
@@ -56,9 +62,11 @@ def launch_run(page, project_url, *, tv_weight, screenshot=None):
 def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
     page, live_server, settings, tmp_path, screenshot
 ):
-    worker_log = tmp_path / "worker.log"
-    # Start the worker first: it loads TensorFlow while the browser signs up and uploads.
-    worker = start_worker(worker_env_for_test_db(settings.MEDIA_ROOT), worker_log)
+    worker_log, preview_log = tmp_path / "worker.log", tmp_path / "preview.log"
+    # Start the workers first: they load TensorFlow while the browser signs up and uploads.
+    env = worker_env_for_test_db(settings.MEDIA_ROOT)
+    worker = start_worker(env, worker_log)
+    preview_worker = start_worker(env | {"WORKER_LANE": "preview"}, preview_log)
     try:
         base = live_server.url
         sign_up(page, base, "carol")
@@ -71,6 +79,19 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         expect(page).to_have_url(re.compile(r"/projects/\d+/$"))
         project_url = page.url
         expect(page.locator("text=No runs yet.")).to_be_visible()
+
+        # The instant preview: the picture at full style strength arrives from the preview lane,
+        # and moving the slider brings another one.
+        preview = page.locator("[data-role=preview-image]")
+        expect(preview).to_be_visible(timeout=240_000)
+        first_src = preview.get_attribute("src")
+        page.locator("#preview-alpha").fill("0.3")
+        expect(page.locator("#preview-alpha-value")).to_have_text("0.30")
+        expect(preview).not_to_have_attribute("src", first_src, timeout=60_000)
+        expect(page.locator("[data-role=preview-image]")).to_have_attribute("alt", re.compile("0.30"))
+        screenshot(page, "project-preview")
+        start_link = page.locator("[data-role=preview-start]")
+        expect(start_link).to_have_attribute("href", re.compile("init=adain&adain_alpha=0.30"))
 
         # TV weights a hundredfold apart, as the notebook compared 0.1 and 1 (the engine's terms are
         # normalised, so its useful TV weights are small).
@@ -214,4 +235,5 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         expect(page.locator(".gallery-best img")).to_have_count(1)
         screenshot(page, "public-gallery")
     finally:
+        stop_worker(preview_worker)
         stop_worker(worker)

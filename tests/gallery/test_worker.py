@@ -65,13 +65,14 @@ def start_worker_mid_run(env, run, log):
     return worker
 
 
-def finish_with_a_new_worker(env, run, log):
+def finish_with_a_new_worker(env, run, log, *others):
     worker = start_worker(env, log)
     try:
-        wait_until(lambda: finished(run.id), timeout=400, worker=worker, log_path=log)
+        wait_until(lambda: finished(run.id, *[other.id for other in others]), timeout=400, worker=worker, log_path=log)
     finally:
         stop_worker(worker)
-    run.refresh_from_db()
+    for each in (run, *others):
+        each.refresh_from_db()
 
 
 def test_runs_launched_through_the_form_are_computed_once_each(owner_client, project, settings, tmp_path):
@@ -107,7 +108,10 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     stale_after = 6
     env = worker_env_for_test_db(settings.MEDIA_ROOT, RUN_STALE_AFTER_SECONDS=stale_after)
     run = Run.objects.create(project=project, rows=48, iterations=8, save_every=2)
+    # The same settings, computed without interruption (after the killed run, by the second worker).
+    twin = Run.objects.create(project=project, rows=48, iterations=8, save_every=2)
     tasks.enqueue_run(run.id)
+    tasks.enqueue_run(twin.id)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
     kill_worker(start_worker_mid_run(env, run, first_log))  # SIGKILL to the whole process group, mid-run
@@ -121,10 +125,13 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
         timeout=stale_after + 10,
     )
 
-    finish_with_a_new_worker(env, run, second_log)
+    finish_with_a_new_worker(env, run, second_log, twin)
 
     assert (run.status, run.error) == (Run.Status.DONE, "")
     assert run.attempts == 2
+    # Resumed from the exact float checkpoint, the run ends within 1 % of the uninterrupted one.
+    assert (twin.status, twin.attempts) == (Run.Status.DONE, 1)
+    assert abs(run.loss - twin.loss) <= 0.01 * twin.loss, (run.loss, twin.loss)
     assert saved_numbers(run) == [0, 2, 4, 6, 8]
     kept = dict(Iteration.objects.filter(run=run, number__in=before).values_list("number", "id"))
     assert kept == before  # nothing saved before the kill was lost or written again

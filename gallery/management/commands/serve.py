@@ -1,8 +1,10 @@
-"""Start the web server and a django-q2 worker together (what `make run` does).
+"""Start the web server, a run worker and the preview lane's worker together (what `make run` does).
 
-The worker is started through ``manage.py worker``, which resumes runs left behind by a stopped
-worker before it starts qcluster.
+The workers are started through ``manage.py worker``, which resumes runs left behind by a stopped
+worker before it starts qcluster; the preview lane's (WORKER_LANE=preview) keeps the AdaIN model
+loaded so that a preview never waits behind a run.
 """
+import os
 import signal
 import subprocess
 import sys
@@ -12,18 +14,21 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the web server and one django-q2 worker cluster until interrupted."
+    help = "Run the web server, one run worker and the preview worker until interrupted."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-worker", action="store_true", help="Start only the web server.")
+        parser.add_argument("--no-worker", action="store_true", help="Start only the web server (no workers).")
 
     def handle(self, *args, host, port, no_worker, **options):
         manage = [sys.executable, "manage.py"]
         processes = {"web": subprocess.Popen(manage + ["runserver", "--noreload", f"{host}:{port}"])}
         if not no_worker:
             processes["worker"] = subprocess.Popen(manage + ["worker"])
+            processes["preview worker"] = subprocess.Popen(
+                manage + ["worker"], env=dict(os.environ, WORKER_LANE="preview")
+            )
         shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
         self.stdout.write(self.style.SUCCESS(f"Style Gallery is running at http://{shown_host}:{port}/  (Ctrl-C stops it)"))
 

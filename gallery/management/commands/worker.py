@@ -1,11 +1,13 @@
-"""Start a django-q2 worker cluster after resuming runs that a stopped worker left behind."""
+"""Start a django-q2 worker cluster: the run lane (default) or, with WORKER_LANE=preview, the
+preview lane (see gallery.previews)."""
 import multiprocessing
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 from django_q.cluster import Cluster
 
-from gallery import tasks
+from gallery import previews, tasks
 
 
 class _Cluster(Cluster):
@@ -22,13 +24,22 @@ class _Cluster(Cluster):
 
 
 class Command(BaseCommand):
-    help = "Resume stale runs, make sure the every-minute stale check is scheduled, then run the cluster."
+    help = (
+        "Run lane: resume stale runs, make sure the every-minute stale check is scheduled, queue the "
+        "speed calibration, then run the cluster. WORKER_LANE=preview: the preview lane's cluster."
+    )
 
     def handle(self, *args, **options):
-        tasks.ensure_resume_schedule()
-        resumed = tasks.resume_stale_runs()
-        if resumed:
-            self.stdout.write(f"Resumed {resumed} run(s) left running by a stopped worker.")
+        if settings.WORKER_LANE == "preview":
+            previews.lane_starting()
+            self.stdout.write("Preview lane: loading the AdaIN model, then serving previews.")
+        else:
+            tasks.ensure_resume_schedule()
+            resumed = tasks.resume_stale_runs()
+            if resumed:
+                self.stdout.write(f"Resumed {resumed} run(s) left running by a stopped worker.")
+            if settings.WORKER_CALIBRATE:
+                tasks.enqueue_calibration()
         # Created before django-q2 forks, so the workers share it (django-q2 forks on Linux).
         tasks.shutdown = multiprocessing.get_context("fork").Event()
         # django-q2 forks its processes next; none of them may inherit this connection.

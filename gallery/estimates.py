@@ -1,0 +1,254 @@
+"""Pre-flight estimates: how long a run will take, what it will store, and when it would start.
+
+Duration = the loss evaluations a run's settings imply, scale by scale (stylecore's own
+``scale_plan``), times the seconds one evaluation takes at that scale's size on the device and
+precision that will compute it. Those seconds are measured, never assumed: every worker times a
+few evaluations at two sizes when it starts (``gallery.tasks.calibrate_speed``), and every scale
+of every run adds a ``SpeedSample``. The latest samples of a device and precision are fitted to
+seconds per evaluation = a + b × megapixels (a: the per-evaluation overhead that dominates tiny
+images; b: the convolutions). Only without any measurement yet does the estimate fall back to the
+figure measured on the development machine (docs/PERFORMANCE.md), and it says so.
+
+Expected start: the queue is played forward with the fair queue's own rule (the user with the
+fewest runs running goes first, then the one who waited longest), each run taking the worker that
+frees up first. Every worker is busy while runs wait, so the number of running runs is the number
+of workers (at least one).
+
+No TensorFlow here: ``stylecore.engine`` imports it only inside the engine's functions.
+"""
+import heapq
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db import DatabaseError
+from django.utils import timezone
+
+from gallery.models import Run, SpeedSample
+from gallery.quotas import estimated_run_bytes
+from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
+from stylecore.images import MIN_SIDE
+
+log = logging.getLogger(__name__)
+
+# The latest samples of a device and precision that the fit uses.
+FIT_SAMPLES = 40
+# A scale's measurement counts once it has this many evaluations.
+MIN_SAMPLE_EVALUATIONS = 5
+# Besides its iterations' evaluations, each scale computes its targets and reports its first image.
+EVALUATIONS_PER_SCALE = 2
+# Without any measurement: seconds per evaluation per megapixel on the development machine's CPU
+# (1.66 s at 400×533 in float32, docs/PERFORMANCE.md), and half that in the low precisions.
+FALLBACK_SECONDS_PER_MEGAPIXEL = {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9}
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Seconds per evaluation = overhead + per_megapixel × megapixels."""
+
+    overhead: float
+    per_megapixel: float
+    measured: bool
+
+    def seconds(self, pixels, evaluations):
+        return evaluations * (self.overhead + self.per_megapixel * pixels / 1e6)
+
+
+def fit_speed(samples):
+    """A Speed from [(pixels, evaluations, seconds)]: least squares on seconds per evaluation,
+    weighted by evaluations, with both terms kept ≥ 0; None without samples."""
+    if not samples:
+        return None
+    x = np.array([pixels / 1e6 for pixels, _, _ in samples])
+    e = np.array([evaluations for _, evaluations, _ in samples], dtype=float)
+    s = np.array([seconds for _, _, seconds in samples], dtype=float)
+    if len(set(np.round(x, 4))) >= 2:
+        w = np.sqrt(e)
+        (a, b), *_ = np.linalg.lstsq(np.stack([e, e * x], axis=1) / w[:, None], s / w, rcond=None)
+        if a >= 0 and b >= 0:
+            return Speed(float(a), float(b), True)
+        if b < 0:
+            return Speed(float(s.sum() / e.sum()), 0.0, True)
+    return Speed(0.0, float(s.sum() / (e * x).sum()), True)
+
+
+def current_device():
+    """The device that measured most recently (the worker likely to take the next run), or ""."""
+    return SpeedSample.objects.values_list("device", flat=True).first() or ""
+
+
+def auto_precision(device):
+    """What ``precision=auto`` resolved to on ``device`` at full-size outputs, as last measured."""
+    used = (
+        SpeedSample.objects.filter(device=device, requested="auto", pixels__gte=AUTO_MIN_PIXELS)
+        .values_list("precision", flat=True)
+        .first()
+    )
+    return used or "float32"
+
+
+def precision_for(requested, pixels, device):
+    if requested != "auto":
+        return requested
+    return "float32" if pixels < AUTO_MIN_PIXELS else auto_precision(device)
+
+
+def speed_for(device, precision):
+    samples = list(
+        SpeedSample.objects.filter(device=device, precision=precision)
+        .values_list("pixels", "evaluations", "seconds")[:FIT_SAMPLES]
+    )
+    return fit_speed(samples) or Speed(0.0, FALLBACK_SECONDS_PER_MEGAPIXEL.get(precision, 7.8), False)
+
+
+def output_cols(rows, aspect):
+    return max(MIN_SIDE, int(round(rows * aspect)))
+
+
+def run_scales(run, aspect):
+    """[(rows, cols, evaluations)] of each scale the run will compute."""
+    rows = run.rows
+    cols = output_cols(rows, aspect)
+    start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
+    plan = scale_plan(rows, smallest_rows((rows, cols), start_rows), run.iterations)
+    per_iteration = EVALUATIONS_PER_ITERATION if run.optimizer == Run.Optimizer.LBFGS else 1
+    scales, done = [], 0
+    for size, last in plan:
+        scales.append((size, output_cols(size, aspect), (last - done) * per_iteration + EVALUATIONS_PER_SCALE))
+        done = last
+    return scales
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    evaluations: int
+    stored_bytes: int
+    device: str
+    precision: str
+    measured: bool
+    scales: list
+    queue_ahead: int = 0
+    start_in: float = 0.0
+
+    @property
+    def expected_start(self):
+        return timezone.now() + timedelta(seconds=self.start_in)
+
+
+def estimate_run(run, aspect, owner=None):
+    """The Estimate of an unsaved (or queued) run of a content image ``aspect`` wide per row.
+    With ``owner``, also where it would stand in the queue if launched now."""
+    device = current_device()
+    precision = precision_for(run.precision, run.rows * output_cols(run.rows, aspect), device)
+    speed = speed_for(device, precision)
+    scales = run_scales(run, aspect)
+    seconds = sum(speed.seconds(rows * cols, evaluations) for rows, cols, evaluations in scales)
+    estimate = Estimate(
+        seconds=seconds,
+        evaluations=sum(evaluations for _, _, evaluations in scales),
+        stored_bytes=estimated_run_bytes(run, aspect),
+        device=device,
+        precision=precision,
+        measured=speed.measured,
+        scales=scales,
+    )
+    if owner is not None:
+        forecast = queue_forecast(extra=(owner.id, seconds))
+        estimate.queue_ahead, estimate.start_in = forecast[None]
+    return estimate
+
+
+def _remaining_seconds(run):
+    if run["seconds_per_iteration"]:
+        return max(0.0, (run["iterations"] - run["iterations_done"]) * run["seconds_per_iteration"])
+    return max(0.0, (run["estimated_seconds"] or 0.0) - (run["elapsed_seconds"] or 0.0))
+
+
+def queue_forecast(extra=None):
+    """{run id: (runs ahead of it, seconds until it starts)} for every queued run; ``extra`` =
+    (owner id, seconds) adds a run launched now, reported under the key None."""
+    running = list(
+        Run.objects.filter(status=Run.Status.RUNNING).values(
+            "project__owner_id", "iterations", "iterations_done", "seconds_per_iteration", "estimated_seconds",
+            "elapsed_seconds",
+        )
+    )
+    queued = list(
+        Run.objects.filter(status=Run.Status.QUEUED)
+        .order_by("created", "id")
+        .values_list("id", "project__owner_id", "estimated_seconds")
+    )
+    if extra is not None:
+        queued.append((None, extra[0], extra[1]))
+    free_at = sorted(_remaining_seconds(run) for run in running) or [0.0]
+    heapq.heapify(free_at)
+    running_per_user = {}
+    for run in running:
+        owner = run["project__owner_id"]
+        running_per_user[owner] = running_per_user.get(owner, 0) + 1
+    waiting = {}  # owner -> their queued runs, oldest first, with their place in the queue
+    for index, (run_id, owner, seconds) in enumerate(queued):
+        waiting.setdefault(owner, []).append((index, run_id, seconds or 0.0))
+    forecast, position = {}, 0
+    while waiting:
+        # next_queued_run's rule: fewest runs running, then the longest-waiting oldest run.
+        owner = min(waiting, key=lambda o: (running_per_user.get(o, 0), waiting[o][0][0]))
+        _index, run_id, seconds = waiting[owner].pop(0)
+        if not waiting[owner]:
+            del waiting[owner]
+        start = heapq.heappop(free_at)
+        forecast[run_id] = (position, start)
+        heapq.heappush(free_at, start + seconds)
+        running_per_user[owner] = running_per_user.get(owner, 0) + 1
+        position += 1
+    return forecast
+
+
+def expected_starts(runs):
+    """{run id: (runs ahead, expected start time)} for those of ``runs`` that are queued."""
+    if not any(run.status == Run.Status.QUEUED for run in runs):
+        return {}
+    now = timezone.now()
+    return {
+        run_id: (ahead, now + timedelta(seconds=seconds))
+        for run_id, (ahead, seconds) in queue_forecast().items()
+    }
+
+
+class SpeedMeter:
+    """Turns one engine call's reports into SpeedSample rows, one per scale (size and precision).
+
+    The first report of a call includes the model build and the first image, so it only sets the
+    baseline; after that, each report's new evaluations and seconds go to its scale."""
+
+    def __init__(self, device, requested, calibration=False):
+        self.device, self.requested, self.calibration = device[:100], requested, calibration
+        self.last = None
+        self.key = None
+        self.evaluations = 0
+        self.seconds = 0.0
+
+    def report(self, report):
+        key = (report.rows * report.width, report.precision)
+        if self.last is not None:
+            if key != self.key:
+                self.flush()
+            self.evaluations += report.evaluations - self.last[0]
+            self.seconds += report.seconds - self.last[1]
+        self.key = key
+        self.last = (report.evaluations, report.seconds)
+
+    def flush(self):
+        """Store the current scale's sample; a failed write only costs the estimates one sample."""
+        if self.key is not None and self.evaluations >= MIN_SAMPLE_EVALUATIONS and self.seconds > 0:
+            try:
+                SpeedSample.objects.create(
+                    device=self.device, precision=self.key[1], requested=self.requested, pixels=self.key[0],
+                    evaluations=self.evaluations, seconds=self.seconds, calibration=self.calibration,
+                )
+            except DatabaseError:
+                log.warning("A speed sample could not be stored.", exc_info=True)
+        self.evaluations, self.seconds = 0, 0.0
+

@@ -1,0 +1,43 @@
+/* The instant preview: moving the "how much style" slider asks the preview lane for that alpha
+   (a POST of the panel's form) and shows the server-rendered answer through live.js; while the
+   picture is being computed the script asks again, each GET waiting briefly on the server. */
+(function () {
+  "use strict";
+  var form = document.querySelector("[data-preview-form]");
+  if (!form || !window.styleGalleryLive) return;
+  var live = window.styleGalleryLive;
+  var slider = form.querySelector("input[type=range]");
+  var output = form.querySelector("output");
+  var asked = 0;
+  var timer = null;
+
+  function state() {
+    var element = document.getElementById("preview-state");
+    return element ? element.getAttribute("data-state") : "none";
+  }
+
+  function follow(mine) {
+    if (mine !== asked || state() !== "pending") return;
+    var url = form.getAttribute("data-fragment-url") + "?alpha=" + encodeURIComponent(slider.value);
+    live.load(url, null, "preview").then(function () { follow(mine); }, function () {
+      window.setTimeout(function () { follow(mine); }, 2000);
+    });
+  }
+
+  function ask() {
+    var mine = ++asked;
+    live.load(form.action, new FormData(form), "preview").then(function () { follow(mine); });
+  }
+
+  slider.addEventListener("input", function () {
+    output.textContent = Number(slider.value).toFixed(2);
+    window.clearTimeout(timer);
+    timer = window.setTimeout(ask, 150);
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    ask();
+  });
+  // The picture at the slider's position, unless the page already shows it.
+  if (state() !== "done") ask();
+})();

@@ -1,0 +1,280 @@
+"""The instant preview's and the estimate's views, the estimator's arithmetic, scale captions and
+the chart's scale marks (no worker here: tests/gallery/test_lanes.py runs the real lanes)."""
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from gallery import estimates, previews
+from gallery.display import loss_chart, scale_starts
+from gallery.models import Iteration, Lane, Preview, Run, SpeedSample
+from tests.conftest import create_project
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "content_weight": "1", "style_weight": "100", "tv_weight": "1", "iterations": "30", "rows": "400",
+    "save_every": "10", "style_fit": "crop", "optimizer": "lbfgs", "init": "adain", "adain_alpha": "1",
+    "precision": "auto", "start_rows": "200", "seed": "",
+}
+
+
+def preview_tasks(settings):
+    """The tasks waiting in the preview lane's queue (django-q2's ORM broker keys them by cluster name)."""
+    return [queued.task for queued in OrmQ.objects.filter(key=settings.PREVIEW_CLUSTER)]
+
+
+def calibrate(device="CPU", per_megapixel=4.0, overhead=0.01, precision="bfloat16", requested="auto"):
+    for rows in (128, 224):
+        pixels = rows * round(rows * 4 / 3)
+        SpeedSample.objects.create(
+            device=device, precision=precision, requested=requested, pixels=pixels, evaluations=10,
+            seconds=10 * (overhead + per_megapixel * pixels / 1e6), calibration=True,
+        )
+
+
+# -- the preview's endpoints ----------------------------------------------------------------------
+
+
+def test_asking_for_a_preview_queues_it_on_the_preview_lane_once(owner_client, project, settings):
+    url = reverse("preview_request", args=[project.id])
+    response = owner_client.post(url, {"alpha": "0.62"}, HTTP_X_FRAGMENT="1")
+    assert response.status_code == 200
+    preview = Preview.objects.get()
+    assert (preview.alpha, preview.rows, preview.status) == (0.6, settings.PREVIEW_ROWS, Preview.Status.PENDING)
+    assert preview.content_name == project.content_image.name
+    html = response.content.decode()
+    assert 'data-state="pending"' in html and "Warming up the preview worker" in html
+    queued = preview_tasks(settings)
+    assert len(queued) == 1 and tuple(queued[0]["args"]) == (preview.id,)
+    assert queued[0]["func"] == previews.COMPUTE_PREVIEW
+
+    owner_client.post(url, {"alpha": "0.6"}, HTTP_X_FRAGMENT="1")  # the same alpha again: cached
+    assert Preview.objects.count() == 1 and len(preview_tasks(settings)) == 1
+    Lane.objects.create(name=previews.LANE, warm_since=timezone.now())
+    html = owner_client.get(reverse("preview_fragment", args=[project.id]), {"alpha": "0.6"}).content.decode()
+    assert "Computing the preview at style strength 0.60" in html
+
+
+def test_a_finished_preview_is_shown_with_a_link_that_starts_a_run_from_it(owner_client, project):
+    preview = previews.request_preview(project, 0.35)
+    from PIL import Image
+
+    from gallery import files
+
+    files.save_image(preview.image, Image.new("RGB", (32, 24), (200, 40, 40)), fmt="JPEG")
+    Preview.objects.filter(id=preview.id).update(status=Preview.Status.DONE, image=preview.image.name, seconds=0.8)
+    html = owner_client.get(reverse("project_detail", args=[project.id]), {"alpha": "0.35"}).content.decode()
+    assert 'data-role="preview-image"' in html and "computed in 0.8 s" in html
+    image_url = reverse("preview_image", args=[project.id, preview.id])
+    assert image_url in html
+    assert owner_client.get(image_url)["Content-Type"] == "image/jpeg"
+    start = reverse("run_create", args=[project.id]) + "?init=adain&amp;adain_alpha=0.35"
+    assert start in html
+    form = owner_client.get(start.replace("&amp;", "&")).context["form"]
+    assert form["init"].value() == "adain" and form["adain_alpha"].value() == 0.35
+
+
+def test_the_preview_is_the_owners_alone(owner_client, other_client, project, public_project):
+    preview = previews.request_preview(project, 1.0)
+    for target in (project, public_project):
+        assert other_client.post(reverse("preview_request", args=[target.id]), {"alpha": "1"}).status_code == 404
+        assert other_client.get(reverse("preview_fragment", args=[target.id]), {"alpha": "1"}).status_code == 404
+    assert other_client.get(reverse("preview_image", args=[project.id, preview.id])).status_code == 404
+    assert "preview-alpha" not in other_client.get(reverse("project_detail", args=[public_project.id])).content.decode()
+    assert Preview.objects.count() == 1
+
+
+@pytest.mark.parametrize("alpha", ["", "x", "-0.1", "1.5", "nan", "inf"])
+def test_a_bad_alpha_is_refused_and_nothing_is_queued(owner_client, project, alpha):
+    response = owner_client.post(reverse("preview_request", args=[project.id]), {"alpha": alpha})
+    assert response.status_code == 400 and b"from 0 to 1" in response.content
+    assert not Preview.objects.exists() and not OrmQ.objects.exists()
+
+
+def test_without_javascript_the_preview_form_returns_to_the_project_page(owner_client, project):
+    response = owner_client.post(reverse("preview_request", args=[project.id]), {"alpha": "0.5"})
+    assert response.status_code == 302 and response["Location"].endswith("?alpha=0.5#preview")
+
+
+def test_previews_of_replaced_images_and_of_deleted_projects_go_with_their_files(
+    owner_client, project, settings, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    old = previews.request_preview(project, 0.5)
+    from PIL import Image
+
+    from gallery import files
+
+    files.save_image(old.image, Image.new("RGB", (8, 8)), fmt="JPEG")
+    Preview.objects.filter(id=old.id).update(image=old.image.name, status=Preview.Status.DONE)
+    project.content_image.name = "projects/replaced.jpg"  # as if the content image was replaced
+    project.save()
+    previews.request_preview(project, 0.5)
+    assert list(Preview.objects.values_list("content_name", flat=True)) == ["projects/replaced.jpg"]
+    assert not default_storage.exists(old.image.name)
+
+    settings.PREVIEW_MAX_PER_PROJECT = 3
+    for alpha in (0.1, 0.2, 0.3, 0.4):
+        previews.request_preview(project, alpha)
+    assert Preview.objects.filter(project=project).count() == 3
+
+    kept = Preview.objects.first()
+    files.save_image(kept.image, Image.new("RGB", (8, 8)), fmt="JPEG")
+    Preview.objects.filter(id=kept.id).update(image=kept.image.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        owner_client.post(reverse("project_delete", args=[project.id]))
+    assert not Preview.objects.exists()
+    assert not default_storage.exists(kept.image.name)
+
+
+def test_a_stuck_preview_is_queued_again(owner_client, project, settings):
+    preview = previews.request_preview(project, 1.0)
+    Preview.objects.filter(id=preview.id).update(requested=timezone.now() - timedelta(seconds=settings.PREVIEW_RETRY_SECONDS + 1))
+    previews.request_preview(project, 1.0)
+    assert len(preview_tasks(settings)) == 2
+
+
+# -- the estimate -----------------------------------------------------------------------------------
+
+
+def test_the_speed_fit_recovers_overhead_and_per_megapixel_cost():
+    samples = [(pixels, 20, 20 * (0.05 + 3.0 * pixels / 1e6)) for pixels in (10_000, 50_000, 200_000)]
+    speed = estimates.fit_speed(samples)
+    assert speed.overhead == pytest.approx(0.05, rel=1e-6) and speed.per_megapixel == pytest.approx(3.0, rel=1e-6)
+    one_size = estimates.fit_speed([(100_000, 10, 2.0)])
+    assert (one_size.overhead, one_size.per_megapixel) == (0.0, pytest.approx(2.0))
+    assert estimates.fit_speed([]) is None
+
+
+def test_the_estimate_follows_the_scales_precision_and_optimizer(project):
+    calibrate(per_megapixel=4.0, overhead=0.01)
+    calibrate(per_megapixel=8.0, overhead=0.01, precision="float32", requested="float32")
+    run = Run(project=project, rows=400, iterations=30, start_rows=200, optimizer="lbfgs", precision="auto")
+    estimate = estimates.estimate_run(run, 4 / 3)
+    assert [rows for rows, _, _ in estimate.scales] == [200, 283, 400]
+    assert sum(e for _, _, e in estimate.scales) == 30 * 20 + 3 * estimates.EVALUATIONS_PER_SCALE
+    assert estimate.precision == "bfloat16" and estimate.measured and estimate.device == "CPU"
+    expected = sum(e * (0.01 + 4.0 * rows * cols / 1e6) for rows, cols, e in estimate.scales)
+    assert estimate.seconds == pytest.approx(expected)
+
+    single = estimates.estimate_run(Run(project=project, rows=400, iterations=30, start_rows=400), 4 / 3)
+    assert single.seconds > estimate.seconds  # coarse to fine is cheaper
+    f32 = estimates.estimate_run(Run(project=project, rows=400, iterations=30, start_rows=200, precision="float32"), 4 / 3)
+    assert f32.seconds == pytest.approx(2 * estimate.seconds, rel=0.05)
+    adam = estimates.estimate_run(Run(project=project, rows=400, iterations=30, start_rows=200, optimizer="adam"), 4 / 3)
+    assert adam.evaluations == 30 + 3 * estimates.EVALUATIONS_PER_SCALE
+    small = estimates.estimate_run(Run(project=project, rows=64, iterations=30, start_rows=64), 4 / 3)
+    assert small.precision == "float32"  # auto computes tiny outputs in float32
+
+
+def test_without_measurements_the_estimate_says_it_uses_the_built_in_figure(owner_client, project):
+    html = owner_client.get(reverse("run_create", args=[project.id])).content.decode()
+    assert 'data-role="estimate"' in html and "Expected duration: about" in html
+    assert "No worker has measured its speed yet" in html
+
+
+def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, other_client, project):
+    calibrate()
+    url = reverse("run_estimate", args=[project.id])
+    short = owner_client.get(url, FORM | {"iterations": "10"})
+    long = owner_client.get(url, FORM | {"iterations": "200", "save_every": "50"})
+    assert short.status_code == long.status_code == 200
+    assert short.context["estimate"].seconds < long.context["estimate"].seconds / 10
+    html = short.content.decode()
+    assert 'data-role="estimate"' in html and "in bfloat16 on CPU" in html and "200 → 283 → 400 rows" in html
+    assert "A worker is free" in html and "No worker has measured" not in html
+    bad = owner_client.get(url, FORM | {"rows": "abc"})
+    assert bad.context["estimate"] is None and b"not valid yet" in bad.content
+    assert other_client.get(url, FORM).status_code == 404
+
+
+def test_the_queue_forecast_is_fair_and_gives_expected_starts(owner, other, project):
+    calibrate()
+    theirs = create_project(other)
+    now = timezone.now()
+    running = Run.objects.create(project=theirs, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
+                                 seconds_per_iteration=20.0, started=now)
+    mine = [Run.objects.create(project=project, estimated_seconds=100.0) for _ in range(2)]
+    their_queued = Run.objects.create(project=theirs, estimated_seconds=50.0)
+    forecast = estimates.queue_forecast()
+    # One worker (one run running, 100 s left). The fair queue's rule: mine first (I have none
+    # running); then we both have one in progress and my second run has waited longer than theirs.
+    assert forecast[mine[0].id] == (0, pytest.approx(100.0))
+    assert forecast[mine[1].id] == (1, pytest.approx(200.0))
+    assert forecast[their_queued.id] == (2, pytest.approx(300.0))
+    estimate = estimates.estimate_run(Run(project=project, rows=64, iterations=2, start_rows=64), 4 / 3, owner=owner)
+    assert estimate.queue_ahead == 3 and estimate.start_in == pytest.approx(350.0)
+    assert running.id not in forecast
+
+
+def test_queued_runs_show_their_expected_start_on_the_project_and_run_pages(owner_client, project):
+    Run.objects.create(project=project, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
+                       seconds_per_iteration=60.0, started=timezone.now())
+    queued = Run.objects.create(project=project, estimated_seconds=100.0)
+    html = owner_client.get(reverse("project_detail", args=[project.id])).content.decode()
+    expected = timezone.localtime(timezone.now() + timedelta(seconds=300)).strftime("%H:%M")
+    assert f"starts ~{expected}" in html or "starts ~" in html
+    run_html = owner_client.get(reverse("run_detail", args=[queued.id])).content.decode()
+    assert "Expected to start around" in run_html
+
+
+def test_launching_records_the_estimate_on_the_run(owner_client, project):
+    calibrate()
+    response = owner_client.post(reverse("run_create", args=[project.id]), FORM)
+    assert response.status_code == 302
+    run = Run.objects.get()
+    aspect = project.content_image.width / project.content_image.height
+    assert run.estimated_seconds == pytest.approx(estimates.estimate_run(run, aspect).seconds)
+
+
+def test_a_speed_meter_stores_one_sample_per_scale():
+    class Report:
+        def __init__(self, rows, evaluations, seconds):
+            self.rows, self.width, self.precision = rows, rows, "float32"
+            self.evaluations, self.seconds = evaluations, seconds
+
+    meter = estimates.SpeedMeter("CPU", "auto")
+    for report in [Report(10, 1, 5.0), Report(10, 21, 7.0), Report(10, 41, 9.0), Report(20, 61, 13.0),
+                   Report(20, 81, 17.0)]:
+        meter.report(report)
+    meter.flush()
+    samples = list(SpeedSample.objects.order_by("id").values_list("pixels", "evaluations", "seconds", "requested"))
+    assert samples == [(100, 40, 4.0, "auto"), (400, 40, 8.0, "auto")]  # the first report is the baseline
+
+
+# -- scales on the pages ------------------------------------------------------------------------------
+
+
+def make_iterations(run, sizes):
+    for number, rows in sizes:
+        Iteration.objects.create(run=run, number=number, image="runs/x.png", thumbnail="runs/x.jpg", loss=10.0 / (number + 1),
+                                 content_loss=1, style_loss=1, tv_loss=1, evaluations=number * 20, seconds=number,
+                                 rows=rows, width=round(rows * 4 / 3))
+
+
+def test_coarse_iterations_say_their_size_and_the_chart_marks_each_scale(owner_client, project):
+    run = Run.objects.create(project=project, rows=400, start_rows=200, iterations=30, save_every=10,
+                             status=Run.Status.DONE)
+    make_iterations(run, [(0, 200), (10, 283), (20, 400), (30, 400)])
+    assert scale_starts(run, list(run.saved_iterations.all())) == [(200, 0), (283, 9), (400, 18)]
+    chart = loss_chart(run, list(run.saved_iterations.all()))
+    assert [mark["label"] for mark in chart["scale_marks"]] == ["283 rows", "400 rows"]
+    html = owner_client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert "at 267×200 px (coarse scale)" in html and "at 377×283 px (coarse scale)" in html
+    assert "at 533×400 px" not in html
+    assert html.count('class="chart-scale"') == 2
+    other = Run.objects.create(project=project, rows=400, start_rows=400, iterations=30, status=Run.Status.DONE)
+    make_iterations(other, [(0, 400), (10, 400)])
+    compare = owner_client.get(reverse("compare"), {"runs": f"{run.id},{other.id}", "iteration": "10"}).content.decode()
+    assert 'data-rows="283" data-full-rows="400"' in compare and 'data-rows="400" data-full-rows="400"' in compare
+    assert "(377×283 px, coarse scale)" in compare
+
+
+def test_a_one_size_run_has_no_scale_marks(project):
+    run = Run.objects.create(project=project, rows=64, start_rows=200, iterations=4, save_every=2)
+    make_iterations(run, [(0, 64), (2, 64), (4, 64)])
+    assert loss_chart(run, list(run.saved_iterations.all()))["scale_marks"] == []
