@@ -121,13 +121,15 @@ def lane_starting():
 
 
 def warm_up():
-    """Task: load the engine and the AdaIN model in the lane's worker process with one tiny preview."""
+    """Task: load the engine and the AdaIN model in the lane's worker process with one preview."""
     import numpy as np
 
     from gallery.tasks import get_engine
 
     engine = get_engine()
-    engine.preview(np.full((64, 64, 3), 128, np.uint8), np.full((64, 64, 3), 64, np.uint8), rows=64)
+    rows = settings.PREVIEW_ROWS  # at the previews' own size, so the first one needs no new kernels
+    gray = np.full((rows, rows * 4 // 3, 3), 128, np.uint8)
+    engine.preview(gray, gray, rows=rows)
     Lane.objects.filter(name=LANE).update(warm_since=timezone.now())
 
 

@@ -64,7 +64,7 @@ def test_a_runs_duration_is_within_30_percent_of_its_estimate(owner_client, proj
     log = tmp_path / "worker.log"
     worker = start_worker(worker_env_for_test_db(settings.MEDIA_ROOT, WORKER_CALIBRATE=1), log)
     try:
-        wait_until(lambda: SpeedSample.objects.filter(calibration=True).count() >= 4, timeout=300, worker=worker,
+        wait_until(lambda: SpeedSample.objects.filter(calibration=True).count() >= 4, timeout=600, worker=worker,
                    log_path=log)
         time.sleep(1)  # the calibration task's last sample is written just before it ends
         form = {
