@@ -12,7 +12,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
-from gallery.display import finite_or_none, format_loss, iteration_record, loss_chart, precision_text
+from gallery.display import (
+    colour_and_style_rows, finite_or_none, format_loss, iteration_record, loss_chart, precision_text,
+)
 from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
 from gallery.run_forms import RunForm
@@ -24,7 +26,7 @@ POLL_MILLISECONDS = 2000
 # What a continued run takes over from the run it continues.
 CONTINUED_SETTINGS = (
     "content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer",
-    "precision",
+    "precision", "preserve_colors", "style_scale", "content_layer", "style_layers",
 )
 
 
@@ -41,10 +43,10 @@ def _get_continue_source(request, project):
     return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
 
 
-def _launch(run, source):
+def _launch(run, source, style_slots):
     """Queue the run; the reason it could not be, or None."""
     try:
-        launch_run(run, init_iteration=source)
+        launch_run(run, init_iteration=source, style_slots=style_slots)
     except LaunchError as exc:
         return str(exc)
     return None
@@ -63,16 +65,19 @@ def run_create(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     source = _get_continue_source(request, project)
     initial = {name: getattr(source.run, name) for name in CONTINUED_SETTINGS} if source else {}
-    form = RunForm(request.POST or None, initial=initial, continuing=source is not None)
+    slots = project.style_slots()
+    form = RunForm(request.POST or None, initial=initial, continuing=source is not None, style_count=len(slots))
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
-        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
+        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(
+            run, source, form.chosen_styles(slots)
+        )
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
         form.add_error(None, error)
-    context = {"form": form, "project": project, "source": source}
+    context = {"form": form, "project": project, "source": source, "style_count": len(slots)}
     return render(request, "gallery/run_form.html", context)
 
 
@@ -210,6 +215,7 @@ def _settings_rows(run):
         ("Starts from", run.get_init_display()),
         ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
         ("Precision", precision_text(run)),
+        *colour_and_style_rows(run),
     ]
     if run.init == Run.Init.ADAIN:
         rows.append(("AdaIN style strength", format_number(run.adain_alpha)))
