@@ -16,6 +16,7 @@ class StyleError(Exception):
 
 
 def _store(project, slots):
+    """Save the slots changed, then the project's count of stored bytes."""
     for slot in slots:
         slot.save()
     project.stored_bytes = files.total_size(project.image_files())
@@ -58,8 +59,8 @@ def remove_style(project, number):
     with transaction.atomic():
         for slot, following in zip(slots[number - 1:], slots[number:]):
             _set_names(slot, _names(following))
-        _store(project, slots[number - 1:-1])
         slots[-1].delete()
+        _store(project, slots[number - 1:-1])
         files.delete_names_on_commit(removed)
 
 

@@ -203,3 +203,13 @@ def test_removing_a_style_image_keeps_the_rows_as_they_were_when_storage_fails(o
         styles.remove_style(project, 1)
     project.refresh_from_db()
     assert thumbnails(project) == before and ProjectStyle.objects.count() == 1
+
+
+def test_removing_the_last_style_image_gives_its_bytes_back(owner_client, project):
+    before = project.stored_bytes
+    add_styles(owner_client, project, 1)
+    project.refresh_from_db()
+    assert project.stored_bytes > before
+    owner_client.post(reverse("project_style_change", args=[project.id, 2]), {"action": "remove"})
+    project.refresh_from_db()
+    assert project.stored_bytes == before and not ProjectStyle.objects.exists()
