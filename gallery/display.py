@@ -7,6 +7,7 @@ so the pages need no chart library and work offline.
 import math
 
 from stylecore.engine import scale_plan
+from gallery.models import STYLE_LAYER_LABELS, format_number
 
 
 def finite_or_none(value):
@@ -46,6 +47,36 @@ def iteration_record(iteration):
 def precision_text(run):
     """What a run computes in: the precision its worker used, else the choice (e.g. "Automatic")."""
     return run.precision_used or run.get_precision_display()
+
+
+COLOURS_TEXT = {"none": "the painting's", "luminance": "the photo's (luminance)", "histogram": "the photo's (histogram)"}
+
+
+def style_blend_text(run):
+    """"1 style image", or the blend: "0.7 × style 1, 0.3 × style 2" (the run's own style images, in order)."""
+    weights = run.blend_weights
+    if len(weights) == 1:
+        return "1 style image"
+    return ", ".join(f"{format_number(weight)} × style {number}" for number, weight in enumerate(weights, start=1))
+
+
+def style_layers_display(run):
+    return STYLE_LAYER_LABELS.get(run.style_layers, run.style_layers)
+
+
+# The colour and style controls as (name, text of a run): the run page lists them, the compare page
+# marks those that differ.
+COLOUR_AND_STYLE_SETTINGS = (
+    ("Colours", lambda run: COLOURS_TEXT[run.preserve_colors]),
+    ("Style images", style_blend_text),
+    ("Style scale", lambda run: format_number(run.style_scale)),
+    ("Content layer", lambda run: run.content_layer),
+    ("Style layers", style_layers_display),
+)
+
+
+def colour_and_style_rows(run):
+    return [(name, value_of(run)) for name, value_of in COLOUR_AND_STYLE_SETTINGS]
 
 
 def format_duration(seconds):

@@ -34,6 +34,10 @@ class ProjectForm(forms.Form):
     style_image = ImageUploadField(help_text="The painting whose style to borrow.")
 
 
+class StyleUploadForm(forms.Form):
+    image = ImageUploadField(label="Another style image", help_text="A painting to blend with the others.")
+
+
 class ProjectEditForm(forms.ModelForm):
     content_image = ImageUploadField(required=False, help_text="Leave empty to keep the current image.")
     style_image = ImageUploadField(required=False, help_text="Leave empty to keep the current image.")

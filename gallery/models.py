@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from stylecore.settings import DEFAULTS
+from stylecore.settings import CONTENT_LAYERS, DEFAULTS, STYLE_LAYER_PRESETS, parse_style_blend
 
 # Defaults a run form is prefilled with: the engine's own (stylecore.settings is plain Python and
 # numpy; TensorFlow is only imported inside the engine's functions, so views stay free of it).
@@ -15,9 +15,15 @@ RUN_DEFAULTS = {
     name: DEFAULTS[name]
     for name in (
         "content_weight", "style_weight", "tv_weight", "rows", "iterations", "save_every", "style_fit",
-        "optimizer", "init", "precision", "start_rows", "adain_alpha",
+        "optimizer", "init", "precision", "start_rows", "adain_alpha", "preserve_colors", "style_scale",
+        "content_layer", "style_layers",
     )
 }
+# A run's blend weights, one per style image it uses ("1": the project's first style alone).
+DEFAULT_STYLE_BLEND = "1"
+# Style images one project may hold (its own style image and the further ones).
+MAX_STYLE_IMAGES = 5
+STYLE_LAYER_LABELS = {"balanced": "Balanced (all five blocks)", "fine": "Fine texture", "large": "Large strokes"}
 
 
 def media_name(extension):
@@ -54,7 +60,40 @@ class Project(models.Model):
         return reverse("project_detail", args=[self.id])
 
     def image_files(self):
-        return [self.content_image, self.content_thumbnail, self.style_image, self.style_thumbnail]
+        files = [self.content_image, self.content_thumbnail]
+        for slot in self.style_slots():
+            files.extend([slot.image, slot.thumbnail])
+        return files
+
+    def style_slots(self):
+        """The project's style images in order: its own style image first, then the further ones."""
+        return [self] + list(self.extra_styles.all())
+
+    @property
+    def image(self):
+        """The first style slot's image (a Project is the first of its own style slots)."""
+        return self.style_image
+
+    @property
+    def thumbnail(self):
+        return self.style_thumbnail
+
+
+class ProjectStyle(models.Model):
+    """A further style image of a project; runs blend the style images with weights. The project's
+    own ``style_image`` is the first; these follow in ``position`` order."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="extra_styles")
+    position = models.PositiveIntegerField()
+    image = models.ImageField(upload_to="projects", max_length=200)
+    thumbnail = models.ImageField(upload_to="projects", max_length=200)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return f"{self.project.title} · style {self.position}"
 
 
 class Run(models.Model):
@@ -79,6 +118,15 @@ class Run(models.Model):
         NOISE = "noise", "Noise"
         ITERATION = "iteration", "A saved iteration (continue)"
 
+    class PreserveColors(models.TextChoices):
+        NONE = "none", "No: the painting's colours"
+        LUMINANCE = "luminance", "Luminance: restyle the brightness only"
+        HISTOGRAM = "histogram", "Histogram: recolour the painting to the photo's colours first"
+
+    class ContentLayer(models.TextChoices):
+        BLOCK5 = CONTENT_LAYERS[0], "block5_conv2 (the notebook's: looser shapes)"
+        BLOCK4 = CONTENT_LAYERS[1], "block4_conv2 (Gatys': closer to the photo)"
+
     class Precision(models.TextChoices):
         AUTO = "auto", "Automatic (bfloat16 where the hardware has it)"
         FLOAT32 = "float32", "float32"
@@ -101,6 +149,15 @@ class Run(models.Model):
     adain_alpha = models.FloatField("AdaIN style strength", default=RUN_DEFAULTS["adain_alpha"])
     precision = models.CharField(max_length=10, choices=Precision.choices, default=RUN_DEFAULTS["precision"])
     start_rows = models.PositiveIntegerField(default=RUN_DEFAULTS["start_rows"])
+    preserve_colors = models.CharField(
+        "keep the photo's colours", max_length=10, choices=PreserveColors.choices, default=RUN_DEFAULTS["preserve_colors"]
+    )
+    style_scale = models.FloatField(default=RUN_DEFAULTS["style_scale"])
+    content_layer = models.CharField(max_length=20, choices=ContentLayer.choices, default=RUN_DEFAULTS["content_layer"])
+    # A preset name (stylecore.settings.STYLE_LAYER_PRESETS) or a list such as "block1_conv1:1, block3_conv1:0.5".
+    style_layers = models.CharField(max_length=300, default=RUN_DEFAULTS["style_layers"])
+    # One weight per style image of the run, in order: style_source first, then extra_styles.
+    style_blend = models.CharField(max_length=200, default=DEFAULT_STYLE_BLEND)
     # The iteration a continued run started from (kept for provenance; its image is copied to
     # init_image so the run does not depend on the other run still existing).
     init_iteration = models.ForeignKey(
@@ -174,7 +231,25 @@ class Run(models.Model):
             parts.append("cont")
         elif self.init != RUN_DEFAULTS["init"]:
             parts.append(self.init)
+        if self.preserve_colors != RUN_DEFAULTS["preserve_colors"]:
+            parts.append(self.preserve_colors)
+        if self.style_blend != DEFAULT_STYLE_BLEND:
+            parts.append("blend" + "-".join(format_number(w) for w in self.blend_weights))
+        if self.style_scale != RUN_DEFAULTS["style_scale"]:
+            parts.append(f"scale{format_number(self.style_scale)}")
+        if self.content_layer != RUN_DEFAULTS["content_layer"]:
+            parts.append(self.content_layer.split("_")[0])
+        if self.style_layers != RUN_DEFAULTS["style_layers"]:
+            parts.append(self.style_layers if self.style_layers in STYLE_LAYER_PRESETS else "layers")
         return "_".join(parts)
+
+    @property
+    def blend_weights(self):
+        return parse_style_blend(self.style_blend)
+
+    def style_files(self):
+        """The run's style images in blend order: its copy of the first, then its further copies."""
+        return [self.style_source] + [style.source for style in self.extra_styles.all()]
 
     @property
     def is_active(self):
@@ -202,9 +277,21 @@ class Run(models.Model):
     def image_files(self):
         files = [self.init_image, self.init_checkpoint, self.content_source, self.style_source, self.base_image,
                  self.style_image]
+        files.extend(style.source for style in self.extra_styles.all())
         for iteration in self.saved_iterations.all():
             files.extend([iteration.image, iteration.thumbnail, iteration.checkpoint])
         return files
+
+
+class RunStyle(models.Model):
+    """The run's own copy of a further style image it blends (the first is ``Run.style_source``)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="extra_styles")
+    position = models.PositiveIntegerField()
+    source = models.ImageField(upload_to="runs", max_length=200)
+
+    class Meta:
+        ordering = ["position", "id"]
 
 
 class Iteration(models.Model):

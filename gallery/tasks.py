@@ -43,7 +43,7 @@ from PIL import Image
 from gallery import files
 from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter
-from gallery.models import Iteration, Run
+from gallery.models import Iteration, Run, RunStyle
 
 log = logging.getLogger(__name__)
 
@@ -333,9 +333,15 @@ class _Job:
             return "done"
         # The run's own copies of its inputs; runs launched before those existed read the project's.
         content = _read_file(run.content_source or run.project.content_image)
-        style = _read_file(run.style_source or run.project.style_image)
+        styles = [_read_file(run.style_source or run.project.style_image)]
+        styles += [_read_file(style.source) for style in run.extra_styles.all()]
+        colour_and_style = {
+            "style_blend_weights": run.blend_weights,
+            "preserve_colors": run.preserve_colors,
+            "style_scale": run.style_scale,
+        }
         if not run.base_image or not run.style_image:
-            self._save_engine_inputs(stylecore, content, style)
+            self._save_engine_inputs(stylecore, content, styles, colour_and_style)
 
         # Resume from the last saved iteration, with evaluations and time carried over.
         self.last_saved = last.number if last else -1
@@ -354,7 +360,7 @@ class _Job:
         Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
         self.meter = SpeedMeter(engine.device, run.precision)
         try:
-            result = self._stylize(engine, content, style, init)
+            result = self._stylize(engine, content, styles, init, colour_and_style)
         finally:
             self.meter.flush()
         if self.lost:
@@ -373,11 +379,11 @@ class _Job:
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
 
-    def _stylize(self, engine, content, style, init):
+    def _stylize(self, engine, content, styles, init, colour_and_style):
         run = self.run
         return engine.stylize(
             content,
-            style,
+            styles,
             rows=run.rows,
             iterations=run.iterations - self.first_iteration,
             content_weight=run.content_weight,
@@ -391,13 +397,18 @@ class _Job:
             precision=run.precision,
             start_rows=run.start_rows,
             adain_alpha=run.adain_alpha,
+            content_layer=run.content_layer,
+            style_layers=run.style_layers,
             callback=self.on_iteration,
+            **colour_and_style,
         )
 
-    def _save_engine_inputs(self, stylecore, content, style):
-        """Iteration 0's companions: the base and style images exactly as the engine sees them."""
+    def _save_engine_inputs(self, stylecore, content, styles, colour_and_style):
+        """Iteration 0's companions: the base and (first) style images exactly as the engine sees them."""
         run = self.run
-        base_u8, style_u8 = stylecore.prepare_images(content, style, rows=run.rows, style_fit=run.style_fit)
+        base_u8, (style_u8, *_others) = stylecore.engine_inputs(
+            content, styles, rows=run.rows, style_fit=run.style_fit, **colour_and_style
+        )
         before = files.stored_names([run.base_image, run.style_image])
         size = files.save_image(run.base_image, Image.fromarray(base_u8))
         size += files.save_image(run.style_image, Image.fromarray(style_u8))
@@ -652,6 +663,7 @@ def _referenced_run_files():
         names.update(Run.objects.exclude(**{field: ""}).values_list(field, flat=True))
     for field in ("image", "thumbnail", "checkpoint"):
         names.update(Iteration.objects.exclude(**{field: ""}).values_list(field, flat=True))
+    names.update(RunStyle.objects.values_list("source", flat=True))
     return names
 
 
@@ -698,21 +710,32 @@ class LaunchError(Exception):
     """The run could not be queued; nothing was kept."""
 
 
-def _launch_files(run):
-    return files.stored_names([run.init_image, run.init_checkpoint, run.content_source, run.style_source])
+def _launch_files(run, extra_styles=()):
+    return files.stored_names(
+        [run.init_image, run.init_checkpoint, run.content_source, run.style_source]
+        + [style.source for style in extra_styles]
+    )
 
 
-def launch_run(run, init_iteration=None):
+def launch_run(run, init_iteration=None, style_slots=None):
     """Save a new run (with its own copies of the project's images and of the iteration it
     continues from) and queue it; all or nothing.
+
+    ``style_slots``: the project's style slots the run blends, in ``run.style_blend``'s order
+    (default: the project's first style image); the first is copied to ``style_source``, the others
+    to RunStyle rows.
 
     The row is committed before the task is queued so that a worker always finds it; if queuing
     fails the run and its files are removed again, so no queued run is left without a task.
     """
+    first_style, *further = style_slots or [run.project]
+    extra_styles = [RunStyle(position=number) for number in range(2, len(further) + 2)]
     try:
         with transaction.atomic():
             run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
-            run.stored_bytes += files.copy_file(run.project.style_image, run.style_source)
+            run.stored_bytes += files.copy_file(first_style.image, run.style_source)
+            for style, slot in zip(extra_styles, further):
+                run.stored_bytes += files.copy_file(slot.image, style.source)
             if init_iteration is not None:
                 run.init = Run.Init.ITERATION
                 run.init_iteration = init_iteration
@@ -722,18 +745,21 @@ def launch_run(run, init_iteration=None):
                 if init_iteration.checkpoint:
                     run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
             run.save()
+            for style in extra_styles:
+                style.run = run
+                style.save()
     except OSError as exc:
-        files.delete_names(_launch_files(run))
+        files.delete_names(_launch_files(run, extra_styles))
         log.exception("Could not store the inputs of a new run of project %s.", run.project_id)
         raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
     except BaseException:
-        files.delete_names(_launch_files(run))
+        files.delete_names(_launch_files(run, extra_styles))
         raise
     try:
         enqueue_run(run.id)
     except Exception as exc:
         log.exception("Could not queue run %s; removing it.", run.id)
         Run.objects.filter(id=run.id).delete()
-        files.delete_names(_launch_files(run))
+        files.delete_names(_launch_files(run, extra_styles))
         raise LaunchError(f"The run could not be queued ({exc}). Nothing was saved; try again.") from exc
     return run

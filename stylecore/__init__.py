@@ -9,12 +9,12 @@ Importing this package does not import TensorFlow; the engine does so on first u
 See stylecore/README.md for the settings and what the loss weights mean.
 """
 
-from .engine import Engine, IterationReport, TransferResult
+from .engine import Engine, IterationReport, TransferResult, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, StyleCoreError, WeightsError
 from .images import load_image, prepare_images
 from .settings import DEFAULTS
 
 __all__ = [
-    "Engine", "IterationReport", "TransferResult", "load_image", "prepare_images",
+    "Engine", "IterationReport", "TransferResult", "engine_inputs", "load_image", "prepare_images",
     "StyleCoreError", "ImageError", "WeightsError", "SettingsError", "DivergedError", "DEFAULTS",
 ]

@@ -1,6 +1,7 @@
-"""Command line: ``python -m stylecore CONTENT STYLE --out DIR``.
+"""Command line: ``python -m stylecore CONTENT STYLE [STYLE …] --out DIR``.
 
-Writes DIR/base.png and DIR/style.png (the images as the engine sees them),
+Writes DIR/base.png and DIR/style.png (the images as the engine sees them; with several style
+images also DIR/style_2.png, …),
 DIR/output_at_iteration_N.png for N = 0, every multiple of --save-every and the
 last iteration, and DIR/log.jsonl with one JSON object per iteration. All of
 stylecore's file writing (the weights cache aside) happens here.
@@ -14,9 +15,12 @@ import time
 
 from PIL import Image
 
-from . import DEFAULTS, Engine, prepare_images
+from . import DEFAULTS, Engine, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
-from .settings import INITS, PRECISIONS, validate_alpha, validate_weights
+from .settings import (
+    CONTENT_LAYERS, INITS, PRECISIONS, PRESERVE_COLORS, STYLE_LAYER_PRESETS, parse_style_blend, parse_style_layers,
+    validate_alpha, validate_style_scale, validate_weights,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -45,9 +49,10 @@ def _positive_int(minimum):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="python -m stylecore",
-        description="Neural style transfer (Gatys et al.) with VGG19: paint CONTENT in the style of STYLE.")
+        description="Neural style transfer (Gatys et al.) with VGG19: paint CONTENT in the style of STYLE "
+                    "(or of several style images, blended).")
     parser.add_argument("content", help="content image (JPEG, PNG, WebP, GIF, BMP, TIFF)")
-    parser.add_argument("style", help="style image")
+    parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
     parser.add_argument("--iterations", type=_positive_int(1), default=DEFAULTS.iterations,
                         help="rounds of up to 20 loss evaluations (default %(default)s)")
@@ -77,6 +82,19 @@ def build_parser():
     parser.add_argument("--start-rows", type=_positive_int(16), default=DEFAULTS.start_rows,
                         help="optimise first at this height, then at sizes growing by about 1.4x up to "
                              "--rows; --rows or more: one size (default %(default)s)")
+    parser.add_argument("--style-blend", default=None, metavar="W1,W2,…",
+                        help="one weight per style image, e.g. 0.7,0.3 (default: equal weights)")
+    parser.add_argument("--preserve-colors", choices=PRESERVE_COLORS, default=DEFAULTS.preserve_colors,
+                        help="keep the content's colours: luminance (transfer the luminance only) or histogram "
+                             "(recolour the style to the content's colours first) (default %(default)s)")
+    parser.add_argument("--style-scale", type=_number, default=DEFAULTS.style_scale,
+                        help="size the style is seen at, relative to the output, 0.25 to 4: small for fine "
+                             "brush strokes, large for big shapes (default %(default)g)")
+    parser.add_argument("--content-layer", choices=CONTENT_LAYERS, default=DEFAULTS.content_layer,
+                        help="VGG19 layer of the content loss (default %(default)s)")
+    parser.add_argument("--style-layers", default=DEFAULTS.style_layers, metavar="PRESET|LAYER:W,…",
+                        help=f"style layers: a preset ({', '.join(STYLE_LAYER_PRESETS)}) or a list such as "
+                             "block1_conv1:1,block3_conv1:0.5 (default %(default)s)")
     return parser
 
 
@@ -125,7 +143,11 @@ def main(argv=None):
     try:
         validate_weights(args.content_weight, args.style_weight, args.tv_weight)
         validate_alpha(args.adain_alpha)
-        base, style = prepare_images(args.content, args.style, rows=args.rows, style_fit=args.style_fit)
+        validate_style_scale(args.style_scale)
+        parse_style_layers(args.style_layers)
+        blend = None if args.style_blend is None else parse_style_blend(args.style_blend, len(args.styles))
+        colour = dict(style_blend_weights=blend, preserve_colors=args.preserve_colors, style_scale=args.style_scale)
+        base, styles = engine_inputs(args.content, args.styles, rows=args.rows, style_fit=args.style_fit, **colour)
     except (ImageError, SettingsError) as exc:
         return fail(str(exc))
     init = args.init
@@ -134,7 +156,8 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     _save_png(base, os.path.join(args.out, "base.png"))
-    _save_png(style, os.path.join(args.out, "style.png"))
+    for number, style in enumerate(styles, start=1):
+        _save_png(style, os.path.join(args.out, "style.png" if number == 1 else f"style_{number}.png"))
     progress = Progress(args.iterations, args.save_every)
     last = args.iterations
     started = time.perf_counter()
@@ -158,11 +181,12 @@ def main(argv=None):
         try:
             engine = Engine()
             result = engine.stylize(
-                base, style, rows=args.rows, iterations=args.iterations,
+                args.content, args.styles, rows=args.rows, iterations=args.iterations,
                 content_weight=args.content_weight, style_weight=args.style_weight,
                 tv_weight=args.tv_weight, style_fit=args.style_fit, optimizer=args.optimizer,
                 init=init, seed=args.seed, precision=args.precision, start_rows=args.start_rows,
-                adain_alpha=args.adain_alpha, callback=on_iteration)
+                adain_alpha=args.adain_alpha, content_layer=args.content_layer, style_layers=args.style_layers,
+                callback=on_iteration, **colour)
         except (ImageError, SettingsError) as exc:
             return fail(str(exc))
         except WeightsError as exc:

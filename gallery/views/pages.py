@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
-from gallery.display import finite_or_none, iteration_record, precision_text
+from gallery.display import COLOUR_AND_STYLE_SETTINGS, finite_or_none, iteration_record, precision_text
 from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
 from gallery.views.runs import POLL_MILLISECONDS
@@ -70,6 +70,11 @@ def run_record(run, iterations, file_names):
                 {"run": run.init_iteration.run_id, "number": run.init_iteration.number} if run.init_iteration else None
             ),
             "seed": run.seed,
+            "preserve_colors": run.preserve_colors,
+            "style_blend": list(run.blend_weights),
+            "style_scale": run.style_scale,
+            "content_layer": run.content_layer,
+            "style_layers": run.style_layers,
         },
         "status": run.status,
         "error": run.error,
@@ -92,7 +97,8 @@ def _zip_entries(run, iterations):
     """(name in the zip, stored file) pairs named as the notebook named its files, and each
     saved iteration's file name by number."""
     entries = []
-    inputs = ((run.style_image, "output_at_iteration_0_style"), (run.base_image, "output_at_iteration_0_base"))
+    inputs = [(run.style_image, "output_at_iteration_0_style"), (run.base_image, "output_at_iteration_0_base")]
+    inputs += [(style.source, f"style_{style.position}") for style in run.extra_styles.all()]
     for field_file, stem in inputs:
         if field_file and field_file.name:
             entries.append((stem + (posixpath.splitext(field_file.name)[1] or ".png"), field_file))
@@ -187,6 +193,7 @@ COMPARED_SETTINGS = (
     ("Starts from", lambda run: run.get_init_display()),
     ("Start rows", lambda run: str(min(run.start_rows, run.rows))),
     ("Precision", precision_text),
+    *COLOUR_AND_STYLE_SETTINGS,
 )
 
 

@@ -71,7 +71,7 @@ def run_estimate(request, project_id):
     """The launch form's estimate for the settings in the query string (the form's own fields)."""
     project = get_project_for_user(request, project_id, owner_only=True)
     source = continue_source(request, project)
-    form = RunForm(request.GET, continuing=source is not None)
+    form = RunForm(request.GET, continuing=source is not None, style_count=len(project.style_slots()))
     context = estimate_context(form, project, request.user)
     response = render(request, "gallery/_estimate.html", context)
     response["Cache-Control"] = "no-store"

@@ -2,13 +2,13 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import Case, Count, F, OuterRef, Subquery, When
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery import files, previews, quotas
+from gallery import files, previews, quotas, styles
 from gallery.access import get_project_for_user
 from gallery.estimates import expected_starts
-from gallery.forms import ProjectEditForm, ProjectForm
-from gallery.models import Iteration, Project, Run
+from gallery.forms import ProjectEditForm, ProjectForm, StyleUploadForm
+from gallery.models import MAX_STYLE_IMAGES, Iteration, Project, Run
 
 
 def home(request):
@@ -107,6 +107,51 @@ def project_delete(request, project_id):
     return render(request, "gallery/project_confirm_delete.html", {"project": project})
 
 
+@require_http_methods(["GET", "POST"])
+def project_styles(request, project_id):
+    """The project's style images: add one (checked like every upload), remove or reorder them."""
+    project = get_project_for_user(request, project_id, owner_only=True)
+    form = StyleUploadForm(request.POST or None, request.FILES or None)
+    refusal = request.method == "POST" and quotas.upload_refusal(request.user, _upload_bytes(request))
+    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
+        try:
+            styles.add_style(project, form.cleaned_data["image"])
+        except styles.StyleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Style image added. Runs blend the style images with the weights you give them.")
+            return redirect("project_styles", project.id)
+    context = {"project": project, "form": form, "slots": project.style_slots(), "max_styles": MAX_STYLE_IMAGES}
+    return render(request, "gallery/project_styles.html", context)
+
+
+STYLE_ACTIONS = {"up": -1, "down": 1}
+
+
+@require_POST
+def project_style_change(request, project_id, number):
+    """Move style image ``number`` up or down, or remove it (POST action=up|down|remove)."""
+    project = get_project_for_user(request, project_id, owner_only=True)
+    action = request.POST.get("action")
+    try:
+        if action == "remove":
+            styles.remove_style(project, number)
+            messages.success(request, f"Style image {number} removed.")
+        elif action in STYLE_ACTIONS:
+            styles.move_style(project, number, STYLE_ACTIONS[action])
+            messages.success(request, f"Style image {number} moved {action}.")
+        else:
+            raise styles.StyleError("Choose up, down or remove.")
+    except styles.StyleError as exc:
+        messages.error(request, str(exc))
+    return redirect("project_styles", project.id)
+
+
+@require_GET
+def colour_and_style_guide(request):
+    return render(request, "gallery/colour_and_style_guide.html")
+
+
 def project_detail(request, project_id):
     project = get_project_for_user(request, project_id)
     # The newest saved iteration's number, by subquery: the table shows its thumbnail without
@@ -117,7 +162,12 @@ def project_detail(request, project_id):
     for run in runs:
         run.queue_ahead, run.expected_start = starts.get(run.id, (None, None))
     is_owner = project.owner_id == request.user.id
-    context = {"project": project, "runs": runs, "is_owner": is_owner}
+    context = {
+        "project": project,
+        "runs": runs,
+        "is_owner": is_owner,
+        "style_numbers": range(1, len(project.style_slots()) + 1),
+    }
     if is_owner:
         alpha = previews.snap_alpha(previews.parse_alpha(request.GET.get("alpha"), 1.0))
         context |= previews.preview_context(project, previews.current_preview(project, alpha), alpha)

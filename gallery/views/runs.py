@@ -12,9 +12,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
+from gallery.display import (
+    colour_and_style_rows, finite_or_none, format_loss, iteration_record, loss_chart, precision_text,
+)
 from gallery.estimates import estimate_run, expected_starts
 from gallery.previews import current_preview, parse_alpha, preview_context, snap_alpha
-from gallery.display import finite_or_none, format_loss, iteration_record, loss_chart, precision_text
 from gallery.models import Iteration, Run, format_number
 from gallery.query import query_number
 from gallery.run_forms import RunForm
@@ -26,7 +28,7 @@ POLL_MILLISECONDS = 2000
 # What a continued run takes over from the run it continues.
 CONTINUED_SETTINGS = (
     "content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer",
-    "precision",
+    "precision", "preserve_colors", "style_scale", "content_layer", "style_layers",
 )
 
 
@@ -43,10 +45,10 @@ def continue_source(request, project):
     return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
 
 
-def _launch(run, source):
+def _launch(run, source, style_slots):
     """Queue the run; the reason it could not be, or None."""
     try:
-        launch_run(run, init_iteration=source)
+        launch_run(run, init_iteration=source, style_slots=style_slots)
     except LaunchError as exc:
         return str(exc)
     return None
@@ -65,19 +67,22 @@ def run_create(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     source = continue_source(request, project)
     initial = {name: getattr(source.run, name) for name in CONTINUED_SETTINGS} if source else _preview_start(request)
-    form = RunForm(request.POST or None, initial=initial, continuing=source is not None)
+    slots = project.style_slots()
+    form = RunForm(request.POST or None, initial=initial, continuing=source is not None, style_count=len(slots))
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
         aspect = content_aspect(project)
         run.estimated_seconds = estimate_run(run, aspect).seconds
-        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source)
+        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source, form.chosen_styles(slots))
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
         form.add_error(None, error)
-    estimate_form = form if request.method == "POST" else RunForm(_initial_data(form), continuing=source is not None)
-    context = {"form": form, "project": project, "source": source}
+    estimate_form = form if request.method == "POST" else RunForm(
+        _initial_data(form), continuing=source is not None, style_count=len(slots)
+    )
+    context = {"form": form, "project": project, "source": source, "style_count": len(slots)}
     context |= estimate_context(estimate_form, project, request.user)
     if source is None:
         alpha = form["adain_alpha"].value() if "adain_alpha" in form.fields else None
@@ -241,6 +246,7 @@ def _settings_rows(run):
         ("Starts from", run.get_init_display()),
         ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
         ("Precision", precision_text(run)),
+        *colour_and_style_rows(run),
     ]
     if run.init == Run.Init.ADAIN:
         rows.append(("AdaIN style strength", format_number(run.adain_alpha)))

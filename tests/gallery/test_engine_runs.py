@@ -179,3 +179,30 @@ def test_continuing_a_finished_run_copies_its_checkpoint(owner_client, project, 
     continued = Run.objects.exclude(id=source.id).get()
     np.testing.assert_array_equal(files.read_checkpoint(continued.init_checkpoint),
                                   files.read_checkpoint(source.saved_iterations.get(number=2).checkpoint))
+
+
+def test_a_run_blends_two_style_images_and_keeps_the_photos_colours(project, monkeypatch):
+    """The worker hands the run's own style copies, blend and colour settings to the engine."""
+    import numpy as np
+
+    from gallery import styles
+    from stylecore.colour import to_ycbcr
+    from tests.conftest import make_image
+
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    styles.add_style(project, Image.open(io.BytesIO(make_image(50, 40, seed=7))).convert("RGB"))
+    run = Run(project=project, rows=48, iterations=1, save_every=1, init="content", precision="float32",
+              preserve_colors="luminance", style_blend="0.5,0.5", style_scale=0.5, content_layer="block4_conv2",
+              style_layers="fine")
+    tasks.launch_run(run, style_slots=project.style_slots())
+    assert tasks.execute_run(run.id) == "done"
+
+    run = Run.objects.get(id=run.id)
+    assert stored_size(run.style_image) == (32, 24)  # the first style as the engine saw it: half size
+    with run.style_image.open("rb") as handle:
+        seen = np.asarray(Image.open(io.BytesIO(handle.read())).convert("RGB")).astype(int)
+    assert (seen[..., 0] == seen[..., 1]).all()  # grey: luminance only
+    with run.base_image.open("rb") as base_file, run.saved_iterations.get(number=1).image.open("rb") as out_file:
+        base = np.asarray(Image.open(io.BytesIO(base_file.read())).convert("RGB"))
+        result = np.asarray(Image.open(io.BytesIO(out_file.read())).convert("RGB"))
+    assert np.abs(to_ycbcr(result)[..., 1:] - to_ycbcr(base)[..., 1:]).mean() < 1.5

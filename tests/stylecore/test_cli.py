@@ -71,3 +71,33 @@ def test_it_exits_with_2_for_bad_arguments(tmp_path):
     missing_init = run_cli(content, style, "--out", tmp_path / "out", "--init", "nowhere.png")
     assert missing_init.returncode == 2 and "--init" in missing_init.stderr
     assert "Traceback" not in negative.stderr + tiny.stderr + missing_init.stderr
+
+
+def test_two_styles_blended_with_the_photos_colours_kept(tmp_path):
+    content, style = write_images(tmp_path)
+    second = tmp_path / "second.png"
+    Image.fromarray(landscape(40, 40, seed=3)[:, ::-1]).save(second)
+    out = tmp_path / "out"
+    done = run_cli(content, style, second, "--out", out, "--rows", 32, "--iterations", 1, "--init", "content",
+                   "--style-blend", "0.7,0.3", "--preserve-colors", "luminance", "--style-scale", "0.5",
+                   "--content-layer", "block4_conv2", "--style-layers", "block1_conv1:1,block3_conv1:0.5")
+    assert done.returncode == 0, done.stderr
+    assert {"base.png", "style.png", "style_2.png", "output_at_iteration_1.png"} <= set(os.listdir(out))
+    style_seen = np.asarray(Image.open(out / "style.png")).astype(int)
+    assert style_seen.shape == (16, 22, 3)  # half the output's size
+    assert (style_seen[..., 0] == style_seen[..., 1]).all()  # luminance only: the style is seen grey
+    from stylecore.colour import to_ycbcr
+
+    base = np.asarray(Image.open(out / "base.png"))
+    result = np.asarray(Image.open(out / "output_at_iteration_1.png"))
+    assert np.abs(to_ycbcr(result)[..., 1:] - to_ycbcr(base)[..., 1:]).mean() < 1.5
+
+
+def test_a_blend_that_does_not_match_the_styles_is_a_usage_error(tmp_path):
+    content, style = write_images(tmp_path)
+    done = run_cli(content, style, style, "--out", tmp_path / "out", "--style-blend", "1")
+    assert done.returncode == 2
+    assert "style_blend has 1 weight for 2 style images" in done.stderr
+    assert not (tmp_path / "out").exists()
+    done = run_cli(content, style, "--out", tmp_path / "out", "--style-layers", "block9_conv1")
+    assert done.returncode == 2 and "not a VGG19 layer" in done.stderr
