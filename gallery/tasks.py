@@ -663,38 +663,67 @@ def _launch_files(run):
     return files.stored_names([run.init_image, run.init_checkpoint, run.content_source, run.style_source])
 
 
-def launch_run(run, init_iteration=None):
-    """Save a new run (with its own copies of the project's images and of the iteration it
-    continues from) and queue it; all or nothing.
+def _store_inputs(run, init_iteration):
+    """Give the run its own copies of the project's images and of the iteration it continues from."""
+    run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
+    run.stored_bytes += files.copy_file(run.project.style_image, run.style_source)
+    if init_iteration is not None:
+        run.init = Run.Init.ITERATION
+        run.init_iteration = init_iteration
+        with init_iteration.image.open("rb") as handle:
+            image = Image.open(io.BytesIO(handle.read())).convert("RGB")
+        run.stored_bytes += files.save_image(run.init_image, image)
+        if init_iteration.checkpoint:
+            run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
 
-    The row is committed before the task is queued so that a worker always finds it; if queuing
-    fails the run and its files are removed again, so no queued run is left without a task.
+
+def _launch(runs, *, init_iteration=None, sweep=None):
+    """Save the runs (and their sweep) with their own input files, then queue them; all or nothing.
+
+    The rows are committed before the tasks are queued so that a worker always finds them; if
+    queuing fails the runs (and the sweep) and their files are removed again, so no queued run is
+    left without a task.
     """
+    def remove_files():
+        for run in runs:
+            files.delete_names(_launch_files(run))
+
     try:
         with transaction.atomic():
-            run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
-            run.stored_bytes += files.copy_file(run.project.style_image, run.style_source)
-            if init_iteration is not None:
-                run.init = Run.Init.ITERATION
-                run.init_iteration = init_iteration
-                with init_iteration.image.open("rb") as handle:
-                    image = Image.open(io.BytesIO(handle.read())).convert("RGB")
-                run.stored_bytes += files.save_image(run.init_image, image)
-                if init_iteration.checkpoint:
-                    run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
-            run.save()
+            if sweep is not None:
+                sweep.save()
+            for run in runs:
+                run.sweep = sweep
+                _store_inputs(run, init_iteration)
+                run.save()
     except OSError as exc:
-        files.delete_names(_launch_files(run))
-        log.exception("Could not store the inputs of a new run of project %s.", run.project_id)
+        remove_files()
+        log.exception("Could not store the inputs of new runs of project %s.", runs[0].project_id)
         raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
     except BaseException:
-        files.delete_names(_launch_files(run))
+        remove_files()
         raise
     try:
-        enqueue_run(run.id)
+        for run in runs:
+            enqueue_run(run.id)
     except Exception as exc:
-        log.exception("Could not queue run %s; removing it.", run.id)
-        Run.objects.filter(id=run.id).delete()
-        files.delete_names(_launch_files(run))
+        log.exception("Could not queue runs %s; removing them.", [run.id for run in runs])
+        Run.objects.filter(id__in=[run.id for run in runs]).delete()
+        if sweep is not None:
+            sweep.delete()
+        remove_files()
         raise LaunchError(f"The run could not be queued ({exc}). Nothing was saved; try again.") from exc
+
+
+def launch_run(run, init_iteration=None):
+    """Save a new run (with its own copies of the project's images and of the iteration it
+    continues from) and queue it; all or nothing."""
+    _launch([run], init_iteration=init_iteration)
     return run
+
+
+def launch_sweep(sweep, runs):
+    """Save a sweep and its runs and queue every run; all or nothing. The runs go through the same
+    fair queue as single runs (``next_queued_run``)."""
+    _launch(runs, sweep=sweep)
+    return sweep

@@ -8,6 +8,7 @@ from gallery import files, quotas
 from gallery.access import get_project_for_user
 from gallery.forms import ProjectEditForm, ProjectForm
 from gallery.models import Iteration, Project, Run
+from gallery.sweeps import setting_label, sweep_progress
 
 
 def home(request):
@@ -111,10 +112,14 @@ def project_detail(request, project_id):
     # loading any iterations.
     latest_number = Iteration.objects.filter(run=OuterRef("pk")).order_by("-number").values("number")[:1]
     runs = list(project.runs.annotate(latest_number=Subquery(latest_number)).order_by("-created", "-id"))
+    sweeps = list(project.sweeps.all())
+    for sweep in sweeps:
+        sweep.progress = sweep_progress([run for run in runs if run.sweep_id == sweep.id])
+        sweep.title = " × ".join(setting_label(name) for name in (sweep.axis1, sweep.axis2) if name)
     return render(
         request,
         "gallery/project_detail.html",
-        {"project": project, "runs": runs, "is_owner": project.owner_id == request.user.id},
+        {"project": project, "runs": runs, "sweeps": sweeps, "is_owner": project.owner_id == request.user.id},
     )
 
 

@@ -50,7 +50,7 @@ def _launch(run, source):
     return None
 
 
-def _aspect(project):
+def content_aspect(project):
     """Width over height of the project's content image (the run's output has its shape)."""
     try:
         return project.content_image.width / project.content_image.height
@@ -67,13 +67,22 @@ def run_create(request, project_id):
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
-        error = quotas.run_refusal(request.user, run, _aspect(project)) or _launch(run, source)
+        error = quotas.run_refusal(request.user, run, content_aspect(project)) or _launch(run, source)
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
         form.add_error(None, error)
     context = {"form": form, "project": project, "source": source}
     return render(request, "gallery/run_form.html", context)
+
+
+def cancel_runs(runs):
+    """Cancel the queued runs among ``runs`` at once and ask the running ones to stop after their
+    current iteration; (how many were cancelled, how many are stopping)."""
+    cancelled = runs.filter(status=Run.Status.QUEUED).update(
+        status=Run.Status.CANCELLED, cancel_requested=True, finished=timezone.now()
+    )
+    return cancelled, runs.filter(status=Run.Status.RUNNING).update(cancel_requested=True)
 
 
 @require_POST
@@ -83,12 +92,10 @@ def run_cancel(request, run_id):
     The run page then shows the run's state ("Cancelling…", later "cancelled"), so there is no
     flash message to go stale."""
     run = get_run_for_user(request, run_id, owner_only=True)
-    runs = Run.objects.filter(id=run.id)
-    if runs.filter(status=Run.Status.QUEUED).update(
-        status=Run.Status.CANCELLED, cancel_requested=True, finished=timezone.now()
-    ):
+    cancelled, stopping = cancel_runs(Run.objects.filter(id=run.id))
+    if cancelled:
         message = "Run cancelled."
-    elif runs.filter(status=Run.Status.RUNNING).update(cancel_requested=True):
+    elif stopping:
         message = CANCELLING
     else:
         message = "The run had already finished."
