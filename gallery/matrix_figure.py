@@ -48,15 +48,12 @@ def _text_width(font, text):
     return int(font.getlength(text)) if text else 0
 
 
-def matrix_png(*, title, axis1, axis2, row_values, column_values, cells, region):
-    """PNG bytes of the matrix. ``cells`` is rows of (PIL image or None, caption); ``axis1``/``axis2``
+def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
+    """PNG bytes of the matrix. ``cells`` is rows of (cell_picture or None, caption); ``axis1``/``axis2``
     name the settings down and across (axis2 may be ""), with the values' texts."""
     font = ImageFont.load_default(size=FONT_SIZE)
     bold = ImageFont.load_default(size=FONT_SIZE + 2)
-    images = [image for row in cells for image, _caption in row if image is not None]
-    reference = images[0].size if images else None
-    pictures = [[cell_picture(image, region, reference) if image is not None else None for image, _c in row]
-                for row in cells]
+    pictures = [[picture for picture, _caption in row] for row in cells]
     shown = [picture for row in pictures for picture in row if picture is not None]
     cell_w = max([picture.width for picture in shown] + [160])
     cell_h = max([picture.height for picture in shown] + [120])

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery import quotas
 from gallery.access import get_project_for_user, get_sweep_for_user
 from gallery.display import format_duration, format_loss
-from gallery.matrix_figure import matrix_png
+from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
 from gallery.run_forms import RunForm
 from gallery.sweep_estimate import (
@@ -187,6 +187,7 @@ def sweep_png(request, sweep_id):
     sweep = get_sweep_for_user(request, sweep_id)
     runs, by_run, numbers, selected, _slider, crop = _sweep_state(request, sweep)
     cells = []
+    reference = None  # the first image's size: crop coordinates are its pixels, as on the page
     for row in sweep_matrix(sweep, runs, selected, by_run):
         line = []
         for cell in row["cells"]:
@@ -196,7 +197,11 @@ def sweep_png(request, sweep_id):
             shown = cell["shown"]
             caption = f"{cell['run'].label} · " + (f"it. {shown.number} · loss {format_loss(shown.loss)}" if shown
                                                     else cell["run"].get_status_display().lower())
-            line.append((_open_image(shown), caption))
+            image = _open_image(shown)
+            if image is not None:
+                reference = reference or image.size
+                image = cell_picture(image, crop, reference)  # one full image in memory at a time
+            line.append((image, caption))
         cells.append(line)
     where = iteration_text(selected, numbers)
     if crop:
@@ -208,7 +213,6 @@ def sweep_png(request, sweep_id):
         row_values=[value_text(sweep.axis1, value) for value in sweep.axis1_values],
         column_values=[value_text(sweep.axis2, value) for value in sweep.axis2_values],
         cells=cells,
-        region=crop,
     )
     response = HttpResponse(data, content_type="image/png")
     suffix = f"-iteration-{selected}" if selected is not None else ""

@@ -361,3 +361,22 @@ def test_the_zip_holds_a_csv_of_every_run_and_the_images(owner_client, project):
     assert first["iteration"] == "0" and float(first["loss"]) == 1000.0
     assert all(f"sweep-{sweep.id}/{row['image']}" in names for row in rows)
     assert sum(name.endswith("run.json") for name in names) == 4
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimate
+
+
+def test_the_estimate_uses_the_rate_of_finished_runs(project):
+    from gallery.sweep_estimate import FALLBACK_SECONDS_PER_EVALUATION_MEGAPIXEL, estimate_run_seconds
+
+    settings = {"rows": 64, "start_rows": 64, "iterations": 10}
+    rough = estimate_run_seconds(settings, 4 / 3)
+    assert rough == pytest.approx(FALLBACK_SECONDS_PER_EVALUATION_MEGAPIXEL * 10 * 20 * 64 * 85 / 1e6)
+    # A finished run of the same size that took 100 s for its 200 evaluations: the next takes 100 s.
+    create_run(project, numbers=(0, 10), rows=64, start_rows=64, iterations=10)
+    Run.objects.update(evaluations=200, elapsed_seconds=100.0, iterations_done=10)
+    assert estimate_run_seconds(settings, 4 / 3) == pytest.approx(100.0)
+    # Coarse to fine: fewer pixels for most iterations, so less time than one size throughout.
+    assert estimate_run_seconds({"rows": 400, "start_rows": 200, "iterations": 30}, 1.0) < estimate_run_seconds(
+        {"rows": 400, "start_rows": 400, "iterations": 30}, 1.0)
