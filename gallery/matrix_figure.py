@@ -57,7 +57,9 @@ def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
     shown = [picture for row in pictures for picture in row if picture is not None]
     cell_w = max([picture.width for picture in shown] + [160])
     cell_h = max([picture.height for picture in shown] + [120])
-    header_w = max(_text_width(font, text) for text in list(row_values) + [axis1 + " ↓"]) + GAP
+    # The bundled font has no arrows: the axes say "down" and "across" in words.
+    down, across = f"{axis1} (down)", f"{axis2} (across)"
+    header_w = max(_text_width(font, text) for text in list(row_values) + [down]) + GAP
     columns = max(len(row) for row in cells)
 
     width = 2 * MARGIN + header_w + columns * (cell_w + GAP)
@@ -67,10 +69,10 @@ def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
     draw = ImageDraw.Draw(figure)
     draw.text((MARGIN, MARGIN), title, font=bold, fill=INK)
     header_y = MARGIN + LINE + 6
-    draw.text((MARGIN, header_y), axis1 + " ↓", font=font, fill=MUTED)
+    draw.text((MARGIN, header_y), down, font=font, fill=MUTED)
     left = MARGIN + header_w
     if axis2:
-        draw.text((left, header_y), axis2 + " →", font=font, fill=MUTED)
+        draw.text((left, header_y), across, font=font, fill=MUTED)
     for j, text in enumerate(column_values):
         x = left + j * (cell_w + GAP) + (cell_w - _text_width(font, text)) // 2
         draw.text((x, header_y + LINE), text, font=font, fill=INK)

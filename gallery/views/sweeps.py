@@ -205,7 +205,7 @@ def sweep_png(request, sweep_id):
         cells.append(line)
     where = iteration_text(selected, numbers)
     if crop:
-        where += f" · crop x {crop['x']}, y {crop['y']}, {crop['w']}×{crop['h']} px"
+        where += f" · crop x {crop['x']}, y {crop['y']}, {crop['w']}x{crop['h']} px"  # the font has no ×
     data = matrix_png(
         title=f"{sweep.project.title} · sweep {sweep.id} · {where}",
         axis1=setting_label(sweep.axis1),

@@ -325,7 +325,7 @@ def test_the_matrix_png_follows_the_iteration_and_the_crop(owner_client, project
     response = owner_client.get(reverse("sweep_png", args=[sweep.id]) + "?iteration=1&crop=8,6,16,12")
     figure = open_png(response)
     assert "iteration-1" in response["Content-Disposition"]
-    assert figure.text["Title"].endswith("iteration 1 of 2 · crop x 8, y 6, 16×12 px")
+    assert figure.text["Title"].endswith("iteration 1 of 2 · crop x 8, y 6, 16x12 px")
     factor = CELL // 16
     assert figure.height == MARGIN + LINE + 6 + 2 * LINE + 2 * (12 * factor + LINE + GAP) + MARGIN
 
