@@ -380,3 +380,9 @@ def test_the_estimate_uses_the_rate_of_finished_runs(project):
     # Coarse to fine: fewer pixels for most iterations, so less time than one size throughout.
     assert estimate_run_seconds({"rows": 400, "start_rows": 200, "iterations": 30}, 1.0) < estimate_run_seconds(
         {"rows": 400, "start_rows": 400, "iterations": 30}, 1.0)
+
+
+def test_a_run_of_a_sweep_links_back_to_its_matrix(owner_client, project):
+    sweep = make_sweep(project)
+    page = owner_client.get(reverse("run_detail", args=[sweep.runs.first().id])).content.decode()
+    assert f'href="/sweeps/{sweep.id}/">Sweep {sweep.id}</a>' in page
