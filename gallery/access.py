@@ -1,12 +1,12 @@
 """Who may see what: another user's private project is a 404, never a 403 that tells it exists.
 
 One rule, ``visible_to``: a user sees their own projects and the public ones, and the runs and
-iterations of those projects.
+iterations (and sweeps) of those projects.
 """
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 
-from gallery.models import Iteration, Project, Run
+from gallery.models import Iteration, Project, Run, Sweep
 
 
 def visible_to(user, *, owner_only=False, via=""):
@@ -31,6 +31,13 @@ def get_project_for_user(request, project_id, *, owner_only=False):
 
 def get_run_for_user(request, run_id, *, owner_only=False):
     return get_object_or_404(visible_runs(request.user, owner_only=owner_only), id=run_id)
+
+
+def get_sweep_for_user(request, sweep_id, *, owner_only=False):
+    sweeps = Sweep.objects.select_related("project").filter(
+        visible_to(request.user, owner_only=owner_only, via="project__")
+    )
+    return get_object_or_404(sweeps, id=sweep_id)
 
 
 def get_iteration_for_user(request, run_id, number):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from gallery.models import Iteration, Project, Run
+from gallery.models import Iteration, Project, Run, Sweep
 
 
 @admin.register(Project)
@@ -23,3 +23,9 @@ class RunAdmin(admin.ModelAdmin):
     list_filter = ("status", "optimizer")
     search_fields = ("project__title",)
     inlines = [IterationInline]
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = ("id", "project", "axis1", "axis2", "created")
+    search_fields = ("project__title",)

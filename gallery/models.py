@@ -96,6 +96,30 @@ class ProjectStyle(models.Model):
         return f"{self.project.title} · style {self.position}"
 
 
+class Sweep(models.Model):
+    """A grid of runs of one project that differ in one or two settings (the axes); the others are shared.
+
+    Each run of the sweep knows its cell: ``sweep_row`` indexes ``axis1_values`` (down the matrix),
+    ``sweep_column`` indexes ``axis2_values`` (across; 0 when there is no second axis).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sweeps")
+    axis1 = models.CharField(max_length=40, help_text="The run setting that varies down the matrix.")
+    axis1_values = models.JSONField(default=list)
+    axis2 = models.CharField(max_length=40, blank=True, help_text="The run setting that varies across; blank: one row.")
+    axis2_values = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"{self.project.title} · sweep {self.id}"
+
+    def get_absolute_url(self):
+        return reverse("sweep_detail", args=[self.id])
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -175,6 +199,10 @@ class Run(models.Model):
     # The pre-flight estimate at launch (gallery.estimates): compared with the run's real duration,
     # and used for the expected start of the runs queued behind it.
     estimated_seconds = models.FloatField(null=True, blank=True)
+    # The sweep this run is a cell of (row: index into axis1_values, column: into axis2_values).
+    sweep = models.ForeignKey(Sweep, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    sweep_row = models.PositiveIntegerField(null=True, blank=True)
+    sweep_column = models.PositiveIntegerField(null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)

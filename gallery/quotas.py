@@ -7,7 +7,7 @@ rows (Project.stored_bytes and Run.stored_bytes), kept up to date as files are w
 from django.conf import settings
 from django.db.models import Sum
 
-from gallery.models import Project, Run
+from gallery.models import Project, Run, Sweep
 
 
 def format_bytes(size):
@@ -65,9 +65,10 @@ def saved_iteration_count(iterations, save_every):
 
 
 def run_refusal(user, run, aspect):
-    """Why the user may not queue this run now, or None."""
+    """Why the user may not queue this run now, or None. Runs of sweeps are bounded by
+    sweep_refusal instead: a waiting sweep does not stop its owner from launching single runs."""
     limit = settings.USER_MAX_QUEUED_RUNS
-    queued = Run.objects.filter(project__owner=user, status=Run.Status.QUEUED).count()
+    queued = Run.objects.filter(project__owner=user, status=Run.Status.QUEUED, sweep__isnull=True).count()
     if queued >= limit:
         return (
             f"You already have {queued} runs waiting in the queue, the most one account may have. "
@@ -75,3 +76,19 @@ def run_refusal(user, run, aspect):
         )
     estimate = estimated_run_bytes(run, aspect)
     return _storage_refusal(user, estimate, f"this run's images (up to {format_bytes(estimate)})")
+
+
+def sweep_refusal(user, runs, aspect):
+    """Why the user may not launch a sweep of these runs now, or None.
+
+    A sweep's runs queue beyond USER_MAX_QUEUED_RUNS, but one account may have only
+    USER_MAX_ACTIVE_SWEEPS sweeps unfinished (each of at most SWEEP_MAX_RUNS runs)."""
+    limit = settings.USER_MAX_ACTIVE_SWEEPS
+    active = Sweep.objects.filter(project__owner=user, runs__status__in=Run.ACTIVE).distinct().count()
+    if active >= limit:
+        return (
+            f"You have {active} sweep{'s' if active != 1 else ''} still computing; one account may have "
+            f"{limit} at a time. Wait for it to finish, or cancel it on its project page, then launch again."
+        )
+    estimate = sum(estimated_run_bytes(run, aspect) for run in runs)
+    return _storage_refusal(user, estimate, f"this sweep's images (up to {format_bytes(estimate)})")

@@ -205,6 +205,11 @@ USER_MAX_PROJECTS = _env_int("USER_MAX_PROJECTS", 50)
 USER_MAX_QUEUED_RUNS = _env_int("USER_MAX_QUEUED_RUNS", 10)
 USER_MAX_RUNNING_RUNS = _env_int("USER_MAX_RUNNING_RUNS", 2)
 USER_MAX_STORED_BYTES = _env_int("USER_MAX_STORED_BYTES", 5 * 1024**3)
+# Sweeps: the most runs one sweep may launch, and how many unfinished sweeps one user may have.
+# A sweep's runs are queued beyond USER_MAX_QUEUED_RUNS (that cap is for single launches), so these
+# two bound what one user can queue; the fair queue and USER_MAX_RUNNING_RUNS still decide who computes.
+SWEEP_MAX_RUNS = _env_int("SWEEP_MAX_RUNS", 25)
+USER_MAX_ACTIVE_SWEEPS = _env_int("USER_MAX_ACTIVE_SWEEPS", 1)
 
 # django-q2: hour-long style-transfer jobs, one worker per GPU by default.
 Q_TIMEOUT = _env_int("Q_TIMEOUT", 7 * 24 * 3600)

@@ -717,49 +717,82 @@ def _launch_files(run, extra_styles=()):
     )
 
 
-def launch_run(run, init_iteration=None, style_slots=None):
-    """Save a new run (with its own copies of the project's images and of the iteration it
-    continues from) and queue it; all or nothing.
-
-    ``style_slots``: the project's style slots the run blends, in ``run.style_blend``'s order
-    (default: the project's first style image); the first is copied to ``style_source``, the others
-    to RunStyle rows.
-
-    The row is committed before the task is queued so that a worker always finds it; if queuing
-    fails the run and its files are removed again, so no queued run is left without a task.
-    """
+def _store_inputs(run, init_iteration, style_slots):
+    """Give the run its own copies of the project's images (the style slots it blends: the first as
+    ``style_source``, the others as RunStyle rows, returned unsaved) and of the iteration it
+    continues from."""
     first_style, *further = style_slots or [run.project]
     extra_styles = [RunStyle(position=number) for number in range(2, len(further) + 2)]
+    run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
+    run.stored_bytes += files.copy_file(first_style.image, run.style_source)
+    for style, slot in zip(extra_styles, further):
+        run.stored_bytes += files.copy_file(slot.image, style.source)
+    if init_iteration is not None:
+        run.init = Run.Init.ITERATION
+        run.init_iteration = init_iteration
+        with init_iteration.image.open("rb") as handle:
+            image = Image.open(io.BytesIO(handle.read())).convert("RGB")
+        run.stored_bytes += files.save_image(run.init_image, image)
+        if init_iteration.checkpoint:
+            run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
+    return extra_styles
+
+
+def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
+    """Save the runs (and their sweep) with their own input files, then queue them; all or nothing.
+
+    ``style_slots``: the project's style slots the runs blend, in ``run.style_blend``'s order
+    (default: the project's first style image).
+
+    The rows are committed before the tasks are queued so that a worker always finds them; if
+    queuing fails the runs (and the sweep) and their files are removed again, so no queued run is
+    left without a task.
+    """
+    extra_styles = {}
+
+    def remove_files():
+        for run in runs:
+            files.delete_names(_launch_files(run, extra_styles.get(id(run), ())))
+
     try:
         with transaction.atomic():
-            run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
-            run.stored_bytes += files.copy_file(first_style.image, run.style_source)
-            for style, slot in zip(extra_styles, further):
-                run.stored_bytes += files.copy_file(slot.image, style.source)
-            if init_iteration is not None:
-                run.init = Run.Init.ITERATION
-                run.init_iteration = init_iteration
-                with init_iteration.image.open("rb") as handle:
-                    image = Image.open(io.BytesIO(handle.read())).convert("RGB")
-                run.stored_bytes += files.save_image(run.init_image, image)
-                if init_iteration.checkpoint:
-                    run.stored_bytes += files.copy_file(init_iteration.checkpoint, run.init_checkpoint)
-            run.save()
-            for style in extra_styles:
-                style.run = run
-                style.save()
+            if sweep is not None:
+                sweep.save()
+            for run in runs:
+                run.sweep = sweep
+                extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
+                run.save()
+                for style in extra_styles[id(run)]:
+                    style.run = run
+                    style.save()
     except OSError as exc:
-        files.delete_names(_launch_files(run, extra_styles))
-        log.exception("Could not store the inputs of a new run of project %s.", run.project_id)
+        remove_files()
+        log.exception("Could not store the inputs of new runs of project %s.", runs[0].project_id)
         raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
     except BaseException:
-        files.delete_names(_launch_files(run, extra_styles))
+        remove_files()
         raise
     try:
-        enqueue_run(run.id)
+        for run in runs:
+            enqueue_run(run.id)
     except Exception as exc:
-        log.exception("Could not queue run %s; removing it.", run.id)
-        Run.objects.filter(id=run.id).delete()
-        files.delete_names(_launch_files(run, extra_styles))
+        log.exception("Could not queue runs %s; removing them.", [run.id for run in runs])
+        Run.objects.filter(id__in=[run.id for run in runs]).delete()
+        if sweep is not None:
+            sweep.delete()
+        remove_files()
         raise LaunchError(f"The run could not be queued ({exc}). Nothing was saved; try again.") from exc
+
+
+def launch_run(run, init_iteration=None, style_slots=None):
+    """Save a new run (with its own copies of the project's images and of the iteration it
+    continues from) and queue it; all or nothing."""
+    _launch([run], init_iteration=init_iteration, style_slots=style_slots)
     return run
+
+
+def launch_sweep(sweep, runs):
+    """Save a sweep and its runs and queue every run; all or nothing. The runs go through the same
+    fair queue as single runs (``next_queued_run``)."""
+    _launch(runs, sweep=sweep)
+    return sweep

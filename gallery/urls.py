@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from gallery.views import accounts, media, pages, previews, projects, runs
+from gallery.views import accounts, media, pages, previews, projects, runs, sweeps
 
 urlpatterns = [
     path("", projects.home, name="home"),
@@ -30,6 +30,11 @@ urlpatterns = [
     path("projects/<int:project_id>/preview/", previews.preview_request, name="preview_request"),
     path("projects/<int:project_id>/preview/fragment/", previews.preview_fragment, name="preview_fragment"),
     path("projects/<int:project_id>/previews/<int:preview_id>/image/", previews.preview_image, name="preview_image"),
+    path("projects/<int:project_id>/sweeps/new/", sweeps.sweep_create, name="sweep_create"),
+    path("sweeps/<int:sweep_id>/", sweeps.sweep_detail, name="sweep_detail"),
+    path("sweeps/<int:sweep_id>/cancel/", sweeps.sweep_cancel, name="sweep_cancel"),
+    path("sweeps/<int:sweep_id>/matrix.png", sweeps.sweep_png, name="sweep_png"),
+    path("sweeps/<int:sweep_id>/download/", sweeps.sweep_download, name="sweep_download"),
     path("gallery/", projects.public_gallery, name="public_gallery"),
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),

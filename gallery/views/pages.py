@@ -93,7 +93,7 @@ def run_record(run, iterations, file_names):
     }
 
 
-def _zip_entries(run, iterations):
+def zip_entries(run, iterations):
     """(name in the zip, stored file) pairs named as the notebook named its files, and each
     saved iteration's file name by number."""
     entries = []
@@ -110,7 +110,8 @@ def _zip_entries(run, iterations):
     return entries, names
 
 
-def _stream_zip(folder, entries, record):
+def stream_zip(entries, texts):
+    """Chunks of a zip of stored files [(name, file field)], then of texts [(name, str)]."""
     buffer = _ChunkBuffer()
     stamp = time.localtime()[:6]
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -118,29 +119,38 @@ def _stream_zip(folder, entries, record):
             try:
                 field_file.open("rb")
             except OSError:
-                continue  # a file removed since the listing; the rest of the run is still worth having
+                continue  # a file removed since the listing; the rest is still worth having
             # Images are compressed already: store them rather than deflate them again.
-            with field_file, archive.open(zipfile.ZipInfo(f"{folder}/{name}", stamp), "w") as target:
+            with field_file, archive.open(zipfile.ZipInfo(name, stamp), "w") as target:
                 while chunk := field_file.read(256 * 1024):
                     target.write(chunk)
                     yield buffer.take()
-        info = zipfile.ZipInfo(f"{folder}/run.json", stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        archive.writestr(info, json.dumps(record, indent=2))
+        for name, text in texts:
+            info = zipfile.ZipInfo(name, stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
     yield buffer.take()
+
+
+def zip_response(chunks, filename):
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_GET
 def run_download(request, run_id):
     run = get_run_for_user(request, run_id)
     iterations = list(run.saved_iterations.order_by("number"))
-    entries, file_names = _zip_entries(run, iterations)
+    entries, file_names = zip_entries(run, iterations)
     folder = f"output_{run.label}"
     record = run_record(run, iterations, file_names)
-    response = StreamingHttpResponse(_stream_zip(folder, entries, record), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{run.project_id}-{folder}.zip"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    chunks = stream_zip(
+        [(f"{folder}/{name}", field_file) for name, field_file in entries],
+        [(f"{folder}/run.json", json.dumps(record, indent=2))],
+    )
+    return zip_response(chunks, f"{run.project_id}-{folder}.zip")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +207,27 @@ COMPARED_SETTINGS = (
 )
 
 
-def _shown_iteration(iterations, selected):
+def selected_iteration(request, numbers):
+    """?iteration=N as one of the saved numbers (the latest at or before N), or None for each
+    run's last; and the slider's position for it (one past the numbers: "each run's last")."""
+    selected = query_number(request.GET.get("iteration"), minimum=0)
+    if selected is not None and numbers and selected not in numbers:
+        selected = max([n for n in numbers if n <= selected] or [numbers[0]])
+    if not numbers:
+        selected = None
+    return selected, numbers.index(selected) if selected is not None else len(numbers)
+
+
+def iterations_by_run(runs):
+    """{run id: its saved iterations in order} (only the fields the pages need), and every number saved."""
+    by_run = {run.id: [] for run in runs}
+    saved = Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds")
+    for iteration in saved:
+        by_run[iteration.run_id].append(iteration)
+    return by_run, sorted({it.number for its in by_run.values() for it in its})
+
+
+def shown_iteration(iterations, selected):
     """The saved iteration to show for one run: the selected number, else the latest before it."""
     if not iterations:
         return None
@@ -207,7 +237,7 @@ def _shown_iteration(iterations, selected):
     return earlier[-1] if earlier else None
 
 
-def _iteration_text(selected, numbers):
+def iteration_text(selected, numbers):
     """The slider's words: "iteration 40 of 400", or "each run's last"."""
     if selected is None:
         return "each run’s last iteration"
@@ -225,18 +255,9 @@ def compare(request):
     if len(runs) != len(ids):
         raise Http404("No such run.")
 
-    by_run = {run.id: [] for run in runs}
-    saved = Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds")
-    for iteration in saved:
-        by_run[iteration.run_id].append(iteration)
-    numbers = sorted({it.number for its in by_run.values() for it in its})
+    by_run, numbers = iterations_by_run(runs)
 
-    selected = query_number(request.GET.get("iteration"), minimum=0)
-    if selected is not None and numbers and selected not in numbers:
-        selected = max([n for n in numbers if n <= selected] or [numbers[0]])
-    if not numbers:
-        selected = None
-    slider_value = numbers.index(selected) if selected is not None else len(numbers)
+    selected, slider_value = selected_iteration(request, numbers)
 
     differing = set()
     for name, value_of in COMPARED_SETTINGS:
@@ -249,7 +270,7 @@ def compare(request):
             for name, value_of in COMPARED_SETTINGS
             if name != "Project" or "Project" in differing
         ]
-        columns.append({"run": run, "shown": _shown_iteration(by_run[run.id], selected), "settings": settings})
+        columns.append({"run": run, "shown": shown_iteration(by_run[run.id], selected), "settings": settings})
     crop = parse_crop(request.GET.get("crop"))
     query = {"runs": ",".join(str(run_id) for run_id in ids), "fragment": "live"}
     if selected is not None:
@@ -258,16 +279,27 @@ def compare(request):
         "columns": columns,
         "runs": runs,
         "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
+        "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
+    } | view_context(numbers, selected, slider_value, crop)
+    return render_page_or_live_parts(request, "gallery/compare.html", "gallery/compare_live.html", context)
+
+
+def view_context(numbers, selected, slider_value, crop):
+    """What the slider, the crop form and the live poller of a compare or sweep page need."""
+    return {
         "numbers": numbers,
         "selected": selected,
-        "iteration_text": _iteration_text(selected, numbers),
+        "iteration_text": iteration_text(selected, numbers),
         "slider_value": slider_value,
         "crop": crop,
-        "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
         "poll_milliseconds": POLL_MILLISECONDS,
     }
+
+
+def render_page_or_live_parts(request, page_template, live_template, context):
+    """The page; with ?fragment=live only its live parts, never cached."""
     if request.GET.get("fragment") == "live":
-        response = render(request, "gallery/compare_live.html", context)
+        response = render(request, live_template, context)
         response["Cache-Control"] = "no-store"
         return response
-    return render(request, "gallery/compare.html", context)
+    return render(request, page_template, context)

@@ -9,6 +9,7 @@ from gallery.access import get_project_for_user
 from gallery.estimates import expected_starts
 from gallery.forms import ProjectEditForm, ProjectForm, StyleUploadForm
 from gallery.models import MAX_STYLE_IMAGES, Iteration, Project, Run
+from gallery.sweeps import setting_label, sweep_progress
 
 
 def home(request):
@@ -161,10 +162,15 @@ def project_detail(request, project_id):
     starts = expected_starts(runs)
     for run in runs:
         run.queue_ahead, run.expected_start = starts.get(run.id, (None, None))
+    sweeps = list(project.sweeps.all())
+    for sweep in sweeps:
+        sweep.progress = sweep_progress([run for run in runs if run.sweep_id == sweep.id])
+        sweep.title = " × ".join(setting_label(name) for name in (sweep.axis1, sweep.axis2) if name)
     is_owner = project.owner_id == request.user.id
     context = {
         "project": project,
         "runs": runs,
+        "sweeps": sweeps,
         "is_owner": is_owner,
         "style_numbers": range(1, len(project.style_slots()) + 1),
     }

@@ -112,6 +112,15 @@ def _initial_data(form):
     return {name: form[name].value() for name in form.fields if form[name].value() is not None}
 
 
+def cancel_runs(runs):
+    """Cancel the queued runs among ``runs`` at once and ask the running ones to stop after their
+    current iteration; (how many were cancelled, how many are stopping)."""
+    cancelled = runs.filter(status=Run.Status.QUEUED).update(
+        status=Run.Status.CANCELLED, cancel_requested=True, finished=timezone.now()
+    )
+    return cancelled, runs.filter(status=Run.Status.RUNNING).update(cancel_requested=True)
+
+
 @require_POST
 def run_cancel(request, run_id):
     """A queued run is cancelled at once; a running one stops at its next iteration.
@@ -119,12 +128,10 @@ def run_cancel(request, run_id):
     The run page then shows the run's state ("Cancelling…", later "cancelled"), so there is no
     flash message to go stale."""
     run = get_run_for_user(request, run_id, owner_only=True)
-    runs = Run.objects.filter(id=run.id)
-    if runs.filter(status=Run.Status.QUEUED).update(
-        status=Run.Status.CANCELLED, cancel_requested=True, finished=timezone.now()
-    ):
+    cancelled, stopping = cancel_runs(Run.objects.filter(id=run.id))
+    if cancelled:
         message = "Run cancelled."
-    elif runs.filter(status=Run.Status.RUNNING).update(cancel_requested=True):
+    elif stopping:
         message = CANCELLING
     else:
         message = "The run had already finished."

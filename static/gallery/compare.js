@@ -1,10 +1,12 @@
-/* Style Gallery compare page: one iteration slider for every run, and the zoomed crop.
+/* Style Gallery compare and sweep pages: one iteration slider for every run, and the zoomed crop.
    The columns are rendered on the server (live.js swaps them in while runs compute, and when the
    slider moves). Drag a box on any image, or focus an image and use the arrow keys (Shift+arrows
    resize), or type x, y, width, height, to see that region from every run magnified with
    nearest-neighbour scaling. The iteration and the region are kept in the address, so a
-   comparison can be bookmarked. Region coordinates are pixels of the reference image (the first
-   loaded run's); runs of another size get the region scaled proportionally. No dependencies. */
+   comparison can be bookmarked (links marked data-view-link follow them: the sweep's PNG). On the
+   sweep page a click (not a drag) or Enter on a picture opens its run. Region coordinates are
+   pixels of the reference image (the first loaded run's); runs of another size get the region
+   scaled proportionally. No dependencies. */
 (function () {
   "use strict";
   var columns = Array.prototype.slice.call(document.querySelectorAll(".compare-column"));
@@ -54,16 +56,30 @@
     return index >= numbers.length ? null : numbers[index];
   }
 
-  function query() {
+  // The iteration and the crop, as the address and the export links keep them.
+  function viewQuery() {
     var selected = selectedNumber();
-    var text = "runs=" + columns.map(function (column) { return column.getAttribute("data-run-id"); }).join(",");
-    if (selected !== null) text += "&iteration=" + selected;
-    if (crop) text += "&crop=" + [crop.x, crop.y, crop.w, crop.h].join(",");
-    return text;
+    var parts = [];
+    if (selected !== null) parts.push("iteration=" + selected);
+    if (crop) parts.push("crop=" + [crop.x, crop.y, crop.w, crop.h].join(","));
+    return parts.join("&");
+  }
+
+  // The page's own parameters (the compare page's ?runs=), then the view.
+  function query() {
+    var kept = window.location.search.replace(/^\?/, "").split("&").filter(function (part) {
+      return part && !/^(iteration|crop|fragment)=/.test(part);
+    });
+    var view = viewQuery();
+    return kept.concat(view ? [view] : []).join("&");
   }
 
   function saveState() {
     window.history.replaceState(null, "", window.location.pathname + "?" + query());
+    var view = viewQuery();
+    Array.prototype.forEach.call(document.querySelectorAll("a[data-view-link]"), function (link) {
+      link.href = link.getAttribute("data-view-link") + (view ? "?" + view : "");
+    });
   }
 
   function changeIteration() {
@@ -223,6 +239,7 @@
       var region = regionTo(event);
       start = null;
       if (region.w >= 2 && region.h >= 2) setCrop(region);
+      else if (frame.hasAttribute("data-open-url")) window.location.href = frame.getAttribute("data-open-url");
       else render(); // a click, not a drag: keep the current region
     }
     frame.addEventListener("pointerup", finish);
@@ -230,6 +247,10 @@
 
     var MOVES = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
     frame.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && frame.hasAttribute("data-open-url")) {
+        window.location.href = frame.getAttribute("data-open-url");
+        return;
+      }
       var move = MOVES[event.key];
       var ref = reference();
       if (!move || !ref) return;

@@ -1,0 +1,99 @@
+"""A sweep's matrix as one PNG with axis labels: the figure a user puts in a report (Pillow only).
+
+Cells are the runs' images at one iteration, or one region of them magnified with
+nearest-neighbour scaling (the crop zoom of the sweep page). A crop is given in the pixels of the
+reference image (the first cell that has one, as on the page); images of another size get the
+region scaled proportionally. The labels are also written into the PNG's text chunks.
+"""
+import io
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL.PngImagePlugin import PngInfo
+
+CELL = 360  # the long side of a cell's picture, at most (small images grow by whole factors)
+MAX_MAGNIFICATION = 32
+MARGIN = 16
+GAP = 10
+FONT_SIZE = 14
+LINE = 20
+INK = (20, 20, 20)
+MUTED = (105, 105, 105)
+PAPER = (255, 255, 255)
+EMPTY = (228, 228, 228)
+
+
+def scaled_region(region, reference, size):
+    """The crop (x, y, w, h) in reference pixels, as a box of an image of ``size`` (left, top, right, bottom)."""
+    fx, fy = size[0] / reference[0], size[1] / reference[1]
+    x = min(round(region["x"] * fx), size[0] - 1)
+    y = min(round(region["y"] * fy), size[1] - 1)
+    w = max(1, min(round(region["w"] * fx), size[0] - x))
+    h = max(1, min(round(region["h"] * fy), size[1] - y))
+    return x, y, x + w, y + h
+
+
+def cell_picture(image, region, reference):
+    """A cell's picture: the crop (or the whole image) magnified by a whole factor with nearest-neighbour
+    scaling up to CELL pixels, or a large whole image reduced to fit CELL."""
+    if region is not None:
+        image = image.crop(scaled_region(region, reference, image.size))
+    longest = max(image.size)
+    if longest > CELL:
+        return ImageOps.contain(image, (CELL, CELL), Image.Resampling.LANCZOS)
+    factor = max(1, min(MAX_MAGNIFICATION, CELL // longest))
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+def _text_width(font, text):
+    return int(font.getlength(text)) if text else 0
+
+
+def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
+    """PNG bytes of the matrix. ``cells`` is rows of (cell_picture or None, caption); ``axis1``/``axis2``
+    name the settings down and across (axis2 may be ""), with the values' texts."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    bold = ImageFont.load_default(size=FONT_SIZE + 2)
+    pictures = [[picture for picture, _caption in row] for row in cells]
+    shown = [picture for row in pictures for picture in row if picture is not None]
+    cell_w = max([picture.width for picture in shown] + [160])
+    cell_h = max([picture.height for picture in shown] + [120])
+    # The bundled font has no arrows: the axes say "down" and "across" in words.
+    down, across = f"{axis1} (down)", f"{axis2} (across)"
+    header_w = max(_text_width(font, text) for text in list(row_values) + [down]) + GAP
+    columns = max(len(row) for row in cells)
+
+    width = 2 * MARGIN + header_w + columns * (cell_w + GAP)
+    top = MARGIN + LINE + 6 + 2 * LINE  # title, then the axis names and the column values
+    height = top + len(cells) * (cell_h + LINE + GAP) + MARGIN
+    figure = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(figure)
+    draw.text((MARGIN, MARGIN), title, font=bold, fill=INK)
+    header_y = MARGIN + LINE + 6
+    draw.text((MARGIN, header_y), down, font=font, fill=MUTED)
+    left = MARGIN + header_w
+    if axis2:
+        draw.text((left, header_y), across, font=font, fill=MUTED)
+    for j, text in enumerate(column_values):
+        x = left + j * (cell_w + GAP) + (cell_w - _text_width(font, text)) // 2
+        draw.text((x, header_y + LINE), text, font=font, fill=INK)
+    for i, row in enumerate(cells):
+        y = top + i * (cell_h + LINE + GAP)
+        draw.text((MARGIN, y + cell_h // 2 - LINE // 2), row_values[i], font=font, fill=INK)
+        for j, (_image, caption) in enumerate(row):
+            x = left + j * (cell_w + GAP)
+            picture = pictures[i][j]
+            if picture is None:
+                draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), fill=EMPTY)
+                draw.text((x + 8, y + 8), "no image yet", font=font, fill=MUTED)
+            else:
+                figure.paste(picture, (x + (cell_w - picture.width) // 2, y + (cell_h - picture.height) // 2))
+            draw.text((x, y + cell_h + 2), caption, font=font, fill=MUTED)
+
+    info = PngInfo()
+    info.add_itxt("Title", title)
+    info.add_itxt("Rows", f"{axis1}: {', '.join(row_values)}")
+    if axis2:
+        info.add_itxt("Columns", f"{axis2}: {', '.join(column_values)}")
+    buffer = io.BytesIO()
+    figure.save(buffer, "PNG", pnginfo=info, compress_level=6)
+    return buffer.getvalue()
