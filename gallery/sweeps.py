@@ -17,7 +17,10 @@ from gallery.run_forms import RunForm
 # The run settings a sweep may vary, in the order the form offers them. Each is a field of
 # RunForm; its kind (number, weight, choice) follows from the form field, so adding a setting
 # (e.g. the colour and style controls) is one name here.
-SWEEPABLE = ("content_weight", "style_weight", "tv_weight", "rows", "style_fit", "optimizer", "init", "precision")
+SWEEPABLE = (
+    "content_weight", "style_weight", "tv_weight", "rows", "style_fit", "optimizer", "init", "precision",
+    "preserve_colors", "style_scale", "content_layer", "style_layers",
+)
 # Weights span decades: these may also be given as "log-spaced from A to B in N steps".
 LOG_SPACEABLE = ("content_weight", "style_weight", "tv_weight")
 _SEPARATORS = re.compile(r"[\s,;]+")
