@@ -66,8 +66,9 @@ class Project(models.Model):
         return files
 
     def style_slots(self):
-        """The project's style images in order: its own style image first, then the further ones."""
-        return [self] + list(self.extra_styles.all())
+        """The project's style images in order: its own style image first, then the further ones
+        (a project not saved yet has only its own)."""
+        return [self] + (list(self.extra_styles.all()) if self.pk else [])
 
     @property
     def image(self):
