@@ -14,7 +14,7 @@ from django.urls import URLResolver, get_resolver, reverse
 from PIL import Image
 
 from gallery import files
-from gallery.models import Iteration, Run
+from gallery.models import Iteration, Preview, Run, Sweep
 from tests.conftest import PASSWORD, create_project
 
 SECRET = "Zebra-secret-7Q"  # in the private project's title: must never reach another user
@@ -82,6 +82,16 @@ def project_urls(name, **kwargs):
     return lambda world, project: [reverse(name, kwargs={"project_id": project.id, **kwargs})]
 
 
+def sweep_urls(name):
+    return lambda world, project: [reverse(name, kwargs={"sweep_id": world.sweeps[project.id].id})]
+
+
+def post_only(urls):
+    """A POST-only URL asked with GET: 405 for whoever may reach the view, 404 or 405 for others."""
+    return Spec("project", {"anonymous": LOGIN, "owner": 405, "other_public": (404, 405),
+                            "other_private": (404, 405)}, urls=urls)
+
+
 def run_urls(name, **kwargs):
     return lambda world, project: [reverse(name, kwargs={"run_id": world.runs[project.id][0].id, **kwargs})]
 
@@ -116,9 +126,41 @@ MATRIX = {
         ],
     ),
     "run_create": Spec("project", owner_only(), urls=project_urls("run_create")),
+    "run_estimate": Spec("project", owner_only(), urls=project_urls("run_estimate")),
+    # The instant preview: the owner's alone, even on a public project (it computes on the lane).
+    "preview_request": post_only(project_urls("preview_request")),
+    "preview_fragment": Spec(
+        "project", owner_only(),
+        urls=lambda world, project: [reverse("preview_fragment", kwargs={"project_id": project.id}) + "?alpha=1"],
+    ),
+    "preview_image": Spec(
+        "project", owner_only(),
+        urls=lambda world, project: [
+            reverse("preview_image", kwargs={"project_id": project.id, "preview_id": world.previews[project.id].id})
+        ],
+    ),
+    # Style images of a project.
+    "project_styles": Spec("project", owner_only(), urls=project_urls("project_styles")),
+    "project_style_change": post_only(project_urls("project_style_change", number=1)),
+    "project_style_media": Spec(
+        "project",
+        read(),
+        urls=lambda world, project: [
+            reverse("project_style_media", kwargs={"project_id": project.id, "number": 1, "kind": kind})
+            for kind in ("image", "thumb")
+        ],
+    ),
+    "colour_and_style_guide": Spec("global", everyone(200, anonymous=LOGIN)),
+    # Sweeps.
+    "sweep_create": Spec("project", owner_only(), urls=project_urls("sweep_create")),
+    "sweep_detail": Spec("project", read(), urls=sweep_urls("sweep_detail")),
+    "sweep_cancel": post_only(sweep_urls("sweep_cancel")),
+    "sweep_png": Spec("project", read(), urls=sweep_urls("sweep_png")),
+    "sweep_download": Spec("project", read(), urls=sweep_urls("sweep_download")),
     # One run.
     "run_detail": Spec("project", read(), urls=run_urls("run_detail"), owner_only_links=True),
     "run_progress": Spec("project", read(), urls=run_urls("run_progress")),
+    "run_style_media": Spec("project", read(), urls=run_urls("run_style_media", number=1)),
     "run_cancel": Spec(
         "project", {"anonymous": LOGIN, "owner": 405, "other_public": (404, 405), "other_private": (404, 405)},
         urls=run_urls("run_cancel"),
@@ -206,7 +248,11 @@ def test_every_url_is_reached_by_the_matrix():
     from django.urls import resolve
 
     fake_run = type("FakeRun", (), {"id": 1})
-    fake_world = type("FakeWorld", (), {"runs": {1: [fake_run(), fake_run()]}})()
+    fake_world = type("FakeWorld", (), {
+        "runs": {1: [fake_run(), fake_run()]},
+        "previews": {1: type("FakePreview", (), {"id": 1})()},
+        "sweeps": {1: type("FakeSweep", (), {"id": 1})()},
+    })()
     fake_project = type("FakeProject", (), {"id": 1})()
     for leaf in LEAVES:
         spec = spec_for(leaf)
@@ -228,6 +274,8 @@ class World:
     private: object
     public: object
     runs: dict = field(default_factory=dict)
+    previews: dict = field(default_factory=dict)
+    sweeps: dict = field(default_factory=dict)
 
     def project(self, visibility):
         return self.private if visibility == "private" else self.public
@@ -238,6 +286,7 @@ def make_run(project, *, with_init=False):
     run = Run(project=project, rows=24, iterations=10, save_every=10, status=Run.Status.DONE, iterations_done=10)
     files.save_image(run.base_image, picture)
     files.save_image(run.style_image, picture)
+    files.save_image(run.style_source, picture)
     if with_init:
         files.save_image(run.init_image, picture)
     run.save()
@@ -259,6 +308,15 @@ def world(owner, other):
     world = World(owner=owner, other=other, private=private, public=public)
     for project in (private, public):
         world.runs[project.id] = [make_run(project, with_init=True), make_run(project)]
+        sweep = Sweep.objects.create(project=project, axis1="tv_weight", axis1_values=[0.01, 0.1])
+        for row, run in enumerate(world.runs[project.id]):
+            Run.objects.filter(id=run.id).update(sweep=sweep, sweep_row=row, sweep_column=0)
+        world.sweeps[project.id] = sweep
+        preview = Preview(project=project, content_name=project.content_image.name, alpha=1.0, rows=24,
+                          style_name=project.style_image.name, status=Preview.Status.DONE, requested=project.created)
+        files.save_image(preview.image, Image.new("RGB", (32, 24), (10, 80, 40)), fmt="JPEG")
+        preview.save()
+        world.previews[project.id] = preview
     return world
 
 
