@@ -16,12 +16,19 @@
     return element ? element.getAttribute("data-state") : "none";
   }
 
-  function follow(mine) {
+  /* Each GET waits up to 3 s on the server; between them the page rests a moment (so the
+     network goes quiet), and after about three minutes without an answer it stops asking. */
+  function follow(mine, tries) {
+    tries = tries || 0;
     if (mine !== asked || state() !== "pending") return;
+    if (tries >= 50) {
+      var status = document.getElementById("preview-status");
+      if (status) status.textContent = "The preview worker is not answering. Is it running? (make run starts it.)";
+      return;
+    }
     var url = form.getAttribute("data-fragment-url") + "?alpha=" + encodeURIComponent(slider.value);
-    live.load(url, null, "preview").then(function () { follow(mine); }, function () {
-      window.setTimeout(function () { follow(mine); }, 2000);
-    });
+    function again(delay) { window.setTimeout(function () { follow(mine, tries + 1); }, delay); }
+    live.load(url, null, "preview").then(function () { again(600); }, function () { again(2000); });
   }
 
   function ask() {
