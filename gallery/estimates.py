@@ -112,7 +112,7 @@ def run_scales(run, aspect):
     cols = output_cols(rows, aspect)
     start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
     plan = scale_plan(rows, smallest_rows((rows, cols), start_rows), run.iterations)
-    per_iteration = EVALUATIONS_PER_ITERATION if run.optimizer == Run.Optimizer.LBFGS else 1
+    per_iteration = EVALUATIONS_PER_ITERATION  # an iteration is 20 evaluations, for Adam's steps too
     scales, done = [], 0
     for size, last in plan:
         scales.append((size, output_cols(size, aspect), (last - done) * per_iteration + EVALUATIONS_PER_SCALE))

@@ -82,12 +82,13 @@ def get_engine():
 
 
 CALIBRATE_SPEED = "gallery.tasks.calibrate_speed"
-# What a run worker times when it starts: (precision, rows) for a few Adam steps (one evaluation
-# each), float32 and the automatic choice at two sizes, so the estimates can tell a fixed cost
-# per evaluation from the part that grows with the pixels.
+# What a run worker times when it starts: (precision, rows) for one L-BFGS iteration (20
+# evaluations, each with the optimiser's own overhead, as in a run), float32 and the automatic
+# choice at two sizes, so the estimates can tell a fixed cost per evaluation from the part that
+# grows with the pixels.
 CALIBRATION = (("float32", 64), ("float32", 160), ("auto", 128), ("auto", 224))
 # The last one starts from the AdaIN picture, which loads that model too before the first run.
-CALIBRATION_STEPS = 6
+CALIBRATION_STEPS = 1
 
 
 def calibrate_speed():
@@ -100,7 +101,7 @@ def calibrate_speed():
     for index, (precision, rows) in enumerate(CALIBRATION):
         meter = SpeedMeter(engine.device, precision, calibration=True)
         init = "adain" if index == len(CALIBRATION) - 1 else "content"
-        engine.stylize(content, style, rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="adam",
+        engine.stylize(content, style, rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="lbfgs",
                        init=init, precision=precision, callback=meter.report)
         meter.flush()
     return "calibrated"
