@@ -55,6 +55,7 @@ class Deployment:
             MEDIA_ROOT=str(self.media_root),
             Q_CLUSTER_NAME=f"scale-{self.database}",
             Q_POLL="0.2",
+            WORKER_CALIBRATE="0",  # the speed calibration is tested in tests/gallery/test_lanes.py
             PYTHONUNBUFFERED="1",
             TF_CPP_MIN_LOG_LEVEL="2",
         )
