@@ -137,12 +137,18 @@ class Estimate:
         return timezone.now() + timedelta(seconds=self.start_in)
 
 
-def estimate_run(run, aspect, owner=None):
+def estimate_run(run, aspect, owner=None, measured=None):
     """The Estimate of an unsaved (or queued) run of a content image ``aspect`` wide per row.
-    With ``owner``, also where it would stand in the queue if launched now."""
-    device = current_device()
+    With ``owner``, also where it would stand in the queue if launched now. ``measured``: a dict
+    that keeps the device and speeds read from the database, for estimating many runs at once."""
+    measured = {} if measured is None else measured
+    if "device" not in measured:
+        measured["device"] = current_device()
+    device = measured["device"]
     precision = precision_for(run.precision, run.rows * output_cols(run.rows, aspect), device)
-    speed = speed_for(device, precision)
+    if precision not in measured:
+        measured[precision] = speed_for(device, precision)
+    speed = measured[precision]
     scales = run_scales(run, aspect)
     seconds = sum(speed.seconds(rows * cols, evaluations) for rows, cols, evaluations in scales)
     estimate = Estimate(

@@ -26,6 +26,10 @@ def _wants_fragment(request):
     return request.headers.get("X-Fragment") == "1"
 
 
+def _bad_alpha():
+    return HttpResponseBadRequest("The style strength (alpha) must be a number from 0 to 1.")
+
+
 def _render_preview(request, project, preview, alpha):
     response = render(request, "gallery/_preview.html", previews.preview_context(project, preview, alpha))
     response["Cache-Control"] = "no-store"
@@ -37,7 +41,7 @@ def preview_request(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     alpha = previews.parse_alpha(request.POST.get("alpha"))
     if alpha is None:
-        return HttpResponseBadRequest("The style strength (alpha) must be a number from 0 to 1.")
+        return _bad_alpha()
     preview = previews.request_preview(project, alpha)
     if not _wants_fragment(request):
         return redirect(f"{project.get_absolute_url()}?alpha={preview.alpha:g}#preview")
@@ -51,7 +55,7 @@ def preview_fragment(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     alpha = previews.parse_alpha(request.GET.get("alpha"))
     if alpha is None:
-        return HttpResponseBadRequest("The style strength (alpha) must be a number from 0 to 1.")
+        return _bad_alpha()
     alpha = previews.snap_alpha(alpha)
     preview = previews.current_preview(project, alpha)
     if preview is not None:

@@ -41,9 +41,9 @@ INITIAL_AXES = {
 def _estimate(runs, aspect):
     """Seconds of computing for all the runs together (gallery.estimates, the launch form's
     estimator; each run also keeps its own), and whether the speeds were measured here."""
-    total, measured = 0.0, True
+    total, measured, speeds = 0.0, True, {}
     for run in runs:
-        estimate = estimate_run(run, aspect)
+        estimate = estimate_run(run, aspect, measured=speeds)
         run.estimated_seconds = estimate.seconds
         total += estimate.seconds
         measured = measured and estimate.measured
