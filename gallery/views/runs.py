@@ -45,6 +45,21 @@ def continue_source(request, project):
     return get_object_or_404(Iteration.objects.select_related("run"), run__project=project, run_id=run_id, number=number)
 
 
+class _RunStyleCopy:
+    """One of a run's own style images, in the shape of a project's style slot (``.image``)."""
+
+    def __init__(self, image):
+        self.image = image
+
+
+def continued_styles(run):
+    """The style images a continued run keeps: the run's own copies, in blend order (its project's
+    may have changed since); the project's first style image for a run from before the copies."""
+    if not run.style_source:
+        return None
+    return [_RunStyleCopy(image) for image in run.style_files()]
+
+
 def _launch(run, source, style_slots):
     """Queue the run; the reason it could not be, or None."""
     try:
@@ -67,14 +82,18 @@ def run_create(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     source = continue_source(request, project)
     initial = {name: getattr(source.run, name) for name in CONTINUED_SETTINGS} if source else _preview_start(request)
-    slots = project.style_slots()
+    # A continued run keeps the styles and blend of the run it continues: no blend to choose.
+    slots = [project] if source else project.style_slots()
     form = RunForm(request.POST or None, initial=initial, continuing=source is not None, style_count=len(slots))
     if request.method == "POST" and form.is_valid():
         run = form.save(commit=False)
         run.project = project
+        if source:
+            run.style_blend = source.run.style_blend
         aspect = content_aspect(project)
         run.estimated_seconds = estimate_run(run, aspect).seconds
-        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source, form.chosen_styles(slots))
+        styles = continued_styles(source.run) if source else form.chosen_styles(slots)
+        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source, styles)
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)

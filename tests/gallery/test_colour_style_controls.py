@@ -11,7 +11,7 @@ from gallery import styles, tasks
 from gallery.models import ProjectStyle, Run, RunStyle
 from gallery.views.projects import STYLE_ACTIONS
 from tests.conftest import make_image, upload
-from tests.gallery.test_run_views import VALID, new_run_url, queued, stored_files  # noqa: F401 (fixture)
+from tests.gallery.test_run_views import VALID, add_iteration, new_run_url, queued, stored_files  # noqa: F401 (fixture)
 
 
 def add_styles(client, project, count):
@@ -157,6 +157,30 @@ def test_a_run_blends_the_chosen_style_images_and_keeps_its_own_copies(owner_cli
     assert run.extra_styles.get().source.name in tasks._referenced_run_files()
     detail = owner_client.get(run.get_absolute_url()).content.decode()
     assert "0.7 × style 1, 0.3 × style 2" in detail
+
+
+def test_a_continued_run_keeps_the_styles_and_blend_of_the_run_it_continues(owner_client, project,
+                                                                             queued):  # noqa: F811
+    add_styles(owner_client, project, 2)
+    owner_client.post(new_run_url(project), {**VALID, "blend_1": "0.7", "blend_2": "0", "blend_3": "0.3"})
+    source = Run.objects.get()
+    Run.objects.filter(id=source.id).update(status=Run.Status.DONE)
+    add_iteration(source, 10)
+    # The project's styles change after the run: the continuation still uses the run's own.
+    owner_client.post(reverse("project_style_change", args=[project.id, 3]), {"action": "remove"})
+    url = new_run_url(project, from_run=source.id, from_iteration=10)
+    page = owner_client.get(url).content.decode()
+    assert 'name="blend_1"' not in page
+    assert "Continues with the style images of" in page and "blended 0.7 : 0.3" in page
+    data = {key: value for key, value in VALID.items() if key not in ("init", "adain_alpha", "start_rows")}
+    assert owner_client.post(url, data).status_code == 302
+    run = Run.objects.exclude(id=source.id).get()
+    assert run.style_blend == "0.7,0.3" and run.label.endswith("_cont_blend0.7-0.3")
+    copies, originals = run.style_files(), source.style_files()
+    assert len(copies) == 2 and {copy.name for copy in copies}.isdisjoint(original.name for original in originals)
+    for copy, original in zip(copies, originals):
+        with copy.open("rb") as mine, original.open("rb") as theirs:
+            assert mine.read() == theirs.read()
 
 
 def test_a_blend_without_any_weight_is_refused_and_nothing_saved(owner_client, project, queued):  # noqa: F811
