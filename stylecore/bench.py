@@ -194,6 +194,19 @@ def keras_functions(tf, vgg):
     return _Functions(tf, lambda image: dict(zip(names, model(image, training=False))))
 
 
+# The time-to-quality variants, in the order they run (``--variants`` picks some).
+TIME_TO_QUALITY_VARIANTS = ("defaults", "precision", "precision+adain", "double", "coarse-to-fine", "adain")
+
+
+def _variant_list(text):
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in TIME_TO_QUALITY_VARIANTS]
+    if unknown or not keys:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {', '.join(unknown) or '(none given)'}; choose among {', '.join(TIME_TO_QUALITY_VARIANTS)}")
+    return keys
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
@@ -208,6 +221,9 @@ def main(argv=None):
     parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
     parser.add_argument("--give-up-below", type=float, default=3.0,
                         help="stop a time-to-quality variant once its speed-up would be below this (default 3)")
+    parser.add_argument("--variants", type=_variant_list,
+                        help=f"time-to-quality variants to run, comma-separated (default: all): "
+                             f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs"),
                         default="all", help="run only one part (default: all)")
     args = parser.parse_args(argv)
@@ -384,14 +400,20 @@ def time_to_quality(engine, content, style, weights, args):
     reference = dict(precision="float32", start_rows=rows, init="content")
     defaults = dict(precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, init=DEFAULTS.init)
     variants = [  # the defaults first: each variant is stopped at the cap, so a long benchmark ends early
-        (f"all together: the defaults ({DEFAULTS.iterations} iterations)",
+        ("defaults", f"all together: the defaults ({DEFAULTS.iterations} iterations)",
          dict(defaults, iterations=DEFAULTS.iterations)),
-        (f"{auto} alone", dict(reference, precision=auto, iterations=args.reference_iterations)),
-        (f"all together, {2 * DEFAULTS.iterations} iterations", dict(defaults, iterations=2 * DEFAULTS.iterations)),
-        (f"coarse to fine alone (from {DEFAULTS.start_rows} rows, {DEFAULTS.iterations} iterations)",
+        ("precision", f"{auto} alone", dict(reference, precision=auto, iterations=args.reference_iterations)),
+        ("precision+adain", f"{auto} + AdaIN start, one size",
+         dict(reference, precision=auto, init="adain", iterations=args.reference_iterations)),
+        ("double", f"all together, {2 * DEFAULTS.iterations} iterations",
+         dict(defaults, iterations=2 * DEFAULTS.iterations)),
+        ("coarse-to-fine", f"coarse to fine alone (from {DEFAULTS.start_rows} rows, {DEFAULTS.iterations} iterations)",
          dict(reference, start_rows=DEFAULTS.start_rows, iterations=DEFAULTS.iterations)),
-        ("AdaIN start alone", dict(reference, init="adain", iterations=args.reference_iterations)),
+        ("adain", "AdaIN start alone", dict(reference, init="adain", iterations=args.reference_iterations)),
     ]
+    assert [key for key, _, _ in variants] == list(TIME_TO_QUALITY_VARIANTS)
+    if args.variants:
+        variants = [variant for variant in variants if variant[0] in args.variants]
     print(f"\n(c) time to quality at {rows}x{content.shape[1]}: reference = float32, one size, content "
           f"start, continuous L-BFGS, {args.reference_iterations} iterations")
     wall, cpu, _, target, reference_image = run_to_quality(
@@ -404,7 +426,7 @@ def time_to_quality(engine, content, style, weights, args):
     print(f"    {'reference':<66} {args.reference_iterations:>9} {wall:7.0f} {'1.00x':>8} {cpu:7.0f} "
           f"{'1.00x':>8}")
     images = {"reference": reference_image}
-    for name, options in variants:
+    for _, name, options in variants:
         v_wall, v_cpu, iteration, loss, image = run_to_quality(
             engine, content, style, judge, target, options, cap=cap)
         if iteration is None:
