@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from gallery.models import Run
+from gallery.models import Run, Sweep
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.test_compare_pages import log_in
 from tests.conftest import PASSWORD, create_project
@@ -26,13 +26,17 @@ ZOOMED_WIDTHS = (640, 320)
 
 @pytest.fixture
 def world(owner, other):
-    """A public project with two finished runs of real images and one computing, plus the other
-    user's view of it."""
+    """A public project with two finished runs of real images and one computing (the three a TV
+    weight sweep), plus the other user's view of it."""
     project = create_project(owner, "Lake house in swirls", is_public=True)
     smooth = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.01)
     sharp = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.0001)
-    running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72))
-    return {"project": project, "smooth": smooth, "sharp": sharp, "running": running}
+    running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72),
+                         tv_weight=0.001)
+    sweep = Sweep.objects.create(project=project, axis1="tv_weight", axis1_values=[0.01, 0.001, 0.0001])
+    for row, run in enumerate((smooth, running, sharp)):
+        Run.objects.filter(id=run.id).update(sweep=sweep, sweep_row=row, sweep_column=0)
+    return {"project": project, "smooth": smooth, "sharp": sharp, "running": running, "sweep": sweep}
 
 
 def pages_of(world):
@@ -48,6 +52,10 @@ def pages_of(world):
         "run": f"/runs/{sharp.id}/",
         "run-computing": f"/runs/{running.id}/",
         "compare": f"/compare/?runs={smooth.id},{sharp.id}&crop=20,16,24,18",
+        "styles": f"/projects/{project.id}/styles/",
+        "new-sweep": f"/projects/{project.id}/sweeps/new/",
+        "sweep": f"/sweeps/{world['sweep'].id}/?crop=20,16,24,18",
+        "guide": "/help/colour-and-style/",
     }
 
 
