@@ -53,10 +53,20 @@ def upload_refusal(user, upload_bytes):
     return _storage_refusal(user, upload_bytes, "these images") if upload_bytes else None
 
 
+# A float checkpoint is float32 RGB (np.savez_compressed); a run holds at most two at once, the
+# latest and, while it is being replaced, the one before.
+CHECKPOINT_BYTES_PER_PIXEL = 3 * 4
+CHECKPOINTS_HELD = 2
+
+
 def estimated_run_bytes(run, aspect):
-    """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB."""
-    cols = max(1, round(run.rows * aspect))
-    return saved_iteration_count(run.iterations, run.save_every) * run.rows * cols * 3
+    """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB, its
+    float checkpoints, and its own copies of the project's images (at most all of them)."""
+    pixels = run.rows * max(1, round(run.rows * aspect))
+    images = saved_iteration_count(run.iterations, run.save_every) * pixels * 3
+    checkpoints = CHECKPOINTS_HELD * pixels * CHECKPOINT_BYTES_PER_PIXEL
+    inputs = run.project.stored_bytes if run.project_id else 0
+    return images + checkpoints + inputs
 
 
 def saved_iteration_count(iterations, save_every):
@@ -75,7 +85,7 @@ def run_refusal(user, run, aspect):
             "Wait for some to start, or cancel some, then launch again."
         )
     estimate = estimated_run_bytes(run, aspect)
-    return _storage_refusal(user, estimate, f"this run's images (up to {format_bytes(estimate)})")
+    return _storage_refusal(user, estimate, f"this run's files (up to {format_bytes(estimate)})")
 
 
 def sweep_refusal(user, runs, aspect):

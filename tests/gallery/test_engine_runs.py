@@ -123,6 +123,11 @@ def test_the_latest_saved_iteration_keeps_the_engines_exact_pixels(project):
     from stylecore.images import deprocess
 
     np.testing.assert_array_equal(deprocess(pixels), png)  # the PNG is the checkpoint rounded
+    # The launch form's disk estimate is an upper bound on what the finished run keeps.
+    from gallery.quotas import estimated_run_bytes
+
+    run.refresh_from_db()
+    assert 0 < run.stored_bytes <= estimated_run_bytes(run, 64 / 48)
 
 
 def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
