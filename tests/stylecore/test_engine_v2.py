@@ -103,6 +103,36 @@ def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_i
     assert difference < 12
 
 
+def test_the_gradient_matches_the_loss_along_a_direction(engine, content_image, style_image):
+    """The hand-written Gram gradient (one product instead of TensorFlow's two) is the loss's
+    derivative: central differences agree with gradient·direction."""
+    import tensorflow as tf
+    from stylecore.images import preprocess
+
+    functions = engine._ensure_model("float32")
+    base, style = stylecore.prepare_images(content_image, style_image, rows=32)
+    content_target, _ = functions.targets(tf.constant(preprocess(base)[None]))
+    _, grams = functions.targets(tf.constant(preprocess(style)[None]))
+    loss_weights = np.array([1.0, 0.3, 1e-4], np.float32)
+    rng = np.random.default_rng(0)
+    x = (preprocess(base) + rng.normal(0, 20, base.shape)).astype(np.float32)[None]
+
+    def loss_and_gradient(pixels):
+        total, _, gradient = functions.loss_and_gradient(
+            pixels.astype(np.float32), content_target, grams, loss_weights, tf.constant(1.0))
+        return float(total), gradient.numpy().astype(np.float64)
+
+    _, gradient = loss_and_gradient(x)
+    steepest = gradient / np.linalg.norm(gradient)
+    for mix in (0.0, 0.5, 1.0):  # the gradient's own direction, then partly and wholly random ones
+        direction = (1 - mix) * steepest + mix * rng.normal(0, 1, x.shape) / math.sqrt(x.size)
+        direction /= np.linalg.norm(direction)
+        step = 2.0  # pixel units, on a 0–255 scale; float32 loss differences stay well above rounding
+        difference = (loss_and_gradient(x + step * direction)[0]
+                      - loss_and_gradient(x - step * direction)[0]) / (2 * step)
+        assert float((gradient * direction).sum()) == pytest.approx(difference, rel=0.03, abs=2e-4)
+
+
 # -- scales ------------------------------------------------------------------------------------
 
 
