@@ -72,6 +72,12 @@ CONTENT_LAYER = DEFAULTS.content_layer
 DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
 STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
+# L-BFGS keeps this many past steps (scipy's default is 10): at 400×533, 30 reached the first
+# engine's 50-iteration loss at iteration 27 where 10 needed 32 (docs/PERFORMANCE.md). Each step
+# is two float64 vectors of the image's size, so large images keep fewer, down to 10, within
+# LBFGS_MEMORY_BYTES (4:3 images: 400 rows keep 30 steps, 307 MB; 1024 rows 14; from 1250 rows 10).
+LBFGS_MEMORY = (10, 30)
+LBFGS_MEMORY_BYTES = 10 ** 9
 ADAM_LEARNING_RATE = 4.0  # caffe pixel units (0..255 scale) per step, before Adam's normalisation
 SCALE_STEP = math.sqrt(2)
 # Share of a run's iterations spent at its full size; the smaller scales share the rest equally
@@ -173,6 +179,12 @@ def _tv_loss(tf, x):
     a = tf.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
     b = tf.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
     return tf.reduce_mean(tf.pow(a + b, TV_EXPONENT))
+
+
+def lbfgs_memory(variables):
+    """How many past steps L-BFGS keeps for an image of ``variables`` values (see LBFGS_MEMORY)."""
+    fewest, most = LBFGS_MEMORY
+    return max(fewest, min(most, LBFGS_MEMORY_BYTES // (2 * 8 * variables)))
 
 
 def lbfgs_scale(shape):
@@ -761,7 +773,8 @@ class _Run:
         while True:
             before = (self.best[0], self.evaluations)
             minimize(objective, self.best[2].ravel().astype(np.float64), jac=True, method="L-BFGS-B",
-                     options={"maxfun": 10**9, "maxiter": 10**9, "ftol": 0.0, "gtol": 0.0})
+                     options={"maxfun": 10**9, "maxiter": 10**9, "ftol": 0.0, "gtol": 0.0,
+                              "maxcor": lbfgs_memory(low.size)})
             failed_restarts = failed_restarts + 1 if self.best[0] >= before[0] else 0
             if failed_restarts >= 2 or self.evaluations == before[1]:
                 self.finish_converged()
