@@ -10,7 +10,11 @@
     VGG19 truncated after block5_conv2. Measurements alternate between the two
     so that machine noise affects both alike.
     The engine is timed in float32 and in bfloat16, and in float32 through Keras' VGG19 model
-    (the engine's first formulation) to show what the plain-TensorFlow network gains.
+    (the engine's first formulation) to show what the plain-TensorFlow network gains, and with
+    TensorFlow differentiating the Gram matrices (two products each) instead of the engine's
+    one-product gradient. A 2048² float32 matrix product runs in the same rounds: the rate it
+    reaches is about the most the float32 convolutions (their FLOPs counted from VGG19's layer
+    shapes) can reach on this machine.
 (b) Loss reached after the same number of evaluations by the notebook's
     strategy (``fmin_l_bfgs_b(maxfun=20)`` restarted every iteration, losing the
     L-BFGS memory) and the engine's continuous L-BFGS, both on the engine's loss
@@ -26,6 +30,12 @@
 (e) L-BFGS bookkeeping: seconds scipy's L-BFGS-B spends per evaluation outside the objective,
     with the pixel box bounds (the first engine) and on f(clip(x)) without bounds (the engine
     now), on a cheap quadratic of the image's size, side by side.
+(f) The defaults: one run with every default setting (the launch form's), its wall-clock and CPU
+    seconds and its final full-size loss in float32; ``--images DIR`` saves the picture.
+(g) Where a run's time goes: three-iteration runs in the automatic precision, their evaluations'
+    network time measured inside the run against everything else (scipy's L-BFGS, clipping,
+    conversions), with scipy's default L-BFGS memory (10 steps) and the engine's, alternating;
+    and the same network timed alone.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``.
 """
@@ -194,6 +204,20 @@ def keras_functions(tf, vgg):
     return _Functions(tf, lambda image: dict(zip(names, model(image, training=False))))
 
 
+def autodiff_gram(tf, features):
+    """The Gram matrix with TensorFlow's own gradient (two products), as the engine had it before."""
+    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[0], features.dtype)
+
+
+def autodiff_gram_functions(tf, engine, precision):
+    """The engine's loss in ``precision`` with TensorFlow differentiating the Gram matrices."""
+    from .network import vgg_features
+
+    forward = vgg_features(tf, engine._vgg_layers(), STYLE_LAYERS + (CONTENT_LAYER,), getattr(tf, precision))
+    return _Functions(tf, forward, gram=autodiff_gram)
+
+
 # The time-to-quality variants, in the order they run (``--variants`` picks some).
 TIME_TO_QUALITY_VARIANTS = ("defaults", "precision", "precision+adain", "double", "coarse-to-fine", "adain")
 
@@ -224,8 +248,10 @@ def main(argv=None):
     parser.add_argument("--variants", type=_variant_list,
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
-    parser.add_argument("--part", choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs"),
-                        default="all", help="run only one part (default: all)")
+    parser.add_argument("--part", default="all",
+                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
+                                 "defaults"),
+                        help="run only one part (default: all)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
     if (args.content is None) != (args.style is None):
@@ -252,6 +278,10 @@ def main(argv=None):
         time_preview(engine, content, style, args)
     if args.part in ("all", "lbfgs"):
         time_lbfgs_bookkeeping(content.shape, args.rounds)
+    if args.part in ("all", "defaults"):
+        time_defaults(engine, content, style, weights, args)
+    if args.part in ("all", "overhead"):
+        time_run_overhead(engine, content, style, args)
     if args.part in ("all", "time-to-quality"):
         time_to_quality(engine, content, style, weights, args)
     return 0
@@ -268,8 +298,13 @@ def time_all(tf, engine, content, style, weights, args):
         "engine float32, Keras model": EngineObjective(
             engine, content, style, weights, functions=keras_functions(tf, vgg)),
     }
+    objectives.update({
+        f"engine {precision}, autodiff Gram": EngineObjective(
+            engine, content, style, weights, functions=autodiff_gram_functions(tf, engine, precision))
+        for precision in ("float32", "bfloat16")})
     contenders = {"notebook": lambda: notebook(x_tf)[1].numpy()}
     contenders.update({name: (lambda o=o: o(x.ravel())) for name, o in objectives.items()})
+    contenders["product"] = matrix_product(tf)
     times = time_evaluations(contenders, args.rounds, args.per_round)
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"\n(a) seconds per loss+gradient evaluation (median of {len(times['notebook'])} each, "
@@ -278,11 +313,49 @@ def time_all(tf, engine, content, style, weights, args):
     for name, label in (
             ("notebook", "notebook (3-image batch, full VGG19, targets recomputed)"),
             ("engine float32, Keras model", "engine float32 through Keras' VGG19 model (first version)"),
+            ("engine float32, autodiff Gram", "engine float32, TensorFlow's Gram gradient (2 products)"),
             ("engine float32", "engine float32 (plain TensorFlow network, to block5_conv2)"),
+            ("engine bfloat16, autodiff Gram", "engine bfloat16, TensorFlow's Gram gradient (2 products)"),
             ("engine bfloat16", "engine bfloat16 convolutions (Grams, losses float32)")):
         print(f"    {label:<62} {medians[name]:7.3f} {medians['notebook'] / medians[name]:11.2f}x")
     print(f"    bfloat16 is {medians['engine float32'] / medians['engine bfloat16']:.2f}x faster than "
           "float32 in the engine")
+    for precision in ("float32", "bfloat16"):
+        print(f"    with the one-product Gram gradient a {precision} evaluation takes "
+              f"{medians[f'engine {precision}'] / medians[f'engine {precision}, autodiff Gram']:.0%} of the time "
+              f"TensorFlow's gradient takes")
+    gflop = 2 * convolution_gflop(engine._vgg_layers(), CONTENT_LAYER, *content.shape[:2])
+    rate = 2 * PRODUCT_SIZE ** 3 / 1e9 / medians["product"]
+    floor = gflop / rate
+    print(f"    the convolutions of one evaluation (forward and input gradient) are {gflop:.0f} GFLOP; a "
+          f"{PRODUCT_SIZE}² float32 matrix product, in the same rounds, runs at {rate:.0f} GFLOP/s, so at that "
+          f"rate they alone take {floor:.2f} s: a float32 evaluation runs at "
+          f"{floor / medians['engine float32']:.0%} of this machine's float32 matrix-product rate")
+
+
+PRODUCT_SIZE = 2048
+
+
+def matrix_product(tf):
+    """A PRODUCT_SIZE² float32 matrix product: about the best rate this machine's cores reach in float32
+    (through oneDNN, like the convolutions)."""
+    a = tf.random.stateless_normal([PRODUCT_SIZE, PRODUCT_SIZE], seed=(1, 2))
+    product = tf.function(lambda: tf.matmul(a, a))
+    product().numpy()
+    return lambda: product().numpy()
+
+
+def convolution_gflop(layers, deepest, rows, cols):
+    """GFLOP of VGG19's forward convolutions up to ``deepest`` on a rows × cols image (2 per multiply-add)."""
+    total = 0
+    for name, kernel, _bias in layers:
+        if name.endswith("_conv1") and name != "block1_conv1":
+            rows, cols = rows // 2, cols // 2
+        height, width, channels_in, channels_out = kernel.shape
+        total += 2 * rows * cols * height * width * channels_in * channels_out
+        if name == deepest:
+            break
+    return total / 1e9
 
 
 def time_preview(engine, content, style, args, repeats=5):
@@ -300,6 +373,81 @@ def time_preview(engine, content, style, args, repeats=5):
           f"{engine.resolve_precision('auto')}, median of {repeats}")
     print(f"    whole pass (encode content and style, decode): {statistics.median(whole):.3f} s")
     print(f"    another alpha (encodings cached):              {statistics.median(alpha_only):.3f} s")
+
+
+def time_defaults(engine, content, style, weights, args):
+    """One run with every default setting, as the launch form starts it: what it costs and where it ends."""
+    from .engine import scale_plan
+
+    rows = content.shape[0]
+    judge = EngineObjective(engine, content, style, weights, "float32")
+    engine.stylize(content, style, rows=rows, iterations=1)  # build and warm up
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = engine.stylize(content, style, rows=rows)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    plan = ", ".join(f"{size} rows to iteration {end}" for size, end in scale_plan(rows, DEFAULTS.start_rows,
+                                                                                  DEFAULTS.iterations))
+    print(f"\n(f) the defaults at {rows}x{content.shape[1]}: {DEFAULTS.iterations} iterations ({plan}), "
+          f"start {DEFAULTS.init}, {result.precision}")
+    print(f"    {wall:.0f} s wall, {cpu:.0f} s CPU ({cpu / wall:.2f} cores busy), {result.evaluations} evaluations, "
+          f"full-size loss in float32 {judge.loss(result.pixels):.4f}")
+    if args.images:
+        import os
+
+        os.makedirs(args.images, exist_ok=True)
+        Image.fromarray(result.image).save(os.path.join(args.images, "defaults.png"))
+        print(f"    picture written to {args.images}/defaults.png")
+
+
+def time_run_overhead(engine, content, style, args, iterations=3):
+    """Where a run's time goes: its evaluations' network time (timed inside the run) against the
+    rest (scipy's L-BFGS, conversions, clipping, reports), with scipy's default L-BFGS memory and
+    the engine's, side by side; and the same network timed alone."""
+    from . import engine as engine_module
+
+    rows = content.shape[0]
+    precision = engine.resolve_precision("auto")
+    options = dict(rows=rows, start_rows=rows, init="content", precision=precision, iterations=iterations)
+    engine.stylize(content, style, **dict(options, iterations=1))  # build and warm up
+    real, memory = engine._loss_and_gradient, engine_module.LBFGS_MEMORY
+    network, last = [], []
+
+    def timed(*arguments):
+        start = time.perf_counter()
+        value = real(*arguments)
+        value[2].numpy()
+        network.append(time.perf_counter() - start)
+        last[:] = [arguments]
+        return value
+
+    steps = {"scipy's default": 10, "the engine's": engine_module.lbfgs_memory(content.size)}
+    rounds = {name: [] for name in steps}
+    engine._loss_and_gradient = timed
+    try:
+        for i in range(2):
+            for name in (list(steps) if i % 2 == 0 else list(steps)[::-1]):
+                engine_module.LBFGS_MEMORY = (steps[name], steps[name])
+                network.clear()
+                start = time.perf_counter()
+                result = engine.stylize(content, style, **options)
+                whole = (time.perf_counter() - start) / result.evaluations
+                rounds[name].append((whole, sum(network) / len(network)))
+    finally:
+        engine._loss_and_gradient, engine_module.LBFGS_MEMORY = real, memory
+    alone = []
+    for _ in range(5):
+        start = time.perf_counter()
+        real(*last[0])[2].numpy()
+        alone.append(time.perf_counter() - start)
+    print(f"\n(g) {precision} runs at {rows}x{content.shape[1]}, one size, {iterations} iterations "
+          f"({result.evaluations} evaluations) each, twice in alternating order; seconds per evaluation")
+    print(f"    {'L-BFGS memory':<26} {'whole run':>9} {'network':>8} {'the rest':>9}")
+    for name, measured in rounds.items():
+        whole = statistics.median(w for w, _ in measured)
+        inside = statistics.median(n for _, n in measured)
+        print(f"    {name + f' ({steps[name]} steps)':<26} {whole:9.3f} {inside:8.3f} {whole - inside:9.3f} "
+              f"({(whole - inside) / whole:.0%})")
+    print(f"    the same network timed alone: {statistics.median(alone):.3f} s (median of 5)")
 
 
 def time_lbfgs_bookkeeping(shape, rounds, evaluations=40):
