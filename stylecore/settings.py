@@ -48,7 +48,7 @@ class Defaults:
     style_weight: float = 0.3
     tv_weight: float = 1e-4
     rows: int = 400
-    iterations: int = 30
+    iterations: int = 20
     save_every: int = 10
     style_fit: str = "crop"
     optimizer: str = "lbfgs"
