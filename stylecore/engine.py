@@ -72,8 +72,9 @@ CONTENT_LAYER = DEFAULTS.content_layer
 DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
 STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
-# L-BFGS keeps this many past steps (scipy's default is 10): at 400×533, 30 reached the first
-# engine's 50-iteration loss at iteration 27 where 10 needed 32 (docs/PERFORMANCE.md). Each step
+# L-BFGS keeps this many past steps (scipy's default is 10): at 400×533 in bfloat16, 30 reached
+# the first engine's 50-iteration loss at iteration 27, where 10 were still 2.4 % above it at
+# iteration 28, for 0.07 s more per evaluation (docs/PERFORMANCE.md, 29 Nov). Each step
 # is two float64 vectors of the image's size, so large images keep fewer, down to 10, within
 # LBFGS_MEMORY_BYTES (4:3 images: 400 rows keep 30 steps, 307 MB; 1024 rows 14; from 1250 rows 10).
 LBFGS_MEMORY = (10, 30)

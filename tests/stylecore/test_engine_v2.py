@@ -133,6 +133,17 @@ def test_the_gradient_matches_the_loss_along_a_direction(engine, content_image, 
         assert float((gradient * direction).sum()) == pytest.approx(difference, rel=0.03, abs=2e-4)
 
 
+def test_lbfgs_keeps_30_steps_unless_they_would_take_more_than_a_gigabyte():
+    from stylecore.engine import lbfgs_memory
+
+    def steps(rows):
+        return lbfgs_memory(rows * round(rows * 4 / 3) * 3)
+
+    assert steps(64) == steps(400) == 30
+    assert 10 < steps(1024) < 30 and 2 * 8 * steps(1024) * 1024 * 1365 * 3 <= 10 ** 9
+    assert steps(1448) == steps(2048) == 10  # as many as scipy keeps by default, as before
+
+
 # -- scales ------------------------------------------------------------------------------------
 
 
