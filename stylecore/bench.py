@@ -51,7 +51,8 @@ import numpy as np
 from PIL import Image
 
 from . import DEFAULTS, Engine, prepare_images
-from .engine import CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale
+from .engine import (CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale,
+                     scale_plan)
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
 from .weights import build_vgg19
@@ -377,8 +378,6 @@ def time_preview(engine, content, style, args, repeats=5):
 
 def time_defaults(engine, content, style, weights, args):
     """One run with every default setting, as the launch form starts it: what it costs and where it ends."""
-    from .engine import scale_plan
-
     rows = content.shape[0]
     judge = EngineObjective(engine, content, style, weights, "float32")
     engine.stylize(content, style, rows=rows, iterations=1)  # build and warm up

@@ -274,8 +274,7 @@ class _Functions:
     """The compiled loss functions over ``forward`` (image → {layer name: float32 features}), for one
     content layer and one weighting of style layers ((name, weight) pairs)."""
 
-    def __init__(self, tf, forward, content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS, gram=None):
-        gram = gram or _gram
+    def __init__(self, tf, forward, content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS, gram=_gram):
         names = [name for name, _weight in style_layers]
         layer_weights = [float(weight) for _name, weight in style_layers]
         total_weight = sum(layer_weights)
