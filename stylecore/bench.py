@@ -562,9 +562,15 @@ def time_to_quality(engine, content, style, weights, args):
     if args.variants:
         variants = [variant for variant in variants if variant[0] in args.variants]
     print(f"\n(c) time to quality at {rows}x{content.shape[1]}: reference = float32, one size, content "
-          f"start, continuous L-BFGS, {args.reference_iterations} iterations")
-    wall, cpu, _, target, reference_image = run_to_quality(
-        engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations))
+          f"start, continuous L-BFGS keeping 10 steps (the first engine), {args.reference_iterations} iterations")
+    from . import engine as engine_module
+
+    memory, engine_module.LBFGS_MEMORY = engine_module.LBFGS_MEMORY, (10, 10)  # scipy's, as the first engine kept
+    try:
+        wall, cpu, _, target, reference_image = run_to_quality(
+            engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations))
+    finally:
+        engine_module.LBFGS_MEMORY = memory
     cap = wall / args.give_up_below
     print(f"    reference: L* = {target:.4f}, {wall:.0f} s wall, {cpu:.0f} s CPU; each variant stops at L* "
           f"or after {cap:.0f} s (a speed-up below {args.give_up_below:g}x)")
@@ -573,7 +579,7 @@ def time_to_quality(engine, content, style, weights, args):
     print(f"    {'reference':<66} {args.reference_iterations:>9} {wall:7.0f} {'1.00x':>8} {cpu:7.0f} "
           f"{'1.00x':>8}")
     images = {"reference": reference_image}
-    for _, name, options in variants:
+    for key, name, options in variants:
         v_wall, v_cpu, iteration, loss, image = run_to_quality(
             engine, content, style, judge, target, options, cap=cap)
         if iteration is None:
@@ -582,16 +588,15 @@ def time_to_quality(engine, content, style, weights, args):
             continue
         print(f"    {name:<66} {iteration:>9} {v_wall:7.0f} {wall / v_wall:7.2f}x {v_cpu:7.0f} "
               f"{cpu / v_cpu:7.2f}x")
-        images[name] = image
+        images[key] = image
     if args.images:
         import os
 
         os.makedirs(args.images, exist_ok=True)
-        Image.fromarray(images["reference"]).save(os.path.join(args.images, "ttq-reference.png"))
-        defaults = [image for name, image in images.items() if name.startswith("all together")]
-        if defaults:
-            Image.fromarray(defaults[0]).save(os.path.join(args.images, "ttq-defaults.png"))
-        print(f"    images at L* written to {args.images}/ttq-reference.png and ttq-defaults.png")
+        for key, image in images.items():
+            Image.fromarray(image).save(os.path.join(args.images, f"ttq-{key.replace('+', '-')}.png"))
+        print(f"    images at L* written to {args.images}: "
+              f"{', '.join(f'ttq-{key}.png'.replace('+', '-') for key in images)}")
 
 
 if __name__ == "__main__":
