@@ -41,6 +41,7 @@ Without image paths it uses the procedural samples in ``stylecore.samples``.
 """
 
 import argparse
+import contextlib
 import math
 import statistics
 import sys
@@ -51,6 +52,7 @@ import numpy as np
 from PIL import Image
 
 from . import DEFAULTS, Engine, prepare_images
+from . import engine as engine_module
 from .engine import (CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale,
                      scale_plan)
 from .images import caffe_bounds, preprocess
@@ -398,17 +400,25 @@ def time_defaults(engine, content, style, weights, args):
         print(f"    picture written to {args.images}/defaults.png")
 
 
+@contextlib.contextmanager
+def lbfgs_steps(steps):
+    """Runs inside keep ``steps`` past L-BFGS steps at every size (the engine's LBFGS_MEMORY)."""
+    memory, engine_module.LBFGS_MEMORY = engine_module.LBFGS_MEMORY, (steps, steps)
+    try:
+        yield
+    finally:
+        engine_module.LBFGS_MEMORY = memory
+
+
 def time_run_overhead(engine, content, style, args, iterations=3):
     """Where a run's time goes: its evaluations' network time (timed inside the run) against the
     rest (scipy's L-BFGS, conversions, clipping, reports), with scipy's default L-BFGS memory and
     the engine's, side by side; and the same network timed alone."""
-    from . import engine as engine_module
-
     rows = content.shape[0]
     precision = engine.resolve_precision("auto")
     options = dict(rows=rows, start_rows=rows, init="content", precision=precision, iterations=iterations)
     engine.stylize(content, style, **dict(options, iterations=1))  # build and warm up
-    real, memory = engine._loss_and_gradient, engine_module.LBFGS_MEMORY
+    real = engine._loss_and_gradient
     network, last = [], []
 
     def timed(*arguments):
@@ -425,14 +435,14 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     try:
         for i in range(2):
             for name in (list(steps) if i % 2 == 0 else list(steps)[::-1]):
-                engine_module.LBFGS_MEMORY = (steps[name], steps[name])
                 network.clear()
                 start = time.perf_counter()
-                result = engine.stylize(content, style, **options)
+                with lbfgs_steps(steps[name]):
+                    result = engine.stylize(content, style, **options)
                 whole = (time.perf_counter() - start) / result.evaluations
                 rounds[name].append((whole, sum(network) / len(network)))
     finally:
-        engine._loss_and_gradient, engine_module.LBFGS_MEMORY = real, memory
+        engine._loss_and_gradient = real
     alone = []
     for _ in range(5):
         start = time.perf_counter()
@@ -563,14 +573,9 @@ def time_to_quality(engine, content, style, weights, args):
         variants = [variant for variant in variants if variant[0] in args.variants]
     print(f"\n(c) time to quality at {rows}x{content.shape[1]}: reference = float32, one size, content "
           f"start, continuous L-BFGS keeping 10 steps (the first engine), {args.reference_iterations} iterations")
-    from . import engine as engine_module
-
-    memory, engine_module.LBFGS_MEMORY = engine_module.LBFGS_MEMORY, (10, 10)  # scipy's, as the first engine kept
-    try:
+    with lbfgs_steps(10):  # scipy's default, as the first engine kept
         wall, cpu, _, target, reference_image = run_to_quality(
             engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations))
-    finally:
-        engine_module.LBFGS_MEMORY = memory
     cap = wall / args.give_up_below
     print(f"    reference: L* = {target:.4f}, {wall:.0f} s wall, {cpu:.0f} s CPU; each variant stops at L* "
           f"or after {cap:.0f} s (a speed-up below {args.give_up_below:g}x)")
@@ -593,10 +598,10 @@ def time_to_quality(engine, content, style, weights, args):
         import os
 
         os.makedirs(args.images, exist_ok=True)
+        names = {key: f"ttq-{key.replace('+', '-')}.png" for key in images}
         for key, image in images.items():
-            Image.fromarray(image).save(os.path.join(args.images, f"ttq-{key.replace('+', '-')}.png"))
-        print(f"    images at L* written to {args.images}: "
-              f"{', '.join(f'ttq-{key}.png'.replace('+', '-') for key in images)}")
+            Image.fromarray(image).save(os.path.join(args.images, names[key]))
+        print(f"    images at L* written to {args.images}: {', '.join(names.values())}")
 
 
 if __name__ == "__main__":

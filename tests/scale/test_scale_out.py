@@ -239,15 +239,15 @@ def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers
     redis = deployment.redis.client()
     long_run, *short_runs = submit(deployment, iterations=[30, 2, 2], rows=48, save_every=1, title="Upgrade")["runs"]
 
-    taken_off_redis = []
+    taken_off_redis = False
 
     def prefetched_while_computing():
+        nonlocal taken_off_redis
         # Once the pusher has taken all three tasks off Redis, the Redis list may fill again: when
         # the long run outlasts RUN_STALE_AFTER_SECONDS on a loaded machine, the wake-up check sees
         # queued runs without a task in Redis (it cannot see a pusher's prefetched ones) and queues
         # spare tasks. The prefetched tasks are still the ones that go down with the cluster.
-        if not taken_off_redis and redis.llen(queue_key) == 0:
-            taken_off_redis.append(time.monotonic())
+        taken_off_redis = taken_off_redis or redis.llen(queue_key) == 0
         run = runs_state(deployment, [long_run])[long_run]
         return taken_off_redis and run["status"] == "running" and len(iteration_numbers(deployment, long_run)) >= 2
 
