@@ -36,6 +36,12 @@
     network time measured inside the run against everything else (scipy's L-BFGS, clipping,
     conversions), with scipy's default L-BFGS memory (10 steps) and the engine's, alternating;
     and the same network timed alone.
+(h) Where the start leads: one-size runs in the automatic precision from the photo and from the
+    AdaIN picture at each ``--alphas`` strength, every iteration judged by the full-size float32
+    loss (the judging is not part of the run): the loss at every fifth iteration, and with
+    ``--target L`` the first iteration at which it is at most L (e.g. the L* of part c). The loss
+    per iteration does not depend on the machine's load, so this part calibrates the default
+    AdaIN strength on a shared machine.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``.
 """
@@ -234,6 +240,16 @@ def _variant_list(text):
     return keys
 
 
+def _alpha_list(text):
+    try:
+        alphas = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give AdaIN strengths as numbers between 0 and 1, e.g. 1,0.3; not {text!r}")
+    if not alphas or not all(0.0 <= alpha <= 1.0 for alpha in alphas):
+        raise argparse.ArgumentTypeError(f"AdaIN strengths are between 0 and 1; not {text!r}")
+    return alphas
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
@@ -253,8 +269,13 @@ def main(argv=None):
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
                         choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
-                                 "defaults"),
+                                 "defaults", "starts"),
                         help="run only one part (default: all)")
+    parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
+                        help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
+    parser.add_argument("--start-iterations", type=int, default=30,
+                        help="iterations of each run in part (h) (default 30)")
+    parser.add_argument("--target", type=float, help="part (h): report the first iteration at this loss or lower")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
     if (args.content is None) != (args.style is None):
@@ -287,6 +308,8 @@ def main(argv=None):
         time_run_overhead(engine, content, style, args)
     if args.part in ("all", "time-to-quality"):
         time_to_quality(engine, content, style, weights, args)
+    if args.part in ("all", "starts"):
+        compare_starts(engine, content, style, weights, args)
     return 0
 
 
@@ -602,6 +625,32 @@ def time_to_quality(engine, content, style, weights, args):
         for key, image in images.items():
             Image.fromarray(image).save(os.path.join(args.images, names[key]))
         print(f"    images at L* written to {args.images}: {', '.join(names.values())}")
+
+
+def compare_starts(engine, content, style, weights, args):
+    rows = content.shape[0]
+    judge = EngineObjective(engine, content, style, weights, "float32")
+    auto = engine.stylize(content, style, rows=rows, iterations=1, init="adain", start_rows=rows).precision  # warm up
+    starts = [("the photo", dict(init="content"))] + [
+        (f"AdaIN picture, strength {alpha:g}", dict(init="adain", adain_alpha=alpha)) for alpha in args.alphas]
+    marks = list(range(5, args.start_iterations + 1, 5))
+    target = f", first iteration at loss <= {args.target:g}" if args.target is not None else ""
+    print(f"\n(h) where the start leads at {rows}x{content.shape[1]}: one size, {auto}, up to "
+          f"{args.start_iterations} iterations; full-size loss in float32{target}")
+    print(f"    {'start':<34}" + "".join(f"{'it ' + str(mark):>9}" for mark in marks) + f"{'reached':>9}")
+    for name, options in starts:
+        losses = {}
+
+        def watch(report):
+            losses[report.iteration] = judge.loss(report.pixels())
+            return args.target is not None and losses[report.iteration] <= args.target
+
+        engine.stylize(content, style, rows=rows, start_rows=rows, precision="auto",
+                       iterations=args.start_iterations, callback=watch, **options)
+        reached = next((iteration for iteration, loss in sorted(losses.items())
+                        if args.target is not None and loss <= args.target), None)
+        cells = "".join(f"{losses[mark]:9.4f}" if mark in losses else f"{'-':>9}" for mark in marks)
+        print(f"    {name:<34}{cells}{reached if reached is not None else '-':>9}")
 
 
 if __name__ == "__main__":

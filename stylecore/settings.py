@@ -48,14 +48,14 @@ class Defaults:
     style_weight: float = 0.3
     tv_weight: float = 1e-4
     rows: int = 400
-    iterations: int = 20
+    iterations: int = 17
     save_every: int = 10
     style_fit: str = "crop"
     optimizer: str = "lbfgs"
     init: str = "adain"
     precision: str = "auto"
-    start_rows: int = 200
-    adain_alpha: float = 1.0
+    start_rows: int = 400
+    adain_alpha: float = 0.2
     preserve_colors: str = "none"
     style_scale: float = 1.0
     content_layer: str = "block5_conv2"
