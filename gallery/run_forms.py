@@ -91,11 +91,14 @@ class RunForm(forms.ModelForm):
             "seed": "Optional: makes a noise start repeatable.",
             "init": "The instant AdaIN picture gets to a finished image soonest; the content image is the "
                     "notebook's start.",
-            "adain_alpha": "0–1, for the AdaIN start: how much of the painting's look it begins with.",
+            "adain_alpha": "0–1, for the AdaIN start: how much of the painting's look it begins with. The "
+                           "default 0.2 (mostly the photo, in the painting's colours) reached a finished "
+                           "picture soonest; higher starts more painterly.",
             "precision": "Number type of the network's arithmetic. bfloat16 is about twice as fast where the "
                          "processor has it, with the same picture; float32 everywhere else.",
-            "start_rows": "The run starts at this height and grows by about 1.4× per step up to Rows: most "
-                          "of the work happens where pixels are few. Rows or more: one size throughout.",
+            "start_rows": "Below Rows, the run starts at this height and grows by about 1.4× per step up to "
+                          "Rows (coarse to fine: a rough picture sooner). Rows or more: one size throughout, "
+                          "which reaches a finished picture soonest.",
             "preserve_colors": format_lazy("Paint with the painting's strokes but keep the photo's colours "
                                            "(Gatys et al. 2016). {}", GUIDE_HELP),
             "style_scale": f"{MIN_STYLE_SCALE:g}–{MAX_STYLE_SCALE:g}: the size the painting is seen at, relative to "

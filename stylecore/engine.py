@@ -452,8 +452,8 @@ class Engine:
         with self._lock:
             self._encoded.clear()
 
-    def preview(self, content, style, *, alpha=1.0, rows=DEFAULTS.rows, style_fit=DEFAULTS.style_fit,
-                precision="auto", preserve_colors=None, style_blend_weights=None,
+    def preview(self, content, style, *, alpha=DEFAULTS.preview_alpha, rows=DEFAULTS.rows,
+                style_fit=DEFAULTS.style_fit, precision="auto", preserve_colors=None, style_blend_weights=None,
                 style_scale=DEFAULTS.style_scale):
         """One encoder–AdaIN–decoder pass: a stylised uint8 (rows, cols, 3) RGB image in about the
         time of one Gatys evaluation. ``alpha`` blends the content's features (0) with the

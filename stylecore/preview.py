@@ -28,7 +28,7 @@ def build_parser():
     parser.add_argument("out", help="output PNG file")
     parser.add_argument("--rows", type=_positive_int(16), default=DEFAULTS.rows,
                         help="output height in pixels (default %(default)s)")
-    parser.add_argument("--alpha", type=_number, default=DEFAULTS.adain_alpha,
+    parser.add_argument("--alpha", type=_number, default=DEFAULTS.preview_alpha,
                         help="style strength from 0 (the content) to 1 (default %(default)g)")
     parser.add_argument("--style-fit", choices=("crop", "resize"), default=DEFAULTS.style_fit)
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision)

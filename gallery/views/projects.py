@@ -175,7 +175,7 @@ def project_detail(request, project_id):
         "style_numbers": range(1, len(project.style_slots()) + 1),
     }
     if is_owner:
-        alpha = previews.snap_alpha(previews.parse_alpha(request.GET.get("alpha"), 1.0))
+        alpha = previews.shown_alpha(request.GET.get("alpha"))
         context |= previews.preview_context(project, previews.current_preview(project, alpha), alpha)
     return render(request, "gallery/project_detail.html", context)
 

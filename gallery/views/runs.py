@@ -16,8 +16,8 @@ from gallery.display import (
     colour_and_style_rows, finite_or_none, format_loss, iteration_record, loss_chart, precision_text,
 )
 from gallery.estimates import estimate_run, expected_starts
-from gallery.previews import current_preview, parse_alpha, preview_context, snap_alpha
-from gallery.models import Iteration, Run, format_number
+from gallery.previews import current_preview, preview_context, shown_alpha
+from gallery.models import RUN_DEFAULTS, Iteration, Run, format_number
 from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
@@ -104,8 +104,9 @@ def run_create(request, project_id):
     context = {"form": form, "project": project, "source": source, "style_count": len(slots)}
     context |= estimate_context(estimate_form, project, request.user)
     if source is None:
-        alpha = form["adain_alpha"].value() if "adain_alpha" in form.fields else None
-        alpha = snap_alpha(parse_alpha(alpha, 1.0))
+        # The style at full strength, as on the project page; opened from a preview at another
+        # strength ("Start a run from this preview"), that one.
+        alpha = shown_alpha(request.GET.get("adain_alpha"))
         context |= preview_context(project, current_preview(project, alpha), alpha)
     return render(request, "gallery/run_form.html", context)
 
@@ -123,7 +124,8 @@ def _preview_start(request):
     """?init=adain&adain_alpha=A (the preview's "Start a run from this preview"): the form prefilled."""
     if request.GET.get("init") != Run.Init.ADAIN:
         return {}
-    return {"init": Run.Init.ADAIN, "adain_alpha": snap_alpha(parse_alpha(request.GET.get("adain_alpha"), 1.0))}
+    alpha = shown_alpha(request.GET.get("adain_alpha"), RUN_DEFAULTS["adain_alpha"])
+    return {"init": Run.Init.ADAIN, "adain_alpha": alpha}
 
 
 def _initial_data(form):

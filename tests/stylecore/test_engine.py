@@ -26,11 +26,13 @@ def test_importing_stylecore_does_not_import_tensorflow_or_keras():
 
 def test_defaults_are_readable_as_keys_and_attributes():
     assert stylecore.DEFAULTS["rows"] == stylecore.DEFAULTS.rows == 400
-    assert dict(stylecore.DEFAULTS)["iterations"] == 20
+    assert dict(stylecore.DEFAULTS)["iterations"] == 17
     assert stylecore.DEFAULTS.save_every == 10
     assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
     assert (stylecore.DEFAULTS.init, stylecore.DEFAULTS.precision, stylecore.DEFAULTS.start_rows) == (
-        "adain", "auto", 200)
+        "adain", "auto", stylecore.DEFAULTS.rows)  # one size
+    assert stylecore.DEFAULTS.adain_alpha == 0.2
+    assert stylecore.DEFAULTS.preview_alpha == 1.0
     for name in ("content_weight", "style_weight", "tv_weight"):
         assert stylecore.DEFAULTS[name] > 0
 
