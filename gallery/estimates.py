@@ -29,6 +29,7 @@ from gallery.models import Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import MIN_SIDE
+from stylecore.network import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +80,15 @@ def current_device():
 
 
 def auto_precision(device):
-    """What ``precision=auto`` resolved to on ``device`` at full-size outputs, as last measured."""
+    """What ``precision=auto`` resolved to on ``device`` at full-size outputs, as last measured;
+    before any measurement, what it picks on this machine's CPU (where ``make run`` starts the
+    worker), from /proc/cpuinfo."""
     used = (
         SpeedSample.objects.filter(device=device, requested="auto", pixels__gte=AUTO_MIN_PIXELS)
         .values_list("precision", flat=True)
         .first()
     )
-    return used or "float32"
+    return used or resolve_precision("auto")
 
 
 def precision_for(requested, pixels, device):

@@ -177,6 +177,15 @@ def test_without_measurements_the_estimate_says_it_uses_the_built_in_figure(owne
     assert "No worker has measured its speed yet" in html
 
 
+@pytest.mark.parametrize("cpu_precision", ["bfloat16", "float32"])
+def test_without_measurements_auto_is_what_this_machine_would_pick(project, monkeypatch, cpu_precision):
+    monkeypatch.setenv("STYLECORE_AUTO_PRECISION", cpu_precision)
+    estimate = estimates.estimate_run(Run(project=project, rows=400, iterations=17, start_rows=400), 4 / 3)
+    assert estimate.precision == cpu_precision and not estimate.measured
+    per_megapixel = estimates.FALLBACK_SECONDS_PER_MEGAPIXEL[cpu_precision]
+    assert estimate.seconds == pytest.approx(estimate.evaluations * per_megapixel * 400 * 533 / 1e6)
+
+
 def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, other_client, project):
     calibrate()
     url = reverse("run_estimate", args=[project.id])
