@@ -74,19 +74,24 @@
     return kept.concat(view ? [view] : []).join("&");
   }
 
-  function saveState() {
-    window.history.replaceState(null, "", window.location.pathname + "?" + query());
+  function followView() {
     var view = viewQuery();
     Array.prototype.forEach.call(document.querySelectorAll("a[data-view-link]"), function (link) {
       link.href = link.getAttribute("data-view-link") + (view ? "?" + view : "");
     });
   }
 
+  function saveState() {
+    window.history.replaceState(null, "", window.location.pathname + "?" + query());
+    followView();
+  }
+
   function changeIteration() {
     saveState();
     window.clearTimeout(pending);
     pending = window.setTimeout(function () {
-      window.styleGalleryLive.load(window.location.pathname + "?" + query() + "&fragment=live");
+      // A fragment asked for before a crop was drawn brings links without it: follow the view again.
+      window.styleGalleryLive.load(window.location.pathname + "?" + query() + "&fragment=live").then(followView);
     }, 120);
   }
 
