@@ -61,8 +61,10 @@ from . import DEFAULTS, Engine, prepare_images
 from . import engine as engine_module
 from .engine import (CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale,
                      scale_plan)
+from .errors import SettingsError
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
+from .settings import validate_alpha
 from .weights import build_vgg19
 
 NOTEBOOK_WEIGHTS = (1.0, 1e4, 10.0)  # content, style, tv as in the seed notebook
@@ -242,12 +244,9 @@ def _variant_list(text):
 
 def _alpha_list(text):
     try:
-        alphas = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"give AdaIN strengths as numbers between 0 and 1, e.g. 1,0.3; not {text!r}")
-    if not alphas or not all(0.0 <= alpha <= 1.0 for alpha in alphas):
-        raise argparse.ArgumentTypeError(f"AdaIN strengths are between 0 and 1; not {text!r}")
-    return alphas
+        return tuple(validate_alpha(float(part)) for part in text.split(","))
+    except (ValueError, SettingsError):
+        raise argparse.ArgumentTypeError(f"give AdaIN strengths from 0 to 1, comma-separated (e.g. 1,0.3); not {text!r}")
 
 
 def main(argv=None):
@@ -647,8 +646,8 @@ def compare_starts(engine, content, style, weights, args):
 
         engine.stylize(content, style, rows=rows, start_rows=rows, precision="auto",
                        iterations=args.start_iterations, callback=watch, **options)
-        reached = next((iteration for iteration, loss in sorted(losses.items())
-                        if args.target is not None and loss <= args.target), None)
+        last = max(losses)  # the run stops at the first iteration at the target
+        reached = last if args.target is not None and losses[last] <= args.target else None
         cells = "".join(f"{losses[mark]:9.4f}" if mark in losses else f"{'-':>9}" for mark in marks)
         print(f"    {name:<34}{cells}{reached if reached is not None else '-':>9}")
 
