@@ -77,6 +77,22 @@ def test_a_finished_preview_is_shown_with_a_link_that_starts_a_run_from_it(owner
     assert form["init"].value() == "adain" and form["adain_alpha"].value() == 0.35
 
 
+@pytest.mark.parametrize("status", ["none", Preview.Status.PENDING, Preview.Status.FAILED, Preview.Status.DONE])
+def test_every_page_with_the_preview_has_its_figure_whatever_the_state(owner_client, project, status):
+    """live.js swaps a part only into the element of its id already on the page: a page first
+    rendered while the preview computes must have the figure the finished picture goes into."""
+    if status != "none":
+        preview = previews.request_preview(project, 1.0)
+        Preview.objects.filter(id=preview.id).update(status=status, error="out of memory")
+    for url in (reverse("project_detail", args=[project.id]), reverse("run_create", args=[project.id])):
+        html = owner_client.get(url).content.decode()
+        assert html.count('id="preview-figure"') == 1, url
+        assert "{#" not in html and "{%" not in html
+        # Pending or failed, the fragment's figure is no live part: a page keeps the picture it shows.
+        assert ('id="preview-figure" class="preview-figure" data-live-part>' in html) == (status == "done")
+        assert ('class="preview-figure preview-empty" data-live-part>' in html) == (status == "none")
+
+
 def test_the_preview_is_the_owners_alone(owner_client, other_client, project, public_project):
     preview = previews.request_preview(project, 1.0)
     for target in (project, public_project):
