@@ -7,7 +7,9 @@
      data-live-part="text"     sets the text of the element with that id (an aria-live region
                                must stay the same node to be read out);
      data-live-part="attributes" copies its attributes (a control the user may be holding).
-   The page polls #live-poller's data-live-url every data-live-ms while that attribute is there. */
+   The page polls #live-poller's data-live-url every data-live-ms while that attribute is there.
+   A part is only ever swapped into an element already on the page: each template renders every
+   live part (with the same id) in every state, and a part with no target is reported as an error. */
 (function () {
   "use strict";
   var latest = {};
@@ -20,7 +22,11 @@
 
   function swapPart(part) {
     var target = document.getElementById(part.id);
-    if (!target) return;
+    if (!target) {
+      // Every live part is on the page from its first render; one missing is a template's bug.
+      console.error("live.js: no #" + part.id + " on the page for this live part");
+      return;
+    }
     var mode = part.getAttribute("data-live-part");
     if (mode === "append") {
       while (part.firstElementChild) target.appendChild(document.adoptNode(part.firstElementChild));
