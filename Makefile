@@ -6,24 +6,19 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 APT_UPDATED := /tmp/.stylegallery-apt-updated
-# A host with an NVIDIA GPU gets TensorFlow's CUDA build (requirements-gpu.txt) instead of tensorflow-cpu.
+# A host with an NVIDIA GPU gets JAX's CUDA build (requirements-gpu.txt) too; the engine then computes
+# on JAX there, on the GPU (docs/DEPLOY.md).
 GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 REQUIREMENTS := requirements.txt $(if $(GPU),requirements-gpu.txt)
 
-.PHONY: run setup migrate test test-fast test-scale loadtest bench gpu-check system-deps browser-deps server-deps clean
+.PHONY: run setup migrate test test-fast test-scale loadtest bench gpu-check gpu-bundle system-deps browser-deps server-deps clean
 
 setup: $(STAMP) migrate
 
 $(STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-ifeq ($(GPU),yes)
-	grep -v '^tensorflow-cpu' requirements.txt > $(VENV)/requirements-host.txt
-	$(PY) -m pip uninstall -y tensorflow-cpu
-	$(PY) -m pip install -r $(VENV)/requirements-host.txt -r requirements-gpu.txt
-else
-	$(PY) -m pip install -r requirements.txt
-endif
+	$(PY) -m pip install $(addprefix -r ,$(REQUIREMENTS))
 	touch $(STAMP)
 
 migrate: $(STAMP)
@@ -65,9 +60,13 @@ loadtest: setup
 bench: setup
 	$(PY) -m stylecore.bench
 
-# Which device TensorFlow computes on, float32 and low-precision speed, GPU against CPU losses.
+# Which device the engine computes on (KERAS_BACKEND: tensorflow or jax), its speed, GPU against CPU losses.
 gpu-check: setup
 	$(PY) -m stylecore.gpucheck
 
+# .gpu/: what an offline GPU host needs to run gpu-check in one call (wheels, float16 weights, run.sh).
+gpu-bundle: setup
+	$(PY) -m stylecore.gpubundle .gpu
+
 clean:
-	rm -rf $(VENV) staticfiles test-artifacts
+	rm -rf $(VENV) staticfiles test-artifacts .gpu

@@ -57,15 +57,13 @@ import numpy as np
 
 from PIL import Image
 
-from . import DEFAULTS, Engine, prepare_images
+from . import DEFAULTS, Engine, backend, prepare_images
 from . import engine as engine_module
-from .engine import (CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, _tensorflow, lbfgs_scale,
-                     scale_plan)
+from .engine import CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, lbfgs_scale, scale_plan
 from .errors import SettingsError
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
 from .settings import validate_alpha
-from .weights import build_vgg19
 
 NOTEBOOK_WEIGHTS = (1.0, 1e4, 10.0)  # content, style, tv as in the seed notebook
 
@@ -113,21 +111,26 @@ class EngineObjective:
     """
 
     def __init__(self, engine, content, style, weights, precision="float32", functions=None):
-        tf = _tensorflow()
         self.functions = functions or engine._ensure_model(precision)
         self.shape = content.shape
-        self.content_target, _ = self.functions.targets(tf.constant(preprocess(content)[None]))
-        _, self.style_grams = self.functions.targets(tf.constant(preprocess(style)[None]))
-        self.weights = np.asarray(weights, np.float32)
+        self.content_target, _ = self.functions.targets(backend.constant(preprocess(content)[None]))
+        _, self.style_grams = self.functions.targets(backend.constant(preprocess(style)[None]))
+        self.weights = backend.constant(np.asarray(weights, np.float32))
+        self.layer_weights = backend.constant(np.ones(len(self.functions.style_names), np.float32))
         self.scale = lbfgs_scale(self.shape)  # the same conditioning the engine's L-BFGS gets
-        self.gradient_scale = tf.constant(self.scale, tf.float32)
+        self.gradient_scale = backend.constant(self.scale)
         self.reset()
+
+    def evaluate(self, pixels):
+        """(loss, gradient) of float32 engine pixels (H, W, 3), as numpy."""
+        total, _, gradient = self.functions.loss_and_gradient(
+            backend.constant(np.asarray(pixels, np.float32).reshape((1,) + self.shape)), self.content_target,
+            self.style_grams, self.weights, self.layer_weights, self.gradient_scale)
+        return float(backend.to_numpy(total)), backend.to_numpy(gradient)
 
     def loss(self, pixels):
         """The loss of an image (float32 engine pixels), not counted."""
-        return float(self.functions.loss_and_gradient(
-            np.asarray(pixels, np.float32)[None], self.content_target, self.style_grams, self.weights,
-            self.gradient_scale)[0])
+        return self.evaluate(pixels)[0]
 
     def reset(self, budget=None):
         self.count, self.best, self.budget, self.trace = 0, np.inf, budget, []
@@ -135,13 +138,11 @@ class EngineObjective:
     def __call__(self, flat):
         if self.budget is not None and self.count >= self.budget:
             raise StopIteration
-        x = np.asarray(flat, np.float32).reshape((1,) + self.shape)
-        total, _, gradient = self.functions.loss_and_gradient(
-            x, self.content_target, self.style_grams, self.weights, self.gradient_scale)
+        total, gradient = self.evaluate(flat)
         self.count += 1
-        self.best = min(self.best, float(total))
+        self.best = min(self.best, total)
         self.trace.append(self.best)
-        return self.scale * float(total), gradient.numpy().ravel().astype(np.float64)
+        return self.scale * total, gradient.ravel().astype(np.float64)
 
 
 def time_evaluations(contenders, rounds, per_round):
@@ -206,27 +207,38 @@ def compare_optimizers(engine, objective, content, style, budget):
           f"({restart_seconds:.0f} s vs {engine_seconds:.0f} s wall)")
 
 
-def keras_functions(tf, vgg):
+def keras_vgg19(engine):
+    """Keras' VGG19 model (no top) with the engine's weights."""
+    import keras
+
+    vgg = keras.applications.vgg19.VGG19(weights=None, include_top=False, input_shape=(None, None, 3))
+    for name, kernel, bias in engine._vgg_layers():
+        vgg.get_layer(name).set_weights([kernel, bias])
+    return vgg
+
+
+def keras_functions(vgg):
     """The engine's loss over Keras' VGG19 model, the engine's first formulation (float32)."""
     import keras
 
     names = STYLE_LAYERS + (CONTENT_LAYER,)
     model = keras.Model(vgg.inputs, [vgg.get_layer(name).output for name in names])
-    return _Functions(tf, lambda image: dict(zip(names, model(image, training=False))))
+    return _Functions(backend.keras_ops(), lambda image: dict(zip(names, model(image, training=False))))
 
 
-def autodiff_gram(tf, features):
-    """The Gram matrix with TensorFlow's own gradient (two products), as the engine had it before."""
-    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
-    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[0], features.dtype)
+def autodiff_gram(ops, features):
+    """The Gram matrix with autodiff's own gradient (two products), as the engine had it before."""
+    flat = ops.reshape(features, (-1, ops.shape(features)[-1]))
+    return ops.matmul(ops.transpose(flat), flat) / ops.cast(ops.shape(flat)[0], features.dtype)
 
 
-def autodiff_gram_functions(tf, engine, precision):
-    """The engine's loss in ``precision`` with TensorFlow differentiating the Gram matrices."""
+def autodiff_gram_functions(engine, precision):
+    """The engine's loss in ``precision`` with autodiff differentiating the Gram matrices."""
     from .network import vgg_features
 
-    forward = vgg_features(tf, engine._vgg_layers(), STYLE_LAYERS + (CONTENT_LAYER,), getattr(tf, precision))
-    return _Functions(tf, forward, gram=autodiff_gram)
+    ops = backend.keras_ops()
+    forward = vgg_features(ops, engine._vgg_layers(), STYLE_LAYERS + (CONTENT_LAYER,), precision)
+    return _Functions(ops, forward, gram=autodiff_gram)
 
 
 # The time-to-quality variants, in the order they run (``--variants`` picks some).
@@ -285,15 +297,15 @@ def main(argv=None):
         cols = round(args.rows * 4 / 3)
         content, style = landscape(args.rows, cols), swirls(args.rows, cols)
 
-    tf = _tensorflow()
     engine = Engine()
     rows, cols = content.shape[:2]
     print(f"stylecore benchmark: {rows}x{cols} pixels on {engine.device} (auto precision: "
-          f"{engine.resolve_precision('auto')}), "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads")
+          f"{engine.resolve_precision('auto')}, {engine.solver})")
     weights = (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight)
     if args.part in ("all", "timing"):
-        time_all(tf, engine, content, style, weights, args)
+        if engine.backend != "tensorflow":
+            parser.error("part (a) times the notebook's TensorFlow formulation: run it with KERAS_BACKEND=tensorflow")
+        time_all(engine, content, style, weights, args)
     if args.part in ("all", "optimizer"):
         objective = EngineObjective(engine, content, style, weights)
         compare_optimizers(engine, objective, content, style, args.evaluations)
@@ -312,8 +324,10 @@ def main(argv=None):
     return 0
 
 
-def time_all(tf, engine, content, style, weights, args):
-    vgg = build_vgg19()
+def time_all(engine, content, style, weights, args):
+    import tensorflow as tf
+
+    vgg = keras_vgg19(engine)
     notebook = notebook_function(tf, vgg, content, style)
     x = preprocess(content) + np.random.default_rng(0).normal(0, 8, content.shape).astype(np.float32)
     x_tf = x[None].astype(np.float32)
@@ -321,11 +335,11 @@ def time_all(tf, engine, content, style, weights, args):
         "engine float32": EngineObjective(engine, content, style, weights, "float32"),
         "engine bfloat16": EngineObjective(engine, content, style, weights, "bfloat16"),
         "engine float32, Keras model": EngineObjective(
-            engine, content, style, weights, functions=keras_functions(tf, vgg)),
+            engine, content, style, weights, functions=keras_functions(vgg)),
     }
     objectives.update({
         f"engine {precision}, autodiff Gram": EngineObjective(
-            engine, content, style, weights, functions=autodiff_gram_functions(tf, engine, precision))
+            engine, content, style, weights, functions=autodiff_gram_functions(engine, precision))
         for precision in ("float32", "bfloat16")})
     contenders = {"notebook": lambda: notebook(x_tf)[1].numpy()}
     contenders.update({name: (lambda o=o: o(x.ravel())) for name, o in objectives.items()})
@@ -446,7 +460,7 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     def timed(*arguments):
         start = time.perf_counter()
         value = real(*arguments)
-        value[2].numpy()
+        backend.to_numpy(value[2])
         network.append(time.perf_counter() - start)
         last[:] = [arguments]
         return value
@@ -468,7 +482,7 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     alone = []
     for _ in range(5):
         start = time.perf_counter()
-        real(*last[0])[2].numpy()
+        backend.to_numpy(real(*last[0])[2])
         alone.append(time.perf_counter() - start)
     print(f"\n(g) {precision} runs at {rows}x{content.shape[1]}, one size, {iterations} iterations "
           f"({result.evaluations} evaluations) each, twice in alternating order; seconds per evaluation")

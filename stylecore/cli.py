@@ -170,6 +170,7 @@ def main(argv=None):
                 "tv_loss": report.tv_loss, "evaluations": report.evaluations,
                 "seconds": round(report.seconds, 3), "rows": report.rows, "width": report.width,
                 "precision": report.precision, "converged": report.converged,
+                "backend": report.backend, "device": report.device, "solver": report.solver,
             }) + "\n")
             log.flush()
             if report.iteration % args.save_every == 0 or report.iteration == last or report.converged:
@@ -197,6 +198,6 @@ def main(argv=None):
             return fail(f"{exc} The last good image was saved.", EXIT_FAILURE)
     ending = "converged" if result.converged else "done"
     print(f"Done ({ending}): {result.last_iteration} iterations, {result.evaluations} evaluations in "
-          f"{_duration(result.seconds)} on {engine.device} in {result.precision}; final loss "
+          f"{_duration(result.seconds)} on {engine.device} in {result.precision} ({result.solver}); final loss "
           f"{result.loss:.4g}. Images in {args.out}", file=sys.stderr)
     return 0

