@@ -22,6 +22,7 @@ progress stops after its current iteration and is re-queued, and the worker take
 Each claim increments ``Run.attempts``; every later write of that worker is filtered on
 ``attempts`` too, so a worker that lost its run (re-queued while it was thought dead, or the
 project deleted) stops at its next iteration instead of writing over the new owner's work.
+``attempts`` is only that token: ``Run.crashes`` counts the workers that died or hung.
 
 The engine (and with it TensorFlow) is imported inside the functions, never at module import: the
 web process must not load it, and django-q2 forks its workers before the first task.
@@ -50,9 +51,10 @@ log = logging.getLogger(__name__)
 EXECUTE_RUN = "gallery.tasks.execute_run"
 RESUME_STALE_RUNS = "gallery.tasks.resume_stale_runs"
 RESUME_SCHEDULE_NAME = "Resume stale runs"
-# A run whose worker died this many times is failed instead of resumed again (e.g. it is killed
-# for running out of memory each time).
-MAX_ATTEMPTS = 5
+# A run whose worker died or hung this many times is failed instead of resumed again (e.g. it is
+# killed for running out of memory each time). Re-queues on shutdown or an infrastructure error
+# are not crashes: a long run survives any number of deploys.
+MAX_CRASHES = 5
 # A busy worker's heartbeat thread runs the stale-run check this often (seconds).
 RECOVERY_INTERVAL = 60
 # Files under media/runs/ that no row names are removed once they are this old (seconds): a killed
@@ -572,19 +574,21 @@ def _recover():
 
 
 def _stale_runs(now):
-    """(id, attempts, cancel_requested) of running runs whose worker is gone (no heartbeat for
+    """(id, attempts, crashes, cancel_requested) of running runs whose worker is gone (no heartbeat for
     RUN_STALE_AFTER_SECONDS) or hung (no new iteration for max(RUN_STALL_SECONDS, STALL_ITERATIONS
     × its seconds per iteration): the heartbeat only proves that the process lives)."""
     dead = Q(heartbeat__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)) | Q(heartbeat__isnull=True)
     quiet = Q(progressed__lt=now - timedelta(seconds=settings.RUN_STALL_SECONDS))
     candidates = Run.objects.filter(dead | quiet, status=Run.Status.RUNNING)
-    fields = ("id", "attempts", "cancel_requested", "heartbeat", "progressed", "seconds_per_iteration")
+    fields = ("id", "attempts", "crashes", "cancel_requested", "heartbeat", "progressed", "seconds_per_iteration")
     stale = []
-    for run_id, attempts, cancel_requested, heartbeat, progressed, per_iteration in candidates.values_list(*fields):
+    for run_id, attempts, crashes, cancel_requested, heartbeat, progressed, per_iteration in candidates.values_list(
+        *fields
+    ):
         patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * (per_iteration or 0))
         is_dead = heartbeat is None or heartbeat < now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
         if is_dead or progressed < now - timedelta(seconds=patience):
-            stale.append((run_id, attempts, cancel_requested))
+            stale.append((run_id, attempts, crashes, cancel_requested))
     return stale
 
 
@@ -593,33 +597,34 @@ def _resume_stale():
 
     The status change is a conditional UPDATE on the attempt, so of two checkers running at once
     only one re-queues a given run, and the old worker, should it wake, stops at its next write.
-    A stale run that was asked to cancel is cancelled instead, and one whose worker died
-    MAX_ATTEMPTS times is failed.
+    A stale run that was asked to cancel is cancelled instead, and one whose worker died or hung
+    MAX_CRASHES times is failed.
     """
     now = timezone.now()
     resumed = 0
-    for run_id, attempts, cancel_requested in _stale_runs(now):
+    for run_id, attempts, crashes, cancel_requested in _stale_runs(now):
         still_stale = Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempts)
         if cancel_requested:
             still_stale.update(status=Run.Status.CANCELLED, finished=now)
             continue
-        if attempts >= MAX_ATTEMPTS:
+        if crashes + 1 >= MAX_CRASHES:
             still_stale.update(
                 status=Run.Status.FAILED,
                 finished=now,
-                error=f"The worker stopped {attempts} times while computing this run (killed, or out of memory); "
+                crashes=crashes + 1,
+                error=f"The worker stopped {crashes + 1} times while computing this run (killed, or out of memory); "
                 "giving up. Continue from its last saved iteration, perhaps with fewer rows.",
             )
             continue
         previous = still_stale.values_list("heartbeat", flat=True).first()
-        if still_stale.update(status=Run.Status.QUEUED, heartbeat=now) != 1:
+        if still_stale.update(status=Run.Status.QUEUED, heartbeat=now, crashes=crashes + 1) != 1:
             continue
         try:
             enqueue_run(run_id)
         except Exception:
             # Leave it running and stale, so that the next check tries again.
             Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(
-                status=Run.Status.RUNNING, heartbeat=previous
+                status=Run.Status.RUNNING, heartbeat=previous, crashes=crashes
             )
             log.exception("Could not re-queue stale run %s.", run_id)
             continue

@@ -341,13 +341,22 @@ def test_a_stale_run_asked_to_cancel_is_cancelled_not_resumed(project, queued):
 
 
 def test_a_run_whose_worker_keeps_dying_is_failed(project, queued):
-    run = make_run(project, attempts=tasks.MAX_ATTEMPTS)
+    run = make_run(project, attempts=tasks.MAX_CRASHES, crashes=tasks.MAX_CRASHES - 1)
     _stale(run)
 
     assert tasks.resume_stale_runs() == 0
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "stopped 5 times" in run.error
+
+
+def test_a_run_requeued_by_deploys_is_resumed_at_its_first_crash_and_the_crash_is_counted(project, queued):
+    run = make_run(project, attempts=tasks.MAX_CRASHES + 1)  # four rolling deploys re-queued it, then a crash
+    _stale(run)
+
+    assert tasks.resume_stale_runs() == 1
+    run.refresh_from_db()
+    assert (run.status, run.crashes, run.error) == (Run.Status.QUEUED, 1, "")
 
 
 def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project, monkeypatch):
