@@ -226,7 +226,7 @@ class Run(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has claimed this run.")
     crashes = models.PositiveIntegerField(default=0, help_text="How many times its worker died or hung.")
     cancel_requested = models.BooleanField(default=False)
-    # Infrastructure failures (storage, weights, memory) re-queue the run until not_before; the
+    # Infrastructure failures (storage, database, weights, memory) re-queue the run until not_before; the
     # run fails only after RUN_MAX_INFRA_RETRIES of them. ``notice`` says why it waits.
     infra_failures = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True)

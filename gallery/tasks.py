@@ -12,8 +12,8 @@ longest), and after it the next, until none is left, so a run whose task a kille
 prefetched is not stranded.
 
 A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
-(storage, weights, memory) re-queues it with back-off and ends the chain, so one broken disk does
-not fail every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. A run is stale
+(storage, database, weights, memory) re-queues it with back-off and ends the chain, so one broken
+disk does not fail every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. A run is stale
 when its heartbeat stops (the worker died) or when it makes no progress (a hung call); recovery
 runs in the scheduled check, between runs of a chain and in every busy worker's heartbeat
 thread, so it never waits behind the backlog. On SIGTERM (``manage.py worker``) the run in
@@ -34,7 +34,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -220,15 +220,19 @@ def _is_expected(exc):
 
 
 def is_infrastructure_error(exc):
-    """Errors of the machine, not of the run: storage, the weights file, memory. The run is fine
-    and is tried again later; its own errors (settings, images, a diverging loss) fail it."""
+    """Errors of the machine, not of the run: storage, the database (locked, gone away), the weights
+    file, memory. The run is fine and is tried again later; its own errors (settings, images, a
+    diverging loss) fail it."""
     import stylecore
 
     if isinstance(exc, stylecore.WeightsError):
         return True
     if isinstance(exc, stylecore.StyleCoreError):
         return False
-    return isinstance(exc, (OSError, MemoryError)) or type(exc).__name__ == "ResourceExhaustedError"
+    return (
+        isinstance(exc, (OSError, MemoryError, OperationalError, InterfaceError))
+        or type(exc).__name__ == "ResourceExhaustedError"
+    )
 
 
 def _infrastructure_cause(exc):
@@ -236,6 +240,8 @@ def _infrastructure_cause(exc):
 
     if isinstance(exc, stylecore.WeightsError):
         return "an error reading the model weights"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "a database error"
     if isinstance(exc, OSError):
         return "a storage error"
     return "running out of memory"

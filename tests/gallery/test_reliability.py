@@ -5,14 +5,17 @@ import os
 import time
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
+from django.db import OperationalError
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
 import stylecore
 from gallery import tasks
 from gallery.models import Run
+from stylecore.engine import IterationReport, TransferResult
 from tests.conftest import create_project, make_image
 from tests.gallery.test_tasks import EngineProxy, make_run, real_engine
 
@@ -36,6 +39,33 @@ class FailingEngine:
     def stylize(self, *args, **kwargs):
         self.calls += 1
         raise self.error
+
+
+class ScriptedEngine:
+    """Stands in for the engine without TensorFlow: reports iterations 0 … ``iterations`` of a grey
+    48×64 picture to the callback, calling ``during(report)`` after each, then returns or raises ``error``."""
+
+    device = "CPU"
+
+    def __init__(self, iterations, *, error=None, during=lambda report: None):
+        self.iterations, self.error, self.during = iterations, error, during
+
+    def stylize(self, *args, callback, first_iteration=0, **kwargs):
+        for number in range(first_iteration, self.iterations + 1):
+            report = IterationReport(
+                iteration=number, loss=10.0 - number, content_loss=1.0, style_loss=2.0, tv_loss=3.0,
+                evaluations=1 + 20 * (number - first_iteration), seconds=1.0 + number, rows=48, width=64,
+                _pixels=np.zeros((48, 64, 3), np.float32),
+            )
+            if callback(report):
+                break
+            self.during(report)
+        if self.error is not None:
+            raise self.error
+        return TransferResult(
+            image=report.image(), iterations_done=number - first_iteration, last_iteration=number, stopped=False,
+            loss=report.loss, evaluations=report.evaluations, seconds=report.seconds,
+        )
 
 
 def queue(project, count, *, minutes_ago=0):
@@ -146,6 +176,26 @@ def test_an_infrastructure_error_fails_the_run_only_after_several_retries(projec
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "gave up after 3 attempts" in run.error
+
+
+def test_a_database_error_in_a_progress_write_requeues_the_run_and_keeps_its_iterations(project, monkeypatch, queued):
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(3))
+    record_progress = tasks._Job._record_progress
+
+    def locked_at_iteration_two(job, report):
+        if report.iteration == 2:
+            raise OperationalError("database is locked")
+        record_progress(job, report)
+
+    monkeypatch.setattr(tasks._Job, "_record_progress", locked_at_iteration_two)
+    run = make_run(project, save_every=10)
+
+    assert tasks.execute_run(run.id) == "retry"
+
+    run.refresh_from_db()
+    assert (run.status, run.error, run.infra_failures) == (Run.Status.QUEUED, "", 1)
+    assert run.notice.startswith("Waiting to retry after a database error (OperationalError: database is locked)")
+    assert [i.number for i in run.saved_iterations.all()] == [0]
 
 
 # -- hangs -------------------------------------------------------------------------------------
