@@ -132,6 +132,8 @@ class Estimate:
     precision: str
     measured: bool
     scales: list
+    # One iteration at the full size, the slowest of the run.
+    iteration_seconds: float = 0.0
     queue_ahead: int = 0
     start_in: float = 0.0
 
@@ -162,6 +164,7 @@ def estimate_run(run, aspect, owner=None, measured=None):
         precision=precision,
         measured=speed.measured,
         scales=scales,
+        iteration_seconds=speed.seconds(scales[-1][0] * scales[-1][1], EVALUATIONS_PER_ITERATION),
     )
     if owner is not None:
         forecast = queue_forecast(extra=(owner.id, seconds))

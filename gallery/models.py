@@ -238,8 +238,9 @@ class Run(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)
-    # The last time the engine reported an iteration (the heartbeat only proves the process lives).
-    progressed = models.DateTimeField(null=True, blank=True)
+    # Without a new iteration by then the run is hung (the heartbeat only proves the process lives);
+    # each report moves it on by the run's own patience (gallery.tasks.STALL_ITERATIONS).
+    stall_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -43,7 +43,7 @@ from PIL import Image
 
 from gallery import files
 from gallery.display import finite_or_none
-from gallery.estimates import SpeedMeter
+from gallery.estimates import SpeedMeter, estimate_run
 from gallery.models import Iteration, Run, RunStyle
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ RECOVERY_INTERVAL = 60
 # Files under media/runs/ that no row names are removed once they are this old (seconds): a killed
 # worker may leave a file written just before its row.
 ORPHAN_AGE = 3600
-# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time).
+# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time),
+# an iteration's time being the longer of its measured average and its estimate at full size.
 STALL_ITERATIONS = 10
 
 # Set when the worker cluster is asked to stop: the run in progress stops after its current
@@ -179,7 +180,7 @@ def _claim_and_compute(run_id):
         status=Run.Status.RUNNING,
         started=Coalesce(F("started"), now),
         heartbeat=now,
-        progressed=now,
+        stall_deadline=now + timedelta(seconds=settings.RUN_STALL_SECONDS),
         attempts=F("attempts") + 1,
         error="",
         notice="",
@@ -358,6 +359,7 @@ class _Job:
         self.evaluations_before = last.evaluations if last else 0
         self.seconds_before = last.seconds if last else 0.0
         self.first_report_seconds = None
+        self.full_size_iteration_seconds = None
         if last is not None:
             init = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
@@ -470,12 +472,24 @@ class _Job:
             "tv_loss": finite_or_none(report.tv_loss),
             "precision_used": report.precision,
             "heartbeat": timezone.now(),
-            "progressed": timezone.now(),
         }
         if done_here > 0:
             # Time per iteration in this attempt, without the model build before the first report.
             fields["seconds_per_iteration"] = (report.seconds - self.first_report_seconds) / done_here
+        fields["stall_deadline"] = self._stall_deadline(report, fields.get("seconds_per_iteration"))
         return fields
+
+    def _stall_deadline(self, report, seconds_per_iteration):
+        """When the run counts as hung unless another iteration is reported: STALL_ITERATIONS times
+        the longer of its measured seconds per iteration and its own estimate of one iteration at
+        full size (a slow first iteration, or the first at a larger scale, is not a hang)."""
+        if self.full_size_iteration_seconds is None:
+            aspect = report.width / report.rows
+            measured = {"device": self.meter.device}
+            self.full_size_iteration_seconds = estimate_run(self.run, aspect, measured=measured).iteration_seconds
+        iteration_seconds = max(seconds_per_iteration or 0.0, self.full_size_iteration_seconds)
+        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * iteration_seconds)
+        return timezone.now() + timedelta(seconds=patience)
 
     def _update_run(self, fields):
         updated = Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(**fields)
@@ -579,37 +593,31 @@ def _recover():
         return 0
 
 
-def _stale_runs(now):
-    """(id, attempts, crashes, cancel_requested) of running runs whose worker is gone (no heartbeat for
-    RUN_STALE_AFTER_SECONDS) or hung (no new iteration for max(RUN_STALL_SECONDS, STALL_ITERATIONS
-    × its seconds per iteration): the heartbeat only proves that the process lives)."""
+def _is_stale(now):
+    """Running runs whose worker is gone (no heartbeat for RUN_STALE_AFTER_SECONDS) or hung (past
+    the stall deadline its last report set: the heartbeat only proves that the process lives)."""
     dead = Q(heartbeat__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)) | Q(heartbeat__isnull=True)
-    quiet = Q(progressed__lt=now - timedelta(seconds=settings.RUN_STALL_SECONDS))
-    candidates = Run.objects.filter(dead | quiet, status=Run.Status.RUNNING)
-    fields = ("id", "attempts", "crashes", "cancel_requested", "heartbeat", "progressed", "seconds_per_iteration")
-    stale = []
-    for run_id, attempts, crashes, cancel_requested, heartbeat, progressed, per_iteration in candidates.values_list(
-        *fields
-    ):
-        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * (per_iteration or 0))
-        is_dead = heartbeat is None or heartbeat < now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-        if is_dead or progressed < now - timedelta(seconds=patience):
-            stale.append((run_id, attempts, crashes, cancel_requested))
-    return stale
+    return Q(status=Run.Status.RUNNING) & (dead | Q(stall_deadline__lt=now))
+
+
+def _stale_runs(now):
+    """(id, attempts, crashes, cancel_requested) of the stale runs."""
+    return list(Run.objects.filter(_is_stale(now)).values_list("id", "attempts", "crashes", "cancel_requested"))
 
 
 def _resume_stale():
     """Re-queue runs left running by a worker that is gone or hung; return how many were resumed.
 
-    The status change is a conditional UPDATE on the attempt, so of two checkers running at once
-    only one re-queues a given run, and the old worker, should it wake, stops at its next write.
+    The status change is a conditional UPDATE on the attempt and on staleness itself, so of two
+    checkers running at once only one re-queues a given run, a run that reported since it was read
+    keeps its worker, and the old worker, should it wake, stops at its next write.
     A stale run that was asked to cancel is cancelled instead, and one whose worker died or hung
     MAX_CRASHES times is failed.
     """
     now = timezone.now()
     resumed = 0
     for run_id, attempts, crashes, cancel_requested in _stale_runs(now):
-        still_stale = Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempts)
+        still_stale = Run.objects.filter(_is_stale(now), id=run_id, attempts=attempts)
         if cancel_requested:
             still_stale.update(status=Run.Status.CANCELLED, finished=now)
             continue

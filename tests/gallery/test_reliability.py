@@ -43,18 +43,21 @@ class FailingEngine:
 
 class ScriptedEngine:
     """Stands in for the engine without TensorFlow: reports iterations 0 … ``iterations`` of a grey
-    48×64 picture to the callback, calling ``during(report)`` after each, then returns or raises ``error``."""
+    48×64 picture to the callback, ``seconds_per_iteration`` apart, calling ``during(report)`` after
+    each, then returns or raises ``error``."""
 
     device = "CPU"
 
-    def __init__(self, iterations, *, error=None, during=lambda report: None):
-        self.iterations, self.error, self.during = iterations, error, during
+    def __init__(self, iterations, *, seconds_per_iteration=1.0, error=None, during=lambda report: None):
+        self.iterations, self.seconds_per_iteration = iterations, seconds_per_iteration
+        self.error, self.during = error, during
 
     def stylize(self, *args, callback, first_iteration=0, **kwargs):
         for number in range(first_iteration, self.iterations + 1):
             report = IterationReport(
                 iteration=number, loss=10.0 - number, content_loss=1.0, style_loss=2.0, tv_loss=3.0,
-                evaluations=1 + 20 * (number - first_iteration), seconds=1.0 + number, rows=48, width=64,
+                evaluations=1 + 20 * (number - first_iteration), seconds=1.0 + self.seconds_per_iteration * number,
+                rows=48, width=64,
                 _pixels=np.zeros((48, 64, 3), np.float32),
             )
             if callback(report):
@@ -78,7 +81,8 @@ def queue(project, count, *, minutes_ago=0):
 
 def running(project, **fields):
     now = timezone.now()
-    return make_run(project, status=Run.Status.RUNNING, heartbeat=now, progressed=now, attempts=1, **fields)
+    deadline = now + timedelta(minutes=15)
+    return make_run(project, status=Run.Status.RUNNING, heartbeat=now, stall_deadline=deadline, attempts=1, **fields)
 
 
 # -- fair queue --------------------------------------------------------------------------------
@@ -201,30 +205,67 @@ def test_a_database_error_in_a_progress_write_requeues_the_run_and_keeps_its_ite
 # -- hangs -------------------------------------------------------------------------------------
 
 
-def test_a_run_with_a_fresh_heartbeat_but_no_progress_is_resumed(project, queued, settings):
-    settings.RUN_STALL_SECONDS = 900
-    hung = running(project, seconds_per_iteration=2.0)
-    Run.objects.filter(id=hung.id).update(progressed=timezone.now() - timedelta(seconds=901))
+def test_a_run_with_a_fresh_heartbeat_past_its_stall_deadline_is_resumed(project, queued):
+    hung = running(project)
+    Run.objects.filter(id=hung.id).update(stall_deadline=timezone.now() - timedelta(seconds=1))
 
     assert tasks.resume_stale_runs() == 1
     assert Run.objects.get(id=hung.id).status == Run.Status.QUEUED
     assert queued == [hung.id]
 
 
-def test_a_slow_run_gets_ten_of_its_iterations_before_it_counts_as_hung(project, queued, settings):
+def test_a_slow_run_gets_ten_of_its_iterations_before_it_counts_as_hung(project, monkeypatch, settings):
     settings.RUN_STALL_SECONDS = 900
-    slow = running(project, seconds_per_iteration=300.0)
-    Run.objects.filter(id=slow.id).update(progressed=timezone.now() - timedelta(seconds=2000))
+    patience = []
+
+    def read_the_deadline(report):
+        if report.iteration == 2:
+            patience.append((Run.objects.get(id=run.id).stall_deadline - timezone.now()).total_seconds())
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, seconds_per_iteration=300, during=read_the_deadline))
+    run = make_run(project, iterations=2)
+
+    assert tasks.execute_run(run.id) == "done"
+    assert patience == [pytest.approx(3000, abs=5)]
+
+
+def test_a_slow_but_healthy_first_iteration_is_not_taken_for_a_hang(project, monkeypatch, queued, settings):
+    # No measurements: the estimate falls back to ~870 s per float32 iteration at 2048 rows.
+    settings.RUN_STALL_SECONDS = 900
+    real_now = timezone.now
+    checks = []
+
+    def fifteen_minutes_later(report):
+        if report.iteration == 0:
+            later = real_now() + timedelta(seconds=901)
+            monkeypatch.setattr(timezone, "now", lambda: later)
+            Run.objects.filter(id=run.id).update(heartbeat=later)  # the heartbeat thread keeps beating
+            checks.append(tasks.resume_stale_runs())
+
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, during=fifteen_minutes_later))
+    run = make_run(project, rows=2048, precision="float32", iterations=2, save_every=10,
+                   base_image="runs/base.png", style_image="runs/style.png")
+
+    assert tasks.execute_run(run.id) == "done"
+    assert checks == [0]
+
+
+def test_a_run_that_reported_after_the_check_read_it_is_not_requeued(project, monkeypatch, queued):
+    run = running(project)
+    # What a check read a moment ago, before the worker's report made the run fresh again.
+    monkeypatch.setattr(tasks, "_stale_runs", lambda now: [(run.id, run.attempts, run.crashes, False)])
+
     assert tasks.resume_stale_runs() == 0
-    Run.objects.filter(id=slow.id).update(progressed=timezone.now() - timedelta(seconds=3001))
-    assert tasks.resume_stale_runs() == 1
+    assert Run.objects.get(id=run.id).status == Run.Status.RUNNING
+    assert queued == []
 
 
-def test_every_iteration_records_progress(project):
+def test_every_iteration_moves_the_stall_deadline_on(project, settings):
+    settings.RUN_STALL_SECONDS = 900
     run = make_run(project, iterations=2)
     started = timezone.now()
     tasks.execute_run(run.id)
-    assert Run.objects.get(id=run.id).progressed >= started
+    assert Run.objects.get(id=run.id).stall_deadline >= started + timedelta(seconds=900)
 
 
 # -- recovery does not wait behind the backlog ---------------------------------------------------
@@ -233,7 +274,7 @@ def test_every_iteration_records_progress(project):
 def _stale_run(project):
     run = make_run(project, attempts=1)
     long_ago = timezone.now() - timedelta(hours=1)
-    Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING, heartbeat=long_ago, progressed=long_ago)
+    Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING, heartbeat=long_ago, stall_deadline=long_ago)
     return run
 
 

@@ -166,7 +166,7 @@ def test_a_worker_then_takes_the_runs_still_queued(project):
 
 
 def test_a_run_whose_task_was_lost_gets_a_new_one_even_while_another_runs(project, queued):
-    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), progressed=timezone.now(), attempts=1)
+    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
     waiting = make_run(project)
     Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
 
