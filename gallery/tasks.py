@@ -360,6 +360,7 @@ class _Job:
         self.seconds_before = last.seconds if last else 0.0
         self.first_report_seconds = None
         self.full_size_iteration_seconds = None
+        self.last_report = None
         if last is not None:
             init = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
@@ -372,6 +373,9 @@ class _Job:
         self.meter = SpeedMeter(engine.device, run.precision)
         try:
             result = self._stylize(engine, content, styles, init, colour_and_style)
+        except stylecore.DivergedError as exc:
+            self._keep_last_good_iteration(exc)
+            raise
         finally:
             self.meter.flush()
         if self.lost:
@@ -389,6 +393,13 @@ class _Job:
             return "stopped"
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
+
+    def _keep_last_good_iteration(self, diverged):
+        """The engine's message offers to continue from the last iteration with a finite loss: save
+        that iteration (its report's image, losses and exact pixels) when it was not due anyway."""
+        report = self.last_report
+        if report is not None and report.iteration == diverged.iteration > self.last_saved:
+            self._save_iteration(report)
 
     def _stylize(self, engine, content, styles, init, colour_and_style):
         run = self.run
@@ -435,6 +446,7 @@ class _Job:
     def on_iteration(self, report):
         """Record progress (and the iteration when it is due); return True to stop the engine."""
         _refresh_connections()
+        self.last_report = report
         try:
             self.meter.report(report)
             if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):

@@ -202,6 +202,22 @@ def test_a_database_error_in_a_progress_write_requeues_the_run_and_keeps_its_ite
     assert [i.number for i in run.saved_iterations.all()] == [0]
 
 
+def test_a_diverging_run_keeps_its_last_good_iteration_to_continue_from(project, monkeypatch):
+    diverged = stylecore.DivergedError(
+        "The loss became nan (after iteration 2); … or continue from iteration 2.",
+        last_image=np.zeros((48, 64, 3), np.uint8), iteration=2,
+    )
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, error=diverged))
+    run = make_run(project, iterations=20, save_every=10)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.FAILED, str(diverged))
+    assert [i.number for i in run.saved_iterations.all()] == [0, 2]
+    assert run.latest_iteration().checkpoint  # continued from its exact pixels
+
+
 # -- hangs -------------------------------------------------------------------------------------
 
 
