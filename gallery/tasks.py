@@ -776,9 +776,10 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
     ``style_slots``: the project's style slots the runs blend, in ``run.style_blend``'s order
     (default: the project's first style image).
 
-    The rows are committed before the tasks are queued so that a worker always finds them; if
-    queuing fails the runs (and the sweep) and their files are removed again, so no queued run is
-    left without a task.
+    The files are copied before the transaction that writes the rows, so a sweep's many copies do not
+    hold the database's write lock (SQLite has one for the whole file). The rows are committed
+    before the tasks are queued so that a worker always finds them; if queuing fails the runs (and
+    the sweep) and their files are removed again, so no queued run is left without a task.
     """
     extra_styles = {}
 
@@ -787,12 +788,13 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
             files.delete_names(_launch_files(run, extra_styles.get(id(run), ())))
 
     try:
+        for run in runs:
+            extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
         with transaction.atomic():
             if sweep is not None:
                 sweep.save()
             for run in runs:
                 run.sweep = sweep
-                extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
                 run.save()
                 for style in extra_styles[id(run)]:
                     style.run = run

@@ -382,6 +382,29 @@ def test_the_resume_schedule_is_created_once(db):
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (tasks.RESUME_STALE_RUNS, "I", 1)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_launching_a_sweep_copies_its_inputs_before_it_takes_the_write_lock(project, monkeypatch, queued):
+    from django.db import connection
+
+    from gallery.models import Sweep
+
+    copy_file = tasks.files.copy_file
+    in_transaction = []
+
+    def recording_copy(source, target):
+        in_transaction.append(connection.in_atomic_block)
+        return copy_file(source, target)
+
+    monkeypatch.setattr(tasks.files, "copy_file", recording_copy)
+    sweep = Sweep(project=project, axis1="style_weight", axis1_values=[1, 10, 100])
+    runs = [Run(project=project, style_weight=weight, sweep_row=row, **TINY) for row, weight in enumerate([1, 10, 100])]
+
+    tasks.launch_sweep(sweep, runs)
+
+    assert in_transaction == [False] * 6  # each run's content and style copies
+    assert Run.objects.filter(sweep=sweep).count() == 3
+
+
 def test_a_run_of_a_deleted_project_is_skipped(owner):
     project = create_project(owner)
     run = make_run(project)
