@@ -253,14 +253,24 @@ class SpeedMeter:
         self.last = (report.evaluations, report.seconds)
 
     def flush(self):
-        """Store the current scale's sample; a failed write only costs the estimates one sample."""
+        """Store the current scale's sample and drop those no estimate reads any more; a failed
+        write only costs the estimates one sample."""
         if self.key is not None and self.evaluations >= MIN_SAMPLE_EVALUATIONS and self.seconds > 0:
+            kind = {"device": self.device, "precision": self.key[1], "requested": self.requested}
             try:
                 SpeedSample.objects.create(
-                    device=self.device, precision=self.key[1], requested=self.requested, pixels=self.key[0],
-                    evaluations=self.evaluations, seconds=self.seconds, calibration=self.calibration,
+                    **kind, pixels=self.key[0], evaluations=self.evaluations, seconds=self.seconds,
+                    calibration=self.calibration,
                 )
+                _prune_samples(kind)
             except DatabaseError:
                 log.warning("A speed sample could not be stored.", exc_info=True)
         self.evaluations, self.seconds = 0, 0.0
+
+
+def _prune_samples(kind):
+    """Keep the FIT_SAMPLES newest samples of one device, precision and request: together they hold
+    the newest FIT_SAMPLES of each device and precision that speed_for fits, so no estimate changes."""
+    older = SpeedSample.objects.filter(**kind).values_list("id", flat=True)[FIT_SAMPLES:]
+    SpeedSample.objects.filter(id__in=list(older)).delete()
 

@@ -255,6 +255,26 @@ def test_a_speed_meter_stores_one_sample_per_scale():
     assert samples == [(100, 40, 4.0, "auto"), (400, 40, 8.0, "auto")]  # the first report is the baseline
 
 
+def test_a_speed_meter_keeps_only_the_samples_the_fit_reads(db):
+    class Report:
+        def __init__(self, evaluations, seconds):
+            self.rows, self.width, self.precision = 10, 10, "float32"
+            self.evaluations, self.seconds = evaluations, seconds
+
+    for _ in range(estimates.FIT_SAMPLES + 5):
+        calibrate(precision="float32", requested="float32")
+    calibrate(device="GPU:0", precision="float32", requested="float32")
+    meter = estimates.SpeedMeter("CPU", "float32")
+    meter.report(Report(1, 1.0))
+    meter.report(Report(21, 3.0))
+    meter.flush()
+
+    cpu = SpeedSample.objects.filter(device="CPU")
+    assert cpu.count() == estimates.FIT_SAMPLES
+    assert cpu.first().pixels == 100  # the newest is kept
+    assert SpeedSample.objects.filter(device="GPU:0").count() == 2
+
+
 # -- scales on the pages ------------------------------------------------------------------------------
 
 
