@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 EXECUTE_RUN = "gallery.tasks.execute_run"
 RESUME_STALE_RUNS = "gallery.tasks.resume_stale_runs"
 RESUME_SCHEDULE_NAME = "Resume stale runs"
+SWEEP_ORPHANED_FILES = "gallery.tasks.sweep_orphaned_files"
+SWEEP_SCHEDULE_NAME = "Sweep orphaned run files"
 # A run whose worker died or hung this many times is failed instead of resumed again (e.g. it is
 # killed for running out of memory each time). Re-queues on shutdown or an infrastructure error
 # are not crashes: a long run survives any number of deploys.
@@ -58,7 +60,8 @@ MAX_CRASHES = 5
 # A busy worker's heartbeat thread runs the stale-run check this often (seconds).
 RECOVERY_INTERVAL = 60
 # Files under media/runs/ that no row names are removed once they are this old (seconds): a killed
-# worker may leave a file written just before its row.
+# worker may leave a file written just before its row. The sweep lists every run file, so it runs
+# hourly on its own schedule, not in the every-minute check.
 ORPHAN_AGE = 3600
 # A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time),
 # an iteration's time being the longer of its measured average and its estimate at full size.
@@ -586,11 +589,9 @@ class _Heartbeat(threading.Thread):
 
 
 def resume_stale_runs():
-    """The periodic check (scheduled every minute): re-queue stale runs, make sure every due queued
-    run has a task, and sweep files that no row names. Returns how many runs were resumed."""
-    resumed = _recover()
-    sweep_orphaned_files()
-    return resumed
+    """The periodic check (scheduled every minute): re-queue stale runs and make sure every due
+    queued run has a task. Returns how many runs were resumed."""
+    return _recover()
 
 
 def _recover():
@@ -700,8 +701,9 @@ def _referenced_run_files():
 
 
 def sweep_orphaned_files():
-    """Remove files under runs/ that no row names and that are older than ORPHAN_AGE: left by a
-    worker killed between writing a file and its row. Returns how many were removed."""
+    """Scheduled hourly: remove files under runs/ that no row names and that are older than
+    ORPHAN_AGE, left by a worker killed between writing a file and its row. Returns how many were
+    removed."""
     from django.core.files.storage import default_storage
 
     try:
@@ -721,18 +723,22 @@ def sweep_orphaned_files():
     return len(orphans)
 
 
-def ensure_resume_schedule():
-    """The django-q2 schedule that checks for stale runs every minute (created once, kept as is).
+def ensure_schedules():
+    """The django-q2 schedules of the stale-run check (every minute) and of the orphaned-file sweep
+    (hourly), created once and then kept as they are.
 
-    Migration 0003 creates it too; the worker command calls this in case it was deleted since.
+    Migration 0003 creates the first too; the worker command calls this in case one was deleted since.
     """
     from django_q.models import Schedule
 
-    schedule, _ = Schedule.objects.get_or_create(
+    Schedule.objects.get_or_create(
         name=RESUME_SCHEDULE_NAME,
         defaults={"func": RESUME_STALE_RUNS, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
     )
-    return schedule
+    Schedule.objects.get_or_create(
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={"func": SWEEP_ORPHANED_FILES, "schedule_type": Schedule.HOURLY, "repeats": -1},
+    )
 
 
 # -- launching --------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ def test_deleting_a_project_removes_its_runs_copies(owner_client, project, djang
     assert not any(default_storage.exists(name) for name in names)
 
 
-def test_the_periodic_check_sweeps_old_run_files_no_row_names(project, queued):
+def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued):
     run = make_run(project, iterations=1)
     tasks.execute_run(run.id)
     kept = Run.objects.get(id=run.id).latest_iteration().image.name
@@ -365,7 +365,7 @@ def test_the_periodic_check_sweeps_old_run_files_no_row_names(project, queued):
     for name in (orphan, kept):
         os.utime(default_storage.path(name), (hour_ago, hour_ago))
 
-    tasks.resume_stale_runs()
+    assert tasks.sweep_orphaned_files() == 1
 
     assert not default_storage.exists(orphan)
     assert default_storage.exists(fresh)

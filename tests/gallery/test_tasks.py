@@ -372,14 +372,25 @@ def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project
     assert Run.objects.filter(id=run.id, heartbeat__lt=timezone.now() - timedelta(minutes=1)).exists()
 
 
-def test_the_resume_schedule_is_created_once(db):
+def test_the_resume_and_file_sweep_schedules_are_created_once(db):
     from django_q.models import Schedule
 
-    tasks.ensure_resume_schedule()
-    tasks.ensure_resume_schedule()
+    tasks.ensure_schedules()
+    tasks.ensure_schedules()
 
     schedule = Schedule.objects.get(name=tasks.RESUME_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (tasks.RESUME_STALE_RUNS, "I", 1)
+    sweep = Schedule.objects.get(name=tasks.SWEEP_SCHEDULE_NAME)
+    assert (sweep.func, sweep.schedule_type) == (tasks.SWEEP_ORPHANED_FILES, "H")
+
+
+def test_the_every_minute_check_does_not_list_the_run_files(db, monkeypatch):
+    listed = []
+    monkeypatch.setattr(default_storage, "listdir", lambda path: listed.append(path) or ([], []))
+
+    tasks.resume_stale_runs()
+
+    assert listed == []  # the hourly sweep does
 
 
 @pytest.mark.django_db(transaction=True)
