@@ -238,7 +238,8 @@ def test_a_slow_run_gets_ten_of_its_iterations_before_it_counts_as_hung(project,
         if report.iteration == 2:
             patience.append((Run.objects.get(id=run.id).stall_deadline - timezone.now()).total_seconds())
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, seconds_per_iteration=300, during=read_the_deadline))
+    engine = ScriptedEngine(2, seconds_per_iteration=300, during=read_the_deadline)
+    monkeypatch.setattr(tasks, "get_engine", lambda: engine)
     run = make_run(project, iterations=2)
 
     assert tasks.execute_run(run.id) == "done"

@@ -26,7 +26,8 @@ class _Cluster(Cluster):
 class Command(BaseCommand):
     help = (
         "Run lane: resume stale runs, make sure the every-minute stale check and the hourly file sweep "
-        "are scheduled, queue the speed calibration, then run the cluster. WORKER_LANE=preview: the preview lane's cluster."
+        "are scheduled, queue the speed calibration, then run the cluster. "
+        "WORKER_LANE=preview: the preview lane's cluster."
     )
 
     def handle(self, *args, **options):
