@@ -52,7 +52,9 @@ test: setup system-deps
 	$(PY) -m pytest -m "not scale"
 	$(MAKE) test-scale
 
-# Only the quick unit and Django tests (no browser, workers, servers or slow engine tests).
+# Only the quick unit and Django tests (no browser, workers, servers or real-engine tests), within
+# a budget of 2 minutes on two CPU cores. A gallery test that computes with the real network without
+# @pytest.mark.slow fails (tests/gallery/conftest.py); stylecore's engine fixture marks its users.
 test-fast: setup
 	$(PY) -m pytest -m "not browser and not worker and not scale and not slow"
 

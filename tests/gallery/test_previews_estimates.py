@@ -10,7 +10,7 @@ from django_q.models import OrmQ
 from gallery import estimates, previews
 from gallery.display import loss_chart, scale_starts
 from gallery.models import Iteration, Lane, Preview, Run, SpeedSample
-from tests.conftest import create_project
+from tests.factories import create_project
 
 pytestmark = pytest.mark.django_db
 

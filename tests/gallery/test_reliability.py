@@ -8,67 +8,15 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
-from django.db import OperationalError
 from django.core.files.storage import default_storage
+from django.db import OperationalError
 from django.utils import timezone
 
 import stylecore
 from gallery import tasks
 from gallery.models import Run
-from stylecore.engine import IterationReport, TransferResult
-from tests.conftest import create_project, make_image
-from tests.gallery.test_tasks import EngineProxy, make_run, real_engine
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
-    return calls
-
-
-class FailingEngine:
-    """Stands in for the engine: raises ``error`` the way a broken machine or run would."""
-
-    device = "CPU"
-
-    def __init__(self, error):
-        self.error = error
-        self.calls = 0
-
-    def stylize(self, *args, **kwargs):
-        self.calls += 1
-        raise self.error
-
-
-class ScriptedEngine:
-    """Stands in for the engine without TensorFlow: reports iterations 0 … ``iterations`` of a grey
-    48×64 picture to the callback, ``seconds_per_iteration`` apart, calling ``during(report)`` after
-    each, then returns or raises ``error``."""
-
-    device = "CPU"
-
-    def __init__(self, iterations, *, seconds_per_iteration=1.0, error=None, during=lambda report: None):
-        self.iterations, self.seconds_per_iteration = iterations, seconds_per_iteration
-        self.error, self.during = error, during
-
-    def stylize(self, *args, callback, first_iteration=0, **kwargs):
-        for number in range(first_iteration, self.iterations + 1):
-            report = IterationReport(
-                iteration=number, loss=10.0 - number, content_loss=1.0, style_loss=2.0, tv_loss=3.0,
-                evaluations=1 + 20 * (number - first_iteration), seconds=1.0 + self.seconds_per_iteration * number,
-                rows=48, width=64,
-                _pixels=np.zeros((48, 64, 3), np.float32),
-            )
-            if callback(report):
-                break
-            self.during(report)
-        if self.error is not None:
-            raise self.error
-        return TransferResult(
-            image=report.image(), iterations_done=number - first_iteration, last_iteration=number, stopped=False,
-            loss=report.loss, evaluations=report.evaluations, seconds=report.seconds,
-        )
+from tests.engines import EngineProxy, FailingEngine, ScriptedEngine, real_engine
+from tests.factories import TINY_FORM, create_project, make_image, make_run
 
 
 def queue(project, count, *, minutes_ago=0):
@@ -277,8 +225,9 @@ def test_a_run_that_reported_after_the_check_read_it_is_not_requeued(project, mo
     assert queued == []
 
 
-def test_every_iteration_moves_the_stall_deadline_on(project, settings):
+def test_every_iteration_moves_the_stall_deadline_on(project, settings, monkeypatch):
     settings.RUN_STALL_SECONDS = 900
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2))
     run = make_run(project, iterations=2)
     started = timezone.now()
     tasks.execute_run(run.id)
@@ -314,6 +263,7 @@ def test_a_busy_workers_heartbeat_thread_resumes_stale_runs(project, monkeypatch
     assert crashed.id in queued
 
 
+@pytest.mark.slow
 def test_a_worker_resumes_stale_runs_between_the_runs_of_its_chain(project, monkeypatch, queued):
     crashed = _stale_run(project)
     run = make_run(project, iterations=1)
@@ -326,6 +276,7 @@ def test_a_worker_resumes_stale_runs_between_the_runs_of_its_chain(project, monk
 # -- runs keep their own inputs ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_reads_the_images_it_was_launched_with_not_the_projects_current_ones(owner_client, project):
     response = owner_client.post(f"/projects/{project.id}/runs/new/", {**TINY_FORM, "iterations": 1})
     run = Run.objects.get()
@@ -356,7 +307,8 @@ def test_deleting_a_project_removes_its_runs_copies(owner_client, project, djang
     assert not any(default_storage.exists(name) for name in names)
 
 
-def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued):
+def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued, monkeypatch):
+    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(1))
     run = make_run(project, iterations=1)
     tasks.execute_run(run.id)
     kept = Run.objects.get(id=run.id).latest_iteration().image.name
@@ -376,6 +328,7 @@ def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued):
 # -- bounded shutdown --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
     monkeypatch.setattr(tasks, "shutdown", tasks.threading.Event())
     first, second = make_run(project, iterations=6), make_run(project, iterations=1)
@@ -398,19 +351,6 @@ def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queu
     monkeypatch.setattr(tasks, "get_engine", real_engine)
     assert tasks.execute_run(first.id) == "done"
     assert Run.objects.get(id=first.id).status == Run.Status.DONE
-
-
-TINY_FORM = {
-    "content_weight": 1,
-    "style_weight": 0.3,
-    "tv_weight": 0.0001,
-    "iterations": 3,
-    "rows": 64,
-    "save_every": 1,
-    "style_fit": "crop",
-    "optimizer": "lbfgs",
-    "init": "content",
-}
 
 
 def _named(buffer, name="new.png"):
