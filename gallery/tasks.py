@@ -44,6 +44,7 @@ from PIL import Image
 from gallery import files
 from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter, estimate_run
+from gallery.fair_queue import fairest_owner
 from gallery.models import Iteration, Run, RunStyle
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,8 @@ def execute_run(run_id):
 
 
 def next_queued_run(now=None):
-    """The id of the queued run a free worker should take next, or None.
-
-    Fair queue: among users below USER_MAX_RUNNING_RUNS, those with the fewest runs running come
-    first, and of those the one whose oldest due run has waited longest (round-robin across users,
-    not first come first served). A run waiting out an infrastructure back-off is not due.
-    """
+    """The id of the queued run a free worker should take next by the fair queue's rule
+    (gallery.fair_queue), or None. A run waiting out an infrastructure back-off is not due."""
     now = now or timezone.now()
     running = dict(
         Run.objects.filter(status=Run.Status.RUNNING)
@@ -170,10 +167,10 @@ def next_queued_run(now=None):
     )
     due = Run.objects.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), status=Run.Status.QUEUED)
     oldest_per_user = {}
-    for run_id, owner_id in due.order_by("created", "id").values_list("id", "project__owner_id"):
-        oldest_per_user.setdefault(owner_id, (running.get(owner_id, 0), len(oldest_per_user), run_id))
-    eligible = [key for key in oldest_per_user.values() if key[0] < settings.USER_MAX_RUNNING_RUNS]
-    return min(eligible)[2] if eligible else None
+    for place, (run_id, owner_id) in enumerate(due.order_by("created", "id").values_list("id", "project__owner_id")):
+        oldest_per_user.setdefault(owner_id, (place, run_id))
+    owner = fairest_owner({owner: place for owner, (place, _) in oldest_per_user.items()}, running)
+    return None if owner is None else oldest_per_user[owner][1]
 
 
 def _claim_and_compute(run_id):

@@ -220,6 +220,24 @@ def test_the_queue_forecast_is_fair_and_gives_expected_starts(owner, other, proj
     assert running.id not in forecast
 
 
+def test_the_forecast_keeps_the_per_user_cap_and_the_retry_wait_as_the_workers_do(owner, other, project, settings):
+    settings.USER_MAX_RUNNING_RUNS = 1
+    theirs = create_project(other)
+    for owner_project, seconds_left in ((project, 100.0), (theirs, 50.0)):
+        Run.objects.create(project=owner_project, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
+                           seconds_per_iteration=seconds_left / 5)
+    mine = Run.objects.create(project=project, estimated_seconds=10.0)
+    waiting = Run.objects.create(project=theirs, estimated_seconds=10.0,
+                                 not_before=timezone.now() + timedelta(seconds=600))
+
+    forecast = estimates.queue_forecast()
+
+    # Their worker frees first (50 s), but I may run one run at a time: mine waits for my own (100 s).
+    assert forecast[mine.id] == (0, pytest.approx(100.0, abs=1))
+    # Theirs waits out its retry back-off although workers are free from 100 s on.
+    assert forecast[waiting.id] == (1, pytest.approx(600.0, abs=1))
+
+
 def test_queued_runs_show_their_expected_start_on_the_project_and_run_pages(owner_client, project):
     Run.objects.create(project=project, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
                        seconds_per_iteration=60.0, started=timezone.now())
