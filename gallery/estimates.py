@@ -9,10 +9,10 @@ seconds per evaluation = a + b × megapixels (a: the per-evaluation overhead tha
 images; b: the convolutions). Only without any measurement yet does the estimate fall back to the
 figure measured on the development machine (docs/PERFORMANCE.md), and it says so.
 
-Expected start: the queue is played forward with the fair queue's own rule (the user with the
-fewest runs running goes first, then the one who waited longest), each run taking the worker that
-frees up first. Every worker is busy while runs wait, so the number of running runs is the number
-of workers (at least one).
+Expected start: the queue is played forward with the fair queue's own rule (gallery.fair_queue:
+the per-user cap, then the user with the fewest runs running, then the one who waited longest),
+each run taking the worker that frees up first once it is due. Every worker is busy while runs
+wait, so the number of running runs is the number of workers (at least one).
 
 No TensorFlow here: ``stylecore.engine`` imports it only inside the engine's functions.
 """
@@ -25,6 +25,7 @@ import numpy as np
 from django.db import DatabaseError
 from django.utils import timezone
 
+from gallery.fair_queue import fairest_owner
 from gallery.models import Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
@@ -132,6 +133,8 @@ class Estimate:
     precision: str
     measured: bool
     scales: list
+    # One iteration at the full size, the slowest of the run.
+    iteration_seconds: float = 0.0
     queue_ahead: int = 0
     start_in: float = 0.0
 
@@ -162,6 +165,7 @@ def estimate_run(run, aspect, owner=None, measured=None):
         precision=precision,
         measured=speed.measured,
         scales=scales,
+        iteration_seconds=speed.seconds(scales[-1][0] * scales[-1][1], EVALUATIONS_PER_ITERATION),
     )
     if owner is not None:
         forecast = queue_forecast(extra=(owner.id, seconds))
@@ -177,41 +181,60 @@ def _remaining_seconds(run):
 
 def queue_forecast(extra=None):
     """{run id: (runs ahead of it, seconds until it starts)} for every queued run; ``extra`` =
-    (owner id, seconds) adds a run launched now, reported under the key None."""
+    (owner id, seconds) adds a run launched now, reported under the key None.
+
+    The queue is played forward worker by worker: when one frees up, its run's owner has one run
+    less in progress, and it takes the run the fair queue's rule picks among those due by then (a
+    run in its retry back-off is due at ``not_before``). When none may start (not due yet, or their
+    owners at the cap), the worker waits for the next worker to free up or the next run to fall due.
+    """
+    now = timezone.now()
     running = list(
         Run.objects.filter(status=Run.Status.RUNNING).values(
             "project__owner_id", "iterations", "iterations_done", "seconds_per_iteration", "estimated_seconds",
             "elapsed_seconds",
         )
     )
-    queued = list(
-        Run.objects.filter(status=Run.Status.QUEUED)
+    queued = [
+        (run_id, owner, seconds or 0.0, max(0.0, (not_before - now).total_seconds()) if not_before else 0.0)
+        for run_id, owner, seconds, not_before in Run.objects.filter(status=Run.Status.QUEUED)
         .order_by("created", "id")
-        .values_list("id", "project__owner_id", "estimated_seconds")
-    )
+        .values_list("id", "project__owner_id", "estimated_seconds", "not_before")
+    ]
     if extra is not None:
-        queued.append((None, extra[0], extra[1]))
-    free_at = sorted(_remaining_seconds(run) for run in running) or [0.0]
-    heapq.heapify(free_at)
-    running_per_user = {}
+        queued.append((None, extra[0], extra[1], 0.0))
+    in_progress = {}
     for run in running:
         owner = run["project__owner_id"]
-        running_per_user[owner] = running_per_user.get(owner, 0) + 1
-    waiting = {}  # owner -> their queued runs, oldest first, with their place in the queue
-    for index, (run_id, owner, seconds) in enumerate(queued):
-        waiting.setdefault(owner, []).append((index, run_id, seconds or 0.0))
-    forecast, position = {}, 0
+        in_progress[owner] = in_progress.get(owner, 0) + 1
+    # Workers as (free at, tie-breaker, owner of the run they compute); at least one.
+    workers = [(_remaining_seconds(run), index, run["project__owner_id"]) for index, run in enumerate(running)]
+    workers = workers or [(0.0, 0, None)]
+    heapq.heapify(workers)
+    ticket = len(workers)
+    waiting = list(enumerate(queued))  # (place in the queue, run), oldest first
+    forecast = {}
     while waiting:
-        # next_queued_run's rule: fewest runs running, then the longest-waiting oldest run.
-        owner = min(waiting, key=lambda o: (running_per_user.get(o, 0), waiting[o][0][0]))
-        _index, run_id, seconds = waiting[owner].pop(0)
-        if not waiting[owner]:
-            del waiting[owner]
-        start = heapq.heappop(free_at)
-        forecast[run_id] = (position, start)
-        heapq.heappush(free_at, start + seconds)
-        running_per_user[owner] = running_per_user.get(owner, 0) + 1
-        position += 1
+        clock, _, finished_owner = heapq.heappop(workers)
+        if finished_owner is not None:
+            in_progress[finished_owner] -= 1
+        oldest_due = {}
+        for place, (_run_id, owner, _seconds, due_in) in waiting:
+            if due_in <= clock:
+                oldest_due.setdefault(owner, place)
+        owner = fairest_owner(oldest_due, in_progress)
+        ticket += 1
+        if owner is None:
+            next_event = min([due_in for _, (_, _, _, due_in) in waiting if due_in > clock]
+                             + [free_at for free_at, _, busy_owner in workers if busy_owner is not None])
+            heapq.heappush(workers, (next_event, ticket, None))
+            continue
+        entry = next(item for item in waiting if item[0] == oldest_due[owner])
+        waiting.remove(entry)
+        run_id, _owner, seconds, _due_in = entry[1]
+        forecast[run_id] = (len(forecast), clock)
+        in_progress[owner] = in_progress.get(owner, 0) + 1
+        heapq.heappush(workers, (clock + seconds, ticket, owner))
     return forecast
 
 
@@ -250,14 +273,24 @@ class SpeedMeter:
         self.last = (report.evaluations, report.seconds)
 
     def flush(self):
-        """Store the current scale's sample; a failed write only costs the estimates one sample."""
+        """Store the current scale's sample and drop those no estimate reads any more; a failed
+        write only costs the estimates one sample."""
         if self.key is not None and self.evaluations >= MIN_SAMPLE_EVALUATIONS and self.seconds > 0:
+            kind = {"device": self.device, "precision": self.key[1], "requested": self.requested}
             try:
                 SpeedSample.objects.create(
-                    device=self.device, precision=self.key[1], requested=self.requested, pixels=self.key[0],
-                    evaluations=self.evaluations, seconds=self.seconds, calibration=self.calibration,
+                    **kind, pixels=self.key[0], evaluations=self.evaluations, seconds=self.seconds,
+                    calibration=self.calibration,
                 )
+                _prune_samples(kind)
             except DatabaseError:
                 log.warning("A speed sample could not be stored.", exc_info=True)
         self.evaluations, self.seconds = 0, 0.0
+
+
+def _prune_samples(kind):
+    """Keep the FIT_SAMPLES newest samples of one device, precision and request: together they hold
+    the newest FIT_SAMPLES of each device and precision that speed_for fits, so no estimate changes."""
+    older = SpeedSample.objects.filter(**kind).values_list("id", flat=True)[FIT_SAMPLES:]
+    SpeedSample.objects.filter(id__in=list(older)).delete()
 

@@ -222,9 +222,11 @@ class Run(models.Model):
     device = models.CharField(max_length=100, blank=True)
     precision_used = models.CharField(max_length=10, blank=True, help_text="What the convolutions ran in.")
     converged = models.BooleanField(default=False, help_text="L-BFGS finished before the last iteration.")
-    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has started this run.")
+    # Each claim by a worker increments it; that worker's writes are filtered on it (its ownership token).
+    attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has claimed this run.")
+    crashes = models.PositiveIntegerField(default=0, help_text="How many times its worker died or hung.")
     cancel_requested = models.BooleanField(default=False)
-    # Infrastructure failures (storage, weights, memory) re-queue the run until not_before; the
+    # Infrastructure failures (storage, database, weights, memory) re-queue the run until not_before; the
     # run fails only after RUN_MAX_INFRA_RETRIES of them. ``notice`` says why it waits.
     infra_failures = models.PositiveIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True)
@@ -236,8 +238,9 @@ class Run(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)
-    # The last time the engine reported an iteration (the heartbeat only proves the process lives).
-    progressed = models.DateTimeField(null=True, blank=True)
+    # Without a new iteration by then the run is hung (the heartbeat only proves the process lives);
+    # each report moves it on by the run's own patience (gallery.tasks.STALL_ITERATIONS).
+    stall_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -188,8 +188,9 @@ THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 360)
 RUN_MAX_ROWS = _env_int("RUN_MAX_ROWS", 2048)
 # A running run whose heartbeat is older than this is considered abandoned and is resumed.
 RUN_STALE_AFTER_SECONDS = _env_int("RUN_STALE_AFTER_SECONDS", 300)
-# A running run with no new iteration for max(this, 10 × its seconds per iteration) is hung (a
-# stuck GPU call or network read) and is resumed elsewhere, although its heartbeat is fresh.
+# A running run with no new iteration for max(this, 10 × its seconds per iteration, measured or
+# estimated at full size) is hung (a stuck GPU call or network read) and is resumed elsewhere,
+# although its heartbeat is fresh.
 RUN_STALL_SECONDS = _env_int("RUN_STALL_SECONDS", 900)
 # Storage, weights or memory failures re-queue a run after RUN_RETRY_SECONDS (doubling each time,
 # at most an hour); the run fails after RUN_MAX_INFRA_RETRIES of them.

@@ -12,8 +12,8 @@ longest), and after it the next, until none is left, so a run whose task a kille
 prefetched is not stranded.
 
 A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
-(storage, weights, memory) re-queues it with back-off and ends the chain, so one broken disk does
-not fail every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. A run is stale
+(storage, database, weights, memory) re-queues it with back-off and ends the chain, so one broken
+disk does not fail every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. A run is stale
 when its heartbeat stops (the worker died) or when it makes no progress (a hung call); recovery
 runs in the scheduled check, between runs of a chain and in every busy worker's heartbeat
 thread, so it never waits behind the backlog. On SIGTERM (``manage.py worker``) the run in
@@ -22,6 +22,7 @@ progress stops after its current iteration and is re-queued, and the worker take
 Each claim increments ``Run.attempts``; every later write of that worker is filtered on
 ``attempts`` too, so a worker that lost its run (re-queued while it was thought dead, or the
 project deleted) stops at its next iteration instead of writing over the new owner's work.
+``attempts`` is only that token: ``Run.crashes`` counts the workers that died or hung.
 
 The engine (and with it TensorFlow) is imported inside the functions, never at module import: the
 web process must not load it, and django-q2 forks its workers before the first task.
@@ -33,7 +34,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import Count, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -42,7 +43,8 @@ from PIL import Image
 
 from gallery import files
 from gallery.display import finite_or_none
-from gallery.estimates import SpeedMeter
+from gallery.estimates import SpeedMeter, estimate_run
+from gallery.fair_queue import fairest_owner
 from gallery.models import Iteration, Run, RunStyle
 
 log = logging.getLogger(__name__)
@@ -50,15 +52,20 @@ log = logging.getLogger(__name__)
 EXECUTE_RUN = "gallery.tasks.execute_run"
 RESUME_STALE_RUNS = "gallery.tasks.resume_stale_runs"
 RESUME_SCHEDULE_NAME = "Resume stale runs"
-# A run whose worker died this many times is failed instead of resumed again (e.g. it is killed
-# for running out of memory each time).
-MAX_ATTEMPTS = 5
+SWEEP_ORPHANED_FILES = "gallery.tasks.sweep_orphaned_files"
+SWEEP_SCHEDULE_NAME = "Sweep orphaned run files"
+# A run whose worker died or hung this many times is failed instead of resumed again (e.g. it is
+# killed for running out of memory each time). Re-queues on shutdown or an infrastructure error
+# are not crashes: a long run survives any number of deploys.
+MAX_CRASHES = 5
 # A busy worker's heartbeat thread runs the stale-run check this often (seconds).
 RECOVERY_INTERVAL = 60
 # Files under media/runs/ that no row names are removed once they are this old (seconds): a killed
-# worker may leave a file written just before its row.
+# worker may leave a file written just before its row. The sweep lists every run file, so it runs
+# hourly on its own schedule, not in the every-minute check.
 ORPHAN_AGE = 3600
-# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time).
+# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time),
+# an iteration's time being the longer of its measured average and its estimate at full size.
 STALL_ITERATIONS = 10
 
 # Set when the worker cluster is asked to stop: the run in progress stops after its current
@@ -149,12 +156,8 @@ def execute_run(run_id):
 
 
 def next_queued_run(now=None):
-    """The id of the queued run a free worker should take next, or None.
-
-    Fair queue: among users below USER_MAX_RUNNING_RUNS, those with the fewest runs running come
-    first, and of those the one whose oldest due run has waited longest (round-robin across users,
-    not first come first served). A run waiting out an infrastructure back-off is not due.
-    """
+    """The id of the queued run a free worker should take next by the fair queue's rule
+    (gallery.fair_queue), or None. A run waiting out an infrastructure back-off is not due."""
     now = now or timezone.now()
     running = dict(
         Run.objects.filter(status=Run.Status.RUNNING)
@@ -164,10 +167,10 @@ def next_queued_run(now=None):
     )
     due = Run.objects.filter(Q(not_before__isnull=True) | Q(not_before__lte=now), status=Run.Status.QUEUED)
     oldest_per_user = {}
-    for run_id, owner_id in due.order_by("created", "id").values_list("id", "project__owner_id"):
-        oldest_per_user.setdefault(owner_id, (running.get(owner_id, 0), len(oldest_per_user), run_id))
-    eligible = [key for key in oldest_per_user.values() if key[0] < settings.USER_MAX_RUNNING_RUNS]
-    return min(eligible)[2] if eligible else None
+    for place, (run_id, owner_id) in enumerate(due.order_by("created", "id").values_list("id", "project__owner_id")):
+        oldest_per_user.setdefault(owner_id, (place, run_id))
+    owner = fairest_owner({owner: place for owner, (place, _) in oldest_per_user.items()}, running)
+    return None if owner is None else oldest_per_user[owner][1]
 
 
 def _claim_and_compute(run_id):
@@ -177,7 +180,7 @@ def _claim_and_compute(run_id):
         status=Run.Status.RUNNING,
         started=Coalesce(F("started"), now),
         heartbeat=now,
-        progressed=now,
+        stall_deadline=now + timedelta(seconds=settings.RUN_STALL_SECONDS),
         attempts=F("attempts") + 1,
         error="",
         notice="",
@@ -218,15 +221,19 @@ def _is_expected(exc):
 
 
 def is_infrastructure_error(exc):
-    """Errors of the machine, not of the run: storage, the weights file, memory. The run is fine
-    and is tried again later; its own errors (settings, images, a diverging loss) fail it."""
+    """Errors of the machine, not of the run: storage, the database (locked, gone away), the weights
+    file, memory. The run is fine and is tried again later; its own errors (settings, images, a
+    diverging loss) fail it."""
     import stylecore
 
     if isinstance(exc, stylecore.WeightsError):
         return True
     if isinstance(exc, stylecore.StyleCoreError):
         return False
-    return isinstance(exc, (OSError, MemoryError)) or type(exc).__name__ == "ResourceExhaustedError"
+    return (
+        isinstance(exc, (OSError, MemoryError, OperationalError, InterfaceError))
+        or type(exc).__name__ == "ResourceExhaustedError"
+    )
 
 
 def _infrastructure_cause(exc):
@@ -234,6 +241,8 @@ def _infrastructure_cause(exc):
 
     if isinstance(exc, stylecore.WeightsError):
         return "an error reading the model weights"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "a database error"
     if isinstance(exc, OSError):
         return "a storage error"
     return "running out of memory"
@@ -350,6 +359,8 @@ class _Job:
         self.evaluations_before = last.evaluations if last else 0
         self.seconds_before = last.seconds if last else 0.0
         self.first_report_seconds = None
+        self.full_size_iteration_seconds = None
+        self.last_report = None
         if last is not None:
             init = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
@@ -362,6 +373,9 @@ class _Job:
         self.meter = SpeedMeter(engine.device, run.precision)
         try:
             result = self._stylize(engine, content, styles, init, colour_and_style)
+        except stylecore.DivergedError as exc:
+            self._keep_last_good_iteration(exc)
+            raise
         finally:
             self.meter.flush()
         if self.lost:
@@ -379,6 +393,13 @@ class _Job:
             return "stopped"
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
+
+    def _keep_last_good_iteration(self, diverged):
+        """The engine's message offers to continue from the last iteration with a finite loss: save
+        that iteration (its report's image, losses and exact pixels) when it was not due anyway."""
+        report = self.last_report
+        if report is not None and report.iteration == diverged.iteration > self.last_saved:
+            self._save_iteration(report)
 
     def _stylize(self, engine, content, styles, init, colour_and_style):
         run = self.run
@@ -425,6 +446,7 @@ class _Job:
     def on_iteration(self, report):
         """Record progress (and the iteration when it is due); return True to stop the engine."""
         _refresh_connections()
+        self.last_report = report
         try:
             self.meter.report(report)
             if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
@@ -462,12 +484,24 @@ class _Job:
             "tv_loss": finite_or_none(report.tv_loss),
             "precision_used": report.precision,
             "heartbeat": timezone.now(),
-            "progressed": timezone.now(),
         }
         if done_here > 0:
             # Time per iteration in this attempt, without the model build before the first report.
             fields["seconds_per_iteration"] = (report.seconds - self.first_report_seconds) / done_here
+        fields["stall_deadline"] = self._stall_deadline(report, fields.get("seconds_per_iteration"))
         return fields
+
+    def _stall_deadline(self, report, seconds_per_iteration):
+        """When the run counts as hung unless another iteration is reported: STALL_ITERATIONS times
+        the longer of its measured seconds per iteration and its own estimate of one iteration at
+        full size (a slow first iteration, or the first at a larger scale, is not a hang)."""
+        if self.full_size_iteration_seconds is None:
+            aspect = report.width / report.rows
+            measured = {"device": self.meter.device}
+            self.full_size_iteration_seconds = estimate_run(self.run, aspect, measured=measured).iteration_seconds
+        iteration_seconds = max(seconds_per_iteration or 0.0, self.full_size_iteration_seconds)
+        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * iteration_seconds)
+        return timezone.now() + timedelta(seconds=patience)
 
     def _update_run(self, fields):
         updated = Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(**fields)
@@ -552,11 +586,9 @@ class _Heartbeat(threading.Thread):
 
 
 def resume_stale_runs():
-    """The periodic check (scheduled every minute): re-queue stale runs, make sure every due queued
-    run has a task, and sweep files that no row names. Returns how many runs were resumed."""
-    resumed = _recover()
-    sweep_orphaned_files()
-    return resumed
+    """The periodic check (scheduled every minute): re-queue stale runs and make sure every due
+    queued run has a task. Returns how many runs were resumed."""
+    return _recover()
 
 
 def _recover():
@@ -571,55 +603,52 @@ def _recover():
         return 0
 
 
-def _stale_runs(now):
-    """(id, attempts, cancel_requested) of running runs whose worker is gone (no heartbeat for
-    RUN_STALE_AFTER_SECONDS) or hung (no new iteration for max(RUN_STALL_SECONDS, STALL_ITERATIONS
-    × its seconds per iteration): the heartbeat only proves that the process lives)."""
+def _is_stale(now):
+    """Running runs whose worker is gone (no heartbeat for RUN_STALE_AFTER_SECONDS) or hung (past
+    the stall deadline its last report set: the heartbeat only proves that the process lives)."""
     dead = Q(heartbeat__lt=now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)) | Q(heartbeat__isnull=True)
-    quiet = Q(progressed__lt=now - timedelta(seconds=settings.RUN_STALL_SECONDS))
-    candidates = Run.objects.filter(dead | quiet, status=Run.Status.RUNNING)
-    fields = ("id", "attempts", "cancel_requested", "heartbeat", "progressed", "seconds_per_iteration")
-    stale = []
-    for run_id, attempts, cancel_requested, heartbeat, progressed, per_iteration in candidates.values_list(*fields):
-        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * (per_iteration or 0))
-        is_dead = heartbeat is None or heartbeat < now - timedelta(seconds=settings.RUN_STALE_AFTER_SECONDS)
-        if is_dead or progressed < now - timedelta(seconds=patience):
-            stale.append((run_id, attempts, cancel_requested))
-    return stale
+    return Q(status=Run.Status.RUNNING) & (dead | Q(stall_deadline__lt=now))
+
+
+def _stale_runs(now):
+    """(id, attempts, crashes, cancel_requested) of the stale runs."""
+    return list(Run.objects.filter(_is_stale(now)).values_list("id", "attempts", "crashes", "cancel_requested"))
 
 
 def _resume_stale():
     """Re-queue runs left running by a worker that is gone or hung; return how many were resumed.
 
-    The status change is a conditional UPDATE on the attempt, so of two checkers running at once
-    only one re-queues a given run, and the old worker, should it wake, stops at its next write.
-    A stale run that was asked to cancel is cancelled instead, and one whose worker died
-    MAX_ATTEMPTS times is failed.
+    The status change is a conditional UPDATE on the attempt and on staleness itself, so of two
+    checkers running at once only one re-queues a given run, a run that reported since it was read
+    keeps its worker, and the old worker, should it wake, stops at its next write.
+    A stale run that was asked to cancel is cancelled instead, and one whose worker died or hung
+    MAX_CRASHES times is failed.
     """
     now = timezone.now()
     resumed = 0
-    for run_id, attempts, cancel_requested in _stale_runs(now):
-        still_stale = Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempts)
+    for run_id, attempts, crashes, cancel_requested in _stale_runs(now):
+        still_stale = Run.objects.filter(_is_stale(now), id=run_id, attempts=attempts)
         if cancel_requested:
             still_stale.update(status=Run.Status.CANCELLED, finished=now)
             continue
-        if attempts >= MAX_ATTEMPTS:
+        if crashes + 1 >= MAX_CRASHES:
             still_stale.update(
                 status=Run.Status.FAILED,
                 finished=now,
-                error=f"The worker stopped {attempts} times while computing this run (killed, or out of memory); "
+                crashes=crashes + 1,
+                error=f"The worker stopped {crashes + 1} times while computing this run (killed, or out of memory); "
                 "giving up. Continue from its last saved iteration, perhaps with fewer rows.",
             )
             continue
         previous = still_stale.values_list("heartbeat", flat=True).first()
-        if still_stale.update(status=Run.Status.QUEUED, heartbeat=now) != 1:
+        if still_stale.update(status=Run.Status.QUEUED, heartbeat=now, crashes=crashes + 1) != 1:
             continue
         try:
             enqueue_run(run_id)
         except Exception:
             # Leave it running and stale, so that the next check tries again.
             Run.objects.filter(id=run_id, status=Run.Status.QUEUED).update(
-                status=Run.Status.RUNNING, heartbeat=previous
+                status=Run.Status.RUNNING, heartbeat=previous, crashes=crashes
             )
             log.exception("Could not re-queue stale run %s.", run_id)
             continue
@@ -669,8 +698,9 @@ def _referenced_run_files():
 
 
 def sweep_orphaned_files():
-    """Remove files under runs/ that no row names and that are older than ORPHAN_AGE: left by a
-    worker killed between writing a file and its row. Returns how many were removed."""
+    """Scheduled hourly: remove files under runs/ that no row names and that are older than
+    ORPHAN_AGE, left by a worker killed between writing a file and its row. Returns how many were
+    removed."""
     from django.core.files.storage import default_storage
 
     try:
@@ -690,18 +720,22 @@ def sweep_orphaned_files():
     return len(orphans)
 
 
-def ensure_resume_schedule():
-    """The django-q2 schedule that checks for stale runs every minute (created once, kept as is).
+def ensure_schedules():
+    """The django-q2 schedules of the stale-run check (every minute) and of the orphaned-file sweep
+    (hourly), created once and then kept as they are.
 
-    Migration 0003 creates it too; the worker command calls this in case it was deleted since.
+    Migration 0003 creates the first too; the worker command calls this in case one was deleted since.
     """
     from django_q.models import Schedule
 
-    schedule, _ = Schedule.objects.get_or_create(
+    Schedule.objects.get_or_create(
         name=RESUME_SCHEDULE_NAME,
         defaults={"func": RESUME_STALE_RUNS, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
     )
-    return schedule
+    Schedule.objects.get_or_create(
+        name=SWEEP_SCHEDULE_NAME,
+        defaults={"func": SWEEP_ORPHANED_FILES, "schedule_type": Schedule.HOURLY, "repeats": -1},
+    )
 
 
 # -- launching --------------------------------------------------------------------------------
@@ -745,9 +779,10 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
     ``style_slots``: the project's style slots the runs blend, in ``run.style_blend``'s order
     (default: the project's first style image).
 
-    The rows are committed before the tasks are queued so that a worker always finds them; if
-    queuing fails the runs (and the sweep) and their files are removed again, so no queued run is
-    left without a task.
+    The files are copied before the transaction that writes the rows, so a sweep's many copies do not
+    hold the database's write lock (SQLite has one for the whole file). The rows are committed
+    before the tasks are queued so that a worker always finds them; if queuing fails the runs (and
+    the sweep) and their files are removed again, so no queued run is left without a task.
     """
     extra_styles = {}
 
@@ -756,12 +791,13 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
             files.delete_names(_launch_files(run, extra_styles.get(id(run), ())))
 
     try:
+        for run in runs:
+            extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
         with transaction.atomic():
             if sweep is not None:
                 sweep.save()
             for run in runs:
                 run.sweep = sweep
-                extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
                 run.save()
                 for style in extra_styles[id(run)]:
                     style.run = run

@@ -12,10 +12,9 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from gallery.models import Run, Sweep
-from tests.browser.conftest import SCREENSHOTS
-from tests.browser.test_compare_pages import log_in
-from tests.conftest import PASSWORD, create_project
-from tests.gallery.test_pages import add_iteration, create_run
+from tests.browser.helpers import SCREENSHOTS, log_in
+from tests.factories import PASSWORD, create_project
+from tests.factories import add_iteration, create_run
 
 pytestmark = pytest.mark.browser
 

@@ -4,8 +4,8 @@ from playwright.sync_api import expect
 
 from gallery import tasks
 from gallery.models import Run
-from tests.browser.test_compare_pages import log_in
-from tests.conftest import create_project, make_image
+from tests.browser.helpers import log_in
+from tests.factories import create_project, make_image
 
 pytestmark = pytest.mark.browser
 

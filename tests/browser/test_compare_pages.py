@@ -1,22 +1,12 @@
 """Browser checks of the compare and run pages on rows made directly (no worker needed)."""
-import re
-
 import pytest
 from playwright.sync_api import expect
 
 from gallery.models import Run
-from tests.conftest import PASSWORD, create_project
-from tests.gallery.test_pages import create_run
+from tests.browser.helpers import log_in
+from tests.factories import create_project, create_run
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page, base_url, user):
-    page.goto(f"{base_url}/accounts/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button:has-text('Log in')")
-    expect(page).to_have_url(re.compile(r"/projects/$"))
 
 
 def test_a_crop_is_scaled_for_a_run_of_another_size_and_said_so(page, live_server, owner):

@@ -7,9 +7,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from gallery.models import Run, Sweep
-from tests.browser.conftest import SCREENSHOTS
-from tests.browser.test_compare_pages import log_in
-from tests.conftest import create_project, make_image
+from tests.browser.helpers import SCREENSHOTS, log_in
+from tests.factories import create_project, make_image
 from tests.workers import start_worker, stop_worker, wait_until, worker_env_for_test_db
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]

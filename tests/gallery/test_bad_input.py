@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from gallery.models import Project, Run
-from tests.conftest import create_project, make_image, upload
+from tests.factories import create_project, make_image, upload
 
 
 def files_under(root):

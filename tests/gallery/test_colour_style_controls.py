@@ -10,8 +10,8 @@ from django.urls import reverse
 from gallery import styles, tasks
 from gallery.models import ProjectStyle, Run, RunStyle
 from gallery.views.projects import STYLE_ACTIONS
-from tests.conftest import make_image, upload
-from tests.gallery.test_run_views import VALID, add_iteration, new_run_url, queued, stored_files  # noqa: F401 (fixture)
+from tests.factories import make_image, upload
+from tests.factories import VALID, add_iteration, new_run_url, stored_files
 
 
 def add_styles(client, project, count):

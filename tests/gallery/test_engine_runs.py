@@ -19,6 +19,7 @@ def make_run(project, **settings):
     return Run.objects.create(project=project, **{"rows": 48, "iterations": 4, "save_every": 1, **settings})
 
 
+@pytest.mark.slow
 def test_a_coarse_to_fine_run_saves_each_iteration_at_the_size_it_was_computed(project):
     run = make_run(project, start_rows=24, init="content")
     assert tasks.execute_run(run.id) == "done"
@@ -33,18 +34,21 @@ def test_a_coarse_to_fine_run_saves_each_iteration_at_the_size_it_was_computed(p
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+@pytest.mark.slow
 def test_the_run_records_the_precision_it_computed_in(project, precision):
     run = make_run(project, iterations=1, precision=precision, init="content")
     tasks.execute_run(run.id)
     assert Run.objects.get(id=run.id).precision_used == precision
 
 
+@pytest.mark.slow
 def test_auto_precision_is_resolved_by_the_worker(project):
     run = make_run(project, iterations=1, precision="auto", init="content")
     tasks.execute_run(run.id)
     assert Run.objects.get(id=run.id).precision_used == tasks.get_engine().resolve_precision("auto", 48 * 64)
 
 
+@pytest.mark.slow
 def test_an_adain_start_begins_from_the_instant_picture(project):
     run = make_run(project, iterations=1, init="adain", adain_alpha=1.0, precision="float32")
     tasks.execute_run(run.id)
@@ -53,6 +57,7 @@ def test_an_adain_start_begins_from_the_instant_picture(project):
     assert first.content_loss > 0.05
 
 
+@pytest.mark.slow
 def test_a_converged_run_is_done_early_keeps_its_last_picture_and_says_so(project):
     """Content loss alone from the content image: nothing can improve, so L-BFGS converges at once."""
     run = make_run(project, iterations=30, save_every=10, init="content", content_weight=1.0,
@@ -106,6 +111,7 @@ def test_bad_engine_settings_are_refused_with_nothing_saved(owner_client, projec
 # -- exact resume --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_latest_saved_iteration_keeps_the_engines_exact_pixels(project):
     import numpy as np
 
@@ -130,6 +136,7 @@ def test_the_latest_saved_iteration_keeps_the_engines_exact_pixels(project):
     assert 0 < run.stored_bytes <= estimated_run_bytes(run, 64 / 48)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
     import numpy as np
 
@@ -157,6 +164,7 @@ def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
     assert [bool(i.checkpoint) for i in saved] == [False] * 4 + [True]
 
 
+@pytest.mark.slow
 def test_an_unreadable_checkpoint_falls_back_to_the_png(project, monkeypatch):
     run = make_run(project, iterations=1, init="content")
     tasks.execute_run(run.id)
@@ -168,6 +176,7 @@ def test_an_unreadable_checkpoint_falls_back_to_the_png(project, monkeypatch):
     assert Run.objects.get(id=run.id).iterations_done == 2
 
 
+@pytest.mark.slow
 def test_continuing_a_finished_run_copies_its_checkpoint(owner_client, project, monkeypatch):
     import numpy as np
 
@@ -186,13 +195,14 @@ def test_continuing_a_finished_run_copies_its_checkpoint(owner_client, project, 
                                   files.read_checkpoint(source.saved_iterations.get(number=2).checkpoint))
 
 
+@pytest.mark.slow
 def test_a_run_blends_two_style_images_and_keeps_the_photos_colours(project, monkeypatch):
     """The worker hands the run's own style copies, blend and colour settings to the engine."""
     import numpy as np
 
     from gallery import styles
     from stylecore.colour import to_ycbcr
-    from tests.conftest import make_image
+    from tests.factories import make_image
 
     monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
     styles.add_style(project, Image.open(io.BytesIO(make_image(50, 40, seed=7))).convert("RGB"))

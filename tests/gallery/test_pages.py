@@ -12,50 +12,9 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from gallery import files
-from gallery.models import Iteration, Run
+from gallery.models import Run
 from gallery.display import format_duration, format_loss, loss_chart
-from tests.conftest import create_project, make_image
-
-
-def picture(width=64, height=48, seed=0):
-    return Image.open(io.BytesIO(make_image(width, height, seed=seed))).convert("RGB")
-
-
-def create_run(project, *, numbers=(0, 1, 2, 3), status=Run.Status.DONE, size=(64, 48), **settings):
-    """A run with saved iterations ``numbers``, each with a real PNG and thumbnail."""
-    settings.setdefault("rows", size[1])
-    settings.setdefault("iterations", max(numbers) if numbers else 3)
-    settings.setdefault("save_every", 1)
-    run = Run(project=project, status=status, iterations_done=max(numbers) if numbers else 0, **settings)
-    files.save_image(run.base_image, picture(*size, seed=1))
-    files.save_image(run.style_image, picture(*size, seed=2))
-    if numbers:
-        run.loss = 1000.0 / (1 + max(numbers))
-        run.elapsed_seconds = 1.5 * max(numbers)
-        run.seconds_per_iteration = 1.5
-    run.save()
-    for number in numbers:
-        add_iteration(run, number, size=size)
-    return run
-
-
-def add_iteration(run, number, *, size=(64, 48), loss=None):
-    iteration = Iteration(
-        run=run,
-        number=number,
-        loss=1000.0 / (1 + number) if loss is None else loss,
-        content_loss=100.0 / (1 + number),
-        style_loss=800.0 / (1 + number),
-        tv_loss=5.0 + number,
-        evaluations=20 * number,
-        seconds=1.5 * number,
-    )
-    image = picture(*size, seed=10 + number)
-    files.save_image(iteration.image, image)
-    files.save_thumbnail(iteration.thumbnail, image)
-    iteration.save()
-    return iteration
+from tests.factories import add_iteration, create_project, create_run
 
 
 def html(response):

@@ -5,7 +5,7 @@ from django.test import Client
 from PIL import Image
 
 from gallery.models import Project
-from tests.conftest import create_project, make_image, upload
+from tests.factories import create_project, make_image, upload
 
 
 def stored_files(media_root):

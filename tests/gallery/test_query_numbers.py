@@ -3,7 +3,7 @@ import pytest
 from django.urls import reverse
 
 from gallery.query import MAX_ID, query_number
-from tests.gallery.test_pages import create_run
+from tests.factories import create_run
 
 WORST = ["%C2%B2", "99999999999999999999999", "9" * 5000, str(MAX_ID + 1), "-1", "0x10", "1e3", "%EF%BC%91", ""]
 

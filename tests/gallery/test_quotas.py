@@ -3,8 +3,8 @@ import pytest
 from django.core.files.storage import default_storage
 
 from gallery.models import Project, Run
-from tests.conftest import create_project, upload
-from tests.gallery.test_reliability import TINY_FORM
+from tests.factories import create_project, upload
+from tests.factories import TINY_FORM
 
 
 @pytest.fixture(autouse=True)

@@ -3,59 +3,12 @@ import io
 
 import numpy as np
 import pytest
-from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
-from gallery import files, tasks
-from gallery.models import RUN_DEFAULTS, Iteration, Run
-from tests.conftest import create_project
-
-VALID = {
-    "content_weight": "1",
-    "style_weight": "0.01",
-    "tv_weight": "0.001",
-    "iterations": "50",
-    "rows": "256",
-    "save_every": "10",
-    "style_fit": "crop",
-    "optimizer": "lbfgs",
-    "init": "content",
-    "seed": "",
-}
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Run ids handed to django-q2, recorded instead of queued."""
-    calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
-    return calls
-
-
-def new_run_url(project, **query):
-    url = reverse("run_create", args=[project.id])
-    if query:
-        url += "?" + "&".join(f"{key}={value}" for key, value in query.items())
-    return url
-
-
-def add_iteration(run, number, loss=10.0, seed=0):
-    """A saved iteration with real files, as a worker would write it."""
-    pixels = np.random.default_rng(seed).integers(0, 255, (48, 64, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels)
-    iteration = Iteration(
-        run=run, number=number, loss=loss, content_loss=1.0, style_loss=2.0, tv_loss=3.0, evaluations=1 + 20 * number,
-        seconds=1.5 * number,
-    )
-    files.save_image(iteration.image, image)
-    files.save_thumbnail(iteration.thumbnail, image)
-    iteration.save()
-    return iteration
-
-
-def stored_files(folder="runs"):
-    return default_storage.listdir(folder)[1] if default_storage.exists(folder) else []
+from gallery import tasks
+from gallery.models import RUN_DEFAULTS, Run
+from tests.factories import VALID, add_iteration, create_project, new_run_url, stored_files
 
 
 # -- the launch form ---------------------------------------------------------------------------
@@ -172,7 +125,7 @@ def finished_run(project):
         optimizer="adam",
     )
     for number in (0, 5, 10):
-        add_iteration(run, number, seed=number)
+        add_iteration(run, number)
     return run
 
 
@@ -322,8 +275,8 @@ def test_progress_reports_status_losses_speed_and_eta(owner_client, project):
     assert data["latest_thumbnail_url"] == reverse("iteration_thumbnail", args=[run.id, 20])
     assert [item["number"] for item in data["saved"]] == [0, 10, 20]
     assert data["saved"][1] == {
-        "number": 10, "loss": 10.0, "content_loss": 1.0, "style_loss": 2.0, "tv_loss": 3.0, "evaluations": 201,
-        "seconds": 15.0, "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, 10]),
+        "number": 10, "loss": 1000 / 11, "content_loss": 100 / 11, "style_loss": 800 / 11, "tv_loss": 15.0,
+        "evaluations": 200, "seconds": 15.0, "thumbnail_url": reverse("iteration_thumbnail", args=[run.id, 10]),
         "image_url": reverse("iteration_image", args=[run.id, 10]), "rows": None, "width": None,
     }
     assert owner_client.get(data["saved"][1]["thumbnail_url"]).status_code == 200

@@ -13,21 +13,13 @@ from gallery.matrix_figure import CELL, GAP, LINE, MARGIN, cell_picture
 from gallery.models import Run, Sweep
 from gallery.sweeps import log_spaced
 from gallery.tasks import next_queued_run
-from tests.conftest import create_project
-from tests.gallery.test_pages import create_run
+from tests.factories import create_project
+from tests.factories import create_run
 
 BASE = {
     "content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "20", "rows": "64",
     "save_every": "10", "style_fit": "crop", "optimizer": "lbfgs", "init": "content", "seed": "",
 }
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Run ids handed to django-q2, recorded instead of queued."""
-    calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
-    return calls
 
 
 def sweep_data(axis1=("tv_weight", "0.001, 0.01"), axis2=("style_weight", "0.1, 1"), launch=True, **extra):

@@ -5,20 +5,15 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
 from gallery import tasks
 from gallery.models import RUN_DEFAULTS, Iteration, Run
-from tests.conftest import create_project
-
-TINY = {"rows": 48, "iterations": 3, "save_every": 1, "init": "content"}  # the notebook's start: iteration 0 is the photo
-real_engine = tasks.get_engine  # the worker's cached engine, built once for the whole session
-
-
-def make_run(project, **settings):
-    return Run.objects.create(project=project, **{**TINY, **settings})
+from tests.engines import EngineProxy
+from tests.factories import TINY, create_project, make_run
 
 
 def stored_image(field_file):
@@ -26,39 +21,16 @@ def stored_image(field_file):
         return Image.open(io.BytesIO(handle.read()))
 
 
-class EngineProxy:
-    """The real engine, with a hook that runs after each callback (a user acting mid-run)."""
-
-    def __init__(self, after_iteration):
-        self.engine = real_engine()
-        self.after_iteration = after_iteration
-        self.device = self.engine.device
-
-    def stylize(self, *args, callback, **kwargs):
-        def wrapped(report):
-            stop = callback(report)
-            self.after_iteration(report.iteration)
-            return stop
-
-        return self.engine.stylize(*args, callback=wrapped, **kwargs)
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Record enqueued run ids instead of queuing them."""
-    calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append((func, args)))
-    return calls
-
-
-def test_run_defaults_mirror_the_engine_defaults():
+def test_the_run_fields_default_to_the_engines_defaults_and_have_their_migration(db):
     import stylecore
 
-    # The form is prefilled from RUN_DEFAULTS, read from stylecore.settings (no TensorFlow). When the
-    # engine is recalibrated, the model fields' defaults change with it: make a migration.
-    assert RUN_DEFAULTS == {name: stylecore.DEFAULTS[name] for name in RUN_DEFAULTS}
+    defaults = {name: Run._meta.get_field(name).default for name in RUN_DEFAULTS}
+    assert defaults == {name: stylecore.DEFAULTS[name] for name in RUN_DEFAULTS}
+    # When the engine is recalibrated, the fields' defaults change with it: it needs a migration.
+    call_command("makemigrations", "gallery", "--check", "--dry-run", verbosity=0)
 
 
+@pytest.mark.slow
 def test_it_saves_iteration_zero_every_nth_and_the_last(project):
     run = make_run(project, iterations=3, save_every=2)
 
@@ -79,6 +51,7 @@ def test_it_saves_iteration_zero_every_nth_and_the_last(project):
     assert run.loss == pytest.approx(last.loss)
 
 
+@pytest.mark.slow
 def test_each_saved_iteration_has_a_png_a_jpeg_thumbnail_and_its_losses(project):
     run = make_run(project, iterations=2)
     tasks.execute_run(run.id)
@@ -100,6 +73,7 @@ def test_each_saved_iteration_has_a_png_a_jpeg_thumbnail_and_its_losses(project)
     assert [i.evaluations for i in iterations] == sorted(i.evaluations for i in iterations)
 
 
+@pytest.mark.slow
 def test_it_keeps_the_base_and_style_images_as_the_engine_sees_them(project):
     run = make_run(project, iterations=1)
     tasks.execute_run(run.id)
@@ -116,13 +90,14 @@ def test_the_label_is_the_notebook_folder_name(project):
     assert run.label == "0.1_1000_1_48px_adam_content"
 
 
+@pytest.mark.slow
 def test_a_continued_run_starts_from_the_saved_iteration_image(project, queued):
     first = make_run(project, iterations=2)
     tasks.execute_run(first.id)
     source = first.saved_iterations.get(number=2)
 
     second = tasks.launch_run(Run(project=project, **{**TINY, "iterations": 1}), init_iteration=source)
-    assert queued == [(tasks.EXECUTE_RUN, (second.id,))]
+    assert queued == [second.id]
     assert second.init == Run.Init.ITERATION and second.init_iteration == source
     assert second.label.endswith("_cont")
     source_pixels = np.asarray(stored_image(source.image))
@@ -138,6 +113,7 @@ def test_a_continued_run_starts_from_the_saved_iteration_image(project, queued):
     assert np.abs(start.astype(int) - source_pixels.astype(int)).max() <= 1
 
 
+@pytest.mark.slow
 def test_a_noise_start_is_repeatable_with_a_seed(project):
     runs = [make_run(project, iterations=1, init="noise", seed=7) for _ in range(2)]
     for run in runs:
@@ -146,6 +122,7 @@ def test_a_noise_start_is_repeatable_with_a_seed(project):
     assert np.array_equal(first, second)
 
 
+@pytest.mark.slow
 def test_a_duplicate_delivery_exits_at_once(project):
     run = make_run(project, iterations=1)
     tasks.execute_run(run.id)
@@ -156,6 +133,7 @@ def test_a_duplicate_delivery_exits_at_once(project):
     assert run.saved_iterations.count() == 2
 
 
+@pytest.mark.slow
 def test_a_worker_then_takes_the_runs_still_queued(project):
     first, second = make_run(project, iterations=1), make_run(project, iterations=1)
 
@@ -166,13 +144,13 @@ def test_a_worker_then_takes_the_runs_still_queued(project):
 
 
 def test_a_run_whose_task_was_lost_gets_a_new_one_even_while_another_runs(project, queued):
-    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), progressed=timezone.now(), attempts=1)
+    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
     waiting = make_run(project)
     Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
 
     tasks.resume_stale_runs()
     tasks.resume_stale_runs()  # once: it now has a task, and waits for it
-    assert queued == [(tasks.EXECUTE_RUN, (waiting.id,))]
+    assert queued == [waiting.id]
 
 
 def test_a_run_that_still_has_its_task_in_the_broker_gets_no_second_one(project, queued, monkeypatch):
@@ -193,6 +171,7 @@ def test_a_cancelled_queued_run_is_never_started(project):
     assert not Run.objects.get(id=run.id).saved_iterations.exists()
 
 
+@pytest.mark.slow
 def test_a_running_run_stops_at_its_next_iteration_when_cancelled(project, monkeypatch):
     run = make_run(project, iterations=6)
 
@@ -210,6 +189,7 @@ def test_a_running_run_stops_at_its_next_iteration_when_cancelled(project, monke
     assert run.iterations_done == 2
 
 
+@pytest.mark.slow
 def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
     run = make_run(project, iterations=6)
 
@@ -227,6 +207,7 @@ def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
     assert len(list(default_storage.listdir("runs")[1])) == 2 + 2 * 2 + 1
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_marked_failed_with_the_engines_message(project, monkeypatch):
     engine = tasks.get_engine()
     engine._ensure_model()
@@ -289,6 +270,7 @@ def _stale(run, **fields):
     Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING, heartbeat=long_ago, **fields)
 
 
+@pytest.mark.slow
 def test_a_stale_run_resumes_from_its_last_saved_iteration(project, monkeypatch, queued):
     run = make_run(project, iterations=5, save_every=2)
 
@@ -326,7 +308,7 @@ def test_resuming_skips_fresh_runs_and_requeues_a_stale_one_only_once(project, q
     assert tasks.resume_stale_runs() == 1
     assert tasks.resume_stale_runs() == 0
 
-    assert queued == [(tasks.EXECUTE_RUN, (stale.id,))]
+    assert queued == [stale.id]
     assert Run.objects.get(id=stale.id).status == Run.Status.QUEUED
     assert Run.objects.get(id=fresh.id).status == Run.Status.RUNNING
 
@@ -341,13 +323,22 @@ def test_a_stale_run_asked_to_cancel_is_cancelled_not_resumed(project, queued):
 
 
 def test_a_run_whose_worker_keeps_dying_is_failed(project, queued):
-    run = make_run(project, attempts=tasks.MAX_ATTEMPTS)
+    run = make_run(project, attempts=tasks.MAX_CRASHES, crashes=tasks.MAX_CRASHES - 1)
     _stale(run)
 
     assert tasks.resume_stale_runs() == 0
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "stopped 5 times" in run.error
+
+
+def test_a_run_requeued_by_deploys_is_resumed_at_its_first_crash_and_the_crash_is_counted(project, queued):
+    run = make_run(project, attempts=tasks.MAX_CRASHES + 1)  # four rolling deploys re-queued it, then a crash
+    _stale(run)
+
+    assert tasks.resume_stale_runs() == 1
+    run.refresh_from_db()
+    assert (run.status, run.crashes, run.error) == (Run.Status.QUEUED, 1, "")
 
 
 def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project, monkeypatch):
@@ -363,14 +354,48 @@ def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project
     assert Run.objects.filter(id=run.id, heartbeat__lt=timezone.now() - timedelta(minutes=1)).exists()
 
 
-def test_the_resume_schedule_is_created_once(db):
+def test_the_resume_and_file_sweep_schedules_are_created_once(db):
     from django_q.models import Schedule
 
-    tasks.ensure_resume_schedule()
-    tasks.ensure_resume_schedule()
+    tasks.ensure_schedules()
+    tasks.ensure_schedules()
 
     schedule = Schedule.objects.get(name=tasks.RESUME_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (tasks.RESUME_STALE_RUNS, "I", 1)
+    sweep = Schedule.objects.get(name=tasks.SWEEP_SCHEDULE_NAME)
+    assert (sweep.func, sweep.schedule_type) == (tasks.SWEEP_ORPHANED_FILES, "H")
+
+
+def test_the_every_minute_check_does_not_list_the_run_files(db, monkeypatch):
+    listed = []
+    monkeypatch.setattr(default_storage, "listdir", lambda path: listed.append(path) or ([], []))
+
+    tasks.resume_stale_runs()
+
+    assert listed == []  # the hourly sweep does
+
+
+@pytest.mark.django_db(transaction=True)
+def test_launching_a_sweep_copies_its_inputs_before_it_takes_the_write_lock(project, monkeypatch, queued):
+    from django.db import connection
+
+    from gallery.models import Sweep
+
+    copy_file = tasks.files.copy_file
+    in_transaction = []
+
+    def recording_copy(source, target):
+        in_transaction.append(connection.in_atomic_block)
+        return copy_file(source, target)
+
+    monkeypatch.setattr(tasks.files, "copy_file", recording_copy)
+    sweep = Sweep(project=project, axis1="style_weight", axis1_values=[1, 10, 100])
+    runs = [Run(project=project, style_weight=weight, sweep_row=row, **TINY) for row, weight in enumerate([1, 10, 100])]
+
+    tasks.launch_sweep(sweep, runs)
+
+    assert in_transaction == [False] * 6  # each run's content and style copies
+    assert Run.objects.filter(sweep=sweep).count() == 3
 
 
 def test_a_run_of_a_deleted_project_is_skipped(owner):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gallery.models import Project
-from tests.conftest import make_image, upload
+from tests.factories import make_image, upload
 
 
 def stored_files(media_root):

@@ -4,13 +4,13 @@ from django.test import Client
 from django.urls import reverse
 
 from gallery.models import Project, Run
-from tests.security.test_matrix import LEAVES, admin_path, spec_for, world  # noqa: F401 (world is a fixture)
+from tests.security.matrix import LEAVES, admin_path, spec_for
 
 
 def paths_of(leaf, world):
     spec = spec_for(leaf)
     if spec is None:
-        pytest.fail(f"{leaf.name} is not in the security matrix (see test_matrix.py)")
+        pytest.fail(f"{leaf.name} is not in the security matrix (see tests/security/matrix.py)")
     if leaf.route.startswith("admin/"):
         return [admin_path(leaf, world)]
     if spec.urls:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from stylecore.samples import landscape, swirls
@@ -26,6 +27,7 @@ def write_images(tmp_path):
     return content, style
 
 
+@pytest.mark.slow
 def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
     content, style = write_images(tmp_path)
     out = tmp_path / "out"
@@ -75,6 +77,7 @@ def test_it_exits_with_2_for_bad_arguments(tmp_path):
     assert "Traceback" not in negative.stderr + tiny.stderr + missing_init.stderr
 
 
+@pytest.mark.slow
 def test_two_styles_blended_with_the_photos_colours_kept(tmp_path):
     content, style = write_images(tmp_path)
     second = tmp_path / "second.png"

@@ -317,6 +317,7 @@ def _save(tmp_path, name, image):
     return str(path)
 
 
+@pytest.mark.slow
 def test_the_cli_takes_precision_start_rows_and_an_adain_start(tmp_path, content_image, style_image):
     content = _save(tmp_path, "content.png", content_image)
     style = _save(tmp_path, "style.png", style_image)
@@ -331,6 +332,7 @@ def test_the_cli_takes_precision_start_rows_and_an_adain_start(tmp_path, content
     assert all(r["converged"] is False for r in rows)
 
 
+@pytest.mark.slow
 def test_the_preview_cli_writes_the_picture_and_its_timing(tmp_path, content_image, style_image):
     content = _save(tmp_path, "content.png", content_image)
     style = _save(tmp_path, "style.png", style_image)

