@@ -45,6 +45,7 @@ server-deps:
 
 test: setup system-deps
 	$(PY) -m pytest -m "not scale"
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -m backends -p no:cacheprovider tests/stylecore
 	$(MAKE) test-scale
 
 # Only the quick unit and Django tests (no browser, workers, servers or real-engine tests). Budget:

@@ -92,6 +92,9 @@ SCALE_STEP = math.sqrt(2)
 # (calibrated with ``python -m stylecore.bench --part time-to-quality``, docs/PERFORMANCE.md).
 FINAL_SCALE_SHARE = 0.4
 AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precision="auto"
+# A precision whose test convolution is this much slower than float32's is emulated, not native
+# (measured: bfloat16 ~16× slower on an AVX2-only Zen 3; 0.5× on Zen 4 with AVX512_BF16).
+EMULATED_SLOWDOWN = 1.5
 ENCODED_CACHE_SIZE = 8  # AdaIN encoder outputs kept per engine (a preview's alpha can change alone)
 FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, content layer, style layer names)
 
@@ -340,6 +343,7 @@ class Engine:
         self._encoded = OrderedDict()
         self._device = None
         self._working = {}
+        self._probes = {}
 
     @property
     def backend(self):
@@ -361,25 +365,64 @@ class Engine:
     def resolve_precision(self, precision="auto", pixels=None):
         """The precision a run asking for ``precision`` computes in on this engine's device.
 
-        ``auto`` is bfloat16 on CPUs with AVX512_BF16 or AMX (on TensorFlow, whose oneDNN uses them;
-        XLA on a CPU does not) and on GPUs of compute capability 8.0 or newer, float32 elsewhere,
-        and float32 wherever the chosen type does not work. For outputs of fewer than
-        AUTO_MIN_PIXELS ``pixels`` it is float32 too: there bfloat16 saves little time, and its
-        rounding, relatively larger on few pixels, can stall L-BFGS's line search before the loss
-        is as low as float32 gets it.
+        ``auto`` is what the hardware computes natively (``network.resolve_precision``: bfloat16 on
+        CPUs with AVX512_BF16 or AMX under TensorFlow, on GPUs of compute capability 8.0 or newer),
+        kept only where a probe measures it working and no slower than float32 (``emulation``);
+        float32 otherwise. For outputs of fewer than AUTO_MIN_PIXELS ``pixels`` it is float32 too:
+        there bfloat16 saves little time, and its rounding, relatively larger on few pixels, can
+        stall L-BFGS's line search before the loss is as low as float32 gets it. An explicit
+        bfloat16 or float16 that the device lacks or only emulates is refused with the measured reason.
         """
         precision = validate_precision(precision)
         _ = self.device
-        if precision == "auto" and pixels is not None and pixels < AUTO_MIN_PIXELS:
-            return "float32"
-        on_gpu = self._device.kind == "GPU"
-        chosen = resolve_precision(precision, {"compute_capability": self._device.compute_capability}
-                                   if on_gpu else None)
-        if chosen != "float32" and not self._precision_works(chosen):
-            if precision == "auto":
+        if precision == "auto":
+            if pixels is not None and pixels < AUTO_MIN_PIXELS:
                 return "float32"
-            raise SettingsError(f"precision {chosen} does not work on {self.device}; use float32 or auto.")
-        return chosen
+            on_gpu = self._device.kind == "GPU"
+            chosen = resolve_precision("auto", {"compute_capability": self._device.compute_capability}
+                                       if on_gpu else None)
+            return chosen if self.emulation(chosen) is None else "float32"
+        reason = self.emulation(precision)
+        if reason is not None:
+            raise SettingsError(f"{reason}; use float32 or auto.")
+        return precision
+
+    def emulation(self, precision):
+        """Why ``precision`` should not be used on this device, measured, or None where it should:
+        no kernel for it, or a probe convolution slower than in float32 by more than EMULATED_SLOWDOWN
+        (a CPU without AVX512_BF16 emulates bfloat16, about 16× slower than float32)."""
+        if precision == "float32":
+            return None
+        if not self._precision_works(precision):
+            return f"precision {precision} does not work on {self.device}"
+        slowdown = self._probe_seconds(precision) / self._probe_seconds("float32")
+        if slowdown > EMULATED_SLOWDOWN:
+            return (f"{precision} is only emulated on {self.device}: a test convolution took {slowdown:.1f}× as long "
+                    "as in float32")
+        return None
+
+    def _probe_seconds(self, precision):
+        """Seconds of one 3×3 convolution of 256 channels at 32×32 (1.2 GFLOP) in ``precision``, the best
+        of three after a warm-up; measured once per engine."""
+        if precision not in self._probes:
+            ops = backend.keras_ops()
+            rng = np.random.default_rng(0)
+            x = backend.constant(rng.standard_normal((1, 32, 32, 256)).astype(np.float32))
+            kernel = backend.constant(0.05 * rng.standard_normal((3, 3, 256, 256)).astype(np.float32))
+
+            def convolve(x, kernel):
+                value = ops.conv(ops.cast(x, precision), ops.cast(kernel, precision), 1, padding="same")
+                return ops.sum(ops.cast(value, "float32"))
+
+            convolve = backend.compile(convolve)
+            backend.to_numpy(convolve(x, kernel))
+            seconds = []
+            for _ in range(3):
+                started = time.perf_counter()
+                backend.to_numpy(convolve(x, kernel))
+                seconds.append(time.perf_counter() - started)
+            self._probes[precision] = min(seconds)
+        return self._probes[precision]
 
     def _precision_works(self, precision):
         """One tiny convolution in ``precision``: some builds have no such kernels."""

@@ -16,6 +16,7 @@ def chroma_error(image, reference):
     return np.abs(to_ycbcr(image)[..., 1:] - to_ycbcr(reference)[..., 1:]).mean()
 
 
+@pytest.mark.backends
 def test_luminance_keeps_the_contents_chroma(engine, content_image, style_image):
     result = engine.stylize(content_image, style_image, rows=32, iterations=1, init="content",
                             preserve_colors="luminance")

@@ -43,6 +43,7 @@ def test_engine_reports_its_device_and_backend(engine):
     assert engine.device.endswith(f"({engine.backend})")
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image, optimizer):
     reports = []
@@ -62,6 +63,7 @@ def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image
     assert np.abs(result.image.astype(int) - reports[0].image().astype(int)).mean() > 2
 
 
+@pytest.mark.backends
 def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, style_image):
     reports = []
     result = engine.stylize(content_image, style_image, rows=32, iterations=3,
@@ -77,6 +79,7 @@ def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, 
     np.testing.assert_array_equal(result.image, reports[-1].image())
 
 
+@pytest.mark.backends
 def test_returning_true_from_the_callback_stops_the_run(engine, content_image, style_image):
     reports = []
 

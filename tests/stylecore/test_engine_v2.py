@@ -53,6 +53,25 @@ def test_auto_falls_back_to_float32_where_the_low_precision_does_not_work(engine
         engine.resolve_precision("float16")
 
 
+def test_auto_never_picks_a_precision_the_probe_measures_as_emulated(engine, monkeypatch):
+    from stylecore import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "resolve_precision", lambda precision, details=None: "bfloat16")
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.160})  # as on an AVX2-only CPU
+    assert engine.resolve_precision("auto") == "float32"
+    with pytest.raises(stylecore.SettingsError, match=r"bfloat16 is only emulated on .*16\.0× as long as in "
+                                                      r"float32; use float32 or auto"):
+        engine.resolve_precision("bfloat16")
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.004})  # native, as with AMX
+    assert engine.resolve_precision("auto") == "bfloat16"
+    assert engine.resolve_precision("bfloat16") == "bfloat16"
+
+
+def test_the_probe_measures_this_machine(engine):
+    seconds = engine._probe_seconds("float32")
+    assert 0 < seconds < 5 and engine._probe_seconds("float32") == seconds  # measured once
+
+
 def test_auto_keeps_float32_for_small_outputs(engine, content_image, style_image):
     from stylecore.engine import AUTO_MIN_PIXELS
 
@@ -171,6 +190,7 @@ def test_the_scale_plan_is_one_scale_when_starting_at_the_full_size_and_drops_sm
     assert scale_plan(400, 100, 2) == [(283, 1), (400, 2)]
 
 
+@pytest.mark.backends
 def test_scales_grow_to_rows_with_continuous_iteration_numbers(engine, content_image, style_image):
     reports = []
     result = engine.stylize(content_image, style_image, rows=64, start_rows=32, iterations=6,
@@ -251,6 +271,7 @@ def test_the_preview_refuses_an_alpha_outside_0_to_1(engine, content_image, styl
         engine.preview(content_image, style_image, rows=32, alpha=alpha)
 
 
+@pytest.mark.backends
 def test_an_adain_start_begins_at_the_preview(engine, content_image, style_image):
     reports = []
     engine.stylize(content_image, style_image, rows=48, iterations=1, init="adain", adain_alpha=0.8,
@@ -262,6 +283,7 @@ def test_an_adain_start_begins_at_the_preview(engine, content_image, style_image
 # -- exact resume and convergence --------------------------------------------------------------
 
 
+@pytest.mark.backends
 def test_a_float_init_continues_from_exactly_the_reported_pixels(engine, content_image, style_image):
     reports = []
     engine.stylize(content_image, style_image, rows=48, iterations=2, init="content", callback=collect(reports))
@@ -289,6 +311,7 @@ def test_a_bad_float_init_is_refused(engine, content_image, style_image, bad):
         engine.stylize(content_image, style_image, rows=32, iterations=1, init=bad)
 
 
+@pytest.mark.backends
 def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_image):
     """Content loss alone from the content image: already at its minimum, nothing can change."""
     reports = []
