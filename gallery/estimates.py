@@ -7,7 +7,8 @@ few evaluations at two sizes when it starts (``gallery.tasks.calibrate_speed``),
 of every run adds a ``SpeedSample``. The latest samples of a device and precision are fitted to
 seconds per evaluation = a + b × megapixels (a: the per-evaluation overhead that dominates tiny
 images; b: the convolutions). Only without any measurement yet does the estimate fall back to the
-figure measured on the development machine (docs/PERFORMANCE.md), and it says so.
+figure measured on a CPU of this machine's kind, with or without bfloat16 (docs/PERFORMANCE.md),
+and it says so.
 
 Expected start: the queue is played forward with the fair queue's own rule (gallery.fair_queue:
 the per-user cap, then the user with the fewest runs running, then the one who waited longest),
@@ -30,7 +31,7 @@ from gallery.models import Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import MIN_SIDE
-from stylecore.network import resolve_precision
+from stylecore.network import cpu_has_bfloat16, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,19 @@ FIT_SAMPLES = 40
 MIN_SAMPLE_EVALUATIONS = 5
 # Besides its iterations' evaluations, each scale computes its targets and reports its first image.
 EVALUATIONS_PER_SCALE = 2
-# Without any measurement: seconds per evaluation per megapixel on the development machine's CPU
-# (1.66 s at 400×533 in float32, docs/PERFORMANCE.md), and half that in the low precisions.
-FALLBACK_SECONDS_PER_MEGAPIXEL = {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9}
+# Without any measurement: seconds per evaluation per megapixel measured on 2-core CPUs of each kind
+# (docs/PERFORMANCE.md): with AVX512_BF16 or AMX, float32 1.66 s at 400×533 and bfloat16 about half;
+# with AVX2 only (AMD Zen 3), float32 5.35 s at 400×533, and the low precisions emulated ~16× slower.
+FALLBACK_SECONDS_PER_MEGAPIXEL = {
+    "cpu with bfloat16": {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9},
+    "cpu without bfloat16": {"float32": 25.1, "bfloat16": 400.0, "float16": 400.0},
+}
+
+
+def fallback_seconds_per_megapixel(precision):
+    """The figure for this machine's kind of CPU (where ``make run`` starts the worker)."""
+    kind = "cpu with bfloat16" if cpu_has_bfloat16() else "cpu without bfloat16"
+    return FALLBACK_SECONDS_PER_MEGAPIXEL[kind].get(precision, FALLBACK_SECONDS_PER_MEGAPIXEL[kind]["float32"])
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ def speed_for(device, precision):
         SpeedSample.objects.filter(device=device, precision=precision)
         .values_list("pixels", "evaluations", "seconds")[:FIT_SAMPLES]
     )
-    return fit_speed(samples) or Speed(0.0, FALLBACK_SECONDS_PER_MEGAPIXEL.get(precision, 7.8), False)
+    return fit_speed(samples) or Speed(0.0, fallback_seconds_per_megapixel(precision), False)
 
 
 def output_cols(rows, aspect):

@@ -198,8 +198,20 @@ def test_without_measurements_auto_is_what_this_machine_would_pick(project, monk
     monkeypatch.setenv("STYLECORE_AUTO_PRECISION", cpu_precision)
     estimate = estimates.estimate_run(Run(project=project, rows=400, iterations=17, start_rows=400), 4 / 3)
     assert estimate.precision == cpu_precision and not estimate.measured
-    per_megapixel = estimates.FALLBACK_SECONDS_PER_MEGAPIXEL[cpu_precision]
+    per_megapixel = estimates.fallback_seconds_per_megapixel(cpu_precision)
     assert estimate.seconds == pytest.approx(estimate.evaluations * per_megapixel * 400 * 533 / 1e6)
+
+
+@pytest.mark.parametrize("flags, float32, bfloat16", [("avx2 avx512_bf16", 7.8, 3.9), ("avx2 fma", 25.1, 400.0)])
+def test_without_measurements_the_figures_are_those_of_this_kind_of_cpu(monkeypatch, tmp_path, flags, float32,
+                                                                         bfloat16):
+    from stylecore import network
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor : 0\nflags : fpu {flags}\n")
+    monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: network.cpu_has_bfloat16(str(cpuinfo)))
+    assert estimates.fallback_seconds_per_megapixel("float32") == float32
+    assert estimates.fallback_seconds_per_megapixel("bfloat16") == bfloat16
 
 
 def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, other_client, project):
