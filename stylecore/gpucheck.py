@@ -118,9 +118,9 @@ def lbfgs_evaluations(engine, rows, evaluations, precision):
                           iterations=max(1, round(evaluations / 20)))
 
 
-def default_run(engine, rows):
+def default_run(engine, rows, iterations):
     cols = round(rows * 4 / 3)
-    return engine.stylize(landscape(rows, cols), swirls(rows, cols), rows=rows, start_rows=rows)
+    return engine.stylize(landscape(rows, cols), swirls(rows, cols), rows=rows, start_rows=rows, iterations=iterations)
 
 
 def verdict(name, value, better="lower"):
@@ -149,12 +149,13 @@ def measure(engine, args, report):
           f"{verdict('lbfgs_500_evaluations', warm) if args.rows == 512 else ''} (first run, compiling: {first:.1f} s)")
     print(f"the network was busy {100 * share:.0f} % of that time {verdict('network_share', share, 'higher')}")
 
-    first, warm, result = timed_twice(lambda: default_run(engine, args.run_rows))
+    first, warm, result = timed_twice(lambda: default_run(engine, args.run_rows, args.run_iterations))
     report["default_run"] = {"rows": args.run_rows, "iterations": result.iterations_done, "seconds": warm,
                              "first_seconds": first, "precision": result.precision, "loss": result.loss}
     print(f"the default run ({args.run_rows} rows, {result.iterations_done} iterations from "
           f"{DEFAULTS.init} at {DEFAULTS.adain_alpha}, {result.precision}): {warm:.3f} s "
-          f"{verdict('default_run', warm) if args.run_rows == 400 else ''} (first run: {first:.1f} s)")
+          f"{verdict('default_run', warm) if (args.run_rows, args.run_iterations) == (400, DEFAULTS.iterations) else ''}"
+          f" (first run: {first:.1f} s)")
 
     content, style = landscape(args.rows, args.rows), swirls(args.rows, args.rows)
     engine.preview(content, style, rows=args.rows)  # compile
@@ -194,6 +195,8 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=512, help="side of the square timings (default 512)")
     parser.add_argument("--evaluations", type=int, default=500, help="L-BFGS evaluations timed (default 500)")
     parser.add_argument("--run-rows", type=int, default=DEFAULTS.rows, help="rows of the default run timed")
+    parser.add_argument("--run-iterations", type=int, default=DEFAULTS.iterations,
+                        help="iterations of the default run timed (default: the default)")
     parser.add_argument("--agreement-iterations", type=int, default=20)
     parser.add_argument("--cpu", action="store_true", help="measure on the CPU where there is no GPU")
     parser.add_argument("--json", help="write the figures to this file")

@@ -67,3 +67,34 @@ def test_an_unknown_backend_is_refused_clearly():
     child = subprocess.run([sys.executable, "-c", "import stylecore; stylecore.Engine().device"],
                            capture_output=True, text=True, env=environment, timeout=300)
     assert child.returncode != 0 and "KERAS_BACKEND must be tensorflow or jax, not 'torch'" in child.stderr
+
+
+def test_the_gpu_check_measures_and_writes_its_figures_where_it_is_told_to_use_the_cpu(tmp_path):
+    """The same script that runs on a GPU host, here on the CPU at tiny sizes (docs/DEPLOY.md)."""
+    report = tmp_path / "gpucheck.json"
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow")
+    child = subprocess.run(
+        [sys.executable, "-m", "stylecore.gpucheck", "--cpu", "--rows", "32", "--evaluations", "20", "--run-rows",
+         "32", "--run-iterations", "1", "--agreement-iterations", "1", "--json", str(report)],
+        capture_output=True, text=True, env=environment, timeout=900)
+    assert child.returncode == 0, child.stdout[-2000:] + child.stderr[-2000:]
+    assert "gpu-check passed." in child.stdout and "one evaluation at 32x32, float32" in child.stdout
+    figures = json.loads(report.read_text())
+    assert figures["backend"] == "tensorflow" and figures["device"] == "CPU (tensorflow)"
+    assert figures["seconds_per_evaluation"]["float32"] > 0 and figures["lbfgs"]["evaluations"] >= 20
+    assert 0 < figures["lbfgs"]["network_share"] and figures["default_run"]["iterations"] == 1
+    assert figures["agreement"]["difference"] == 0.0 and figures["failures"] == []
+
+
+def test_the_gpu_bundle_holds_what_an_offline_gpu_host_lacks(tmp_path, monkeypatch):
+    from stylecore import gpubundle
+
+    downloads = []
+    monkeypatch.setattr(gpubundle, "download_wheels", lambda directory, version: downloads.append(version))
+    assert gpubundle.main([str(tmp_path / "gpu")]) == 0
+    assert downloads == ["3.12"]
+    names = sorted(path.name for path in (tmp_path / "gpu").iterdir())
+    assert names == ["run.sh", "stylecore-weights.npz"]
+    script = (tmp_path / "gpu" / "run.sh").read_text()
+    assert "KERAS_BACKEND=${KERAS_BACKEND:-jax}" in script and "STYLECORE_WEIGHTS=" in script
+    assert "--target /tmp/stylecore-site" in script and "stylecore.gpucheck --json" in script
