@@ -46,7 +46,7 @@
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``stylecore.benchset``):
 the reference and candidate starts side by side on each pair, then the median and the worst.
-``--quick`` is the quick mode: 128 rows and 10 reference iterations unless given.
+``--quick`` is the quick mode: 64 rows and 6 reference iterations unless given.
 """
 
 import argparse

@@ -37,8 +37,12 @@ from .images import centre_crop_to_aspect, load_image, resize
 from .samples import landscape, mosaic, swirls
 
 ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
-QUICK_ROWS = 128
-QUICK_REFERENCE_ITERATIONS = 10
+# The quick mode: at 64 rows an evaluation costs about a tenth of one at 128 rows, so the whole set
+# runs in minutes, not an hour; its outputs are below AUTO_MIN_PIXELS, so every run is float32 and
+# the quick mode compares the starts, not the precisions. Its L* is an early, half-stylised loss:
+# its ratios check the machinery and the ranking, they are not those of 400 rows.
+QUICK_ROWS = 64
+QUICK_REFERENCE_ITERATIONS = 6
 CANDIDATE_ITERATIONS_FACTOR = 2  # a candidate gives up after this many times the reference's iterations
 PROBE_ALPHAS = (0.2, 0.5, 1.0)  # the AdaIN strengths the candidates start from
 
@@ -248,12 +252,13 @@ def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, w
     ref_iteration, ref_evaluations, ref_wall, ref_cpu, target, ref_image = reference.found
     cap = ref_wall / give_up_below
     report = {
-        "pair": pair.name, "content": pair.content, "styles": list(pair.styles),
+        "pair": pair.name, "description": pair.describe(), "content": pair.content, "styles": list(pair.styles),
         "blend": list(pair.blend) if pair.blend else None,
         "reference": {"loss": target, "iteration": ref_iteration, "evaluations": ref_evaluations,
                       "wall_s": ref_wall, "cpu_s": ref_cpu},
         "candidates": [],
     }
+    print_reference(pair, report["reference"])
     saved = {"content": content, "reference": ref_image}
     saved.update({f"style-{i + 1}" if len(styles) > 1 else "style": style for i, style in enumerate(styles)})
     for key, label in CANDIDATES:
@@ -268,6 +273,7 @@ def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, w
             wall_s=wall, cpu_s=cpu, loss=loss,
             wall_ratio=ref_wall / wall if reached else None, cpu_ratio=ref_cpu / cpu if reached else None,
             stopped_at_iteration=None if reached else iteration, **extra))
+        print_candidate(report["candidates"][-1])
         saved[key if reached else f"{key}-not-reached"] = image
     if images:
         os.makedirs(images, exist_ok=True)
@@ -333,18 +339,20 @@ def _count(value):
     return "no" if value is None else f"{value:g}"
 
 
-def print_pair(report):
-    ref = report["reference"]
-    print(f"\n  {report['pair']}: {report['description']}")
+def print_reference(pair, ref):
+    """The pair's heading and its reference, as soon as it has run."""
+    print(f"\n  {pair.name}: {pair.describe()}")
     print(f"    reference: L* = {ref['loss']:.4f} at iteration {ref['iteration']}, {ref['evaluations']} evaluations, "
           f"{ref['wall_s']:.0f} s wall, {ref['cpu_s']:.0f} s CPU")
     print(f"    {'candidate':<64} {'it at L*':>8} {'evals':>6} {'wall s':>7} {'speed-up':>8} {'CPU s':>6} "
           f"{'speed-up':>8}")
-    for c in report["candidates"]:
-        label = c["label"] + (f" (chose {c['chosen']})" if c.get("chosen") else "")
-        tail = "" if c["reached"] else f"  (not reached: {c['loss']:.4f} at iteration {c['stopped_at_iteration']})"
-        print(f"    {label:<64} {_count(c['iteration']):>8} {_count(c['evaluations']):>6} {c['wall_s']:7.1f} "
-              f"{_ratio(c['wall_ratio']):>8} {c['cpu_s']:6.0f} {_ratio(c['cpu_ratio']):>8}{tail}")
+
+
+def print_candidate(c):
+    label = c["label"] + (f" (chose {c['chosen']})" if c.get("chosen") else "")
+    tail = "" if c["reached"] else f"  (not reached: {c['loss']:.4f} at iteration {c['stopped_at_iteration']})"
+    print(f"    {label:<64} {_count(c['iteration']):>8} {_count(c['evaluations']):>6} {c['wall_s']:7.1f} "
+          f"{_ratio(c['wall_ratio']):>8} {c['cpu_s']:6.0f} {_ratio(c['cpu_ratio']):>8}{tail}")
 
 
 def print_tables(report):
@@ -383,8 +391,10 @@ def run_set(engine, args, weights):
         "candidate_iterations": CANDIDATE_ITERATIONS_FACTOR * args.reference_iterations,
         "give_up_below": args.give_up_below, "precision": auto, "machine": machine(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or None,
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "pairs": [], "summary": {},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_start": _load_average(),
+        "pairs": [], "summary": {},
     }
+    wall, cpu = time.perf_counter(), time.process_time()
     m = report["machine"]
     print(f"time to quality on the set {args.set!r} ({len(pairs)} pairs{', quick mode' if args.quick else ''}) "
           f"at {rows}x{cols} on {engine.device}: {m['cpu']}, {m['cores']} cores, bfloat16 instructions: "
@@ -398,20 +408,30 @@ def run_set(engine, args, weights):
     for pair in pairs:
         result = run_pair(engine, pair, args.rows, args.reference_iterations, args.give_up_below, weights, warmed,
                           images=args.images)
-        result["description"] = pair.describe()
         report["pairs"].append(result)
-        print_pair(result)
         report["summary"] = summarise(report["pairs"])
         if args.json:
             _write_json(args.json, report)
-    report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average(),
+                  total_wall_s=time.perf_counter() - wall, total_cpu_s=time.process_time() - cpu)
     print_tables(report)
+    print(f"\nthe whole set took {report['total_wall_s'] / 60:.1f} min wall, {report['total_cpu_s'] / 60:.1f} min CPU "
+          f"(judging and warming up included); load average {report['load_average_at_start']} at the start, "
+          f"{report['load_average_at_end']} at the end")
     if args.json:
         _write_json(args.json, report)
         print(f"\nreport written to {args.json}")
     if args.images:
         print(f"pictures (inputs, the reference, each candidate at L*) written to {args.images}")
     return report
+
+
+def _load_average():
+    """The 1-minute load average (other processes sharing the cores), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _write_json(path, report):
