@@ -273,7 +273,7 @@ def main(argv=None):
     parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
     parser.add_argument("--give-up-below", type=float,
                         help="stop a time-to-quality variant once its speed-up would be below this "
-                             "(default 3; 0.5 with --set)")
+                             "(default 3; with --set none: there candidates stop by iterations only)")
     parser.add_argument("--variants", type=_variant_list,
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
@@ -300,8 +300,8 @@ def main(argv=None):
         parser.error("give both CONTENT and STYLE, or neither")
     args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULTS.rows)
     args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
-    if args.give_up_below is None:
-        args.give_up_below = 0.5 if args.set else 3.0
+    if args.give_up_below is None and not args.set:
+        args.give_up_below = 3.0
     if args.set:
         if args.part != "time-to-quality" or args.content:
             parser.error("--set runs part (c) over its own pairs: use --part time-to-quality, without images")
