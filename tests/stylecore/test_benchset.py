@@ -71,6 +71,7 @@ def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_networ
             assert candidate["loss"] <= reference["loss"]
             assert 0 <= candidate["iteration"] <= 4
             assert candidate["wall_ratio"] == pytest.approx(reference["wall_s"] / candidate["wall_s"])
+            assert candidate["evaluation_ratio"] == pytest.approx(reference["evaluations"] / candidate["evaluations"])
         else:
             assert candidate["iteration"] is None and candidate["wall_ratio"] is None
     per_pair = pair["candidates"][-1]
@@ -79,7 +80,8 @@ def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_networ
     for key in keys:
         summary = report["summary"][key]
         assert summary["pairs"] == 1
-        assert {"median_wall_ratio", "worst_wall_ratio", "median_iteration", "worst_iteration"} <= set(summary)
+        assert {"median_wall_ratio", "worst_wall_ratio", "median_iteration", "worst_iteration",
+                "median_evaluation_ratio"} <= set(summary)
     out = capsys.readouterr().out
     assert "astronaut-swirls-brick" in out and "median" in out and "L* =" in out
     assert (tmp_path / "images" / "astronaut-swirls-brick-reference.png").is_file()
