@@ -38,8 +38,9 @@ from .images import centre_crop_to_aspect, load_image, resize
 from .samples import landscape, mosaic, swirls
 
 ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
-# The quick mode: at 64 rows an evaluation costs about a tenth of one at 128 rows, so the whole set
-# runs in minutes, not an hour; its outputs are below AUTO_MIN_PIXELS, so every run is float32 and
+# The quick mode: at 128 rows and 10 iterations one pair took 10 minutes here (docs/benchset-128rows-*);
+# at 64 rows and 6 the 8 pairs took 40 minutes on a shared 2-core machine, 36 CPU minutes
+# (docs/benchset-quick-*), more than the 15 asked for: --pairs runs fewer. Its outputs are below AUTO_MIN_PIXELS, so every run is float32 and
 # the quick mode compares the starts, not the precisions. Its L* is an early, half-stylised loss:
 # its ratios check the machinery and the ranking, they are not those of 400 rows.
 QUICK_ROWS = 64
