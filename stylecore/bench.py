@@ -43,7 +43,10 @@
     per iteration does not depend on the machine's load, so this part calibrates the default
     AdaIN strength on a shared machine.
 
-Without image paths it uses the procedural samples in ``stylecore.samples``.
+Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
+part (c) runs instead over a benchmark set of content × style pairs (``stylecore.benchset``):
+the reference and candidate starts side by side on each pair, then the median and the worst.
+``--quick`` is the quick mode: 64 rows and 6 reference iterations unless given.
 """
 
 import argparse
@@ -59,6 +62,7 @@ from PIL import Image
 
 from . import DEFAULTS, Engine, backend, prepare_images
 from . import engine as engine_module
+from .benchset import QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_set, select_pairs
 from .engine import CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, lbfgs_scale, scale_plan
 from .errors import SettingsError
 from .images import caffe_bounds, preprocess
@@ -107,14 +111,19 @@ def notebook_function(tf, vgg, content, style):
 class EngineObjective:
     """The engine's loss on one image pair, counting evaluations and the best loss seen.
 
-    ``functions``: compiled loss functions (the engine's of one precision by default).
+    ``functions``: compiled loss functions (the engine's of one precision by default). ``style`` may
+    be a list of images, their Grams averaged with the weights ``blend`` as a run blends them.
     """
 
-    def __init__(self, engine, content, style, weights, precision="float32", functions=None):
+    def __init__(self, engine, content, style, weights, precision="float32", functions=None, blend=None):
         self.functions = functions or engine._ensure_model(precision)
         self.shape = content.shape
         self.content_target, _ = self.functions.targets(backend.constant(preprocess(content)[None]))
-        _, self.style_grams = self.functions.targets(backend.constant(preprocess(style)[None]))
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        blend = list(blend) if blend else [1.0] * len(styles)
+        grams = [self.functions.targets(backend.constant(preprocess(image)[None]))[1] for image in styles]
+        self.style_grams = [sum(weight * per_style[layer] for weight, per_style in zip(blend, grams)) / sum(blend)
+                            for layer in range(len(grams[0]))]
         self.weights = backend.constant(np.asarray(weights, np.float32))
         self.layer_weights = backend.constant(np.ones(len(self.functions.style_names), np.float32))
         self.scale = lbfgs_scale(self.shape)  # the same conditioning the engine's L-BFGS gets
@@ -265,16 +274,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
     parser.add_argument("style", nargs="?", help="style image (default: procedural swirls)")
-    parser.add_argument("--rows", type=int, default=DEFAULTS.rows)
+    parser.add_argument("--rows", type=int, help=f"image height (default {DEFAULTS.rows}, {QUICK_ROWS} with --quick)")
     parser.add_argument("--rounds", type=int, default=4, help="rotating timing rounds (default 4)")
     parser.add_argument("--per-round", type=int, default=3, help="evaluations per contender per round")
     parser.add_argument("--evaluations", type=int, default=200,
                         help="evaluation budget of the optimiser comparison (default 200)")
-    parser.add_argument("--reference-iterations", type=int, default=50,
-                        help="iterations of the time-to-quality reference (default 50)")
+    parser.add_argument("--reference-iterations", type=int,
+                        help=f"iterations of the time-to-quality reference (default 50, "
+                             f"{QUICK_REFERENCE_ITERATIONS} with --quick)")
     parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
-    parser.add_argument("--give-up-below", type=float, default=3.0,
-                        help="stop a time-to-quality variant once its speed-up would be below this (default 3)")
+    parser.add_argument("--give-up-below", type=float,
+                        help="stop a time-to-quality variant once its speed-up would be below this "
+                             "(default 3; with --set none: there candidates stop by iterations only)")
     parser.add_argument("--variants", type=_variant_list,
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
@@ -287,10 +298,33 @@ def main(argv=None):
     parser.add_argument("--start-iterations", type=int, default=30,
                         help="iterations of each run in part (h) (default 30)")
     parser.add_argument("--target", type=float, help="part (h): report the first iteration at this loss or lower")
+    parser.add_argument("--set", choices=sorted(SETS),
+                        help="part (c) over a benchmark set of content x style pairs (stylecore/benchset.py)")
+    parser.add_argument("--pairs", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                        help="with --set: only these pairs, comma-separated")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"quick mode: {QUICK_ROWS} rows and {QUICK_REFERENCE_ITERATIONS} reference iterations "
+                             f"(unless --rows or --reference-iterations say otherwise)")
+    parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
     if (args.content is None) != (args.style is None):
         parser.error("give both CONTENT and STYLE, or neither")
+    args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULTS.rows)
+    args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
+    if args.give_up_below is None and not args.set:
+        args.give_up_below = 3.0
+    if args.set:
+        if args.part != "time-to-quality" or args.content:
+            parser.error("--set runs part (c) over its own pairs: use --part time-to-quality, without images")
+        try:
+            select_pairs(args.set, args.pairs)
+        except ValueError as exc:
+            parser.error(str(exc))
+        run_set(Engine(), args, (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
+        return 0
+    if args.pairs or args.json:
+        parser.error("--pairs and --json go with --set")
     if args.content:
         content, style = prepare_images(args.content, args.style, rows=args.rows)
     else:

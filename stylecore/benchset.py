@@ -1,0 +1,448 @@
+"""The benchmark set: content × style pairs that time to quality runs side by side, offline.
+
+    python -m stylecore.bench --part time-to-quality --set default [--quick] [--pairs NAME,NAME]
+                              [--json PATH] [--images DIR]
+
+Every pair is built here without a download: the procedural pictures of ``stylecore.samples`` and
+photos and textures that ship inside scikit-image's wheel (its ``data`` folder, read straight
+from disk: ``skimage.data`` may fetch other pictures with pooch). Each picture is cut to the set's
+4:3 landscape aspect at its centre and resized, so all pairs share one size and the engine's
+functions are traced once.
+
+For each pair, as in part (c) of ``stylecore.bench``: the reference (float32, one size, the photo
+as the start, L-BFGS keeping scipy's 10 steps as the first engine did) runs
+``--reference-iterations``; its last full-size loss is the pair's L*. Then each candidate runs in
+the automatic precision until its full-size loss, judged in float32 outside the clock, is at most
+L*, or once it has run twice the reference's iterations: a limit in iterations, not seconds, so
+that whether and where a candidate reaches L* does not depend on the machine's load
+(``--give-up-below`` adds a limit in wall time).
+The pair's figures are the iteration and evaluation count at L* (which do not depend on the
+machine's load) and the wall and CPU seconds against the reference's (which do, so they are only
+compared inside a pair, measured minutes apart). Over the pairs: the median and the worst.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageError
+from .images import centre_crop_to_aspect, load_image, resize
+from .samples import landscape, mosaic, swirls
+
+ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
+# The quick mode: at 128 rows and 10 iterations one pair took 10 minutes here (docs/benchset-128rows-*);
+# at 64 rows and 6 the 8 pairs took 40 minutes on a shared 2-core machine, 36 CPU minutes
+# (docs/benchset-quick-*), more than the 15 asked for: --pairs runs fewer. Its outputs are below AUTO_MIN_PIXELS, so every run is float32 and
+# the quick mode compares the starts, not the precisions. Its L* is an early, half-stylised loss:
+# its ratios check the machinery and the ranking, they are not those of 400 rows.
+QUICK_ROWS = 64
+QUICK_REFERENCE_ITERATIONS = 6
+CANDIDATE_ITERATIONS_FACTOR = 2  # a candidate gives up after this many times the reference's iterations
+PROBE_ALPHAS = (0.2, 0.5, 1.0)  # the AdaIN strengths the candidates start from
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One content × style pair; pictures are ``sample:NAME`` (stylecore.samples) or ``skimage:FILE``."""
+
+    name: str
+    content: str
+    styles: tuple
+    blend: tuple = None  # style_blend_weights when there are several styles
+
+    def describe(self):
+        styles = " + ".join(f"{weight:g} × {style}" for weight, style in zip(self.blend, self.styles)) \
+            if self.blend else self.styles[0]
+        return f"{self.content} in the style of {styles}"
+
+
+# Photos (a cat, a portrait, a still life, a launch) and a procedural landscape; styles of four kinds:
+# painterly procedural swirls, a flat procedural mosaic, real textures (grey brick and gravel, a
+# stained micrograph in colour) and a two-style blend.
+SETS = {
+    "default": (
+        Pair("landscape-swirls", "sample:landscape", ("sample:swirls",)),
+        Pair("landscape-gravel", "sample:landscape", ("skimage:gravel.png",)),
+        Pair("chelsea-swirls", "skimage:chelsea.png", ("sample:swirls",)),
+        Pair("chelsea-ihc", "skimage:chelsea.png", ("skimage:ihc.png",)),
+        Pair("astronaut-mosaic", "skimage:astronaut.png", ("sample:mosaic",)),
+        Pair("coffee-brick", "skimage:coffee.png", ("skimage:brick.png",)),
+        Pair("rocket-gravel", "skimage:rocket.jpg", ("skimage:gravel.png",)),
+        Pair("astronaut-swirls-brick", "skimage:astronaut.png", ("sample:swirls", "skimage:brick.png"), (0.5, 0.5)),
+    ),
+}
+
+_SAMPLES = {"landscape": landscape, "swirls": swirls, "mosaic": mosaic}
+
+
+def skimage_data_folder():
+    """scikit-image's bundled data folder, found without importing it (nothing is downloaded)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImageError("The benchmark set reads photos that ship with scikit-image: "
+                         "pip install scikit-image==0.26.0 (requirements.txt).")
+    return os.path.join(spec.submodule_search_locations[0], "data")
+
+
+def set_size(rows):
+    return rows, round(rows * ASPECT)
+
+
+def picture(source, rows):
+    """A picture of the set as uint8 RGB, rows × rows·4/3."""
+    rows, cols = set_size(rows)
+    kind, _, name = source.partition(":")
+    if kind == "sample" and name in _SAMPLES:
+        return _SAMPLES[name](rows, cols)
+    if kind != "skimage":
+        raise ImageError(f"Unknown picture {source!r}: give sample:NAME ({', '.join(_SAMPLES)}) or skimage:FILE.")
+    path = os.path.join(skimage_data_folder(), name)
+    if not os.path.isfile(path):
+        raise ImageError(f"{name} is not in scikit-image's data folder {os.path.dirname(path)}; the set uses "
+                         f"only the pictures its wheel ships.")
+    return resize(centre_crop_to_aspect(load_image(path), rows, cols), rows, cols)
+
+
+def pair_images(pair, rows):
+    """(content, [styles]) of a pair at ``rows``."""
+    return picture(pair.content, rows), [picture(style, rows) for style in pair.styles]
+
+
+def select_pairs(set_name, names=None):
+    """The pairs of a set, or those of ``names`` (in the set's order); ValueError on an unknown name."""
+    pairs = SETS[set_name]
+    if not names:
+        return pairs
+    known = {pair.name for pair in pairs}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"no pair {', '.join(unknown)} in the set {set_name!r}; choose among {', '.join(known)}")
+    return tuple(pair for pair in pairs if pair.name in names)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+class _Chase:
+    """One configuration's stylize calls towards L*: one clock over all of them (the float32 judging
+    left out), the evaluations summed, the first full-size report at L* or below kept."""
+
+    def __init__(self, engine, content, styles, blend, judge, target, cap_seconds=None):
+        from .bench import _Clock
+
+        self.engine, self.content, self.styles, self.blend = engine, content, styles, blend
+        self.judge, self.target, self.cap_seconds = judge, target, cap_seconds
+        self.clock = _Clock()
+        self.evaluations = 0
+        self.found = None  # (iteration, evaluations, wall, cpu, loss, image) at L* (the last report without L*)
+        self.last = None
+        self.over_cap = False
+
+    def stylize(self, watch=True, **options):
+        """One stylize call, judged at every full-size report when ``watch``; returns its TransferResult."""
+        before = self.evaluations
+        rows = self.content.shape[0]
+
+        def callback(report):
+            paused = self.clock.pause()
+            wall, cpu = self.clock.read()
+            self.evaluations = before + report.evaluations
+            if report.rows == rows:
+                loss = self.judge.loss(report.pixels())
+                self.last = (report.iteration, self.evaluations, wall, cpu, loss, report.image())
+                if self.target is None or loss <= self.target:
+                    self.found = self.last
+            self.over_cap = self.cap_seconds is not None and wall > self.cap_seconds
+            self.clock.resume(paused)
+            return self.target is not None and (self.found is not None or self.over_cap)
+
+        result = self.engine.stylize(self.content, self.styles, rows=rows, style_blend_weights=self.blend,
+                                     callback=callback if watch else None, **options)
+        self.evaluations = before + result.evaluations
+        return result
+
+    @property
+    def done(self):
+        return self.found is not None or self.over_cap
+
+
+def _one_size(rows, precision, **options):
+    return dict(start_rows=rows, precision=precision, **options)
+
+
+def _start_options(start):
+    return dict(init="content") if start == "photo" else dict(init="adain", adain_alpha=start)
+
+
+def _start_name(start):
+    return "photo" if start == "photo" else f"adain-{start:g}"
+
+
+CANDIDATES = (
+    ("photo", "photo start, one size"),
+    ("adain-0.2", "AdaIN start 0.2, one size (the defaults' start)"),
+    ("adain-0.5", "AdaIN start 0.5, one size"),
+    ("adain-1", "AdaIN start 1, one size"),
+    ("coarse-to-fine", "coarse to fine from the photo (half size up)"),
+    ("per-pair", "per-pair choice: the start of lowest loss after 1 iteration"),
+)
+
+
+def run_candidate(key, chase, rows, precision, budget, reference_iterations):
+    """Run candidate ``key`` in ``chase`` for at most ``budget`` iterations; return extra facts for the report."""
+    if key in ("photo",) or key.startswith("adain-"):
+        start = "photo" if key == "photo" else float(key.split("-", 1)[1])
+        chase.stylize(iterations=budget, **_one_size(rows, precision, **_start_options(start)))
+        return {}
+    if key == "coarse-to-fine":
+        # The scales are planned over the reference's iterations (40 % of them at the full size);
+        # a run not at L* by then goes on at the full size from where it ended.
+        start_rows = max(16, rows // 2)
+        result = chase.stylize(iterations=reference_iterations, start_rows=start_rows, precision=precision,
+                               init="content")
+        if not chase.done and result.last_iteration < budget:
+            chase.stylize(iterations=budget - result.last_iteration, first_iteration=result.last_iteration,
+                          init=result.pixels, **_one_size(rows, precision))
+        return {"start_rows": start_rows}
+    if key == "per-pair":
+        # The test is part of the candidate's cost: its clock runs through the probes.
+        probes = {}
+        for start in ("photo",) + PROBE_ALPHAS:
+            result = chase.stylize(watch=False, iterations=1, **_one_size(rows, precision, **_start_options(start)))
+            probes[_start_name(start)] = (result.loss, result.pixels)
+        chosen = min(probes, key=lambda name: probes[name][0])
+        chase.stylize(iterations=budget - 1, first_iteration=1, init=probes[chosen][1], **_one_size(rows, precision))
+        return {"chosen": chosen, "probe_losses": {name: loss for name, (loss, _) in probes.items()}}
+    raise ValueError(f"unknown candidate {key!r}")
+
+
+def warm_up(engine, content, styles, blend, precisions, scale_rows, warmed):
+    """Trace the engine's functions at every size and precision a pair's runs use, once per shape."""
+    for precision in precisions:
+        for size in scale_rows:
+            key = (precision, size, content.shape)
+            if key not in warmed:
+                engine.stylize(content, styles, rows=size, iterations=1, precision=precision, init="adain",
+                               start_rows=size, style_blend_weights=blend)
+                warmed.add(key)
+
+
+def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, warmed, images=None):
+    """The reference and every candidate on one pair, side by side; a dict for the report."""
+    from .bench import EngineObjective, lbfgs_steps
+    from .engine import scale_plan
+
+    content, styles = pair_images(pair, rows)
+    blend = list(pair.blend) if pair.blend else None
+    auto = engine.resolve_precision("auto", content.shape[0] * content.shape[1])
+    judge = EngineObjective(engine, content, styles, weights, "float32", blend=blend)
+    budget = CANDIDATE_ITERATIONS_FACTOR * reference_iterations
+    coarse = [size for size, _ in scale_plan(rows, max(16, rows // 2), reference_iterations)]
+    warm_up(engine, content, styles, blend, ("float32", auto), [rows], warmed)
+    warm_up(engine, content, styles, blend, (auto,), coarse, warmed)
+
+    reference = _Chase(engine, content, styles, blend, judge, None)
+    with lbfgs_steps(10):  # scipy's default, as the first engine kept
+        reference.stylize(iterations=reference_iterations, **_one_size(rows, "float32", init="content"))
+    ref_iteration, ref_evaluations, ref_wall, ref_cpu, target, ref_image = reference.found
+    cap = ref_wall / give_up_below if give_up_below else None
+    report = {
+        "pair": pair.name, "description": pair.describe(), "content": pair.content, "styles": list(pair.styles),
+        "blend": list(pair.blend) if pair.blend else None,
+        "reference": {"loss": target, "iteration": ref_iteration, "evaluations": ref_evaluations,
+                      "wall_s": ref_wall, "cpu_s": ref_cpu},
+        "candidates": [],
+    }
+    print_reference(pair, report["reference"])
+    saved = {"content": content, "reference": ref_image}
+    saved.update({f"style-{i + 1}" if len(styles) > 1 else "style": style for i, style in enumerate(styles)})
+    for key, label in CANDIDATES:
+        engine.forget_encodings()  # each candidate encodes its own AdaIN inputs (the warm-up cached them)
+        chase = _Chase(engine, content, styles, blend, judge, target, cap)
+        extra = run_candidate(key, chase, rows, auto, budget, reference_iterations)
+        reached = chase.found is not None
+        iteration, evaluations, wall, cpu, loss, image = chase.found if reached else chase.last
+        report["candidates"].append(dict(
+            key=key, label=label, precision=auto, reached=reached,
+            iteration=iteration if reached else None, evaluations=evaluations if reached else None,
+            wall_s=wall, cpu_s=cpu, loss=loss,
+            wall_ratio=ref_wall / wall if reached else None, cpu_ratio=ref_cpu / cpu if reached else None,
+            evaluation_ratio=ref_evaluations / evaluations if reached else None,
+            stopped_at_iteration=None if reached else iteration, **extra))
+        print_candidate(report["candidates"][-1])
+        saved[key if reached else f"{key}-not-reached"] = image
+    if images:
+        os.makedirs(images, exist_ok=True)
+        for name, image in saved.items():
+            Image.fromarray(image).save(os.path.join(images, f"{pair.name}-{name}.png"))
+    return report
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def _ranked_median(values, higher_is_better):
+    """Median where None (L* not reached) ranks worst; None when the median falls on one."""
+    worst = -math.inf if higher_is_better else math.inf
+    ranked = sorted(worst if value is None else value for value in values)
+    middle = statistics.median(ranked)
+    return None if math.isinf(middle) or math.isnan(middle) else middle
+
+
+def summarise(pairs):
+    """Per candidate over the pairs: how many reached L*, the median and the worst speed-up and iteration."""
+    summary = {}
+    for key, label in CANDIDATES:
+        rows = [(pair["pair"], candidate) for pair in pairs for candidate in pair["candidates"]
+                if candidate["key"] == key]
+        if not rows:
+            continue
+        ratios = [candidate["wall_ratio"] for _, candidate in rows]
+        iterations = [candidate["iteration"] for _, candidate in rows]
+        worst_ratio = min(rows, key=lambda row: -1 if row[1]["wall_ratio"] is None else row[1]["wall_ratio"])
+        worst_iteration = max(rows, key=lambda row: math.inf if row[1]["iteration"] is None else row[1]["iteration"])
+        summary[key] = {
+            "label": label, "pairs": len(rows), "reached": sum(c["reached"] for _, c in rows),
+            "median_wall_ratio": _ranked_median(ratios, higher_is_better=True),
+            "worst_wall_ratio": worst_ratio[1]["wall_ratio"], "worst_wall_ratio_pair": worst_ratio[0],
+            "median_iteration": _ranked_median(iterations, higher_is_better=False),
+            "worst_iteration": worst_iteration[1]["iteration"], "worst_iteration_pair": worst_iteration[0],
+            "median_cpu_ratio": _ranked_median([c["cpu_ratio"] for _, c in rows], higher_is_better=True),
+            # Load does not change it; it counts a coarse evaluation as a full-size one, and no AdaIN pass.
+            "median_evaluation_ratio": _ranked_median([c["evaluation_ratio"] for _, c in rows],
+                                                      higher_is_better=True),
+        }
+    return summary
+
+
+def machine():
+    """What the figures hold for: the CPU model and its bfloat16 instructions."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "bfloat16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"})}
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _count(value):
+    return "no" if value is None else f"{value:g}"
+
+
+def print_reference(pair, ref):
+    """The pair's heading and its reference, as soon as it has run."""
+    print(f"\n  {pair.name}: {pair.describe()}")
+    print(f"    reference: L* = {ref['loss']:.4f} at iteration {ref['iteration']}, {ref['evaluations']} evaluations, "
+          f"{ref['wall_s']:.0f} s wall, {ref['cpu_s']:.0f} s CPU")
+    print(f"    {'candidate':<64} {'it at L*':>8} {'evals':>6} {'wall s':>7} {'speed-up':>8} {'CPU s':>6} "
+          f"{'speed-up':>8}")
+
+
+def print_candidate(c):
+    label = c["label"] + (f" (chose {c['chosen']})" if c.get("chosen") else "")
+    tail = "" if c["reached"] else f"  (not reached: {c['loss']:.4f} at iteration {c['stopped_at_iteration']})"
+    print(f"    {label:<64} {_count(c['iteration']):>8} {_count(c['evaluations']):>6} {c['wall_s']:7.1f} "
+          f"{_ratio(c['wall_ratio']):>8} {c['cpu_s']:6.0f} {_ratio(c['cpu_ratio']):>8}{tail}")
+
+
+def print_tables(report):
+    pairs, summary = report["pairs"], report["summary"]
+    keys = [key for key, _ in CANDIDATES if key in summary]
+    width = max(len(pair["pair"]) for pair in pairs) + 2
+    print(f"\nper pair: the reference's L*, then each candidate's iteration at L* / wall-clock speed-up "
+          f"(reference wall ÷ candidate wall; 'no' = L* not reached)")
+    print(f"  {'pair':<{width}} {'L*':>8}" + "".join(f" {key:>16}" for key in keys))
+    for pair in pairs:
+        cells = {c["key"]: f"{_count(c['iteration'])} / {_ratio(c['wall_ratio'])}" for c in pair["candidates"]}
+        print(f"  {pair['pair']:<{width}} {pair['reference']['loss']:8.4f}"
+              + "".join(f" {cells.get(key, ''):>16}" for key in keys))
+    print(f"\nover {len(pairs)} pairs: median and worst (the pair in brackets)")
+    print(f"  {'candidate':<16} {'reached':>8} {'median it':>10} {'worst it':>30} {'median speed-up':>16} "
+          f"{'worst speed-up':>32} {'median CPU':>11} {'median evals':>13}")
+    for key in keys:
+        s = summary[key]
+        worst_it = f"{_count(s['worst_iteration'])} ({s['worst_iteration_pair']})"
+        worst_ratio = f"{_ratio(s['worst_wall_ratio'])} ({s['worst_wall_ratio_pair']})"
+        print(f"  {key:<16} {s['reached']:>4}/{s['pairs']:<3} {_count(s['median_iteration']):>10} {worst_it:>30} "
+              f"{_ratio(s['median_wall_ratio']):>16} {worst_ratio:>32} {_ratio(s['median_cpu_ratio']):>11} "
+              f"{_ratio(s['median_evaluation_ratio']):>13}")
+    print("  (speed-ups are the reference's wall seconds, CPU seconds or evaluations over the candidate's, at L*)")
+
+
+def run_set(engine, args, weights):
+    """Run the set's pairs (``args.pairs`` or all) and print, and write ``args.json``, the report."""
+    pairs = select_pairs(args.set, args.pairs)
+    rows, cols = set_size(args.rows)
+    auto = engine.resolve_precision("auto", rows * cols)
+    report = {
+        "set": args.set, "quick": bool(args.quick), "rows": rows, "cols": cols,
+        "reference_iterations": args.reference_iterations,
+        "candidate_iterations": CANDIDATE_ITERATIONS_FACTOR * args.reference_iterations,
+        "give_up_below": args.give_up_below, "precision": auto, "machine": machine(),
+        "backend": engine.backend, "solver": engine.solver,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_start": _load_average(),
+        "pairs": [], "summary": {},
+    }
+    wall, cpu = time.perf_counter(), time.process_time()
+    m = report["machine"]
+    print(f"time to quality on the set {args.set!r} ({len(pairs)} pairs{', quick mode' if args.quick else ''}) "
+          f"at {rows}x{cols} on {engine.device}: {m['cpu']}, {m['cores']} cores, bfloat16 instructions: "
+          f"{', '.join(m['bfloat16_flags']) or 'none'}")
+    print(f"  reference: float32, one size, photo start, L-BFGS keeping 10 steps (the first engine), "
+          f"{args.reference_iterations} iterations; its last loss is L*")
+    wall_cap = f" or after {1 / args.give_up_below:g} times the reference's wall time" if args.give_up_below else ""
+    print(f"  candidates: {auto} (auto), judged by the full-size float32 loss outside the clock; each stops at L* "
+          f"or after {report['candidate_iterations']} iterations{wall_cap}")
+    print("  iterations and evaluations at L* do not depend on the machine's load; seconds do (they are compared "
+          "within a pair, run minutes apart)")
+    warmed = set()
+    for pair in pairs:
+        result = run_pair(engine, pair, args.rows, args.reference_iterations, args.give_up_below, weights, warmed,
+                          images=args.images)
+        report["pairs"].append(result)
+        report["summary"] = summarise(report["pairs"])
+        if args.json:
+            _write_json(args.json, report)
+    report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average(),
+                  total_wall_s=time.perf_counter() - wall, total_cpu_s=time.process_time() - cpu)
+    print_tables(report)
+    print(f"\nthe whole set took {report['total_wall_s'] / 60:.1f} min wall, {report['total_cpu_s'] / 60:.1f} min CPU "
+          f"(judging and warming up included); load average {report['load_average_at_start']} at the start, "
+          f"{report['load_average_at_end']} at the end")
+    if args.json:
+        _write_json(args.json, report)
+        print(f"\nreport written to {args.json}")
+    if args.images:
+        print(f"pictures (inputs, the reference, each candidate at L*) written to {args.images}")
+    return report
+
+
+def _load_average():
+    """The 1-minute load average (other processes sharing the cores), None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _write_json(path, report):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as out:
+        json.dump(report, out, indent=1, default=lambda value: float(value) if isinstance(value, np.floating) else str(value))

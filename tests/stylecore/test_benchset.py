@@ -1,0 +1,87 @@
+"""The benchmark set: its pictures are built offline, and a quick run reports every field."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from stylecore import bench, benchset
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test: the set must not download anything."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark set tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_the_default_set_mixes_photos_procedural_pictures_and_a_blend():
+    pairs = benchset.SETS["default"]
+    assert len(pairs) >= 8
+    contents = {pair.content.partition(":")[0] for pair in pairs}
+    styles = {style for pair in pairs for style in pair.styles}
+    assert contents == {"sample", "skimage"}
+    assert {"sample:swirls", "sample:mosaic", "skimage:brick.png", "skimage:gravel.png"} <= styles
+    assert any(pair.blend and len(pair.styles) == 2 for pair in pairs)
+    assert len({pair.name for pair in pairs}) == len(pairs)
+
+
+def test_every_picture_of_the_set_is_built_offline_at_one_size(no_network):
+    for pair in benchset.SETS["default"]:
+        content, styles = benchset.pair_images(pair, 30)
+        for image in [content] + styles:
+            assert image.dtype == np.uint8
+            assert image.shape == (30, 40, 3)
+            assert image.std() > 5, f"{pair.name}: a flat picture"
+
+
+def test_it_refuses_an_unknown_pair():
+    with pytest.raises(SystemExit):
+        bench.main(["--part", "time-to-quality", "--set", "default", "--pairs", "no-such-pair"])
+
+
+def test_medians_rank_a_pair_that_missed_l_star_worst():
+    assert benchset._ranked_median([2.0, None, 4.0], higher_is_better=True) == 2.0
+    assert benchset._ranked_median([2.0, None], higher_is_better=True) is None
+    assert benchset._ranked_median([3, None, 5], higher_is_better=False) == 5
+
+
+@pytest.mark.slow
+def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_network):
+    report_path = tmp_path / "report.json"
+    bench.main(["--part", "time-to-quality", "--set", "default", "--quick", "--pairs", "astronaut-swirls-brick",
+                "--rows", "48", "--reference-iterations", "2", "--json", str(report_path),
+                "--images", str(tmp_path / "images")])
+    report = json.loads(report_path.read_text())
+    assert (report["set"], report["quick"], report["rows"], report["cols"]) == ("default", True, 48, 64)
+    assert report["reference_iterations"] == 2
+    assert report["machine"]["cpu"]
+    (pair,) = report["pairs"]
+    assert pair["pair"] == "astronaut-swirls-brick" and pair["blend"] == [0.5, 0.5]
+    reference = pair["reference"]
+    assert reference["iteration"] == 2 and reference["loss"] > 0 and reference["wall_s"] > 0
+    keys = [candidate["key"] for candidate in pair["candidates"]]
+    assert keys == ["photo", "adain-0.2", "adain-0.5", "adain-1", "coarse-to-fine", "per-pair"]
+    for candidate in pair["candidates"]:
+        if candidate["reached"]:
+            assert candidate["loss"] <= reference["loss"]
+            assert 0 <= candidate["iteration"] <= 4
+            assert candidate["wall_ratio"] == pytest.approx(reference["wall_s"] / candidate["wall_s"])
+            assert candidate["evaluation_ratio"] == pytest.approx(reference["evaluations"] / candidate["evaluations"])
+        else:
+            assert candidate["iteration"] is None and candidate["wall_ratio"] is None
+    per_pair = pair["candidates"][-1]
+    assert set(per_pair["probe_losses"]) == {"photo", "adain-0.2", "adain-0.5", "adain-1"}
+    assert per_pair["chosen"] == min(per_pair["probe_losses"], key=per_pair["probe_losses"].get)
+    for key in keys:
+        summary = report["summary"][key]
+        assert summary["pairs"] == 1
+        assert {"median_wall_ratio", "worst_wall_ratio", "median_iteration", "worst_iteration",
+                "median_evaluation_ratio"} <= set(summary)
+    out = capsys.readouterr().out
+    assert "astronaut-swirls-brick" in out and "median" in out and "L* =" in out
+    assert (tmp_path / "images" / "astronaut-swirls-brick-reference.png").is_file()
