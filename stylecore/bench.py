@@ -43,6 +43,11 @@
     per iteration does not depend on the machine's load, so this part calibrates the default
     AdaIN strength on a shared machine.
 
+(i) Backends (``--part backends``, not in ``all``): whole L-BFGS iterations on TensorFlow (scipy's
+    L-BFGS on the host) and on JAX (optax's on the device), each engine in a process of its own, in
+    rotating rounds; with ``--compare-with DIR`` also the engine of another checkout on TensorFlow
+    (the engine before a change), so that a regression shows as a ratio measured side by side.
+
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``stylecore.benchset``):
 the reference and candidate starts side by side on each pair, then the median and the worst.
@@ -270,6 +275,74 @@ def _alpha_list(text):
         raise argparse.ArgumentTypeError(f"give AdaIN strengths from 0 to 1, comma-separated (e.g. 1,0.3); not {text!r}")
 
 
+# One engine in a child process (Keras' backend is chosen once per process): each line "N" on stdin
+# runs N iterations at one size from the photo; it answers seconds per evaluation (the optimiser
+# included), the loss and the precision used. It speaks to older engines too (keyword settings).
+BACKEND_CHILD = """
+import sys, time
+import stylecore
+from stylecore.samples import landscape, swirls
+
+rows, precision = int(sys.argv[1]), sys.argv[2]
+cols = round(rows * 4 / 3)
+content, style = landscape(rows, cols), swirls(rows, cols)
+engine = stylecore.Engine()
+
+def run(iterations):
+    options = dict(rows=rows, start_rows=rows, iterations=iterations, init="content", precision=precision)
+    started = time.perf_counter()
+    if hasattr(stylecore.DEFAULTS, "replace"):
+        result = engine.stylize(content, style, stylecore.DEFAULTS.replace(**options))
+    else:
+        result = engine.stylize(content, style, **options)
+    return (time.perf_counter() - started) / result.evaluations, result.loss, result.precision
+
+run(1)  # build, compile and warm up
+print("ready", getattr(engine, "solver", "scipy L-BFGS-B on the host"), "|", engine.device, flush=True)
+for line in sys.stdin:
+    seconds, loss, used = run(int(line))
+    print(seconds, loss, used, flush=True)
+"""
+
+
+def compare_backends(args):
+    """(i) Seconds per evaluation of whole L-BFGS iterations (the optimiser included) on TensorFlow and
+    on JAX, and on TensorFlow with the engine of ``--compare-with`` (another checkout, e.g. the engine
+    before the port), each in a process of its own, in rotating rounds of ``--per-round`` iterations."""
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    contenders = {"tensorflow": (here, "tensorflow"), "jax": (here, "jax")}
+    if args.compare_with:
+        contenders["tensorflow, " + os.path.basename(os.path.abspath(args.compare_with))] = (
+            args.compare_with, "tensorflow")
+    children, solvers = {}, {}
+    for name, (tree, chosen) in contenders.items():
+        environment = dict(os.environ, KERAS_BACKEND=chosen, PYTHONPATH=tree, JAX_PLATFORMS="cpu")
+        children[name] = subprocess.Popen(
+            [sys.executable, "-c", BACKEND_CHILD, str(args.rows), args.backends_precision], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=environment, cwd=tree)
+        solvers[name] = children[name].stdout.readline().split(" ", 1)[1].strip()
+    times = {name: [] for name in children}
+    names = list(children)
+    for i in range(args.rounds):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            children[name].stdin.write(f"{args.per_round}\n")
+            children[name].stdin.flush()
+            seconds, loss, used = children[name].stdout.readline().split()
+            times[name].append(float(seconds))
+    for child in children.values():
+        child.stdin.close()
+        child.wait()
+    first = names[0]
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\n(i) whole L-BFGS iterations at {args.rows} rows from the photo, precision {args.backends_precision} "
+          f"({used}); seconds per evaluation, median of {args.rounds} rounds of {args.per_round} iterations")
+    for name in names:
+        print(f"    {name:<34} {median[name]:7.3f}  ({median[name] / median[first]:.3f}x {first})  {solvers[name]}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
@@ -286,12 +359,15 @@ def main(argv=None):
     parser.add_argument("--give-up-below", type=float,
                         help="stop a time-to-quality variant once its speed-up would be below this "
                              "(default 3; with --set none: there candidates stop by iterations only)")
+    parser.add_argument("--compare-with", help="part (i): also time the engine of this checkout (e.g. an older commit)")
+    parser.add_argument("--backends-precision", default="float32", choices=("float32", "auto"),
+                        help="part (i): the precision both backends compute in (default float32)")
     parser.add_argument("--variants", type=_variant_list,
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
                         choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
-                                 "defaults", "starts"),
+                                 "defaults", "starts", "backends"),
                         help="run only one part (default: all)")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
                         help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
@@ -325,6 +401,9 @@ def main(argv=None):
         return 0
     if args.pairs or args.json:
         parser.error("--pairs and --json go with --set")
+    if args.part == "backends":
+        compare_backends(args)
+        return 0
     if args.content:
         content, style = prepare_images(args.content, args.style, rows=args.rows)
     else:
