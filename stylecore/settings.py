@@ -1,8 +1,6 @@
 """Default settings and their validation (no TensorFlow here)."""
 
 import math
-from dataclasses import asdict, dataclass, fields
-
 import numpy as np
 
 from .errors import SettingsError
@@ -36,50 +34,8 @@ STYLE_LAYER_PRESETS = {
 }
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """Default settings; readable as attributes (``DEFAULTS.rows``) or keys (``DEFAULTS["rows"]``).
-
-    The loss weights multiply normalised loss terms (see ``stylecore.engine``),
-    so the same values give the same balance at any image size.
-    """
-
-    content_weight: float = 1.0
-    style_weight: float = 0.3
-    tv_weight: float = 1e-4
-    rows: int = 400
-    iterations: int = 17
-    save_every: int = 10
-    style_fit: str = "crop"
-    optimizer: str = "lbfgs"
-    init: str = "adain"
-    precision: str = "auto"
-    start_rows: int = 400
-    # The run's start: the AdaIN picture at a fifth of the style's strength, mostly the photo with
-    # the painting's colours. Measured at 400 rows (docs/PERFORMANCE.md (h)), one-size runs from it
-    # reached the first engine's 50-iteration loss in 17 iterations, against 33 from the photo and
-    # more from stronger starts (24 at 0.15, 27 at 0.3).
-    adain_alpha: float = 0.2
-    # The instant preview shows the style at full strength (the slider lowers it).
-    preview_alpha: float = 1.0
-    preserve_colors: str = "none"
-    style_scale: float = 1.0
-    content_layer: str = "block5_conv2"
-    style_layers: str = "balanced"
-
-    def __getitem__(self, key):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self):
-        return [f.name for f in fields(self)]
-
-    def as_dict(self):
-        return asdict(self)
-
-
-DEFAULTS = Defaults()
+# The instant preview shows the style at full strength (the slider lowers it).
+PREVIEW_ALPHA = 1.0
 
 
 # The engine computes in float32 (largest value about 3.4e38): larger weights can only overflow.
@@ -242,7 +198,7 @@ def validate_seed(seed):
 
 
 __all__ = [
-    "DEFAULTS", "Defaults", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
+    "PREVIEW_ALPHA", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
     "validate_seed", "validate_rows", "validate_style_fit", "validate_precision", "validate_alpha",
     "OPTIMIZERS", "INITS", "PRECISIONS", "PRESERVE_COLORS", "CONTENT_LAYERS", "STYLE_LAYER_PRESETS",
     "VGG19_CONV_LAYERS", "MIN_STYLE_SCALE", "MAX_STYLE_SCALE", "validate_preserve_colors",
