@@ -8,7 +8,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.deconstruct import deconstructible
 
-from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number
+from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label
 from stylecore.settings import parse_style_blend
 
 # Defaults a run form is prefilled with: the engine's own (stylecore.schema is plain Python; TensorFlow is
@@ -246,7 +246,7 @@ class Run(RunSettingsColumns):
     @property
     def label(self):
         """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from defaults."""
-        label = self.settings.label
+        label = run_label(self)
         if self.style_blend != DEFAULT_STYLE_BLEND:
             label += "_blend" + "-".join(format_number(w) for w in self.blend_weights)
         return label

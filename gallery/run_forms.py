@@ -40,8 +40,8 @@ class RunForm(forms.ModelForm):
     ``continuing`` hides the start choice: the run starts from an iteration."""
 
     WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
-    # What the notebook asked for; every other setting left out or blank takes its default.
-    REQUIRED_FIELDS = WEIGHT_FIELDS + ("iterations", "rows", "save_every")
+    # The launch form's first settings; any later one left out or blank takes its default.
+    REQUIRED_FIELDS = WEIGHT_FIELDS + ("iterations", "rows", "save_every", "style_fit", "optimizer")
 
     # The model's style_layers holds a preset's name or a custom list: here a choice, and the list apart.
     style_layers = forms.ChoiceField(
@@ -86,9 +86,13 @@ class RunForm(forms.ModelForm):
                     widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
                     help_text="Blend weight; 0 leaves this image out." if number == 1 else "",
                 )
-        for name in SETTING:
-            self.fields[name].required = name in self.REQUIRED_FIELDS
-            self.fields[name].show_hidden_initial = False  # the schema's defaults are callables
+        for setting in SETTINGS:
+            field = self.fields[setting.name]
+            field.required = setting.name in self.REQUIRED_FIELDS
+            field.show_hidden_initial = False  # the schema's defaults are callables
+            if setting.type in (int, float) and not setting.choices:
+                field.validators += [MinValueValidator(setting.minimum)] + (
+                    [MaxValueValidator(setting.maximum)] if setting.maximum is not None else [])
         self.fields["preserve_colors"].help_text = format_lazy("{} {}", help_text(SETTING["preserve_colors"]),
                                                                GUIDE_HELP)
         top = max_rows()
@@ -97,7 +101,7 @@ class RunForm(forms.ModelForm):
         rows.widget.attrs.update(min=MIN_ROWS, max=top)
         rows.help_text = f"{help_text(SETTING['rows'])} {MIN_ROWS}–{top} here."
         iterations = self.fields["iterations"]
-        iterations.validators += [MaxValueValidator(MAX_ITERATIONS)]
+        iterations.validators.append(MaxValueValidator(MAX_ITERATIONS))
         iterations.widget.attrs.update(max=MAX_ITERATIONS)
         iterations.help_text = f"1–{MAX_ITERATIONS}. {iterations.help_text}"
         self.fields["save_every"].validators += [MaxValueValidator(MAX_ITERATIONS)]

@@ -221,13 +221,7 @@ class _RunSettingsMethods:
 
     @property
     def label(self):
-        """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from the defaults."""
-        parts = [format_number(getattr(self, name)) for name in LABEL_WEIGHTS]
-        for setting in SETTINGS:
-            value = getattr(self, setting.name)
-            if setting.label_part and value != setting.default:
-                parts.append(setting.label_part(value))
-        return "_".join(parts)
+        return run_label(self)
 
 
 RunSettings = make_dataclass(
@@ -241,9 +235,15 @@ RunSettings.__module__ = __name__
 DEFAULTS = RunSettings()
 
 
-def run_label(values):
-    """The label of a mapping of settings that may hold more than settings (e.g. a run's fields)."""
-    return RunSettings.from_mapping({name: values[name] for name in SETTING}).label
+def run_label(settings):
+    """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from the defaults, of
+    anything with the settings as attributes (a RunSettings, a run's row: read as stored, not checked)."""
+    parts = [format_number(getattr(settings, name)) for name in LABEL_WEIGHTS]
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if setting.label_part and value != setting.default:
+            parts.append(setting.label_part(value))
+    return "_".join(parts)
 
 
 __all__ = ["Setting", "SETTINGS", "SETTING", "RunSettings", "DEFAULTS", "STYLE_LAYER_LABELS",
