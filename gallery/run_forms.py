@@ -40,6 +40,10 @@ class RunForm(forms.ModelForm):
     ``continuing`` hides the start choice: the run starts from an iteration."""
 
     WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
+    # The form's fieldsets (option_fields also shows any setting not named here).
+    SIZE_FIELDS = ("iterations", "rows", "start_rows", "save_every", "seed")
+    OPTION_FIELDS = ("init", "adain_alpha", "precision", "style_fit", "optimizer")
+    COLOUR_AND_STYLE_FIELDS = ("preserve_colors", "style_scale", "content_layer", "style_layers", "custom_style_layers")
     # The launch form's first settings; any later one left out or blank takes its default.
     REQUIRED_FIELDS = WEIGHT_FIELDS + ("iterations", "rows", "save_every", "style_fit", "optimizer")
 
@@ -123,16 +127,18 @@ class RunForm(forms.ModelForm):
         return self._bound(self.WEIGHT_FIELDS)
 
     def size_fields(self):
-        return self._bound(("iterations", "rows", "start_rows", "save_every", "seed"))
+        return self._bound(self.SIZE_FIELDS)
 
     def option_fields(self):
-        return self._bound(("init", "adain_alpha", "precision", "style_fit", "optimizer"))
+        """The start and the optimiser, then every setting the other fieldsets do not show."""
+        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
+        return self._bound(self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown))
 
     def blend_fields(self):
         return self._bound([f"blend_{number}" for number in range(1, self.style_count + 1)])
 
     def colour_and_style_fields(self):
-        return self._bound(("preserve_colors", "style_scale", "content_layer", "style_layers", "custom_style_layers"))
+        return self._bound(self.COLOUR_AND_STYLE_FIELDS)
 
     def _clean_settings(self, cleaned):
         """Each setting through the schema's own check (a blank optional one takes its default)."""
