@@ -76,6 +76,7 @@ from .settings import (
 
 EVALUATIONS_PER_ITERATION = 20
 CONTENT_LAYER = DEFAULTS.content_layer
+POOLING = DEFAULTS.pooling
 DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
 STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
@@ -93,7 +94,7 @@ SCALE_STEP = math.sqrt(2)
 FINAL_SCALE_SHARE = 0.4
 AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precision="auto"
 ENCODED_CACHE_SIZE = 8  # AdaIN encoder outputs kept per engine (a preview's alpha can change alone)
-FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, content layer, style layer names)
+FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, layers, pooling)
 
 
 @dataclass(frozen=True)
@@ -269,9 +270,9 @@ def _channels(layer):
 
 
 def _model_key(key):
-    """(precision, content layer, (style layer names)) of a set of loss functions; a plain precision
-    stands for the default layers."""
-    return (key, CONTENT_LAYER, STYLE_LAYERS) if isinstance(key, str) else key
+    """(precision, content layer, (style layer names), pooling) of a set of loss functions; a plain
+    precision stands for the default layers and pooling."""
+    return (key, CONTENT_LAYER, STYLE_LAYERS, POOLING) if isinstance(key, str) else key
 
 
 class _Functions:
@@ -404,10 +405,10 @@ class Engine:
     def _vgg_layers(self):
         return self._weights_bundle().vgg
 
-    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS):
-        """Build the loss functions of ``precision`` and these layers (done on first use anyway); return
-        them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
-        key = (self.resolve_precision(precision), content_layer, tuple(style_names))
+    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS, pooling=POOLING):
+        """Build the loss functions of ``precision``, these layers and pooling (done on first use anyway);
+        return them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
+        key = (self.resolve_precision(precision), content_layer, tuple(style_names), pooling)
         layers = self._vgg_layers()
         with self._lock:
             if key in self._functions:
@@ -421,7 +422,7 @@ class Engine:
         from .network import vgg_features
 
         ops = backend.keras_ops()
-        forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0])
+        forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0], pooling)
         functions = _Functions(ops, forward, content_layer, key[2])
         functions.convolutions = forward.convolutions
         with self._lock:
@@ -567,7 +568,7 @@ class Engine:
         plan = scale_plan(settings.rows, smallest_rows(inputs.content.shape, settings.start_rows),
                           settings.iterations)
         scales = [(size, end) for size, end in plan if end > first_iteration]
-        model = (precision, settings.content_layer, tuple(name for name, _weight in style_layers))
+        model = (precision, settings.content_layer, tuple(name for name, _weight in style_layers), settings.pooling)
         run = _Run(self, model, settings.weights, [weight for _name, weight in style_layers], inputs,
                    first_iteration, settings.iterations, callback, started)
         x = None
@@ -665,7 +666,7 @@ class _Run:
     def __init__(self, engine, model, weights, layer_weights, inputs, first_iteration, last_allowed, callback,
                  started):
         self.engine = engine
-        self.model = model  # (precision, content layer, style layer names): the loss functions used
+        self.model = model  # (precision, content layer, style layer names, pooling): the loss functions used
         self.precision = model[0]
         self.inputs = inputs
         self.requested_weights = weights  # as given, for messages (float32 would round them)

@@ -172,6 +172,12 @@ SETTINGS = (
             sweep="values", normalise=style_layers_text,
             display=lambda layers, _settings: dict(STYLE_LAYER_LABELS).get(layers, layers),
             label_part=lambda layers: layers if layers in STYLE_LAYER_PRESETS else "layers"),
+    # Gatys et al. (2016) replace VGG19's max pooling by average pooling for slightly more appealing
+    # pictures; jcjohnson/neural-style offers it as -pooling avg. The AdaIN encoder keeps max pooling.
+    Setting("pooling", str, "max", "Pooling", "How the network shrinks its feature maps between blocks: max, as "
+            "VGG19 was trained, or average, which Gatys et al. found gives smoother, slightly nicer pictures.",
+            choices=(("max", "Max (as VGG19 was trained)"), ("average", "Average (Gatys et al.)")),
+            sweep="values", label_part=lambda pooling: f"{pooling}pool"),
 )
 STYLE_LAYER_LABELS = (("balanced", "Balanced (all five blocks)"), ("fine", "Fine texture"),
                       ("large", "Large strokes"))
