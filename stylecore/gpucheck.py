@@ -114,8 +114,9 @@ def timed_twice(function):
 def lbfgs_evaluations(engine, rows, evaluations, precision):
     """A one-size L-BFGS run from the photo of ``evaluations`` evaluations (20 per iteration)."""
     content, style = landscape(rows, rows), swirls(rows, rows)
-    return engine.stylize(content, style, DEFAULTS.replace(rows=rows, start_rows=rows, init="content",
-                                                           precision=precision, iterations=max(1, round(evaluations / 20))))
+    settings = DEFAULTS.replace(rows=rows, start_rows=rows, init="content", precision=precision,
+                                iterations=max(1, round(evaluations / 20)))
+    return engine.stylize(content, style, settings)
 
 
 def default_run(engine, rows):

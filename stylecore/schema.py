@@ -6,14 +6,12 @@ pages, labels, sweeps, CSV and estimates read the same definitions. Adding a set
 """
 
 import math
-from dataclasses import dataclass, field, fields, make_dataclass, replace
+from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Callable, Optional
 
 from .errors import SettingsError
-from .images import STYLE_FITS, validate_rows
 from .settings import (
-    CONTENT_LAYERS, MAX_STYLE_SCALE, MAX_WEIGHT, MIN_STYLE_SCALE, OPTIMIZERS, PRECISIONS, PRESERVE_COLORS,
-    STYLE_LAYER_PRESETS, _is_number, style_layers_text,
+    CONTENT_LAYERS, MAX_STYLE_SCALE, MAX_WEIGHT, MIN_STYLE_SCALE, STYLE_LAYER_PRESETS, _is_number, style_layers_text,
 )
 
 
@@ -184,11 +182,6 @@ STYLE_LAYER_LABELS = (("balanced", "Balanced (all five blocks)"), ("fine", "Fine
 SETTING = {setting.name: setting for setting in SETTINGS}
 # The notebook named its folders output_{tv}_{style}_{content}; the label keeps that beginning.
 LABEL_WEIGHTS = ("tv_weight", "style_weight", "content_weight")
-
-assert set(OPTIMIZERS) == set(SETTING["optimizer"].choice_values)
-assert set(PRECISIONS) == set(SETTING["precision"].choice_values)
-assert set(PRESERVE_COLORS) == set(SETTING["preserve_colors"].choice_values)
-assert set(STYLE_FITS) == set(SETTING["style_fit"].choice_values)
 
 
 def help_text(setting):

@@ -1,13 +1,15 @@
-"""Default settings and their validation (no TensorFlow here)."""
+"""The settings' vocabularies and the checks the engine makes of its other arguments (no TensorFlow here).
+
+A run's settings themselves, with their defaults, are defined in ``stylecore.schema``.
+"""
 
 import math
+
 import numpy as np
 
 from .errors import SettingsError
 from .images import validate_rows, validate_style_fit
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "adain")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer": "luminance" transfers on
 # the luminance only and puts the content's chroma back; "histogram" recolours each style image to
@@ -42,31 +44,10 @@ PREVIEW_ALPHA = 1.0
 MAX_WEIGHT = 1e12
 
 
-def validate_weights(content_weight, style_weight, tv_weight):
-    """Return the three weights as floats; each must be finite, in [0, MAX_WEIGHT], not all zero."""
-    values = {"content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise SettingsError(f"{name} must be a number, not {value!r}.")
-        if not math.isfinite(value) or value < 0:
-            raise SettingsError(f"{name} must be a finite number >= 0, not {value!r}.")
-        if value > MAX_WEIGHT:
-            raise SettingsError(f"{name} must be at most {MAX_WEIGHT:g}, not {value!r}.")
-    if not any(values.values()):
-        raise SettingsError("At least one of content_weight, style_weight and tv_weight must be above 0.")
-    return tuple(float(v) for v in values.values())
-
-
 def validate_count(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise SettingsError(f"{name} must be an integer of at least {minimum}, not {value!r}.")
     return int(value)
-
-
-def validate_optimizer(optimizer):
-    if optimizer not in OPTIMIZERS:
-        raise SettingsError(f"optimizer must be 'lbfgs' or 'adam', not {optimizer!r}.")
-    return optimizer
 
 
 def validate_precision(precision):
@@ -102,12 +83,6 @@ def validate_style_scale(style_scale):
         raise SettingsError(
             f"style_scale must be a number from {MIN_STYLE_SCALE:g} to {MAX_STYLE_SCALE:g}, not {style_scale!r}.")
     return float(style_scale)
-
-
-def validate_content_layer(content_layer):
-    if content_layer not in CONTENT_LAYERS:
-        raise SettingsError(f"content_layer must be {' or '.join(CONTENT_LAYERS)}, not {content_layer!r}.")
-    return content_layer
 
 
 def _number_text(text, what):
@@ -191,17 +166,9 @@ def parse_style_blend(blend, count=None):
     return tuple(float(v) for v in values)
 
 
-def validate_seed(seed):
-    if seed is not None:
-        validate_count("seed", seed, 0)
-    return seed
-
-
 __all__ = [
-    "PREVIEW_ALPHA", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
-    "validate_seed", "validate_rows", "validate_style_fit", "validate_precision", "validate_alpha",
-    "OPTIMIZERS", "INITS", "PRECISIONS", "PRESERVE_COLORS", "CONTENT_LAYERS", "STYLE_LAYER_PRESETS",
-    "VGG19_CONV_LAYERS", "MIN_STYLE_SCALE", "MAX_STYLE_SCALE", "validate_preserve_colors",
-    "validate_style_scale", "validate_content_layer", "parse_style_layers", "style_layers_text",
-    "parse_style_blend",
+    "PREVIEW_ALPHA", "MAX_WEIGHT", "validate_count", "validate_rows", "validate_style_fit", "validate_precision",
+    "validate_alpha", "PRECISIONS", "PRESERVE_COLORS", "CONTENT_LAYERS", "STYLE_LAYER_PRESETS", "VGG19_CONV_LAYERS",
+    "MIN_STYLE_SCALE", "MAX_STYLE_SCALE", "validate_preserve_colors", "validate_style_scale", "parse_style_layers",
+    "style_layers_text", "parse_style_blend",
 ]

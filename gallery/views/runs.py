@@ -13,11 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
-    finite_or_none, format_loss, iteration_record, loss_chart, precision_text, settings_rows,
+    finite_or_none, format_loss, iteration_record, loss_chart, settings_rows,
 )
 from gallery.estimates import estimate_run, expected_starts
 from gallery.previews import current_preview, preview_context, shown_alpha
-from gallery.models import RUN_DEFAULTS, Iteration, Run, format_number
+from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run

@@ -18,7 +18,8 @@ def chroma_error(image, reference):
 
 
 def test_luminance_keeps_the_contents_chroma(engine, content_image, style_image):
-    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="content", preserve_colors="luminance"))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="content",
+                            preserve_colors="luminance"))
     base = resize(content_image, *result.image.shape[:2])
     assert chroma_error(result.image, base) < 1.5
     # ... while the luminance was restyled, and a plain run takes the style's colours.
@@ -52,9 +53,11 @@ def test_histogram_moves_the_styles_colour_statistics_to_the_contents():
 def test_a_blend_of_two_styles_with_weights_1_0_equals_the_single_style_run(engine, content_image, style_image):
     options = dict(rows=32, iterations=1, init="adain")
     single = engine.stylize(content_image, style_image, RunSettings(**options))
-    blend = engine.stylize(content_image, [style_image, content_image], RunSettings(**options), style_blend_weights=[1, 0])
+    blend = engine.stylize(content_image, [style_image, content_image], RunSettings(**options),
+                           style_blend_weights=[1, 0])
     np.testing.assert_array_equal(single.pixels, blend.pixels)
-    half = engine.stylize(content_image, [style_image, content_image], RunSettings(**options), style_blend_weights="0.5, 0.5")
+    half = engine.stylize(content_image, [style_image, content_image], RunSettings(**options),
+                          style_blend_weights="0.5, 0.5")
     assert np.abs(half.pixels - single.pixels).mean() > 1
 
 
@@ -115,7 +118,8 @@ def test_vgg19_is_cut_after_the_deepest_layer_used(engine):
 def test_other_layers_give_another_picture(engine, content_image, style_image):
     options = dict(rows=32, iterations=1, init="content")
     plain = engine.stylize(content_image, style_image, RunSettings(**options))
-    other = engine.stylize(content_image, style_image, RunSettings(content_layer="block4_conv2", style_layers="fine", **options))
+    other = engine.stylize(content_image, style_image, RunSettings(content_layer="block4_conv2", style_layers="fine",
+                           **options))
     assert np.abs(plain.pixels - other.pixels).mean() > 0.5
 
 

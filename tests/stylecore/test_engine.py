@@ -47,7 +47,8 @@ def test_engine_reports_its_device_and_backend(engine):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image, optimizer):
     reports = []
-    result = engine.stylize(content_image, style_image, RunSettings(rows=64, iterations=3, optimizer=optimizer), collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=64, iterations=3, optimizer=optimizer),
+                            collect(reports))
     losses = [r.loss for r in reports]
     assert len(losses) == 4
     assert losses[-1] < 0.8 * losses[0], losses
@@ -64,7 +65,8 @@ def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image
 
 def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, style_image):
     reports = []
-    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=10), collect(reports), first_iteration=7)
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=10), collect(reports),
+                            first_iteration=7)
     assert [r.iteration for r in reports] == [7, 8, 9, 10]
     assert reports[0].evaluations == 1
     steps = np.diff([r.evaluations for r in reports])
@@ -91,7 +93,8 @@ def test_returning_true_from_the_callback_stops_the_run(engine, content_image, s
 
 def test_noise_init_is_reproducible_with_a_seed(engine, content_image, style_image):
     def run(seed, optimizer):
-        return engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=seed, optimizer=optimizer)).image
+        return engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=seed,
+                              optimizer=optimizer)).image
 
     for optimizer in ("adam", "lbfgs"):
         first = run(3, optimizer)
@@ -101,7 +104,8 @@ def test_noise_init_is_reproducible_with_a_seed(engine, content_image, style_ima
 
 def test_noise_init_starts_from_noise(engine, content_image, style_image):
     reports = []
-    engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=0), collect(reports))
+    engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=0),
+                   collect(reports))
     start = reports[0].image().astype(float)
     assert start.std() > 60  # uniform noise, not a picture
 
@@ -110,7 +114,8 @@ def test_an_init_image_is_the_starting_point(engine, content_image, style_image)
     start = np.zeros((10, 10, 3), dtype=np.uint8)
     start[:] = (250, 20, 200)
     reports = []
-    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=41, init="iteration"), collect(reports), start=start, first_iteration=40)
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=41, init="iteration"),
+                            collect(reports), start=start, first_iteration=40)
     np.testing.assert_array_equal(reports[0].image(), resize(start, 32, 43))
     assert reports[0].iteration == 40 and result.last_iteration == 41
     # After one iteration the result still leans to the magenta start, unlike a run from the content.
@@ -130,7 +135,8 @@ def test_an_infinite_first_loss_raises_diverged_error_with_the_start_image(
 
     monkeypatch.setattr(engine, "_loss_and_gradient", overflowing)
     with pytest.raises(stylecore.DivergedError, match="loss became inf") as caught:
-        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=2, style_weight=1e12, init="content"))
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=2, style_weight=1e12,
+                       init="content"))
     assert caught.value.iteration == 0
     assert "style 1e+12" in str(caught.value)
     np.testing.assert_array_equal(caught.value.last_image, resize(content_image, 32, 43))
@@ -161,7 +167,8 @@ def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
     monkeypatch.setattr(engine, "_loss_and_gradient", failing)
     reports = []
     with pytest.raises(stylecore.DivergedError) as caught:
-        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=3, optimizer="adam"), collect(reports))
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=3, optimizer="adam"),
+                       collect(reports))
     assert caught.value.iteration == 1
     np.testing.assert_array_equal(caught.value.last_image, reports[-1].image())
     assert [r.iteration for r in reports] == [0, 1]

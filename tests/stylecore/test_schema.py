@@ -93,3 +93,13 @@ def test_average_pooling_gives_another_finite_picture(engine, content_image, sty
         assert np.isfinite(result.loss) and np.isfinite(result.pixels).all()
         pictures[pooling] = result.pixels
     assert np.abs(pictures["max"] - pictures["average"]).mean() > 0.1
+
+
+def test_the_choices_are_the_engines_own_vocabularies():
+    from stylecore.images import STYLE_FITS
+    from stylecore.settings import CONTENT_LAYERS, PRECISIONS, PRESERVE_COLORS
+
+    assert SETTING["style_fit"].choice_values == STYLE_FITS
+    assert SETTING["precision"].choice_values == PRECISIONS
+    assert SETTING["preserve_colors"].choice_values == PRESERVE_COLORS
+    assert SETTING["content_layer"].choice_values == CONTENT_LAYERS
