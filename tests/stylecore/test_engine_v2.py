@@ -65,7 +65,7 @@ def test_auto_keeps_float32_for_small_outputs(engine, content_image, style_image
 
 
 def test_an_unknown_precision_is_refused(engine, content_image, style_image):
-    with pytest.raises(stylecore.SettingsError, match="precision must be one of"):
+    with pytest.raises(stylecore.SettingsError, match="precision must be auto, float32, bfloat16 or float16"):
         engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, precision="int8"))
 
 
