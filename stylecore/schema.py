@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Callable, Optional
 
 from .errors import SettingsError
+from .images import MIN_SIDE
 from .settings import (
     CONTENT_LAYERS, MAX_STYLE_SCALE, MAX_WEIGHT, MIN_STYLE_SCALE, STYLE_LAYER_PRESETS, _is_number, style_layers_text,
 )
@@ -27,7 +28,8 @@ class Setting:
     ``choices``: ((value, label), …) for a choice; ``sweep``: None (not sweepable), "values" (typed
     values, or every choice) or "log" (also log-spaced, for weights spanning decades);
     ``label_part``: the run label's text for a value other than the default (None: never in the label);
-    ``display(value, settings)``: the pages' text of a value (default: the choice's label, or the number and ``unit``).
+    ``display(value, settings)``: the pages' text of a value (default: the choice's label, or the number
+    and ``unit``).
     """
 
     name: str
@@ -56,7 +58,8 @@ class Setting:
         if self.choices:
             return _either(self.choice_values)
         if self.type is int:
-            return f"an integer of at least {self.minimum}" + (f" and at most {self.maximum}" if self.maximum else "")
+            most = f" and at most {self.maximum}" if self.maximum is not None else ""
+            return f"an integer of at least {self.minimum}{most}"
         if self.type is float:
             return f"a number from {self.minimum:g} to {self.maximum:g}"
         return "a text"
@@ -96,6 +99,15 @@ class Setting:
         return f"{number} {self.unit}" if self.unit else number
 
 
+STYLE_LAYER_LABELS = (("balanced", "Balanced (all five blocks)"), ("fine", "Fine texture"),
+                      ("large", "Large strokes"))
+
+
+def _one_size_or_rows(start_rows, settings):
+    """Start rows at or above the rows mean one size throughout."""
+    return f"{start_rows} px" if settings is None or start_rows < settings.rows else "one size"
+
+
 def _either(values):
     """"a or b", "a, b or c"."""
     return " or ".join([", ".join(values[:-1]), values[-1]]) if len(values) > 1 else values[0]
@@ -115,7 +127,7 @@ SETTINGS = (
     Setting("iterations", int, 17, "Iterations",
             "Each iteration is up to 20 loss evaluations, as in the notebook.", minimum=1),
     Setting("rows", int, 400, "Rows", "The output's height in pixels; the width keeps the content's shape. "
-            "Time grows with the number of pixels.", minimum=16, unit="px", sweep="values",
+            "Time grows with the number of pixels.", minimum=MIN_SIDE, unit="px", sweep="values",
             label_part=lambda rows: f"{rows}px"),
     Setting("save_every", int, 10, "Save every … iterations",
             "Every n-th iteration is kept as an image, plus the first and the last.", minimum=1,
@@ -123,9 +135,8 @@ SETTINGS = (
     Setting("style_fit", str, "crop", "Style fit",
             "Crop keeps the painting's proportions; resize squashes it to the photo's shape.",
             choices=(("crop", "Crop"), ("resize", "Resize (squash)")), sweep="values"),
-    Setting("optimizer", str, "lbfgs", "Optimizer", "L-BFGS reaches a finished picture in far fewer "
-            "evaluations; Adam is the other common choice.", choices=(("lbfgs", "L-BFGS"), ("adam", "Adam")),
-            sweep="values", label_part=str),
+    Setting("optimizer", str, "lbfgs", "Optimizer", "L-BFGS, as in the notebook, or Adam.",
+            choices=(("lbfgs", "L-BFGS"), ("adam", "Adam")), sweep="values", label_part=str),
     # "iteration": continue from an image (a saved iteration), given to Engine.stylize as ``start``.
     Setting("init", str, "adain", "Start from", "The instant AdaIN picture gets to a finished image soonest; "
             "the content image is the notebook's start.",
@@ -146,8 +157,8 @@ SETTINGS = (
                      ("bfloat16", "bfloat16"), ("float16", "float16")), sweep="values"),
     Setting("start_rows", int, 400, "Start rows (coarse to fine)", "Below Rows, the run starts at this height "
             "and grows by about 1.4× per step up to Rows (coarse to fine: a rough picture sooner). Rows or "
-            "more: one size throughout, which reaches a finished picture soonest.", minimum=16,
-            display=lambda start, settings: f"{start} px" if settings is None or start < settings.rows else "one size"),
+            "more: one size throughout, which reaches a finished picture soonest.", minimum=MIN_SIDE,
+            display=_one_size_or_rows),
     Setting("seed", int, None, "Seed", "Optional: makes a noise start repeatable.", minimum=0, optional=True,
             applies=lambda settings: settings.seed is not None),
     Setting("preserve_colors", str, "none", "Keep the photo's colours", "Paint with the painting's strokes but "
@@ -177,8 +188,6 @@ SETTINGS = (
             choices=(("max", "Max (as VGG19 was trained)"), ("average", "Average (Gatys et al.)")),
             sweep="values", label_part=lambda pooling: f"{pooling}pool"),
 )
-STYLE_LAYER_LABELS = (("balanced", "Balanced (all five blocks)"), ("fine", "Fine texture"),
-                      ("large", "Large strokes"))
 SETTING = {setting.name: setting for setting in SETTINGS}
 # The notebook named its folders output_{tv}_{style}_{content}; the label keeps that beginning.
 LABEL_WEIGHTS = ("tv_weight", "style_weight", "content_weight")
