@@ -44,8 +44,7 @@ def _flag_type(setting):
 
 
 def _flag_help(setting):
-    choices = f" ({', '.join(setting.choice_values)})" if setting.choices else ""
-    return f"{setting.label}{choices}: {help_text(setting)} (default {setting.default})".replace("%", "%%")
+    return f"{setting.label}: {help_text(setting)} (default {setting.default})".replace("%", "%%")
 
 
 def build_parser():
@@ -59,6 +58,7 @@ def build_parser():
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
     for setting in SETTINGS:
         parser.add_argument(setting.flag, type=_flag_type(setting), default=setting.default,
+                            metavar="|".join(setting.choice_values) or None,
                             help=_flag_help(setting) + (" or an image file" if setting.name == "init" else ""))
     parser.add_argument("--style-blend", default=None, metavar="W1,W2,…",
                         help="one weight per style image, e.g. 0.7,0.3 (default: equal weights)")
