@@ -28,6 +28,8 @@ def _flag_type(setting):
     """argparse's type for a setting's flag: the text read as the setting's type, checked by the schema.
     ``--init`` also takes an image file to start from."""
     def parse(text):
+        if setting.name == "init" and text == "iteration":
+            raise argparse.ArgumentTypeError("to continue, give the image file to start from")
         if setting.name == "init" and os.path.isfile(text):
             return text
         try:
@@ -41,6 +43,12 @@ def _flag_type(setting):
             raise argparse.ArgumentTypeError(str(exc)) from None
     parse.__name__ = setting.name
     return parse
+
+
+def _flag_metavar(setting):
+    """A choice's values; --init's end with IMAGE (a file to start from) in place of "iteration"."""
+    values = [("IMAGE" if value == "iteration" else value) for value in setting.choice_values]
+    return "|".join(values) or None
 
 
 def _flag_help(setting):
@@ -58,8 +66,7 @@ def build_parser():
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
     for setting in SETTINGS:
         parser.add_argument(setting.flag, type=_flag_type(setting), default=setting.default,
-                            metavar="|".join(setting.choice_values) or None,
-                            help=_flag_help(setting) + (" or an image file" if setting.name == "init" else ""))
+                            metavar=_flag_metavar(setting), help=_flag_help(setting))
     parser.add_argument("--style-blend", default=None, metavar="W1,W2,…",
                         help="one weight per style image, e.g. 0.7,0.3 (default: equal weights)")
     return parser
