@@ -7,7 +7,7 @@ so the pages need no chart library and work offline.
 import math
 
 from stylecore.engine import scale_plan
-from gallery.models import STYLE_LAYER_LABELS, format_number
+from stylecore.schema import SETTINGS, format_number
 
 
 def finite_or_none(value):
@@ -49,9 +49,6 @@ def precision_text(run):
     return run.precision_used or run.get_precision_display()
 
 
-COLOURS_TEXT = {"none": "the painting's", "luminance": "the photo's (luminance)", "histogram": "the photo's (histogram)"}
-
-
 def style_blend_text(run):
     """"1 style image", or the blend: "0.7 × style 1, 0.3 × style 2" (the run's own style images, in order)."""
     weights = run.blend_weights
@@ -60,23 +57,29 @@ def style_blend_text(run):
     return ", ".join(f"{format_number(weight)} × style {number}" for number, weight in enumerate(weights, start=1))
 
 
-def style_layers_display(run):
-    return STYLE_LAYER_LABELS.get(run.style_layers, run.style_layers)
+NOT_APPLICABLE = "–"
 
 
-# The colour and style controls as (name, text of a run): the run page lists them, the compare page
-# marks those that differ.
-COLOUR_AND_STYLE_SETTINGS = (
-    ("Colours", lambda run: COLOURS_TEXT[run.preserve_colors]),
+def _setting_text(setting):
+    """A function run → the setting's text on the pages (the precision: what the run computed in)."""
+    def text(run):
+        if setting.applies and not setting.applies(run):
+            return NOT_APPLICABLE
+        return precision_text(run) if setting.name == "precision" else setting.text(getattr(run, setting.name), run)
+    return text
+
+
+# A run's settings as (label, text of a run), in the schema's order, then its style images: the run
+# page lists those that apply, the compare page marks those that differ.
+RUN_SETTINGS_SHOWN = tuple((setting.label, _setting_text(setting)) for setting in SETTINGS) + (
     ("Style images", style_blend_text),
-    ("Style scale", lambda run: format_number(run.style_scale)),
-    ("Content layer", lambda run: run.content_layer),
-    ("Style layers", style_layers_display),
 )
 
 
-def colour_and_style_rows(run):
-    return [(name, value_of(run)) for name, value_of in COLOUR_AND_STYLE_SETTINGS]
+def settings_rows(run):
+    """(label, text) of each setting that applies to the run."""
+    rows = [(name, text_of(run)) for name, text_of in RUN_SETTINGS_SHOWN]
+    return [(name, text) for name, text in rows if text != NOT_APPLICABLE]
 
 
 def format_duration(seconds):

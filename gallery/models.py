@@ -6,34 +6,23 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.deconstruct import deconstructible
 
-from stylecore.settings import CONTENT_LAYERS, DEFAULTS, STYLE_LAYER_PRESETS, parse_style_blend
+from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label
+from stylecore.settings import parse_style_blend
 
-# Defaults a run form is prefilled with: the engine's own (stylecore.settings is plain Python and
-# numpy; TensorFlow is only imported inside the engine's functions, so views stay free of it).
-RUN_DEFAULTS = {
-    name: DEFAULTS[name]
-    for name in (
-        "content_weight", "style_weight", "tv_weight", "rows", "iterations", "save_every", "style_fit",
-        "optimizer", "init", "precision", "start_rows", "adain_alpha", "preserve_colors", "style_scale",
-        "content_layer", "style_layers",
-    )
-}
+# Defaults a run form is prefilled with: the engine's own (stylecore.schema is plain Python; TensorFlow is
+# only imported inside the engine's functions, so views stay free of it).
+RUN_DEFAULTS = DEFAULTS.as_dict()
 # A run's blend weights, one per style image it uses ("1": the project's first style alone).
 DEFAULT_STYLE_BLEND = "1"
 # Style images one project may hold (its own style image and the further ones).
 MAX_STYLE_IMAGES = 5
-STYLE_LAYER_LABELS = {"balanced": "Balanced (all five blocks)", "fine": "Fine texture", "large": "Large strokes"}
 
 
 def media_name(extension):
     """A fresh, unguessable file name such as ``3f9c0b….jpg`` (the field's upload_to adds the folder)."""
     return f"{secrets.token_hex(12)}.{extension}"
-
-
-def format_number(value):
-    """Weights as the notebook wrote them in folder names: 0.1, 1000, 1e+06."""
-    return f"{value:g}"
 
 
 class Project(models.Model):
@@ -121,7 +110,48 @@ class Sweep(models.Model):
         return reverse("sweep_detail", args=[self.id])
 
 
-class Run(models.Model):
+@deconstructible
+class SettingDefault:
+    """A column's default read from the schema when a row is made: changing a default needs no migration."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self):
+        return SETTING[self.name].default
+
+    def __eq__(self, other):
+        return isinstance(other, SettingDefault) and other.name == self.name
+
+
+def _column(setting):
+    """The model field that stores a setting (queries and the admin need columns)."""
+    options = dict(verbose_name=setting.label, default=SettingDefault(setting.name))
+    if setting.optional:
+        options.update(null=True, blank=True)
+    if setting.type is float:
+        return models.FloatField(**options)
+    if setting.type is int:
+        return models.PositiveIntegerField(**options)
+    if setting.choices:
+        return models.CharField(max_length=20, choices=setting.choices, **options)
+    return models.CharField(max_length=300, **options)
+
+
+def _choices(name):
+    """A setting's choices as TextChoices, so code can say Run.Init.ADAIN."""
+    return models.TextChoices(name, [(value.upper(), (value, label)) for value, label in SETTING[name].choices])
+
+
+# A run's settings as columns, one per stylecore.schema Setting.
+RunSettingsColumns = type("RunSettingsColumns", (models.Model,), {
+    "__module__": __name__,
+    "Meta": type("Meta", (), {"abstract": True}),
+    **{setting.name: _column(setting) for setting in SETTINGS},
+})
+
+
+class Run(RunSettingsColumns):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -129,58 +159,16 @@ class Run(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    class StyleFit(models.TextChoices):
-        CROP = "crop", "Crop style to the content's shape"
-        RESIZE = "resize", "Resize (squash) style"
-
-    class Optimizer(models.TextChoices):
-        LBFGS = "lbfgs", "L-BFGS"
-        ADAM = "adam", "Adam"
-
-    class Init(models.TextChoices):
-        ADAIN = "adain", "Instant AdaIN picture"
-        CONTENT = "content", "Content image"
-        NOISE = "noise", "Noise"
-        ITERATION = "iteration", "A saved iteration (continue)"
-
-    class PreserveColors(models.TextChoices):
-        NONE = "none", "No: the painting's colours"
-        LUMINANCE = "luminance", "Luminance: restyle the brightness only"
-        HISTOGRAM = "histogram", "Histogram: recolour the painting to the photo's colours first"
-
-    class ContentLayer(models.TextChoices):
-        BLOCK5 = CONTENT_LAYERS[0], "block5_conv2 (the notebook's: looser shapes)"
-        BLOCK4 = CONTENT_LAYERS[1], "block4_conv2 (Gatys': closer to the photo)"
-
-    class Precision(models.TextChoices):
-        AUTO = "auto", "Automatic (bfloat16 where the hardware has it)"
-        FLOAT32 = "float32", "float32"
-        BFLOAT16 = "bfloat16", "bfloat16"
-        FLOAT16 = "float16", "float16"
+    StyleFit = _choices("style_fit")
+    Optimizer = _choices("optimizer")
+    Init = _choices("init")
+    PreserveColors = _choices("preserve_colors")
+    Precision = _choices("precision")
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
-    content_weight = models.FloatField(default=RUN_DEFAULTS["content_weight"])
-    style_weight = models.FloatField(default=RUN_DEFAULTS["style_weight"])
-    tv_weight = models.FloatField("total variation weight", default=RUN_DEFAULTS["tv_weight"])
-    iterations = models.PositiveIntegerField(default=RUN_DEFAULTS["iterations"])
-    rows = models.PositiveIntegerField(default=RUN_DEFAULTS["rows"])
-    save_every = models.PositiveIntegerField(default=RUN_DEFAULTS["save_every"])
-    style_fit = models.CharField(max_length=10, choices=StyleFit.choices, default=RUN_DEFAULTS["style_fit"])
-    optimizer = models.CharField(max_length=10, choices=Optimizer.choices, default=RUN_DEFAULTS["optimizer"])
-    init = models.CharField(max_length=10, choices=Init.choices, default=RUN_DEFAULTS["init"])
-    adain_alpha = models.FloatField("AdaIN style strength", default=RUN_DEFAULTS["adain_alpha"])
-    precision = models.CharField(max_length=10, choices=Precision.choices, default=RUN_DEFAULTS["precision"])
-    start_rows = models.PositiveIntegerField(default=RUN_DEFAULTS["start_rows"])
-    preserve_colors = models.CharField(
-        "keep the photo's colours", max_length=10, choices=PreserveColors.choices, default=RUN_DEFAULTS["preserve_colors"]
-    )
-    style_scale = models.FloatField(default=RUN_DEFAULTS["style_scale"])
-    content_layer = models.CharField(max_length=20, choices=ContentLayer.choices, default=RUN_DEFAULTS["content_layer"])
-    # A preset name (stylecore.settings.STYLE_LAYER_PRESETS) or a list such as "block1_conv1:1, block3_conv1:0.5".
-    style_layers = models.CharField(max_length=300, default=RUN_DEFAULTS["style_layers"])
     # One weight per style image of the run, in order: style_source first, then extra_styles.
     style_blend = models.CharField(max_length=200, default=DEFAULT_STYLE_BLEND)
     # The iteration a continued run started from (kept for provenance; its image is copied to
@@ -196,7 +184,6 @@ class Run(models.Model):
     # read the project's images.
     content_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
     style_source = models.ImageField(upload_to="runs", max_length=200, blank=True)
-    seed = models.PositiveIntegerField(null=True, blank=True)
     # The pre-flight estimate at launch (gallery.estimates): compared with the run's real duration,
     # and used for the expected start of the runs queued behind it.
     estimated_seconds = models.FloatField(null=True, blank=True)
@@ -252,28 +239,17 @@ class Run(models.Model):
         return reverse("run_detail", args=[self.id])
 
     @property
+    def settings(self):
+        """The run's settings as the engine takes them (stylecore.schema.RunSettings)."""
+        return RunSettings.from_mapping({name: getattr(self, name) for name in SETTING})
+
+    @property
     def label(self):
         """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from defaults."""
-        parts = [format_number(self.tv_weight), format_number(self.style_weight), format_number(self.content_weight)]
-        if self.rows != RUN_DEFAULTS["rows"]:
-            parts.append(f"{self.rows}px")
-        if self.optimizer != RUN_DEFAULTS["optimizer"]:
-            parts.append(self.optimizer)
-        if self.init == self.Init.ITERATION:
-            parts.append("cont")
-        elif self.init != RUN_DEFAULTS["init"]:
-            parts.append(self.init)
-        if self.preserve_colors != RUN_DEFAULTS["preserve_colors"]:
-            parts.append(self.preserve_colors)
+        label = run_label(self)
         if self.style_blend != DEFAULT_STYLE_BLEND:
-            parts.append("blend" + "-".join(format_number(w) for w in self.blend_weights))
-        if self.style_scale != RUN_DEFAULTS["style_scale"]:
-            parts.append(f"scale{format_number(self.style_scale)}")
-        if self.content_layer != RUN_DEFAULTS["content_layer"]:
-            parts.append(self.content_layer.split("_")[0])
-        if self.style_layers != RUN_DEFAULTS["style_layers"]:
-            parts.append(self.style_layers if self.style_layers in STYLE_LAYER_PRESETS else "layers")
-        return "_".join(parts)
+            label += "_blend" + "-".join(format_number(w) for w in self.blend_weights)
+        return label
 
     @property
     def blend_weights(self):

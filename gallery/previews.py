@@ -19,7 +19,7 @@ from PIL import Image
 
 from gallery import files
 from gallery.models import Lane, Preview
-from stylecore.settings import DEFAULTS
+from stylecore.settings import PREVIEW_ALPHA
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def snap_alpha(alpha):
     return round(round(min(1.0, max(0.0, alpha)) / ALPHA_STEP) * ALPHA_STEP, 2)
 
 
-def shown_alpha(value, default=DEFAULTS.preview_alpha):
+def shown_alpha(value, default=PREVIEW_ALPHA):
     """The slider position a page opens the preview at: a request's alpha, else full strength."""
     return snap_alpha(parse_alpha(value, default))
 

@@ -7,12 +7,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.urls import reverse_lazy
 from django.utils.text import format_lazy
 
-from gallery.models import RUN_DEFAULTS, STYLE_LAYER_LABELS, Run, format_number
+from gallery.models import RUN_DEFAULTS, Run
 from gallery.quotas import saved_iteration_count
 from stylecore.errors import SettingsError
-from stylecore.settings import (
-    MAX_STYLE_SCALE, MAX_WEIGHT, MIN_STYLE_SCALE, STYLE_LAYER_PRESETS, parse_style_blend, style_layers_text,
-)
+from stylecore.schema import SETTING, SETTINGS, STYLE_LAYER_LABELS, format_number, help_text
+from stylecore.settings import MAX_WEIGHT, STYLE_LAYER_PRESETS, parse_style_blend, style_layers_text
 
 MIN_ROWS = 64
 MIN_START_ROWS = 32
@@ -28,18 +27,30 @@ def max_rows():
     return max(MIN_ROWS, min(MAX_ROWS, settings.RUN_MAX_ROWS))
 
 
+def _widget(setting):
+    """Number inputs that take any decimal and know the schema's bounds (choices keep Django's select)."""
+    if setting.choices or setting.type not in (int, float):
+        return None
+    attrs = {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {})
+    return forms.NumberInput(attrs=attrs | ({"step": "any"} if setting.type is float else {}))
+
+
 class RunForm(forms.ModelForm):
-    """Settings of a new run. ``continuing`` hides the start choice: the run starts from an iteration."""
+    """Settings of a new run, as stylecore.schema defines them (labels, help, bounds, validation).
+    ``continuing`` hides the start choice: the run starts from an iteration."""
 
     WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
-    OPTIONAL_ENGINE_FIELDS = (
-        "init", "adain_alpha", "precision", "start_rows", "preserve_colors", "style_scale", "content_layer",
-    )
+    # The form's fieldsets (option_fields also shows any setting not named here).
+    SIZE_FIELDS = ("iterations", "rows", "start_rows", "save_every", "seed")
+    OPTION_FIELDS = ("init", "adain_alpha", "precision", "style_fit", "optimizer")
+    COLOUR_AND_STYLE_FIELDS = ("preserve_colors", "style_scale", "content_layer", "style_layers", "custom_style_layers")
+    # The launch form's first settings; any later one left out or blank takes its default.
+    REQUIRED_FIELDS = WEIGHT_FIELDS + ("iterations", "rows", "save_every", "style_fit", "optimizer")
 
     # The model's style_layers holds a preset's name or a custom list: here a choice, and the list apart.
     style_layers = forms.ChoiceField(
-        label="Style layers",
-        choices=[(name, STYLE_LAYER_LABELS[name]) for name in STYLE_LAYER_PRESETS] + [(CUSTOM_LAYERS, "Custom list")],
+        label=SETTING["style_layers"].label,
+        choices=list(STYLE_LAYER_LABELS) + [(CUSTOM_LAYERS, "Custom list")],
         required=False,
         help_text="Which VGG19 layers carry the style: shallow layers copy fine texture, deep ones large strokes.",
     )
@@ -53,65 +64,10 @@ class RunForm(forms.ModelForm):
 
     class Meta:
         model = Run
-        fields = (
-            "content_weight",
-            "style_weight",
-            "tv_weight",
-            "iterations",
-            "rows",
-            "save_every",
-            "style_fit",
-            "optimizer",
-            "init",
-            "adain_alpha",
-            "precision",
-            "start_rows",
-            "seed",
-            "preserve_colors",
-            "style_scale",
-            "content_layer",
-            "style_layers",
-        )
-        labels = {
-            "tv_weight": "TV weight",
-            "rows": "Rows",
-            "save_every": "Save every … iterations",
-            "init": "Start from",
-            "start_rows": "Start rows (coarse to fine)",
-            "preserve_colors": "Keep the photo's colours",
-            "content_layer": "Content layer",
-        }
-        help_texts = {
-            "content_weight": "Keeps the photo's layout: shapes and edges stay where they are.",
-            "style_weight": "Pulls in the painting's textures and colours; higher means more painterly.",
-            "tv_weight": "Total variation: smooths pixel noise; too high blurs details away.",
-            "iterations": f"1–{MAX_ITERATIONS}. Each iteration is up to 20 loss evaluations, as in the notebook.",
-            "save_every": "Every n-th iteration is kept as an image, plus the first and the last.",
-            "style_fit": "Crop keeps the painting's proportions; resize squashes it to the photo's shape.",
-            "seed": "Optional: makes a noise start repeatable.",
-            "init": "The instant AdaIN picture gets to a finished image soonest; the content image is the "
-                    "notebook's start.",
-            "adain_alpha": "0–1, for the AdaIN start: how much of the painting's look it begins with. The "
-                           "default 0.2 (mostly the photo, in the painting's colours) reached a finished "
-                           "picture soonest; higher starts more painterly.",
-            "precision": "Number type of the network's arithmetic. bfloat16 is about twice as fast where the "
-                         "processor has it, with the same picture; float32 everywhere else.",
-            "start_rows": "Below Rows, the run starts at this height and grows by about 1.4× per step up to "
-                          "Rows (coarse to fine: a rough picture sooner). Rows or more: one size throughout, "
-                          "which reaches a finished picture soonest.",
-            "preserve_colors": format_lazy("Paint with the painting's strokes but keep the photo's colours "
-                                           "(Gatys et al. 2016). {}", GUIDE_HELP),
-            "style_scale": f"{MIN_STYLE_SCALE:g}–{MAX_STYLE_SCALE:g}: the size the painting is seen at, relative to "
-                           "the output. Below 1: finer brush strokes; above 1: larger shapes.",
-            "content_layer": "The layer whose features keep the photo's layout; block4_conv2 keeps it more exactly.",
-        }
-        widgets = {
-            "content_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
-            "style_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
-            "tv_weight": forms.NumberInput(attrs={"step": "any", "min": 0}),
-            "adain_alpha": forms.NumberInput(attrs={"step": "any", "min": 0, "max": 1}),
-            "style_scale": forms.NumberInput(attrs={"step": "any", "min": MIN_STYLE_SCALE, "max": MAX_STYLE_SCALE}),
-        }
+        fields = tuple(SETTING)
+        labels = {setting.name: setting.label for setting in SETTINGS}
+        help_texts = {setting.name: help_text(setting) for setting in SETTINGS}
+        widgets = {setting.name: _widget(setting) for setting in SETTINGS if _widget(setting)}
 
     def __init__(self, *args, continuing=False, style_count=1, **kwargs):
         kwargs.setdefault("initial", {})
@@ -134,27 +90,28 @@ class RunForm(forms.ModelForm):
                     widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
                     help_text="Blend weight; 0 leaves this image out." if number == 1 else "",
                 )
-        scale = self.fields["style_scale"]
-        scale.validators += [MinValueValidator(MIN_STYLE_SCALE), MaxValueValidator(MAX_STYLE_SCALE)]
+        for setting in SETTINGS:
+            field = self.fields[setting.name]
+            field.required = setting.name in self.REQUIRED_FIELDS
+            field.show_hidden_initial = False  # the schema's defaults are callables
+            if setting.type in (int, float) and not setting.choices:
+                field.validators += [MinValueValidator(setting.minimum)] + (
+                    [MaxValueValidator(setting.maximum)] if setting.maximum is not None else [])
+        self.fields["preserve_colors"].help_text = format_lazy("{} {}", help_text(SETTING["preserve_colors"]),
+                                                               GUIDE_HELP)
         top = max_rows()
         rows = self.fields["rows"]
         rows.validators += [MinValueValidator(MIN_ROWS), MaxValueValidator(top)]
         rows.widget.attrs.update(min=MIN_ROWS, max=top)
-        rows.help_text = f"The output's height in pixels, {MIN_ROWS}–{top}. Time grows with the number of pixels."
+        rows.help_text = f"{help_text(SETTING['rows'])} {MIN_ROWS}–{top} here."
         iterations = self.fields["iterations"]
-        iterations.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
-        iterations.widget.attrs.update(min=1, max=MAX_ITERATIONS)
-        save_every = self.fields["save_every"]
-        save_every.validators += [MinValueValidator(1), MaxValueValidator(MAX_ITERATIONS)]
-        save_every.widget.attrs.update(min=1)
+        iterations.validators.append(MaxValueValidator(MAX_ITERATIONS))
+        iterations.widget.attrs.update(max=MAX_ITERATIONS)
+        iterations.help_text = f"1–{MAX_ITERATIONS}. {iterations.help_text}"
+        self.fields["save_every"].validators += [MaxValueValidator(MAX_ITERATIONS)]
         start_rows = self.fields["start_rows"]
         start_rows.validators += [MinValueValidator(MIN_START_ROWS), MaxValueValidator(top)]
         start_rows.widget.attrs.update(min=MIN_START_ROWS, max=top)
-        self.fields["adain_alpha"].validators += [MinValueValidator(0.0), MaxValueValidator(1.0)]
-        for name in self.OPTIONAL_ENGINE_FIELDS:
-            self.fields[name].required = False  # left out or blank: the engine's default
-        # Short enough for the select to show in full; the help text says what each does.
-        self.fields["style_fit"].choices = [(Run.StyleFit.CROP, "Crop"), (Run.StyleFit.RESIZE, "Resize (squash)")]
         if continuing:
             # A continued run goes on from a full-size picture: one size, no fresh start.
             for name in ("init", "adain_alpha", "start_rows"):
@@ -170,62 +127,36 @@ class RunForm(forms.ModelForm):
         return self._bound(self.WEIGHT_FIELDS)
 
     def size_fields(self):
-        return self._bound(("iterations", "rows", "start_rows", "save_every", "seed"))
+        return self._bound(self.SIZE_FIELDS)
 
     def option_fields(self):
-        return self._bound(("init", "adain_alpha", "precision", "style_fit", "optimizer"))
+        """The start and the optimiser, then every setting the other fieldsets do not show."""
+        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
+        return self._bound(self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown))
 
     def blend_fields(self):
         return self._bound([f"blend_{number}" for number in range(1, self.style_count + 1)])
 
     def colour_and_style_fields(self):
-        return self._bound(("preserve_colors", "style_scale", "content_layer", "style_layers", "custom_style_layers"))
+        return self._bound(self.COLOUR_AND_STYLE_FIELDS)
 
-    def _clean_weight(self, name):
-        value = self.cleaned_data[name]
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise forms.ValidationError("Enter a finite number of 0 or more.")
-        if value is not None and value > MAX_WEIGHT:
-            raise forms.ValidationError(f"Enter a number of at most {MAX_WEIGHT:g}.")
-        return value
-
-    def clean_content_weight(self):
-        return self._clean_weight("content_weight")
-
-    def clean_style_weight(self):
-        return self._clean_weight("style_weight")
-
-    def clean_tv_weight(self):
-        return self._clean_weight("tv_weight")
-
-    def _default_if_blank(self, name):
-        value = self.cleaned_data.get(name)
-        return RUN_DEFAULTS[name] if value in (None, "") else value
-
-    def clean_init(self):
-        return self._default_if_blank("init")
-
-    def clean_precision(self):
-        return self._default_if_blank("precision")
-
-    def clean_start_rows(self):
-        return self._default_if_blank("start_rows")
-
-    def clean_preserve_colors(self):
-        return self._default_if_blank("preserve_colors")
-
-    def clean_content_layer(self):
-        return self._default_if_blank("content_layer")
-
-    def clean_style_scale(self):
-        value = self._default_if_blank("style_scale")
-        if not math.isfinite(value):
-            raise forms.ValidationError(f"Enter a number from {MIN_STYLE_SCALE:g} to {MAX_STYLE_SCALE:g}.")
-        return value
+    def _clean_settings(self, cleaned):
+        """Each setting through the schema's own check (a blank optional one takes its default)."""
+        for name in SETTING:
+            if name not in self.fields or name in self.errors or name == "style_layers":
+                continue
+            value = cleaned.get(name)
+            if value in (None, "") and not self.fields[name].required:
+                cleaned[name] = SETTING[name].default
+                continue
+            try:
+                cleaned[name] = SETTING[name].validate(value)
+            except SettingsError:
+                self.add_error(name, f"Enter {SETTING[name].requirement}.")
 
     def _clean_style_layers(self, cleaned):
         """The run's style_layers: the preset chosen, or the custom list in canonical form."""
-        preset = cleaned.get("style_layers") or RUN_DEFAULTS["style_layers"]
+        preset = cleaned.get("style_layers") or SETTING["style_layers"].default
         if preset != CUSTOM_LAYERS:
             return preset
         custom = cleaned.get("custom_style_layers", "").strip()
@@ -258,14 +189,9 @@ class RunForm(forms.ModelForm):
         """The project's style slots the run blends, in order (after is_valid())."""
         return [slots[number - 1] for number in self.used_styles]
 
-    def clean_adain_alpha(self):
-        value = self._default_if_blank("adain_alpha")
-        if not math.isfinite(value):
-            raise forms.ValidationError("Enter a number from 0 to 1.")
-        return value
-
     def clean(self):
         cleaned = super().clean()
+        self._clean_settings(cleaned)
         if self.continuing and cleaned.get("rows"):
             self.instance.start_rows = cleaned["rows"]  # not a field of this form: set on the run itself
         cleaned["style_layers"] = self._clean_style_layers(cleaned)

@@ -12,6 +12,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from stylecore.schema import DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -251,7 +253,7 @@ if WORKER_LANE == "preview":
         label="Preview lane",
     )
 # The previews' height: the default run's, so that a preview shows what the default run will make.
-PREVIEW_ROWS = _env_int("PREVIEW_ROWS", 400)
+PREVIEW_ROWS = _env_int("PREVIEW_ROWS", DEFAULTS.rows)
 # A pending preview not computed within this many seconds is queued again when next asked for.
 PREVIEW_RETRY_SECONDS = _env_int("PREVIEW_RETRY_SECONDS", 30)
 # Previews kept per project (the oldest asked-for go first).

@@ -11,18 +11,14 @@ import re
 from django import forms
 from django.conf import settings
 
-from gallery.models import Run, format_number
+from gallery.models import Run
 from gallery.run_forms import RunForm
+from stylecore.schema import SETTING, SETTINGS
 
-# The run settings a sweep may vary, in the order the form offers them. Each is a field of
-# RunForm; its kind (number, weight, choice) follows from the form field, so adding a setting
-# (e.g. the colour and style controls) is one name here.
-SWEEPABLE = (
-    "content_weight", "style_weight", "tv_weight", "rows", "style_fit", "optimizer", "init", "precision",
-    "preserve_colors", "style_scale", "content_layer", "style_layers",
-)
-# Weights span decades: these may also be given as "log-spaced from A to B in N steps".
-LOG_SPACEABLE = ("content_weight", "style_weight", "tv_weight")
+# The run settings a sweep may vary (stylecore.schema), in the order the form offers them.
+SWEEPABLE = tuple(setting.name for setting in SETTINGS if setting.sweep)
+# Settings spanning decades (the weights) may also be given as "log-spaced from A to B in N steps".
+LOG_SPACEABLE = tuple(setting.name for setting in SETTINGS if setting.sweep == "log")
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 
@@ -32,17 +28,12 @@ def setting_field(name):
 
 
 def setting_label(name):
-    return setting_field(name).label if name else ""
+    return SETTING[name].label if name else ""
 
 
 def value_text(name, value):
     """An axis value as headers and labels show it: weights as the notebook wrote them, choices by label."""
-    field = setting_field(name)
-    if isinstance(field, forms.ChoiceField):
-        return dict(field.choices).get(value, value)
-    if isinstance(value, float):
-        return format_number(value)
-    return str(value)
+    return SETTING[name].text(value)
 
 
 def _choice_values(field):

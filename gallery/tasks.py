@@ -46,6 +46,7 @@ from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter, estimate_run
 from gallery.fair_queue import fairest_owner
 from gallery.models import Iteration, Run, RunStyle
+from stylecore.schema import DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def calibrate_speed():
     for index, (precision, rows) in enumerate(CALIBRATION):
         meter = SpeedMeter(engine.device, precision, calibration=True)
         init = "adain" if index == len(CALIBRATION) - 1 else "content"
-        engine.stylize(content, style, rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="lbfgs",
-                       init=init, precision=precision, callback=meter.report)
+        settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="lbfgs",
+                                    init=init, precision=precision)
+        engine.stylize(content, style, settings, meter.report)
         meter.flush()
     return "calibrated"
 
@@ -345,13 +347,8 @@ class _Job:
         content = _read_file(run.content_source or run.project.content_image)
         styles = [_read_file(run.style_source or run.project.style_image)]
         styles += [_read_file(style.source) for style in run.extra_styles.all()]
-        colour_and_style = {
-            "style_blend_weights": run.blend_weights,
-            "preserve_colors": run.preserve_colors,
-            "style_scale": run.style_scale,
-        }
         if not run.base_image or not run.style_image:
-            self._save_engine_inputs(stylecore, content, styles, colour_and_style)
+            self._save_engine_inputs(stylecore, content, styles)
 
         # Resume from the last saved iteration, with evaluations and time carried over.
         self.last_saved = last.number if last else -1
@@ -362,17 +359,17 @@ class _Job:
         self.full_size_iteration_seconds = None
         self.last_report = None
         if last is not None:
-            init = _start_image(last.checkpoint, last.image)
+            start = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
-            init = _start_image(run.init_checkpoint, run.init_image)
+            start = _start_image(run.init_checkpoint, run.init_image)
         else:
-            init = run.init
+            start = None  # the run's own start (run.init)
 
         engine = get_engine()
         Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
         self.meter = SpeedMeter(engine.device, run.precision)
         try:
-            result = self._stylize(engine, content, styles, init, colour_and_style)
+            result = self._stylize(engine, content, styles, start)
         except stylecore.DivergedError as exc:
             self._keep_last_good_iteration(exc)
             raise
@@ -401,35 +398,17 @@ class _Job:
         if report is not None and report.iteration == diverged.iteration > self.last_saved:
             self._save_iteration(report)
 
-    def _stylize(self, engine, content, styles, init, colour_and_style):
-        run = self.run
-        return engine.stylize(
-            content,
-            styles,
-            rows=run.rows,
-            iterations=run.iterations - self.first_iteration,
-            content_weight=run.content_weight,
-            style_weight=run.style_weight,
-            tv_weight=run.tv_weight,
-            style_fit=run.style_fit,
-            optimizer=run.optimizer,
-            init=init,
-            seed=run.seed,
-            first_iteration=self.first_iteration,
-            precision=run.precision,
-            start_rows=run.start_rows,
-            adain_alpha=run.adain_alpha,
-            content_layer=run.content_layer,
-            style_layers=run.style_layers,
-            callback=self.on_iteration,
-            **colour_and_style,
-        )
+    def _stylize(self, engine, content, styles, start):
+        return engine.stylize(content, styles, self.run.settings, self.on_iteration,
+                              style_blend_weights=self.run.blend_weights, start=start,
+                              first_iteration=self.first_iteration)
 
-    def _save_engine_inputs(self, stylecore, content, styles, colour_and_style):
+    def _save_engine_inputs(self, stylecore, content, styles):
         """Iteration 0's companions: the base and (first) style images exactly as the engine sees them."""
         run = self.run
         base_u8, (style_u8, *_others) = stylecore.engine_inputs(
-            content, styles, rows=run.rows, style_fit=run.style_fit, **colour_and_style
+            content, styles, rows=run.rows, style_fit=run.style_fit, style_blend_weights=run.blend_weights,
+            preserve_colors=run.preserve_colors, style_scale=run.style_scale,
         )
         before = files.stored_names([run.base_image, run.style_image])
         size = files.save_image(run.base_image, Image.fromarray(base_u8))

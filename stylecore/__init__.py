@@ -2,7 +2,8 @@
 
     import stylecore
     engine = stylecore.Engine()
-    result = engine.stylize("content.jpg", "style.jpg", rows=400, iterations=50,
+    settings = stylecore.RunSettings(rows=400, iterations=50)
+    result = engine.stylize("content.jpg", "style.jpg", settings,
                             callback=lambda report: print(report.iteration, report.loss))
 
 Importing this package does not import TensorFlow; the engine does so on first use.
@@ -12,9 +13,10 @@ See stylecore/README.md for the settings and what the loss weights mean.
 from .engine import Engine, IterationReport, TransferResult, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, StyleCoreError, WeightsError
 from .images import load_image, prepare_images
-from .settings import DEFAULTS
+from .schema import DEFAULTS, SETTINGS, RunSettings
 
 __all__ = [
     "Engine", "IterationReport", "TransferResult", "engine_inputs", "load_image", "prepare_images",
     "StyleCoreError", "ImageError", "WeightsError", "SettingsError", "DivergedError", "DEFAULTS",
+    "SETTINGS", "RunSettings",
 ]

@@ -199,8 +199,9 @@ def continuous(engine, content, style, evaluations):
 
     iterations = max(1, (evaluations - 1) // EVALUATIONS_PER_ITERATION)
     started = time.perf_counter()
-    engine.stylize(content, style, rows=content.shape[0], iterations=iterations, callback=record,
-                   precision="float32", start_rows=content.shape[0], init="content")
+    settings = DEFAULTS.replace(rows=content.shape[0], iterations=iterations, precision="float32",
+                                start_rows=content.shape[0], init="content")
+    engine.stylize(content, style, settings, record)
     return losses, time.perf_counter() - started
 
 
@@ -531,9 +532,9 @@ def time_defaults(engine, content, style, weights, args):
     """One run with every default setting, as the launch form starts it: what it costs and where it ends."""
     rows = content.shape[0]
     judge = EngineObjective(engine, content, style, weights, "float32")
-    engine.stylize(content, style, rows=rows, iterations=1)  # build and warm up
+    engine.stylize(content, style, DEFAULTS.replace(rows=rows, iterations=1))  # build and warm up
     wall, cpu = time.perf_counter(), time.process_time()
-    result = engine.stylize(content, style, rows=rows)
+    result = engine.stylize(content, style, DEFAULTS.replace(rows=rows))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     plan = ", ".join(f"{size} rows to iteration {end}" for size, end in scale_plan(rows, DEFAULTS.start_rows,
                                                                                   DEFAULTS.iterations))
@@ -566,7 +567,7 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     rows = content.shape[0]
     precision = engine.resolve_precision("auto")
     options = dict(rows=rows, start_rows=rows, init="content", precision=precision, iterations=iterations)
-    engine.stylize(content, style, **dict(options, iterations=1))  # build and warm up
+    engine.stylize(content, style, DEFAULTS.replace(**dict(options, iterations=1)))  # build and warm up
     real = engine._loss_and_gradient
     network, last = [], []
 
@@ -587,7 +588,7 @@ def time_run_overhead(engine, content, style, args, iterations=3):
                 network.clear()
                 start = time.perf_counter()
                 with lbfgs_steps(steps[name]):
-                    result = engine.stylize(content, style, **options)
+                    result = engine.stylize(content, style, DEFAULTS.replace(**options))
                 whole = (time.perf_counter() - start) / result.evaluations
                 rounds[name].append((whole, sum(network) / len(network)))
     finally:
@@ -691,7 +692,7 @@ def run_to_quality(engine, content, style, judge, target, options, cap=None):
         clock.resume(paused)
         return (target is not None and seen["reached"]) or (cap is not None and seen["times"][0] > cap)
 
-    engine.stylize(content, style, rows=content.shape[0], callback=watch, **options)
+    engine.stylize(content, style, DEFAULTS.replace(rows=content.shape[0], **options), watch)
     wall, cpu = seen["times"]
     return wall, cpu, seen["iteration"] if seen["reached"] else None, seen["loss"], seen["image"]
 
@@ -700,8 +701,7 @@ def time_to_quality(engine, content, style, weights, args):
     rows = content.shape[0]
     judge = EngineObjective(engine, content, style, weights, "float32")
     for precision in ("float32", engine.resolve_precision("auto")):  # build and warm up
-        engine.stylize(content, style, rows=rows, iterations=1, precision=precision, init="adain",
-                       start_rows=DEFAULTS.start_rows)
+        engine.stylize(content, style, DEFAULTS.replace(rows=rows, iterations=1, precision=precision, init="adain"))
     auto = engine.resolve_precision("auto")
     reference = dict(precision="float32", start_rows=rows, init="content")
     defaults = dict(precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, init=DEFAULTS.init)
@@ -756,7 +756,8 @@ def time_to_quality(engine, content, style, weights, args):
 def compare_starts(engine, content, style, weights, args):
     rows = content.shape[0]
     judge = EngineObjective(engine, content, style, weights, "float32")
-    auto = engine.stylize(content, style, rows=rows, iterations=1, init="adain", start_rows=rows).precision  # warm up
+    auto = engine.stylize(content, style, DEFAULTS.replace(rows=rows, iterations=1, init="adain",
+                                                           start_rows=rows)).precision  # warm up
     starts = [("the photo", dict(init="content"))] + [
         (f"AdaIN picture, strength {alpha:g}", dict(init="adain", adain_alpha=alpha)) for alpha in args.alphas]
     marks = list(range(5, args.start_iterations + 1, 5))
@@ -771,8 +772,9 @@ def compare_starts(engine, content, style, weights, args):
             losses[report.iteration] = judge.loss(report.pixels())
             return args.target is not None and losses[report.iteration] <= args.target
 
-        engine.stylize(content, style, rows=rows, start_rows=rows, precision="auto",
-                       iterations=args.start_iterations, callback=watch, **options)
+        settings = DEFAULTS.replace(rows=rows, start_rows=rows, precision="auto", iterations=args.start_iterations,
+                                    **options)
+        engine.stylize(content, style, settings, watch)
         last = max(losses)  # the run stops at the first iteration at the target
         reached = last if args.target is not None and losses[last] <= args.target else None
         cells = "".join(f"{losses[mark]:9.4f}" if mark in losses else f"{'-':>9}" for mark in marks)

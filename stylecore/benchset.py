@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageError
+from .schema import DEFAULTS
 from .images import centre_crop_to_aspect, load_image, resize
 from .samples import landscape, mosaic, swirls
 
@@ -145,8 +146,9 @@ class _Chase:
         self.last = None
         self.over_cap = False
 
-    def stylize(self, watch=True, **options):
-        """One stylize call, judged at every full-size report when ``watch``; returns its TransferResult."""
+    def stylize(self, watch=True, start=None, first_iteration=0, **options):
+        """One stylize call with these settings (``iterations``: the last iteration's number), judged at
+        every full-size report when ``watch``; returns its TransferResult."""
         before = self.evaluations
         rows = self.content.shape[0]
 
@@ -163,8 +165,9 @@ class _Chase:
             self.clock.resume(paused)
             return self.target is not None and (self.found is not None or self.over_cap)
 
-        result = self.engine.stylize(self.content, self.styles, rows=rows, style_blend_weights=self.blend,
-                                     callback=callback if watch else None, **options)
+        result = self.engine.stylize(self.content, self.styles, DEFAULTS.replace(rows=rows, **options),
+                                     callback if watch else None, style_blend_weights=self.blend, start=start,
+                                     first_iteration=first_iteration)
         self.evaluations = before + result.evaluations
         return result
 
@@ -208,8 +211,8 @@ def run_candidate(key, chase, rows, precision, budget, reference_iterations):
         result = chase.stylize(iterations=reference_iterations, start_rows=start_rows, precision=precision,
                                init="content")
         if not chase.done and result.last_iteration < budget:
-            chase.stylize(iterations=budget - result.last_iteration, first_iteration=result.last_iteration,
-                          init=result.pixels, **_one_size(rows, precision))
+            chase.stylize(iterations=budget, first_iteration=result.last_iteration, start=result.pixels,
+                          **_one_size(rows, precision, init="iteration"))
         return {"start_rows": start_rows}
     if key == "per-pair":
         # The test is part of the candidate's cost: its clock runs through the probes.
@@ -218,7 +221,8 @@ def run_candidate(key, chase, rows, precision, budget, reference_iterations):
             result = chase.stylize(watch=False, iterations=1, **_one_size(rows, precision, **_start_options(start)))
             probes[_start_name(start)] = (result.loss, result.pixels)
         chosen = min(probes, key=lambda name: probes[name][0])
-        chase.stylize(iterations=budget - 1, first_iteration=1, init=probes[chosen][1], **_one_size(rows, precision))
+        chase.stylize(iterations=budget, first_iteration=1, start=probes[chosen][1],
+                      **_one_size(rows, precision, init="iteration"))
         return {"chosen": chosen, "probe_losses": {name: loss for name, (loss, _) in probes.items()}}
     raise ValueError(f"unknown candidate {key!r}")
 
@@ -229,8 +233,9 @@ def warm_up(engine, content, styles, blend, precisions, scale_rows, warmed):
         for size in scale_rows:
             key = (precision, size, content.shape)
             if key not in warmed:
-                engine.stylize(content, styles, rows=size, iterations=1, precision=precision, init="adain",
-                               start_rows=size, style_blend_weights=blend)
+                engine.stylize(content, styles, DEFAULTS.replace(rows=size, iterations=1, precision=precision,
+                                                                 init="adain", start_rows=size),
+                               style_blend_weights=blend)
                 warmed.add(key)
 
 

@@ -15,38 +15,48 @@ import time
 
 from PIL import Image
 
-from . import DEFAULTS, Engine, engine_inputs
+from . import Engine, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
-from .settings import (
-    CONTENT_LAYERS, INITS, PRECISIONS, PRESERVE_COLORS, STYLE_LAYER_PRESETS, parse_style_blend, parse_style_layers,
-    validate_alpha, validate_style_scale, validate_weights,
-)
+from .schema import SETTING, SETTINGS, RunSettings, help_text
+from .settings import parse_style_blend
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-def _number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    return value
-
-
-def _positive_int(minimum):
+def _flag_type(setting):
+    """argparse's type for a setting's flag: the text read as the setting's type, checked by the schema.
+    ``--init`` also takes an image file to start from."""
     def parse(text):
+        if setting.name == "init" and text == "iteration":
+            raise argparse.ArgumentTypeError("to continue, give the image file to start from")
+        if setting.name == "init" and os.path.isfile(text):
+            return text
         try:
-            value = int(text)
+            value = setting.type(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if setting.type is int else 'a number'}") \
+                from None
+        try:
+            return setting.validate(value)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = setting.name
     return parse
 
 
+def _flag_metavar(setting):
+    """A choice's values; --init's end with IMAGE (a file to start from) in place of "iteration"."""
+    values = [("IMAGE" if value == "iteration" else value) for value in setting.choice_values]
+    return "|".join(values) or None
+
+
+def _flag_help(setting):
+    return f"{setting.label}: {help_text(setting)} (default {setting.default})".replace("%", "%%")
+
+
 def build_parser():
+    """The flags are the run settings (stylecore.schema), named --content-weight, --rows, …"""
     parser = argparse.ArgumentParser(
         prog="python -m stylecore",
         description="Neural style transfer (Gatys et al.) with VGG19: paint CONTENT in the style of STYLE "
@@ -54,47 +64,11 @@ def build_parser():
     parser.add_argument("content", help="content image (JPEG, PNG, WebP, GIF, BMP, TIFF)")
     parser.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
     parser.add_argument("--out", required=True, help="output folder (created if needed)")
-    parser.add_argument("--iterations", type=_positive_int(1), default=DEFAULTS.iterations,
-                        help="rounds of up to 20 loss evaluations (default %(default)s)")
-    parser.add_argument("--rows", type=_positive_int(16), default=DEFAULTS.rows,
-                        help="output height in pixels; width keeps the content's aspect (default %(default)s)")
-    parser.add_argument("--save-every", type=_positive_int(1), default=DEFAULTS.save_every,
-                        help="save the image every N iterations (default %(default)s)")
-    parser.add_argument("--content-weight", type=_number, default=DEFAULTS.content_weight,
-                        help="weight of the content loss (default %(default)g)")
-    parser.add_argument("--style-weight", type=_number, default=DEFAULTS.style_weight,
-                        help="weight of the style loss (default %(default)g)")
-    parser.add_argument("--tv-weight", type=_number, default=DEFAULTS.tv_weight,
-                        help="weight of the total-variation (smoothness) loss (default %(default)g)")
-    parser.add_argument("--style-fit", choices=("crop", "resize"), default=DEFAULTS.style_fit,
-                        help="fit the style image by centre-cropping to the content's aspect or by squashing")
-    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS.optimizer)
-    parser.add_argument("--init", default=DEFAULTS.init,
-                        help="start from 'content', 'noise', 'adain' (the instant AdaIN picture) or an "
-                             "image file, e.g. an earlier output (default %(default)s)")
-    parser.add_argument("--adain-alpha", type=_number, default=DEFAULTS.adain_alpha,
-                        help="style strength of --init adain, 0 to 1 (default %(default)g)")
-    parser.add_argument("--seed", type=_positive_int(0), default=None,
-                        help="random seed for --init noise")
-    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
-                        help="number type of the convolutions; auto picks bfloat16 where the CPU or GPU "
-                             "computes it natively (default %(default)s)")
-    parser.add_argument("--start-rows", type=_positive_int(16), default=DEFAULTS.start_rows,
-                        help="optimise first at this height, then at sizes growing by about 1.4x up to "
-                             "--rows; --rows or more: one size (default %(default)s)")
+    for setting in SETTINGS:
+        parser.add_argument(setting.flag, type=_flag_type(setting), default=setting.default,
+                            metavar=_flag_metavar(setting), help=_flag_help(setting))
     parser.add_argument("--style-blend", default=None, metavar="W1,W2,…",
                         help="one weight per style image, e.g. 0.7,0.3 (default: equal weights)")
-    parser.add_argument("--preserve-colors", choices=PRESERVE_COLORS, default=DEFAULTS.preserve_colors,
-                        help="keep the content's colours: luminance (transfer the luminance only) or histogram "
-                             "(recolour the style to the content's colours first) (default %(default)s)")
-    parser.add_argument("--style-scale", type=_number, default=DEFAULTS.style_scale,
-                        help="size the style is seen at, relative to the output, 0.25 to 4: small for fine "
-                             "brush strokes, large for big shapes (default %(default)g)")
-    parser.add_argument("--content-layer", choices=CONTENT_LAYERS, default=DEFAULTS.content_layer,
-                        help="VGG19 layer of the content loss (default %(default)s)")
-    parser.add_argument("--style-layers", default=DEFAULTS.style_layers, metavar="PRESET|LAYER:W,…",
-                        help=f"style layers: a preset ({', '.join(STYLE_LAYER_PRESETS)}) or a list such as "
-                             "block1_conv1:1,block3_conv1:0.5 (default %(default)s)")
     return parser
 
 
@@ -140,19 +114,16 @@ def main(argv=None):
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return code
 
+    start = args.init if args.init not in SETTING["init"].choice_values else None  # an image file
+    values = {setting.name: getattr(args, setting.name) for setting in SETTINGS}
     try:
-        validate_weights(args.content_weight, args.style_weight, args.tv_weight)
-        validate_alpha(args.adain_alpha)
-        validate_style_scale(args.style_scale)
-        parse_style_layers(args.style_layers)
+        settings = RunSettings.from_mapping(values | ({"init": "iteration"} if start else {}))
         blend = None if args.style_blend is None else parse_style_blend(args.style_blend, len(args.styles))
-        colour = dict(style_blend_weights=blend, preserve_colors=args.preserve_colors, style_scale=args.style_scale)
-        base, styles = engine_inputs(args.content, args.styles, rows=args.rows, style_fit=args.style_fit, **colour)
+        base, styles = engine_inputs(args.content, args.styles, rows=settings.rows, style_fit=settings.style_fit,
+                                     style_blend_weights=blend, preserve_colors=settings.preserve_colors,
+                                     style_scale=settings.style_scale)
     except (ImageError, SettingsError) as exc:
         return fail(str(exc))
-    init = args.init
-    if init not in INITS and not os.path.isfile(init):
-        return fail(f"--init must be {', '.join(INITS)} or an image file; {init!r} is no file.")
 
     os.makedirs(args.out, exist_ok=True)
     _save_png(base, os.path.join(args.out, "base.png"))
@@ -181,13 +152,8 @@ def main(argv=None):
 
         try:
             engine = Engine()
-            result = engine.stylize(
-                args.content, args.styles, rows=args.rows, iterations=args.iterations,
-                content_weight=args.content_weight, style_weight=args.style_weight,
-                tv_weight=args.tv_weight, style_fit=args.style_fit, optimizer=args.optimizer,
-                init=init, seed=args.seed, precision=args.precision, start_rows=args.start_rows,
-                adain_alpha=args.adain_alpha, content_layer=args.content_layer, style_layers=args.style_layers,
-                callback=on_iteration, **colour)
+            result = engine.stylize(args.content, args.styles, settings, on_iteration, style_blend_weights=blend,
+                                    start=start)
         except (ImageError, SettingsError) as exc:
             return fail(str(exc))
         except WeightsError as exc:

@@ -68,14 +68,15 @@ from .images import (
 )
 from . import backend
 from .network import resolve_precision
+from .schema import DEFAULTS, RunSettings
 from .settings import (
-    DEFAULTS, INITS, PRECISIONS, parse_style_blend, parse_style_layers, validate_alpha, validate_content_layer,
-    validate_count, validate_optimizer, validate_precision, validate_preserve_colors, validate_rows, validate_seed,
-    validate_style_scale, validate_weights,
+    PREVIEW_ALPHA, parse_style_blend, parse_style_layers, validate_alpha, validate_count, validate_precision,
+    validate_preserve_colors, validate_rows, validate_style_scale,
 )
 
 EVALUATIONS_PER_ITERATION = 20
 CONTENT_LAYER = DEFAULTS.content_layer
+POOLING = DEFAULTS.pooling
 DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
 STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
@@ -96,7 +97,7 @@ AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precisio
 # (measured: bfloat16 ~16× slower on an AVX2-only Zen 3; 0.5× on Zen 4 with AVX512_BF16).
 EMULATED_SLOWDOWN = 1.5
 ENCODED_CACHE_SIZE = 8  # AdaIN encoder outputs kept per engine (a preview's alpha can change alone)
-FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, content layer, style layer names)
+FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, layers, pooling)
 
 
 @dataclass(frozen=True)
@@ -272,9 +273,9 @@ def _channels(layer):
 
 
 def _model_key(key):
-    """(precision, content layer, (style layer names)) of a set of loss functions; a plain precision
-    stands for the default layers."""
-    return (key, CONTENT_LAYER, STYLE_LAYERS) if isinstance(key, str) else key
+    """(precision, content layer, (style layer names), pooling) of a set of loss functions; a plain
+    precision stands for the default layers and pooling."""
+    return (key, CONTENT_LAYER, STYLE_LAYERS, POOLING) if isinstance(key, str) else key
 
 
 class _Functions:
@@ -447,10 +448,10 @@ class Engine:
     def _vgg_layers(self):
         return self._weights_bundle().vgg
 
-    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS):
-        """Build the loss functions of ``precision`` and these layers (done on first use anyway); return
-        them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
-        key = (self.resolve_precision(precision), content_layer, tuple(style_names))
+    def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS, pooling=POOLING):
+        """Build the loss functions of ``precision``, these layers and pooling (done on first use anyway);
+        return them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
+        key = (self.resolve_precision(precision), content_layer, tuple(style_names), pooling)
         layers = self._vgg_layers()
         with self._lock:
             if key in self._functions:
@@ -464,7 +465,7 @@ class Engine:
         from .network import vgg_features
 
         ops = backend.keras_ops()
-        forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0])
+        forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0], pooling)
         functions = _Functions(ops, forward, content_layer, key[2])
         functions.convolutions = forward.convolutions
         with self._lock:
@@ -537,7 +538,7 @@ class Engine:
         with self._lock:
             self._encoded.clear()
 
-    def preview(self, content, style, *, alpha=DEFAULTS.preview_alpha, rows=DEFAULTS.rows,
+    def preview(self, content, style, *, alpha=PREVIEW_ALPHA, rows=DEFAULTS.rows,
                 style_fit=DEFAULTS.style_fit, precision="auto", preserve_colors=None, style_blend_weights=None,
                 style_scale=DEFAULTS.style_scale):
         """One encoder–AdaIN–decoder pass: a stylised uint8 (rows, cols, 3) RGB image in about the
@@ -569,67 +570,60 @@ class Engine:
 
     # -- Gatys ------------------------------------------------------------------------------
 
-    def stylize(self, content, style, *, rows=DEFAULTS.rows, iterations=DEFAULTS.iterations,
-                content_weight=DEFAULTS.content_weight, style_weight=DEFAULTS.style_weight,
-                tv_weight=DEFAULTS.tv_weight, style_fit=DEFAULTS.style_fit,
-                optimizer=DEFAULTS.optimizer, init=DEFAULTS.init, seed=None, first_iteration=0,
-                precision=DEFAULTS.precision, start_rows=DEFAULTS.start_rows, adain_alpha=DEFAULTS.adain_alpha,
-                style_blend_weights=None, preserve_colors=None, style_scale=DEFAULTS.style_scale,
-                content_layer=DEFAULTS.content_layer, style_layers=DEFAULTS.style_layers,
-                callback: Optional[Callable[[IterationReport], Optional[bool]]] = None):
-        """Transfer the style of ``style`` onto ``content``; return a TransferResult.
+    def stylize(self, content, style, settings=DEFAULTS,
+                callback: Optional[Callable[[IterationReport], Optional[bool]]] = None, *,
+                style_blend_weights=None, start=None, first_iteration=0):
+        """Transfer the style of ``style`` onto ``content`` with ``settings`` (a RunSettings); return a
+        TransferResult.
 
-        ``callback(report)`` is called for ``first_iteration`` (the initial image)
-        and after each of the iterations ``first_iteration+1 ... first_iteration+iterations``;
-        returning True stops the run after that iteration (``result.stopped``).
-        ``init`` is ``"content"``, ``"noise"`` (seeded by ``seed``), ``"adain"`` (the AdaIN
-        preview at ``adain_alpha``), an image (e.g. a saved iteration), or a float array in the
-        engine's pixel space (``IterationReport.pixels()``) to continue from exactly there: pass
-        its number as ``first_iteration`` and the remaining count as ``iterations``.
-        ``start_rows`` starts coarse and grows to ``rows`` (``start_rows >= rows``: one size);
-        the scales are planned over the whole run, ``first_iteration + iterations``, so a
-        continued run picks up at the scale where it stopped.
+        ``callback(report)`` is called for ``first_iteration`` (the initial image) and after each
+        iteration up to ``settings.iterations``; returning True stops the run after that iteration
+        (``result.stopped``). The run starts as ``settings.init`` says (``"adain"``: the AdaIN picture
+        at ``settings.adain_alpha``), or from ``start``: an image (e.g. a saved iteration; required by
+        ``init="iteration"``) or a float array in the engine's pixel space (``IterationReport.pixels()``)
+        to continue from exactly there, with its number as ``first_iteration``. The scales of
+        ``settings.start_rows`` are planned over the whole run, so a continued run picks up at the
+        scale where it stopped.
         ``style`` may be a list of images, blended by ``style_blend_weights`` (one weight each; the
-        target Grams are their weighted mean; styles of weight 0 are left out). ``style_scale``
-        (0.25–4) is the size the style is seen at relative to the output; ``preserve_colors``
-        keeps the content's colours (None, "luminance" or "histogram"); ``content_layer`` and
-        ``style_layers`` (a preset name, ``"block1_conv1:1, block3_conv1:0.5"`` or pairs) choose
-        the layers of the loss.
+        target Grams are their weighted mean; styles of weight 0 are left out): they belong to the
+        style images rather than to the settings.
         Raises SettingsError, ImageError, WeightsError or DivergedError.
         """
         started = time.perf_counter()
-        rows = validate_rows(rows)
-        start_rows = validate_rows(start_rows, "start_rows")
-        iterations = validate_count("iterations", iterations, 1)
+        if not isinstance(settings, RunSettings):
+            raise SettingsError(f"settings must be a RunSettings, not {type(settings).__name__}.")
         first_iteration = validate_count("first_iteration", first_iteration, 0)
-        weights = validate_weights(content_weight, style_weight, tv_weight)
-        optimizer = validate_optimizer(optimizer)
-        seed = validate_seed(seed)
-        adain_alpha = validate_alpha(adain_alpha)
-        content_layer = validate_content_layer(content_layer)
-        style_layers = parse_style_layers(style_layers)
-        if isinstance(init, str) and init not in INITS and not os.path.isfile(init):
-            raise SettingsError(f"init must be one of {', '.join(INITS)} or an image; {init!r} is no file.")
-        inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
-        output_rows, output_cols = output_size(inputs.content.shape, rows)  # refuses outputs too narrow for VGG19
-        if isinstance(init, np.ndarray) and init.dtype.kind == "f":
-            init = _as_pixels(init)
-        precision = self.resolve_precision(precision, output_rows * output_cols)
+        if first_iteration >= settings.iterations:
+            raise SettingsError(f"first_iteration ({first_iteration}) must be below iterations "
+                                f"({settings.iterations}).")
+        if start is None and settings.init == "iteration":
+            raise SettingsError('init "iteration" continues from an image: pass it as start.')
+        if isinstance(start, str) and not os.path.isfile(start):
+            raise SettingsError(f"The start image {start!r} is no file.")
+        style_layers = parse_style_layers(settings.style_layers)
+        inputs = _Inputs(content, style, style_blend_weights, settings.preserve_colors, settings.style_fit,
+                         settings.style_scale)
+        output_rows, output_cols = output_size(inputs.content.shape, settings.rows)  # refuses outputs too narrow
+        if isinstance(start, np.ndarray) and start.dtype.kind == "f":
+            start = _as_pixels(start)
+        precision = self.resolve_precision(settings.precision, output_rows * output_cols)
 
-        plan = scale_plan(rows, smallest_rows(inputs.content.shape, start_rows), first_iteration + iterations)
+        plan = scale_plan(settings.rows, smallest_rows(inputs.content.shape, settings.start_rows),
+                          settings.iterations)
         scales = [(size, end) for size, end in plan if end > first_iteration]
-        model = (precision, content_layer, tuple(name for name, _weight in style_layers))
-        run = _Run(self, model, weights, [weight for _name, weight in style_layers], inputs, first_iteration,
-                   first_iteration + iterations, callback, started)
+        model = (precision, settings.content_layer, tuple(name for name, _weight in style_layers), settings.pooling)
+        run = _Run(self, model, settings.weights, [weight for _name, weight in style_layers], inputs,
+                   first_iteration, settings.iterations, callback, started)
         x = None
         for index, (size, end) in enumerate(scales):
             base, colour_base, fitted_styles = inputs.at(size)
             if x is None:
-                x = inputs.start(self._initial_pixels(init, base, fitted_styles, inputs.blend, seed, adain_alpha,
-                                                      precision))
+                x = inputs.start(self._initial_pixels(settings.init if start is None else start, base,
+                                                      fitted_styles, inputs.blend, settings.seed,
+                                                      settings.adain_alpha, precision))
             else:
                 x = resize_pixels(x, *base.shape[:2])
-            if not run.scale(x, base, colour_base, fitted_styles, end, optimizer, first=index == 0):
+            if not run.scale(x, base, colour_base, fitted_styles, end, settings.optimizer, first=index == 0):
                 break
             x = run.reported[2]
         return run.result()
@@ -715,7 +709,7 @@ class _Run:
     def __init__(self, engine, model, weights, layer_weights, inputs, first_iteration, last_allowed, callback,
                  started):
         self.engine = engine
-        self.model = model  # (precision, content layer, style layer names): the loss functions used
+        self.model = model  # (precision, content layer, style layer names, pooling): the loss functions used
         self.precision = model[0]
         self.inputs = inputs
         self.requested_weights = weights  # as given, for messages (float32 would round them)
@@ -944,4 +938,4 @@ class _Run:
                 self.report(loss, parts, pixels)
 
 
-__all__ = ["Engine", "IterationReport", "TransferResult", "PRECISIONS", "scale_plan", "lbfgs_scale", "engine_inputs"]
+__all__ = ["Engine", "IterationReport", "TransferResult", "scale_plan", "lbfgs_scale", "engine_inputs"]

@@ -35,7 +35,7 @@ from . import Engine, backend
 from .engine import lbfgs_scale
 from .images import caffe_bounds, preprocess
 from .samples import landscape, swirls
-from .settings import DEFAULTS
+from .schema import DEFAULTS
 
 AGREEMENT = 0.01
 AGREEMENT_ROWS = 64
@@ -58,8 +58,8 @@ def nvidia_gpus():
 def agreement_run(engine, iterations):
     """The final loss of a 64-row float32 run from the content image (deterministic: no noise)."""
     rows, cols = AGREEMENT_ROWS, round(AGREEMENT_ROWS * 4 / 3)
-    result = engine.stylize(landscape(rows, cols), swirls(rows, cols), rows=rows, start_rows=rows,
-                            iterations=iterations, init="content", precision="float32")
+    settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations, init="content", precision="float32")
+    result = engine.stylize(landscape(rows, cols), swirls(rows, cols), settings)
     return result.loss
 
 
@@ -114,13 +114,15 @@ def timed_twice(function):
 def lbfgs_evaluations(engine, rows, evaluations, precision):
     """A one-size L-BFGS run from the photo of ``evaluations`` evaluations (20 per iteration)."""
     content, style = landscape(rows, rows), swirls(rows, rows)
-    return engine.stylize(content, style, rows=rows, start_rows=rows, init="content", precision=precision,
-                          iterations=max(1, round(evaluations / 20)))
+    settings = DEFAULTS.replace(rows=rows, start_rows=rows, init="content", precision=precision,
+                                iterations=max(1, round(evaluations / 20)))
+    return engine.stylize(content, style, settings)
 
 
 def default_run(engine, rows, iterations):
     cols = round(rows * 4 / 3)
-    return engine.stylize(landscape(rows, cols), swirls(rows, cols), rows=rows, start_rows=rows, iterations=iterations)
+    return engine.stylize(landscape(rows, cols), swirls(rows, cols),
+                          DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations))
 
 
 def verdict(name, value, better="lower"):

@@ -5,8 +5,8 @@ function serves every image size and every precision: the convolutions run in ``
 (float32, bfloat16 or float16) while inputs, outputs, Gram matrices and losses stay float32.
 
 * ``vgg_features`` is Keras' ``VGG19(include_top=False)``: 3×3 convolutions with zero
-  ("same") padding, ReLU, 2×2 max pooling without padding. It is cut after the deepest
-  layer asked for.
+  ("same") padding, ReLU, 2×2 max (or, as Gatys et al. prefer, average) pooling without
+  padding. It is cut after the deepest layer asked for.
 * ``adain_encoder`` is the same network in the form AdaIN's decoder was trained against
   (Huang & Belongie 2017): reflection padding, pooling that keeps a last odd row/column
   (torch's ``ceil_mode``), up to relu4_1.
@@ -75,13 +75,15 @@ def _constants(ops, layers, dtype):
             for name, kernel, bias in layers]
 
 
-def vgg_features(ops, layers, outputs, dtype):
+def vgg_features(ops, layers, outputs, dtype, pooling="max"):
     """A function image → {layer name: float32 features} for the names in ``outputs``; its
     ``convolutions`` attribute names the layers it computes (up to the deepest output).
 
     ``layers``: [(keras conv layer name, kernel HWIO, bias)] in network order. The image is
-    caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype`` (a name such as "bfloat16").
+    caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype`` (a name such as "bfloat16"); ``pooling``
+    is "max" or "average".
     """
+    pool = ops.average_pool if pooling == "average" else ops.max_pool
     deepest = max(i for i, (name, _, _) in enumerate(layers) if name in outputs)
     weights = _constants(ops, layers[:deepest + 1], dtype)
     wanted = set(outputs)
@@ -91,7 +93,7 @@ def vgg_features(ops, layers, outputs, dtype):
         features = {}
         for name, kernel, bias in weights:
             if name.endswith("_conv1") and name != "block1_conv1":
-                x = ops.max_pool(x, 2, 2, padding="valid")
+                x = pool(x, 2, 2, padding="valid")
             x = ops.relu(ops.conv(x, kernel, 1, padding="same") + bias)
             if name in wanted:
                 features[name] = ops.cast(x, "float32")

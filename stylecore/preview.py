@@ -14,9 +14,10 @@ import time
 from PIL import Image
 
 from . import DEFAULTS, Engine
-from .cli import EXIT_FAILURE, EXIT_USAGE, _number, _positive_int
+from .cli import EXIT_FAILURE, EXIT_USAGE, _flag_type
 from .errors import ImageError, SettingsError, WeightsError
-from .settings import PRECISIONS
+from .schema import SETTING
+from .settings import PREVIEW_ALPHA, PRECISIONS
 
 
 def build_parser():
@@ -26,9 +27,9 @@ def build_parser():
     parser.add_argument("content", help="content image")
     parser.add_argument("style", help="style image")
     parser.add_argument("out", help="output PNG file")
-    parser.add_argument("--rows", type=_positive_int(16), default=DEFAULTS.rows,
+    parser.add_argument("--rows", type=_flag_type(SETTING["rows"]), default=DEFAULTS.rows,
                         help="output height in pixels (default %(default)s)")
-    parser.add_argument("--alpha", type=_number, default=DEFAULTS.preview_alpha,
+    parser.add_argument("--alpha", type=float, default=PREVIEW_ALPHA,
                         help="style strength from 0 (the content) to 1 (default %(default)g)")
     parser.add_argument("--style-fit", choices=("crop", "resize"), default=DEFAULTS.style_fit)
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision)

@@ -1,15 +1,15 @@
-"""Default settings and their validation (no TensorFlow here)."""
+"""The settings' vocabularies and the checks the engine makes of its other arguments (no TensorFlow here).
+
+A run's settings themselves, with their defaults, are defined in ``stylecore.schema``.
+"""
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from .errors import SettingsError
 from .images import validate_rows, validate_style_fit
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "adain")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer": "luminance" transfers on
 # the luminance only and puts the content's chroma back; "histogram" recolours each style image to
@@ -36,81 +36,18 @@ STYLE_LAYER_PRESETS = {
 }
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """Default settings; readable as attributes (``DEFAULTS.rows``) or keys (``DEFAULTS["rows"]``).
-
-    The loss weights multiply normalised loss terms (see ``stylecore.engine``),
-    so the same values give the same balance at any image size.
-    """
-
-    content_weight: float = 1.0
-    style_weight: float = 0.3
-    tv_weight: float = 1e-4
-    rows: int = 400
-    iterations: int = 17
-    save_every: int = 10
-    style_fit: str = "crop"
-    optimizer: str = "lbfgs"
-    init: str = "adain"
-    precision: str = "auto"
-    start_rows: int = 400
-    # The run's start: the AdaIN picture at a fifth of the style's strength, mostly the photo with
-    # the painting's colours. Measured at 400 rows (docs/PERFORMANCE.md (h)), one-size runs from it
-    # reached the first engine's 50-iteration loss in 17 iterations, against 33 from the photo and
-    # more from stronger starts (24 at 0.15, 27 at 0.3).
-    adain_alpha: float = 0.2
-    # The instant preview shows the style at full strength (the slider lowers it).
-    preview_alpha: float = 1.0
-    preserve_colors: str = "none"
-    style_scale: float = 1.0
-    content_layer: str = "block5_conv2"
-    style_layers: str = "balanced"
-
-    def __getitem__(self, key):
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self):
-        return [f.name for f in fields(self)]
-
-    def as_dict(self):
-        return asdict(self)
-
-
-DEFAULTS = Defaults()
+# The instant preview shows the style at full strength (the slider lowers it).
+PREVIEW_ALPHA = 1.0
 
 
 # The engine computes in float32 (largest value about 3.4e38): larger weights can only overflow.
 MAX_WEIGHT = 1e12
 
 
-def validate_weights(content_weight, style_weight, tv_weight):
-    """Return the three weights as floats; each must be finite, in [0, MAX_WEIGHT], not all zero."""
-    values = {"content_weight": content_weight, "style_weight": style_weight, "tv_weight": tv_weight}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise SettingsError(f"{name} must be a number, not {value!r}.")
-        if not math.isfinite(value) or value < 0:
-            raise SettingsError(f"{name} must be a finite number >= 0, not {value!r}.")
-        if value > MAX_WEIGHT:
-            raise SettingsError(f"{name} must be at most {MAX_WEIGHT:g}, not {value!r}.")
-    if not any(values.values()):
-        raise SettingsError("At least one of content_weight, style_weight and tv_weight must be above 0.")
-    return tuple(float(v) for v in values.values())
-
-
 def validate_count(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise SettingsError(f"{name} must be an integer of at least {minimum}, not {value!r}.")
     return int(value)
-
-
-def validate_optimizer(optimizer):
-    if optimizer not in OPTIMIZERS:
-        raise SettingsError(f"optimizer must be 'lbfgs' or 'adam', not {optimizer!r}.")
-    return optimizer
 
 
 def validate_precision(precision):
@@ -146,12 +83,6 @@ def validate_style_scale(style_scale):
         raise SettingsError(
             f"style_scale must be a number from {MIN_STYLE_SCALE:g} to {MAX_STYLE_SCALE:g}, not {style_scale!r}.")
     return float(style_scale)
-
-
-def validate_content_layer(content_layer):
-    if content_layer not in CONTENT_LAYERS:
-        raise SettingsError(f"content_layer must be {' or '.join(CONTENT_LAYERS)}, not {content_layer!r}.")
-    return content_layer
 
 
 def _number_text(text, what):
@@ -235,17 +166,9 @@ def parse_style_blend(blend, count=None):
     return tuple(float(v) for v in values)
 
 
-def validate_seed(seed):
-    if seed is not None:
-        validate_count("seed", seed, 0)
-    return seed
-
-
 __all__ = [
-    "DEFAULTS", "Defaults", "MAX_WEIGHT", "validate_weights", "validate_count", "validate_optimizer",
-    "validate_seed", "validate_rows", "validate_style_fit", "validate_precision", "validate_alpha",
-    "OPTIMIZERS", "INITS", "PRECISIONS", "PRESERVE_COLORS", "CONTENT_LAYERS", "STYLE_LAYER_PRESETS",
-    "VGG19_CONV_LAYERS", "MIN_STYLE_SCALE", "MAX_STYLE_SCALE", "validate_preserve_colors",
-    "validate_style_scale", "validate_content_layer", "parse_style_layers", "style_layers_text",
-    "parse_style_blend",
+    "PREVIEW_ALPHA", "MAX_WEIGHT", "validate_count", "validate_rows", "validate_style_fit", "validate_precision",
+    "validate_alpha", "PRECISIONS", "PRESERVE_COLORS", "CONTENT_LAYERS", "STYLE_LAYER_PRESETS", "VGG19_CONV_LAYERS",
+    "MIN_STYLE_SCALE", "MAX_STYLE_SCALE", "validate_preserve_colors", "validate_style_scale", "parse_style_layers",
+    "style_layers_text", "parse_style_blend",
 ]

@@ -16,13 +16,13 @@ class EngineProxy:
         self.after_iteration = after_iteration
         self.device = self.engine.device
 
-    def stylize(self, *args, callback, **kwargs):
+    def stylize(self, content, style, settings, callback, **kwargs):
         def wrapped(report):
             stop = callback(report)
             self.after_iteration(report.iteration)
             return stop
 
-        return self.engine.stylize(*args, callback=wrapped, **kwargs)
+        return self.engine.stylize(content, style, settings, wrapped, **kwargs)
 
 
 class ScriptedEngine:
@@ -36,7 +36,7 @@ class ScriptedEngine:
         self.iterations, self.seconds_per_iteration = iterations, seconds_per_iteration
         self.error, self.during = error, during
 
-    def stylize(self, *args, callback, first_iteration=0, **kwargs):
+    def stylize(self, content, style, settings, callback, *, first_iteration=0, **kwargs):
         for number in range(first_iteration, self.iterations + 1):
             report = IterationReport(
                 iteration=number, loss=10.0 - number, content_loss=1.0, style_loss=2.0, tv_loss=3.0,

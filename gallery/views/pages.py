@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
-from gallery.display import COLOUR_AND_STYLE_SETTINGS, finite_or_none, iteration_record, precision_text
-from gallery.models import Iteration, Run, format_number
+from gallery.display import RUN_SETTINGS_SHOWN, finite_or_none, iteration_record
+from gallery.models import Iteration
 from gallery.query import query_number
 from gallery.views.runs import POLL_MILLISECONDS
+from stylecore.schema import SETTING
 
 MIN_COMPARED = 2
 MAX_COMPARED = 6
@@ -52,29 +53,12 @@ def run_record(run, iterations, file_names):
     return {
         "project": run.project.title,
         "label": run.label,
-        "settings": {
-            "content_weight": run.content_weight,
-            "style_weight": run.style_weight,
-            "tv_weight": run.tv_weight,
-            "rows": run.rows,
-            "iterations": run.iterations,
-            "save_every": run.save_every,
-            "style_fit": run.style_fit,
-            "optimizer": run.optimizer,
-            "init": run.init,
-            "adain_alpha": run.adain_alpha,
-            "precision": run.precision,
+        "settings": {name: getattr(run, name) for name in SETTING} | {
             "precision_used": run.precision_used,
-            "start_rows": run.start_rows,
             "init_iteration": (
                 {"run": run.init_iteration.run_id, "number": run.init_iteration.number} if run.init_iteration else None
             ),
-            "seed": run.seed,
-            "preserve_colors": run.preserve_colors,
             "style_blend": list(run.blend_weights),
-            "style_scale": run.style_scale,
-            "content_layer": run.content_layer,
-            "style_layers": run.style_layers,
         },
         "status": run.status,
         "error": run.error,
@@ -191,20 +175,7 @@ def parse_crop(value):
     return {"x": x, "y": y, "w": width, "h": height}
 
 
-COMPARED_SETTINGS = (
-    ("Project", lambda run: run.project.title),
-    ("Content weight", lambda run: format_number(run.content_weight)),
-    ("Style weight", lambda run: format_number(run.style_weight)),
-    ("TV weight", lambda run: format_number(run.tv_weight)),
-    ("Rows", lambda run: f"{run.rows} px"),
-    ("Iterations", lambda run: str(run.iterations)),
-    ("Optimizer", lambda run: run.get_optimizer_display()),
-    ("Style fit", lambda run: "crop" if run.style_fit == Run.StyleFit.CROP else "resize"),
-    ("Starts from", lambda run: run.get_init_display()),
-    ("Start rows", lambda run: str(min(run.start_rows, run.rows))),
-    ("Precision", precision_text),
-    *COLOUR_AND_STYLE_SETTINGS,
-)
+COMPARED_SETTINGS = (("Project", lambda run: run.project.title),) + RUN_SETTINGS_SHOWN
 
 
 def selected_iteration(request, numbers):

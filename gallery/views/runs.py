@@ -13,23 +13,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
-    colour_and_style_rows, finite_or_none, format_loss, iteration_record, loss_chart, precision_text,
+    finite_or_none, format_loss, iteration_record, loss_chart, settings_rows,
 )
 from gallery.estimates import estimate_run, expected_starts
 from gallery.previews import current_preview, preview_context, shown_alpha
-from gallery.models import RUN_DEFAULTS, Iteration, Run, format_number
+from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
+from stylecore.schema import SETTING
 
 # How often a live page asks for news while a run is queued or running.
 POLL_MILLISECONDS = 2000
 
-# What a continued run takes over from the run it continues.
-CONTINUED_SETTINGS = (
-    "content_weight", "style_weight", "tv_weight", "iterations", "rows", "save_every", "style_fit", "optimizer",
-    "precision", "preserve_colors", "style_scale", "content_layer", "style_layers",
-)
+# What a continued run takes over from the run it continues: every setting but its start.
+CONTINUED_SETTINGS = tuple(name for name in SETTING if name not in ("init", "adain_alpha", "start_rows", "seed"))
 
 
 def continue_source(request, project):
@@ -262,26 +260,9 @@ def _input_figures(run):
 
 def _settings_rows(run):
     """(label, value) pairs describing a run, in the order the launch form asks for them."""
-    rows = [
-        ("Content weight", format_number(run.content_weight)),
-        ("Style weight", format_number(run.style_weight)),
-        ("Total variation weight", format_number(run.tv_weight)),
-        ("Rows", f"{run.rows} px"),
-        ("Iterations", run.iterations),
-        ("Saved", "every iteration" if run.save_every == 1 else f"every {run.save_every} iterations"),
-        ("Optimizer", run.get_optimizer_display()),
-        ("Style fit", run.get_style_fit_display()),
-        ("Starts from", run.get_init_display()),
-        ("Start rows", run.start_rows if run.start_rows < run.rows else "one size"),
-        ("Precision", precision_text(run)),
-        *colour_and_style_rows(run),
-    ]
-    if run.init == Run.Init.ADAIN:
-        rows.append(("AdaIN style strength", format_number(run.adain_alpha)))
+    rows = settings_rows(run)
     if run.converged:
         rows.append(("Ended", f"converged at iteration {run.iterations_done}"))
-    if run.seed is not None:
-        rows.append(("Seed", run.seed))
     if run.device:
         rows.append(("Device", run.device))
     return rows

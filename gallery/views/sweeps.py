@@ -21,7 +21,6 @@ from gallery.access import get_project_for_user, get_sweep_for_user
 from gallery.display import format_duration, format_loss
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
-from gallery.run_forms import RunForm
 from gallery.estimates import estimate_run
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
 from gallery.tasks import LaunchError, launch_sweep
@@ -30,6 +29,7 @@ from gallery.views.pages import (
     shown_iteration, stream_zip, view_context, zip_entries, zip_response,
 )
 from gallery.views.runs import cancel_runs, content_aspect
+from stylecore.schema import SETTING
 
 # The sweep form starts as a 3 × 3 grid of the notebook's two favourite weights.
 INITIAL_AXES = {
@@ -221,7 +221,7 @@ def sweep_png(request, sweep_id):
     return response
 
 
-SETTING_COLUMNS = tuple(RunForm._meta.fields)
+SETTING_COLUMNS = tuple(SETTING)
 LOSS_COLUMNS = ("loss", "content_loss", "style_loss", "tv_loss", "evaluations", "seconds")
 
 

@@ -114,7 +114,7 @@ def test_it_launches_a_run_with_colour_and_style_settings(owner_client, project,
     assert run.style_layers == "block1_conv1:1, block3_conv1:0.5"
     assert run.label == "0.001_0.01_1_256px_content_luminance_scale0.5_block4_layers"
     page = owner_client.get(run.get_absolute_url()).content.decode()
-    assert "the photo&#x27;s (luminance)" in page and "block1_conv1:1, block3_conv1:0.5" in page
+    assert "Luminance: restyle the brightness only" in page and "block1_conv1:1, block3_conv1:0.5" in page
 
 
 @pytest.mark.parametrize("changes, field, message", [
@@ -198,7 +198,7 @@ def test_the_compare_page_and_the_zip_show_the_settings_that_differ(owner_client
     owner_client.post(new_run_url(project), {**VALID, "preserve_colors": "histogram", "style_layers": "fine"})
     plain, kept = Run.objects.order_by("id")
     response = owner_client.get(reverse("compare") + f"?runs={plain.id},{kept.id}")
-    assert response.context["differing"] == ["Colours", "Style layers"]
+    assert response.context["differing"] == ["Keep the photo's colours", "Style layers"]
     download = owner_client.get(reverse("run_download", args=[kept.id]))
     with zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content))) as archive:
         name = next(n for n in archive.namelist() if n.endswith("run.json"))

@@ -158,7 +158,7 @@ def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
     assert tasks.execute_run(run.id) == "done"
 
     assert seen["first_iteration"] == 2
-    np.testing.assert_array_equal(seen["init"], checkpoint)
+    np.testing.assert_array_equal(seen["start"], checkpoint)
     saved = list(Run.objects.get(id=run.id).saved_iterations.all())
     assert [i.number for i in saved] == [0, 1, 2, 3, 4]
     assert [bool(i.checkpoint) for i in saved] == [False] * 4 + [True]

@@ -112,7 +112,7 @@ def test_it_refuses_more_runs_than_the_maximum_and_creates_nothing(owner_client,
     [
         (("tv_weight", "0.1, abc"), None, "“abc”: Enter a number."),
         (("rows", "64, 99999"), None, "“99999”: Ensure this value is less than or equal to 2048."),
-        (("tv_weight", "0.1, -1"), None, "The run with TV weight -1: Enter a finite number of 0 or more."),
+        (("tv_weight", "0.1, -1"), None, "“-1”: Ensure this value is greater than or equal to 0."),
         (("tv_weight", "0.1, 1e400"), None, "“1e400”: Enter a number."),
         (("optimizer", "lbfgs, sgd"), None, "“sgd”: Select a valid choice. sgd is not one of the available choices."),
         (("tv_weight", "0.1, 0.1"), None, "“0.1” is there twice; each value makes one run."),

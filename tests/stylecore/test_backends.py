@@ -21,8 +21,8 @@ from stylecore.samples import landscape, swirls
 engine = stylecore.Engine()
 content, style = landscape(64, 85), swirls(64, 85)
 reports = []
-result = engine.stylize(content, style, rows=64, start_rows=64, iterations=5, init="content", precision="float32",
-                        callback=reports.append)
+settings = stylecore.RunSettings(rows=64, start_rows=64, iterations=5, init="content", precision="float32")
+result = engine.stylize(content, style, settings, reports.append)
 print(json.dumps({"backend": engine.backend, "device": engine.device, "solver": result.solver,
                   "losses": [r.loss for r in reports], "evaluations": [r.evaluations for r in reports],
                   "report_backends": sorted({r.backend for r in reports})}))

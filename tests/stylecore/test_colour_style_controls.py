@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import stylecore
+from stylecore import RunSettings
 from stylecore.colour import matched_colours, to_ycbcr
 from stylecore.errors import SettingsError
 from stylecore.images import resize
@@ -18,8 +19,8 @@ def chroma_error(image, reference):
 
 @pytest.mark.backends
 def test_luminance_keeps_the_contents_chroma(engine, content_image, style_image):
-    result = engine.stylize(content_image, style_image, rows=32, iterations=1, init="content",
-                            preserve_colors="luminance")
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="content",
+                            preserve_colors="luminance"))
     base = resize(content_image, *result.image.shape[:2])
     assert chroma_error(result.image, base) < 1.5
     # ... while the luminance was restyled, and a plain run takes the style's colours.
@@ -52,10 +53,12 @@ def test_histogram_moves_the_styles_colour_statistics_to_the_contents():
 
 def test_a_blend_of_two_styles_with_weights_1_0_equals_the_single_style_run(engine, content_image, style_image):
     options = dict(rows=32, iterations=1, init="adain")
-    single = engine.stylize(content_image, style_image, **options)
-    blend = engine.stylize(content_image, [style_image, content_image], style_blend_weights=[1, 0], **options)
+    single = engine.stylize(content_image, style_image, RunSettings(**options))
+    blend = engine.stylize(content_image, [style_image, content_image], RunSettings(**options),
+                           style_blend_weights=[1, 0])
     np.testing.assert_array_equal(single.pixels, blend.pixels)
-    half = engine.stylize(content_image, [style_image, content_image], style_blend_weights="0.5, 0.5", **options)
+    half = engine.stylize(content_image, [style_image, content_image], RunSettings(**options),
+                          style_blend_weights="0.5, 0.5")
     assert np.abs(half.pixels - single.pixels).mean() > 1
 
 
@@ -69,7 +72,7 @@ def test_style_scale_changes_the_size_the_style_targets_are_computed_at(engine, 
         return real(key, image)
 
     monkeypatch.setattr(engine, "_targets", recording)
-    engine.stylize(content_image, style_image, rows=48, iterations=1, init="content", style_scale=0.5)
+    engine.stylize(content_image, style_image, RunSettings(rows=48, iterations=1, init="content", style_scale=0.5))
     assert shapes == [(48, 64), (24, 32)]  # the content's target, then the style's at half the size
     _, (large,) = stylecore.engine_inputs(content_image, style_image, rows=48, style_scale=2)
     _, (small,) = stylecore.engine_inputs(content_image, style_image, rows=48, style_scale=0.25)
@@ -79,7 +82,7 @@ def test_style_scale_changes_the_size_the_style_targets_are_computed_at(engine, 
 @pytest.mark.parametrize("scale", [0.1, 4.5, float("nan"), "2", True])
 def test_style_scale_out_of_range_is_refused(engine, content_image, style_image, scale):
     with pytest.raises(SettingsError, match="style_scale must be a number from 0.25 to 4"):
-        engine.stylize(content_image, style_image, rows=32, iterations=1, style_scale=scale)
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, style_scale=scale))
 
 
 def test_layer_presets_and_custom_lists_are_parsed_and_validated():
@@ -115,8 +118,9 @@ def test_vgg19_is_cut_after_the_deepest_layer_used(engine):
 
 def test_other_layers_give_another_picture(engine, content_image, style_image):
     options = dict(rows=32, iterations=1, init="content")
-    plain = engine.stylize(content_image, style_image, **options)
-    other = engine.stylize(content_image, style_image, content_layer="block4_conv2", style_layers="fine", **options)
+    plain = engine.stylize(content_image, style_image, RunSettings(**options))
+    other = engine.stylize(content_image, style_image, RunSettings(content_layer="block4_conv2", style_layers="fine",
+                           **options))
     assert np.abs(plain.pixels - other.pixels).mean() > 0.5
 
 
@@ -130,8 +134,11 @@ def test_other_layers_give_another_picture(engine, content_image, style_image):
 ])
 def test_bad_colour_and_style_settings_are_refused_before_any_work(engine, content_image, style_image, options,
                                                                    message):
+    settings = dict(options)
+    blend = settings.pop("style_blend_weights", None)
     with pytest.raises(SettingsError, match=message):
-        engine.stylize(content_image, [style_image, style_image], rows=32, iterations=1, **options)
+        engine.stylize(content_image, [style_image, style_image], RunSettings(rows=32, iterations=1, **settings),
+                       style_blend_weights=blend)
 
 
 def test_blend_weights_parse_from_text():

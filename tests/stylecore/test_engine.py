@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import stylecore
+from stylecore import RunSettings
+from stylecore.settings import PREVIEW_ALPHA
 from stylecore.images import resize
 from stylecore.samples import landscape, swirls
 
@@ -24,17 +26,16 @@ def test_importing_stylecore_does_not_import_tensorflow_or_keras():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_defaults_are_readable_as_keys_and_attributes():
-    assert stylecore.DEFAULTS["rows"] == stylecore.DEFAULTS.rows == 400
-    assert dict(stylecore.DEFAULTS)["iterations"] == 17
+def test_defaults_are_readable_as_attributes_and_a_dict():
+    assert stylecore.DEFAULTS.rows == 400
+    assert stylecore.DEFAULTS.as_dict()["iterations"] == 17
     assert stylecore.DEFAULTS.save_every == 10
     assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
     assert (stylecore.DEFAULTS.init, stylecore.DEFAULTS.precision, stylecore.DEFAULTS.start_rows) == (
         "adain", "auto", stylecore.DEFAULTS.rows)  # one size
     assert stylecore.DEFAULTS.adain_alpha == 0.2
-    assert stylecore.DEFAULTS.preview_alpha == 1.0
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        assert stylecore.DEFAULTS[name] > 0
+    assert PREVIEW_ALPHA == 1.0
+    assert all(weight > 0 for weight in stylecore.DEFAULTS.weights)
 
 
 def test_engine_reports_its_device_and_backend(engine):
@@ -47,8 +48,8 @@ def test_engine_reports_its_device_and_backend(engine):
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image, optimizer):
     reports = []
-    result = engine.stylize(content_image, style_image, rows=64, iterations=3,
-                            optimizer=optimizer, callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=64, iterations=3, optimizer=optimizer),
+                            collect(reports))
     losses = [r.loss for r in reports]
     assert len(losses) == 4
     assert losses[-1] < 0.8 * losses[0], losses
@@ -66,8 +67,8 @@ def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image
 @pytest.mark.backends
 def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, style_image):
     reports = []
-    result = engine.stylize(content_image, style_image, rows=32, iterations=3,
-                            first_iteration=7, callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=10), collect(reports),
+                            first_iteration=7)
     assert [r.iteration for r in reports] == [7, 8, 9, 10]
     assert reports[0].evaluations == 1
     steps = np.diff([r.evaluations for r in reports])
@@ -87,7 +88,7 @@ def test_returning_true_from_the_callback_stops_the_run(engine, content_image, s
         reports.append(report)
         return report.iteration == 1
 
-    result = engine.stylize(content_image, style_image, rows=32, iterations=5, callback=callback)
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=5), callback)
     assert [r.iteration for r in reports] == [0, 1]
     assert result.stopped and result.iterations_done == 1 and result.last_iteration == 1
     assert result.evaluations <= 21
@@ -95,8 +96,8 @@ def test_returning_true_from_the_callback_stops_the_run(engine, content_image, s
 
 def test_noise_init_is_reproducible_with_a_seed(engine, content_image, style_image):
     def run(seed, optimizer):
-        return engine.stylize(content_image, style_image, rows=32, iterations=1, init="noise",
-                              seed=seed, optimizer=optimizer).image
+        return engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=seed,
+                              optimizer=optimizer)).image
 
     for optimizer in ("adam", "lbfgs"):
         first = run(3, optimizer)
@@ -106,8 +107,8 @@ def test_noise_init_is_reproducible_with_a_seed(engine, content_image, style_ima
 
 def test_noise_init_starts_from_noise(engine, content_image, style_image):
     reports = []
-    engine.stylize(content_image, style_image, rows=32, iterations=1, init="noise", seed=0,
-                   callback=collect(reports))
+    engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="noise", seed=0),
+                   collect(reports))
     start = reports[0].image().astype(float)
     assert start.std() > 60  # uniform noise, not a picture
 
@@ -116,12 +117,12 @@ def test_an_init_image_is_the_starting_point(engine, content_image, style_image)
     start = np.zeros((10, 10, 3), dtype=np.uint8)
     start[:] = (250, 20, 200)
     reports = []
-    result = engine.stylize(content_image, style_image, rows=32, iterations=1, init=start,
-                            first_iteration=40, callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=41, init="iteration"),
+                            collect(reports), start=start, first_iteration=40)
     np.testing.assert_array_equal(reports[0].image(), resize(start, 32, 43))
     assert reports[0].iteration == 40 and result.last_iteration == 41
     # After one iteration the result still leans to the magenta start, unlike a run from the content.
-    from_content = engine.stylize(content_image, style_image, rows=32, iterations=1, init="content").image
+    from_content = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="content")).image
     magenta = start[0, 0].astype(int)
     assert (np.abs(result.image.astype(int) - magenta).mean()
             < np.abs(from_content.astype(int) - magenta).mean() - 10)
@@ -137,20 +138,21 @@ def test_an_infinite_first_loss_raises_diverged_error_with_the_start_image(
 
     monkeypatch.setattr(engine, "_loss_and_gradient", overflowing)
     with pytest.raises(stylecore.DivergedError, match="loss became inf") as caught:
-        engine.stylize(content_image, style_image, rows=32, iterations=2, style_weight=1e12, init="content")
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=2, style_weight=1e12,
+                       init="content"))
     assert caught.value.iteration == 0
     assert "style 1e+12" in str(caught.value)
     np.testing.assert_array_equal(caught.value.last_image, resize(content_image, 32, 43))
 
 
 def test_a_weight_beyond_float32_is_refused_before_any_work(engine, content_image, style_image):
-    with pytest.raises(stylecore.SettingsError, match="at most 1e\\+12"):
-        engine.stylize(content_image, style_image, rows=32, iterations=1, style_weight=1e38)
+    with pytest.raises(stylecore.SettingsError, match="from 0 to 1e\\+12"):
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, style_weight=1e38))
 
 
 def test_a_content_image_too_narrow_for_vgg19_is_refused_clearly(engine, style_image):
     with pytest.raises(stylecore.SettingsError, match="64×8 pixels"):
-        engine.stylize(np.zeros((256, 32, 3), np.uint8), style_image, rows=64, iterations=1)
+        engine.stylize(np.zeros((256, 32, 3), np.uint8), style_image, RunSettings(rows=64, iterations=1))
 
 
 def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
@@ -168,8 +170,8 @@ def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
     monkeypatch.setattr(engine, "_loss_and_gradient", failing)
     reports = []
     with pytest.raises(stylecore.DivergedError) as caught:
-        engine.stylize(content_image, style_image, rows=32, iterations=3, optimizer="adam",
-                       callback=collect(reports))
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=3, optimizer="adam"),
+                       collect(reports))
     assert caught.value.iteration == 1
     np.testing.assert_array_equal(caught.value.last_image, reports[-1].image())
     assert [r.iteration for r in reports] == [0, 1]
@@ -190,8 +192,10 @@ def test_an_infinite_loss_mid_run_keeps_the_last_good_iteration(
     {"seed": -3},
 ])
 def test_bad_settings_raise_settings_error(engine, content_image, style_image, bad):
+    settings = dict(bad)
+    first_iteration = settings.pop("first_iteration", 0)
     with pytest.raises(stylecore.SettingsError):
-        engine.stylize(content_image, style_image, **bad)
+        engine.stylize(content_image, style_image, RunSettings(**settings), first_iteration=first_iteration)
     assert issubclass(stylecore.SettingsError, ValueError)
 
 
@@ -200,7 +204,7 @@ def test_lbfgs_makes_progress_at_full_size(engine):
     """At 400×533 the per-pixel gradients of the mean losses are tiny; unscaled, L-BFGS-B's
     first step was lost in float32 rounding and the run stalled on its first image."""
     reports = []
-    result = engine.stylize(landscape(300, 400), swirls(300, 300), rows=400, iterations=1, callback=reports.append)
+    result = engine.stylize(landscape(300, 400), swirls(300, 300), RunSettings(rows=400, iterations=1), reports.append)
     assert reports[0].evaluations == 1 and reports[-1].iteration == 1
     assert result.image.shape == (400, 533, 3)
     assert result.loss < 0.8 * reports[0].loss

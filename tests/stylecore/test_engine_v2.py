@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import stylecore
+from stylecore import RunSettings
 from stylecore import network, weights
 from stylecore.engine import resize_pixels, scale_plan
 from stylecore.images import output_size
@@ -78,20 +79,20 @@ def test_auto_keeps_float32_for_small_outputs(engine, content_image, style_image
     assert engine.resolve_precision("auto", AUTO_MIN_PIXELS - 1) == "float32"
     assert engine.resolve_precision("auto", AUTO_MIN_PIXELS) == engine.resolve_precision("auto")
     assert engine.resolve_precision("bfloat16", 100) == "bfloat16"
-    result = engine.stylize(content_image, style_image, rows=32, iterations=1, precision="auto")
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, precision="auto"))
     assert result.precision == "float32"
 
 
 def test_an_unknown_precision_is_refused(engine, content_image, style_image):
-    with pytest.raises(stylecore.SettingsError, match="precision must be one of"):
-        engine.stylize(content_image, style_image, rows=32, iterations=1, precision="int8")
+    with pytest.raises(stylecore.SettingsError, match="precision must be auto, float32, bfloat16 or float16"):
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, precision="int8"))
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_every_report_says_what_the_run_computed_in(engine, content_image, style_image, precision):
     reports = []
-    result = engine.stylize(content_image, style_image, rows=32, iterations=1, precision=precision,
-                            init="content", callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, precision=precision,
+                            init="content"), collect(reports))
     assert {r.precision for r in reports} == {precision} and result.precision == precision
 
 
@@ -100,8 +101,8 @@ def test_bfloat16_reaches_nearly_the_float32_loss(engine, content_image, style_i
     float32 = engine._ensure_model("float32")
     finals = {}
     for precision in ("float32", "bfloat16"):
-        result = engine.stylize(content_image, style_image, rows=64, iterations=3, precision=precision,
-                                init="content")
+        result = engine.stylize(content_image, style_image, RunSettings(rows=64, iterations=3, precision=precision,
+                                init="content"))
         finals[precision] = result
     # Judge both images by the float32 loss.
     from stylecore.backend import constant, to_numpy
@@ -193,8 +194,8 @@ def test_the_scale_plan_is_one_scale_when_starting_at_the_full_size_and_drops_sm
 @pytest.mark.backends
 def test_scales_grow_to_rows_with_continuous_iteration_numbers(engine, content_image, style_image):
     reports = []
-    result = engine.stylize(content_image, style_image, rows=64, start_rows=32, iterations=6,
-                            init="content", callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=64, start_rows=32, iterations=6,
+                            init="content"), collect(reports))
     assert [r.iteration for r in reports] == list(range(7))
     sizes = [(r.rows, r.width) for r in reports]
     assert sizes[0] == (32, 43) and sizes[-1] == (64, 85)
@@ -211,8 +212,8 @@ def test_a_continued_run_picks_up_at_the_scale_of_its_first_iteration(engine, co
     plan = scale_plan(64, 32, 6)  # e.g. [(32, 2), (45, 3), (64, 6)]
     first = plan[0][1]
     reports = []
-    engine.stylize(content_image, style_image, rows=64, start_rows=32, iterations=6 - first,
-                   first_iteration=first, init="content", callback=collect(reports))
+    engine.stylize(content_image, style_image, RunSettings(rows=64, start_rows=32, iterations=6, init="content"),
+                   collect(reports), first_iteration=first)
     assert reports[0].iteration == first and reports[0].rows == plan[1][0]
     assert reports[-1].iteration == 6 and reports[-1].rows == 64
 
@@ -220,8 +221,8 @@ def test_a_continued_run_picks_up_at_the_scale_of_its_first_iteration(engine, co
 def test_start_rows_is_raised_for_a_narrow_content_image(engine, style_image):
     tall = np.zeros((120, 40, 3), np.uint8) + 90
     reports = []
-    engine.stylize(tall, style_image, rows=96, start_rows=16, iterations=4, init="content",
-                   callback=collect(reports))
+    engine.stylize(tall, style_image, RunSettings(rows=96, start_rows=16, iterations=4, init="content"),
+                   collect(reports))
     assert min(r.width for r in reports) >= 16
 
 
@@ -274,8 +275,8 @@ def test_the_preview_refuses_an_alpha_outside_0_to_1(engine, content_image, styl
 @pytest.mark.backends
 def test_an_adain_start_begins_at_the_preview(engine, content_image, style_image):
     reports = []
-    engine.stylize(content_image, style_image, rows=48, iterations=1, init="adain", adain_alpha=0.8,
-                   precision="float32", callback=collect(reports))
+    engine.stylize(content_image, style_image, RunSettings(rows=48, iterations=1, init="adain", adain_alpha=0.8,
+                   precision="float32"), collect(reports))
     preview = engine.preview(content_image, style_image, rows=48, alpha=0.8, precision="float32")
     np.testing.assert_array_equal(reports[0].image(), preview)
 
@@ -286,12 +287,12 @@ def test_an_adain_start_begins_at_the_preview(engine, content_image, style_image
 @pytest.mark.backends
 def test_a_float_init_continues_from_exactly_the_reported_pixels(engine, content_image, style_image):
     reports = []
-    engine.stylize(content_image, style_image, rows=48, iterations=2, init="content", callback=collect(reports))
+    engine.stylize(content_image, style_image, RunSettings(rows=48, iterations=2, init="content"), collect(reports))
     checkpoint = reports[1].pixels()
     assert checkpoint.dtype == np.float32 and checkpoint.shape == (48, 64, 3)
     resumed = []
-    engine.stylize(content_image, style_image, rows=48, iterations=1, init=checkpoint, first_iteration=1,
-                   callback=collect(resumed))
+    engine.stylize(content_image, style_image, RunSettings(rows=48, iterations=2, init="iteration"), collect(resumed),
+                   start=checkpoint, first_iteration=1)
     np.testing.assert_array_equal(resumed[0].pixels(), checkpoint)
     assert resumed[0].loss == pytest.approx(reports[1].loss, rel=1e-5)
     # The 8-bit image of the same iteration is not the same start.
@@ -308,15 +309,15 @@ def test_a_float_init_of_another_size_is_resized_in_float():
 @pytest.mark.parametrize("bad", [np.zeros((8, 8), np.float32), np.full((8, 8, 3), np.nan, np.float32)])
 def test_a_bad_float_init_is_refused(engine, content_image, style_image, bad):
     with pytest.raises(stylecore.SettingsError, match="float init"):
-        engine.stylize(content_image, style_image, rows=32, iterations=1, init=bad)
+        engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=1, init="iteration"), start=bad)
 
 
 @pytest.mark.backends
 def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_image):
     """Content loss alone from the content image: already at its minimum, nothing can change."""
     reports = []
-    result = engine.stylize(content_image, style_image, rows=32, iterations=50, init="content",
-                            content_weight=1.0, style_weight=0.0, tv_weight=0.0, callback=collect(reports))
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=50, init="content",
+                            content_weight=1.0, style_weight=0.0, tv_weight=0.0), collect(reports))
     assert result.converged and reports[-1].converged
     assert result.last_iteration < 50 and result.evaluations < 50 * 20
     numbers = [r.iteration for r in reports]
@@ -325,7 +326,7 @@ def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_ima
 
 
 def test_a_run_that_improves_to_the_end_is_not_converged(engine, content_image, style_image):
-    result = engine.stylize(content_image, style_image, rows=32, iterations=2, init="content")
+    result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=2, init="content"))
     assert not result.converged and result.last_iteration == 2
 
 

