@@ -27,10 +27,11 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from gallery.fair_queue import fairest_owner
-from gallery.models import Run, SpeedSample
+from gallery.models import PrecisionCheck, Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import MIN_SIDE
+from stylecore import backend
 from stylecore.network import cpu_has_bfloat16, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,22 @@ def auto_precision(device):
         .first()
     )
     return used or resolve_precision("auto")
+
+
+def precision_refusal(requested, device=None):
+    """Why the workers' device should not compute in ``requested``, or "": for bfloat16 and float16
+    what its worker measured at start (``PrecisionCheck``); before any check, what this machine's CPU
+    says (its worker starts beside the site: without AVX512_BF16 or AMX it only emulates them)."""
+    if requested in ("auto", "float32"):
+        return ""
+    device = current_device() if device is None else device
+    checked = PrecisionCheck.objects.filter(device=device, precision=requested).values_list("refusal", flat=True)
+    for refusal in checked:
+        return refusal
+    if backend.name() == "tensorflow" and not cpu_has_bfloat16():
+        return (f"{requested} is only emulated on this machine's CPU (no AVX512_BF16 or AMX), about 16× slower "
+                "than float32")
+    return ""
 
 
 def precision_for(requested, pixels, device):

@@ -405,3 +405,17 @@ class SpeedSample(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+
+
+class PrecisionCheck(models.Model):
+    """Whether a device computes a low precision natively, as its worker measured at start
+    (``Engine.emulation``: no kernel, or a test convolution slower than in float32). The launch
+    form refuses a low precision that the workers' device only emulates, with this reason."""
+
+    device = models.CharField(max_length=100)
+    precision = models.CharField(max_length=10)
+    refusal = models.TextField(blank=True, help_text="Why not to use it here; empty where it is native.")
+    checked = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "precision"], name="one_check_per_device_precision")]

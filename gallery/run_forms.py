@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.urls import reverse_lazy
 from django.utils.text import format_lazy
 
+from gallery.estimates import precision_refusal
 from gallery.models import RUN_DEFAULTS, Run
 from gallery.quotas import saved_iteration_count
 from stylecore.errors import SettingsError
@@ -198,6 +199,9 @@ class RunForm(forms.ModelForm):
         blend = self._clean_blend(cleaned)
         if blend is not None:
             self.instance.style_blend, self.used_styles = blend
+        refusal = precision_refusal(cleaned.get("precision"))
+        if refusal:
+            self.add_error("precision", f"{refusal}. Choose float32 or auto.")
         weights = [cleaned.get(name) for name in self.WEIGHT_FIELDS]
         if all(weight is not None for weight in weights) and not any(weights):
             raise forms.ValidationError("At least one weight must be above 0.")

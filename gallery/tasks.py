@@ -45,7 +45,7 @@ from gallery import files
 from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter, estimate_run
 from gallery.fair_queue import fairest_owner
-from gallery.models import Iteration, Run, RunStyle
+from gallery.models import Iteration, PrecisionCheck, Run, RunStyle
 from stylecore.schema import DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,13 @@ CALIBRATION = (("float32", 64), ("float32", 160), ("auto", 128), ("auto", 224))
 CALIBRATION_STEPS = 1
 
 
+LOW_PRECISIONS = ("bfloat16", "float16")
+
+
 def calibrate_speed():
     """Task: time a few evaluations at two sizes per precision on this worker's device (the
-    SpeedSamples behind gallery.estimates); a few seconds, once per worker start."""
+    SpeedSamples behind gallery.estimates), and check which low precisions it computes natively
+    (PrecisionChecks, read by the launch form); a few seconds, once per worker start."""
     from stylecore import samples
 
     engine = get_engine()
@@ -113,6 +117,9 @@ def calibrate_speed():
                                     init=init, precision=precision)
         engine.stylize(content, style, settings, meter.report)
         meter.flush()
+    for precision in LOW_PRECISIONS:
+        PrecisionCheck.objects.update_or_create(device=engine.device[:100], precision=precision,
+                                                defaults={"refusal": engine.emulation(precision) or ""})
     return "calibrated"
 
 

@@ -363,3 +363,32 @@ def test_a_one_size_run_has_no_scale_marks(project):
     run = Run.objects.create(project=project, rows=64, start_rows=200, iterations=4, save_every=2)
     make_iterations(run, [(0, 64), (2, 64), (4, 64)])
     assert loss_chart(run, list(run.saved_iterations.all()))["scale_marks"] == []
+
+
+# -- precisions the workers' device only emulates ---------------------------------------------------
+
+
+def test_the_launch_form_refuses_a_precision_the_workers_device_only_emulates(owner_client, project):
+    from gallery.models import PrecisionCheck
+
+    calibrate(device="CPU (tensorflow)", precision="float32")
+    PrecisionCheck.objects.create(device="CPU (tensorflow)", precision="bfloat16",
+                                  refusal="bfloat16 is only emulated on CPU (tensorflow): a test convolution took "
+                                          "16.0× as long as in float32")
+    PrecisionCheck.objects.create(device="CPU (tensorflow)", precision="float16", refusal="")
+    url = reverse("run_create", args=[project.id])
+    refused = owner_client.post(url, FORM | {"precision": "bfloat16"})
+    assert refused.status_code == 200 and not Run.objects.exists()
+    assert "bfloat16 is only emulated on CPU (tensorflow): a test convolution took 16.0× as long as in float32. " \
+           "Choose float32 or auto." in refused.content.decode()
+    assert owner_client.post(url, FORM | {"precision": "float16"}).status_code == 302
+    assert owner_client.post(url, FORM | {"precision": "auto"}).status_code == 302
+
+
+def test_before_any_worker_has_checked_the_refusal_follows_this_machines_cpu(monkeypatch):
+    monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert "only emulated on this machine's CPU" in estimates.precision_refusal("bfloat16", device="")
+    assert estimates.precision_refusal("float32", device="") == ""
+    monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: True)
+    assert estimates.precision_refusal("bfloat16", device="") == ""
