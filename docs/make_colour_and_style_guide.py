@@ -44,8 +44,11 @@ def main():
         Image.fromarray(image).save(FOLDER / f"{name}.png")
     engine = stylecore.Engine()
     for name, options, two_styles in VARIANTS:
-        result = engine.stylize(content, [style, second] if two_styles else style, rows=args.rows,
-                                start_rows=args.rows, iterations=args.iterations, **options)
+        options = dict(options)
+        blend = options.pop("style_blend_weights", None)
+        settings = stylecore.RunSettings(rows=args.rows, start_rows=args.rows, iterations=args.iterations, **options)
+        result = engine.stylize(content, [style, second] if two_styles else style, settings,
+                                style_blend_weights=blend)
         Image.fromarray(result.image).save(FOLDER / f"{name}.png")
         print(name, f"loss {result.loss:.3g}", flush=True)
 
