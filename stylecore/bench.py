@@ -314,7 +314,7 @@ def compare_backends(args):
     import subprocess
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    contenders = {"tensorflow": (here, "tensorflow"), "jax": (here, "jax")}
+    contenders = {chosen: (here, chosen) for chosen in args.backends.split(",")}
     if args.compare_with:
         contenders["tensorflow, " + os.path.basename(os.path.abspath(args.compare_with))] = (
             args.compare_with, "tensorflow")
@@ -361,6 +361,8 @@ def main(argv=None):
                         help="stop a time-to-quality variant once its speed-up would be below this "
                              "(default 3; with --set none: there candidates stop by iterations only)")
     parser.add_argument("--compare-with", help="part (i): also time the engine of this checkout (e.g. an older commit)")
+    parser.add_argument("--backends", default="tensorflow,jax", choices=("tensorflow,jax", "tensorflow", "jax"),
+                        help="part (i): the backends timed (default both)")
     parser.add_argument("--backends-precision", default="float32", choices=("float32", "auto"),
                         help="part (i): the precision both backends compute in (default float32)")
     parser.add_argument("--variants", type=_variant_list,
