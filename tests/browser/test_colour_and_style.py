@@ -46,14 +46,14 @@ def test_a_run_with_kept_colours_and_two_style_images(patient, live_server, owne
     page.select_option("#id_style_layers", "fine")
     screenshot(page, "run-form-colour-and-style")
     page.get_by_role("button", name="Launch run").click()
-    expect(page.locator("h1")).to_have_text("output_0.0001_0.3_1_64px_content_luminance_blend1-0.5_fine")
+    expect(page.locator("h1")).to_have_text("output_0.0001_0.3_1_64px_content_luminance_fine_blend1-0.5")
 
     run = Run.objects.get()
     assert (run.style_blend, run.preserve_colors, run.style_layers) == ("1,0.5", "luminance", "fine")
     assert tasks.execute_run(run.id) == "done"
     page.reload()
     expect(page.get_by_text("1 × style 1, 0.5 × style 2")).to_be_visible()
-    expect(page.get_by_text("the photo's (luminance)")).to_be_visible()
+    expect(page.get_by_text("Luminance: restyle the brightness only")).to_be_visible()
     expect(page.locator("img[alt*='iteration 2']").first).to_be_visible()
     screenshot(page, "run-page-colour-and-style")
 
