@@ -21,7 +21,8 @@ from gallery.models import media_name
 log = logging.getLogger(__name__)
 
 
-def _save(field_file, extension, content):
+def save_file(field_file, extension, content):
+    """Store ``content`` in a model's file field under a fresh name (the model is not saved); return its bytes."""
     field_file.save(media_name(extension), content, save=False)
     return content.size
 
@@ -29,11 +30,11 @@ def _save(field_file, extension, content):
 def save_image(field_file, image, fmt="PNG"):
     """Encode a Pillow image into a model's file field under a fresh name (the model is not saved);
     return the bytes written."""
-    return _save(field_file, "png" if fmt == "PNG" else "jpg", images.image_file(image, fmt))
+    return save_file(field_file, "png" if fmt == "PNG" else "jpg", images.image_file(image, fmt))
 
 
 def save_thumbnail(field_file, image):
-    return _save(field_file, "jpg", images.thumbnail_file(image))
+    return save_file(field_file, "jpg", images.thumbnail_file(image))
 
 
 class CheckpointError(Exception):
@@ -44,7 +45,7 @@ def save_checkpoint(field_file, pixels):
     """Store float pixels (H, W, 3) compressed under a fresh name; return the bytes written."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, pixels=np.asarray(pixels, dtype=np.float32))
-    return _save(field_file, "npz", ContentFile(buffer.getvalue()))
+    return save_file(field_file, "npz", ContentFile(buffer.getvalue()))
 
 
 def read_checkpoint(field_file):
@@ -64,7 +65,7 @@ def copy_file(source, target):
     """Store a copy of one file field's file into another under a fresh name; return its bytes."""
     with source.open("rb") as handle:
         content = ContentFile(handle.read())
-    return _save(target, posixpath.splitext(source.name)[1].lstrip(".") or "jpg", content)
+    return save_file(target, posixpath.splitext(source.name)[1].lstrip(".") or "jpg", content)
 
 
 def save_project_image(project, which, image):

@@ -291,8 +291,30 @@ class Run(RunSettingsColumns):
         return files
 
 
+class RunInput(models.Model):
+    """A picture runs of a project compute from (content or style), stored once per project by its
+    content: every run of a sweep, and every later run of the same images, names this one file in
+    its ``content_source``, ``style_source`` or ``RunStyle.source``. Runs still keep what they were
+    launched with when the project's images are replaced (a new picture is a new row), and the
+    user's storage counts each picture once (``gallery.quotas``). The rows and their files go with
+    the project, the only way runs are deleted."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="run_inputs")
+    digest = models.CharField(max_length=64)  # SHA-256 of the file's bytes, hex
+    file = models.FileField(upload_to="runs", max_length=200)
+    size = models.PositiveBigIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "digest"], name="one_stored_copy_per_picture")]
+
+    def __str__(self):
+        return f"{self.file.name} ({self.digest[:12]}…)"
+
+
 class RunStyle(models.Model):
-    """The run's own copy of a further style image it blends (the first is ``Run.style_source``)."""
+    """A further style image the run blends (the first is ``Run.style_source``); ``source`` names the
+    project's stored copy (a ``RunInput``'s file)."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="extra_styles")
     position = models.PositiveIntegerField()

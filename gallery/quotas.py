@@ -2,12 +2,13 @@
 
 Each check returns None when the user may go ahead, or the message that tells them why not. The
 figures are the settings USER_MAX_* (see README "Configuration"); stored bytes are counted on the
-rows (Project.stored_bytes and Run.stored_bytes), kept up to date as files are written.
+rows (Project.stored_bytes, Run.stored_bytes and RunInput.size: a picture runs compute from counts
+once, however many runs use it), kept up to date as files are written.
 """
 from django.conf import settings
 from django.db.models import Sum
 
-from gallery.models import Project, Run, Sweep
+from gallery.models import Project, Run, RunInput, Sweep
 
 
 def format_bytes(size):
@@ -21,7 +22,8 @@ def stored_bytes(user):
     """Bytes of every image file the user's projects and runs keep."""
     projects = Project.objects.filter(owner=user).aggregate(total=Sum("stored_bytes"))["total"] or 0
     runs = Run.objects.filter(project__owner=user).aggregate(total=Sum("stored_bytes"))["total"] or 0
-    return projects + runs
+    inputs = RunInput.objects.filter(project__owner=user).aggregate(total=Sum("size"))["total"] or 0
+    return projects + runs + inputs
 
 
 def storage_summary(user):
@@ -59,14 +61,15 @@ CHECKPOINT_BYTES_PER_PIXEL = 3 * 4
 CHECKPOINTS_HELD = 2
 
 
-def estimated_run_bytes(run, aspect):
+def estimated_run_bytes(run, aspect, inputs=True):
     """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB, its
-    float checkpoints, and its own copies of the project's images (at most all of them)."""
+    float checkpoints, and (``inputs``) the stored copies of the project's images it computes from
+    (at most all of them; a launch stores each picture once, however many runs it has)."""
     pixels = run.rows * max(1, round(run.rows * aspect))
     images = saved_iteration_count(run.iterations, run.save_every) * pixels * 3
     checkpoints = CHECKPOINTS_HELD * pixels * CHECKPOINT_BYTES_PER_PIXEL
-    inputs = run.project.stored_bytes if run.project_id else 0
-    return images + checkpoints + inputs
+    pictures = run.project.stored_bytes if inputs and run.project_id else 0
+    return images + checkpoints + pictures
 
 
 def saved_iteration_count(iterations, save_every):
@@ -100,5 +103,6 @@ def sweep_refusal(user, runs, aspect):
             f"You have {active} sweep{'s' if active != 1 else ''} still computing; one account may have "
             f"{limit} at a time. Wait for it to finish, or cancel it on its project page, then launch again."
         )
-    estimate = sum(estimated_run_bytes(run, aspect) for run in runs)
+    estimate = sum(estimated_run_bytes(run, aspect, inputs=False) for run in runs)
+    estimate += runs[0].project.stored_bytes if runs else 0  # the inputs, stored once for the whole sweep
     return _storage_refusal(user, estimate, f"this sweep's images (up to {format_bytes(estimate)})")

@@ -45,7 +45,7 @@ from gallery import files
 from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter, estimate_run
 from gallery.fair_queue import fairest_owner
-from gallery.models import Iteration, PrecisionCheck, Run, RunStyle
+from gallery.models import Iteration, PrecisionCheck, Run, RunInput, RunStyle
 from stylecore.schema import DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -680,6 +680,7 @@ def _referenced_run_files():
     for field in ("image", "thumbnail", "checkpoint"):
         names.update(Iteration.objects.exclude(**{field: ""}).values_list(field, flat=True))
     names.update(RunStyle.objects.values_list("source", flat=True))
+    names.update(RunInput.objects.values_list("file", flat=True))
     return names
 
 
@@ -731,23 +732,24 @@ class LaunchError(Exception):
     """The run could not be queued; nothing was kept."""
 
 
-def _launch_files(run, extra_styles=()):
-    return files.stored_names(
-        [run.init_image, run.init_checkpoint, run.content_source, run.style_source]
-        + [style.source for style in extra_styles]
-    )
+def _own_files(run):
+    """The files a launch writes for one run alone (the picture it continues from); its inputs are
+    the project's stored pictures (gallery.run_inputs), shared with the project's other runs."""
+    return files.stored_names([run.init_image, run.init_checkpoint])
 
 
-def _store_inputs(run, init_iteration, style_slots):
-    """Give the run its own copies of the project's images (the style slots it blends: the first as
-    ``style_source``, the others as RunStyle rows, returned unsaved) and of the iteration it
-    continues from."""
+def _store_inputs(run, init_iteration, style_slots, inputs):
+    """Point the run at the project's stored copies of the images it computes from (the style
+    slots it blends: the first as ``style_source``, the others as RunStyle rows, returned unsaved),
+    stored once per picture by ``inputs``, and give it its own copy of the iteration it continues
+    from."""
     first_style, *further = style_slots or [run.project]
     extra_styles = [RunStyle(position=number) for number in range(2, len(further) + 2)]
-    run.stored_bytes = files.copy_file(run.project.content_image, run.content_source)
-    run.stored_bytes += files.copy_file(first_style.image, run.style_source)
+    inputs.store(run.project.content_image, run.content_source)
+    inputs.store(first_style.image, run.style_source)
     for style, slot in zip(extra_styles, further):
-        run.stored_bytes += files.copy_file(slot.image, style.source)
+        inputs.store(slot.image, style.source)
+    run.stored_bytes = 0
     if init_iteration is not None:
         run.init = Run.Init.ITERATION
         run.init_iteration = init_iteration
@@ -760,26 +762,31 @@ def _store_inputs(run, init_iteration, style_slots):
 
 
 def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
-    """Save the runs (and their sweep) with their own input files, then queue them; all or nothing.
+    """Save the runs (and their sweep) with their inputs stored, then queue them; all or nothing.
 
     ``style_slots``: the project's style slots the runs blend, in ``run.style_blend``'s order
     (default: the project's first style image).
 
-    The files are copied before the transaction that writes the rows, so a sweep's many copies do not
-    hold the database's write lock (SQLite has one for the whole file). The rows are committed
-    before the tasks are queued so that a worker always finds them; if queuing fails the runs (and
-    the sweep) and their files are removed again, so no queued run is left without a task.
+    The files are written before the transaction that writes the rows, so a sweep's launch does not
+    hold the database's write lock while it stores pictures (SQLite has one for the whole file); each
+    distinct picture is stored once per project (gallery.run_inputs), not once per run. The rows are
+    committed before the tasks are queued so that a worker always finds them; if queuing fails the
+    runs (and the sweep) are removed again with the files this launch wrote, so no queued run is left
+    without a task.
     """
-    extra_styles = {}
+    from gallery.run_inputs import InputStore
+
+    inputs = InputStore(runs[0].project)
 
     def remove_files():
         for run in runs:
-            files.delete_names(_launch_files(run, extra_styles.get(id(run), ())))
+            files.delete_names(_own_files(run))
+        inputs.discard()
 
     try:
-        for run in runs:
-            extra_styles[id(run)] = _store_inputs(run, init_iteration, style_slots)
+        extra_styles = {id(run): _store_inputs(run, init_iteration, style_slots, inputs) for run in runs}
         with transaction.atomic():
+            inputs.save()
             if sweep is not None:
                 sweep.save()
             for run in runs:

@@ -100,6 +100,8 @@ def project_delete(request, project_id):
             for run in project.runs.all():
                 names += files.stored_names(run.image_files())
             names += files.stored_names([preview.image for preview in project.previews.all()])
+            names += files.stored_names([stored.file for stored in project.run_inputs.all()])
+            names = sorted(set(names))  # runs share their stored inputs
             project.runs.filter(status__in=Run.ACTIVE).update(cancel_requested=True)
             project.delete()
             files.delete_names_on_commit(names)

@@ -97,7 +97,7 @@ def test_a_storage_error_while_copying_the_inputs_is_a_clear_message_and_saves_n
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(files, "copy_file", disk_full)
+    monkeypatch.setattr(files, "save_file", disk_full)
     response = launch(owner_client, project)
     assert response.status_code == 200
     assert "images could not be stored (" in response.content.decode()

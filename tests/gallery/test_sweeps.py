@@ -80,7 +80,7 @@ def test_it_launches_the_grid_with_the_right_settings_and_labels(owner_client, p
     assert [run.label for run in runs] == ["0.001_0.1_1_64px_content", "0.001_1_1_64px_content",
                                            "0.01_0.1_1_64px_content", "0.01_1_1_64px_content"]
     assert all(run.iterations == 20 and run.rows == 64 and run.status == Run.Status.QUEUED for run in runs)
-    assert all(run.content_source and run.style_source for run in runs)  # each run has its own inputs
+    assert all(run.content_source and run.style_source for run in runs)  # the pictures it was launched with
     assert sorted(queued) == sorted(run.id for run in runs)
 
 

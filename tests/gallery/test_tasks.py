@@ -388,20 +388,20 @@ def test_launching_a_sweep_copies_its_inputs_before_it_takes_the_write_lock(proj
 
     from gallery.models import Sweep
 
-    copy_file = tasks.files.copy_file
+    save_file = tasks.files.save_file
     in_transaction = []
 
-    def recording_copy(source, target):
+    def recording_save(field_file, extension, content):
         in_transaction.append(connection.in_atomic_block)
-        return copy_file(source, target)
+        return save_file(field_file, extension, content)
 
-    monkeypatch.setattr(tasks.files, "copy_file", recording_copy)
+    monkeypatch.setattr(tasks.files, "save_file", recording_save)
     sweep = Sweep(project=project, axis1="style_weight", axis1_values=[1, 10, 100])
     runs = [Run(project=project, style_weight=weight, sweep_row=row, **TINY) for row, weight in enumerate([1, 10, 100])]
 
     tasks.launch_sweep(sweep, runs)
 
-    assert in_transaction == [False] * 6  # each run's content and style copies
+    assert in_transaction == [False] * 2  # the content and the style, stored once for the three runs
     assert Run.objects.filter(sweep=sweep).count() == 3
 
 
