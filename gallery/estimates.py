@@ -30,7 +30,7 @@ from gallery.fair_queue import fairest_owner
 from gallery.models import PrecisionCheck, Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
-from stylecore.images import MIN_SIDE
+from stylecore.images import output_width
 from stylecore import backend
 from stylecore.network import cpu_has_bfloat16, resolve_precision
 
@@ -134,20 +134,16 @@ def speed_for(device, precision):
     return fit_speed(samples) or Speed(0.0, fallback_seconds_per_megapixel(precision), False)
 
 
-def output_cols(rows, aspect):
-    return max(MIN_SIDE, int(round(rows * aspect)))
-
-
 def run_scales(run, aspect):
     """[(rows, cols, evaluations)] of each scale the run will compute."""
     rows = run.rows
-    cols = output_cols(rows, aspect)
+    cols = output_width(rows, aspect)
     start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
     plan = scale_plan(rows, smallest_rows((rows, cols), start_rows), run.iterations)
     per_iteration = EVALUATIONS_PER_ITERATION  # an iteration is 20 evaluations, for Adam's steps too
     scales, done = [], 0
     for size, last in plan:
-        scales.append((size, output_cols(size, aspect), (last - done) * per_iteration + EVALUATIONS_PER_SCALE))
+        scales.append((size, output_width(size, aspect), (last - done) * per_iteration + EVALUATIONS_PER_SCALE))
         done = last
     return scales
 
@@ -179,7 +175,7 @@ def estimate_run(run, aspect, owner=None, measured=None):
     if "device" not in measured:
         measured["device"] = current_device()
     device = measured["device"]
-    precision = precision_for(run.precision, run.rows * output_cols(run.rows, aspect), device)
+    precision = precision_for(run.precision, run.rows * output_width(run.rows, aspect), device)
     if precision not in measured:
         measured[precision] = speed_for(device, precision)
     speed = measured[precision]

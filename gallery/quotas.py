@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from gallery.models import Project, Run, Sweep
+from stylecore.images import output_width
 
 
 def format_bytes(size):
@@ -62,7 +63,7 @@ CHECKPOINTS_HELD = 2
 def estimated_run_bytes(run, aspect):
     """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB, its
     float checkpoints, and its own copies of the project's images (at most all of them)."""
-    pixels = run.rows * max(1, round(run.rows * aspect))
+    pixels = run.rows * output_width(run.rows, aspect)
     images = saved_iteration_count(run.iterations, run.save_every) * pixels * 3
     checkpoints = CHECKPOINTS_HELD * pixels * CHECKPOINT_BYTES_PER_PIXEL
     inputs = run.project.stored_bytes if run.project_id else 0

@@ -21,6 +21,7 @@ from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
 from gallery.run_forms import RunForm
 from gallery.tasks import LaunchError, launch_run
+from stylecore.images import content_aspect as exact_aspect
 from stylecore.schema import SETTING
 
 # How often a live page asks for news while a run is queued or running.
@@ -68,11 +69,12 @@ def _launch(run, source, style_slots):
 
 
 def content_aspect(project):
-    """Width over height of the project's content image (the run's output has its shape)."""
+    """Width over height of the project's content image (the run's output has its shape), exactly
+    (stylecore.images.content_aspect), so that the estimates' and quotas' widths are the engine's."""
     try:
-        return project.content_image.width / project.content_image.height
+        return exact_aspect(project.content_image.width, project.content_image.height)
     except (OSError, ValueError, ZeroDivisionError):
-        return 4.0  # the widest an upload may be: the estimate stays an upper bound
+        return exact_aspect(4, 1)  # the widest an upload may be: the estimate stays an upper bound
 
 
 @require_http_methods(["GET", "POST"])

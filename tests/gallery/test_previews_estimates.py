@@ -392,3 +392,20 @@ def test_before_any_worker_has_checked_the_refusal_follows_this_machines_cpu(mon
     assert estimates.precision_refusal("float32", device="") == ""
     monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: True)
     assert estimates.precision_refusal("bfloat16", device="") == ""
+
+
+def test_the_estimate_and_the_quota_size_the_output_as_the_engine_does(owner):
+    from gallery.quotas import CHECKPOINT_BYTES_PER_PIXEL, CHECKPOINTS_HELD, estimated_run_bytes
+    from gallery.views.runs import content_aspect
+    from stylecore.images import output_size
+    from tests.factories import make_image
+
+    # 473 × 800 at 400 rows is 236.5 columns, a tie the engine rounds to even.
+    project = create_project(owner, content=make_image(473, 800))
+    run = Run(project=project, rows=400, start_rows=400, iterations=1, save_every=1, init="content")
+    aspect = content_aspect(project)
+    engine_rows, engine_cols = output_size((800, 473), 400)
+
+    assert estimates.estimate_run(run, aspect).scales[-1][:2] == (engine_rows, engine_cols)
+    per_pixel = 2 * 3 + CHECKPOINTS_HELD * CHECKPOINT_BYTES_PER_PIXEL  # iterations 0 and 1, and the checkpoints
+    assert estimated_run_bytes(run, aspect) - project.stored_bytes == per_pixel * engine_rows * engine_cols
