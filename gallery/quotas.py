@@ -9,6 +9,7 @@ from django.db.models import Sum
 
 from gallery.models import Project, Run, Sweep
 from stylecore.images import output_width
+from stylecore.schema import saved_iteration_count
 
 
 def format_bytes(size):
@@ -68,11 +69,6 @@ def estimated_run_bytes(run, aspect):
     checkpoints = CHECKPOINTS_HELD * pixels * CHECKPOINT_BYTES_PER_PIXEL
     inputs = run.project.stored_bytes if run.project_id else 0
     return images + checkpoints + inputs
-
-
-def saved_iteration_count(iterations, save_every):
-    """Iteration 0, every save_every-th and the last."""
-    return 1 + iterations // save_every + (1 if iterations % save_every else 0)
 
 
 def run_refusal(user, run, aspect):
