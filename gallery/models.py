@@ -271,9 +271,13 @@ class Run(RunSettingsColumns):
 
     @property
     def eta_seconds(self):
+        """Time left of a running run once it has measured its pace (gallery.estimates.remaining_seconds:
+        each remaining iteration at its own scale's size), else None."""
         if self.status != self.Status.RUNNING or not self.seconds_per_iteration:
             return None
-        return max(0, self.iterations - self.iterations_done) * self.seconds_per_iteration
+        from gallery.estimates import remaining_seconds  # gallery.estimates imports this module
+
+        return remaining_seconds(self)
 
     def saves_iteration(self, number):
         """Whether the run keeps iteration ``number`` (stylecore.schema.saves_iteration)."""
