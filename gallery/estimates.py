@@ -21,6 +21,7 @@ import heapq
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 
 import numpy as np
 from django.db import DatabaseError
@@ -156,9 +157,11 @@ def iteration_plan(run, aspect):
     """[(rows, cols, first, last)] of each scale the run will compute: its size and the iterations
     first + 1 … last it computes there (stylecore's own ``scale_plan``, coarse to fine)."""
     rows = run.rows
-    cols = output_width(rows, aspect)
     start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
-    plan = scale_plan(rows, smallest_rows((rows, cols), start_rows), run.iterations)
+    # The engine raises the first size by the content's own shape: height and width in lowest terms
+    # give it the same quotient (the output's rounded width did not: 40×50 at 128 rows, 21 for 20).
+    aspect = Fraction(aspect)
+    plan = scale_plan(rows, smallest_rows((aspect.denominator, aspect.numerator), start_rows), run.iterations)
     scales, done = [], 0
     for size, last in plan:
         scales.append((size, output_width(size, aspect), done, last))

@@ -429,3 +429,16 @@ def test_time_left_counts_each_remaining_iteration_at_its_own_size(owner, projec
     assert left > 2.5 * 7 * run.seconds_per_iteration  # not the flat average of the coarse iterations
     assert run.eta_seconds == pytest.approx(left, rel=1e-6)
     assert estimates.queue_forecast()[queued.id] == (0, pytest.approx(left, rel=1e-6))
+
+
+def test_the_estimate_raises_the_first_scale_as_the_engine_does(owner):
+    from gallery.views.runs import content_aspect
+    from stylecore.engine import scale_plan, smallest_rows
+    from tests.factories import make_image
+
+    # A 40×50 content: the engine starts at ceil(16 × 50 / 40) = 20 rows; the output's rounded width
+    # at 128 rows (102) gave the estimate 21.
+    project = create_project(owner, content=make_image(40, 50))
+    run = Run(project=project, rows=128, start_rows=16, iterations=10, save_every=1, init="content")
+    engine_sizes = [size for size, _last in scale_plan(128, smallest_rows((50, 40), 16), 10)]
+    assert [rows for rows, _cols, _evaluations in estimates.run_scales(run, content_aspect(project))] == engine_sizes
