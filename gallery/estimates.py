@@ -21,6 +21,7 @@ import heapq
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 
 import numpy as np
 from django.db import DatabaseError
@@ -30,7 +31,8 @@ from gallery.fair_queue import fairest_owner
 from gallery.models import PrecisionCheck, Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
-from stylecore.images import MIN_SIDE
+from stylecore.images import content_aspect as exact_aspect
+from stylecore.images import output_width
 from stylecore import backend
 from stylecore.network import cpu_has_bfloat16, resolve_precision
 
@@ -134,22 +136,44 @@ def speed_for(device, precision):
     return fit_speed(samples) or Speed(0.0, fallback_seconds_per_megapixel(precision), False)
 
 
-def output_cols(rows, aspect):
-    return max(MIN_SIDE, int(round(rows * aspect)))
+def content_aspect(project):
+    """Width over height of the project's content image (the run's output has its shape), exactly
+    (stylecore.images.content_aspect), so that the estimates' and quotas' widths are the engine's."""
+    try:
+        return exact_aspect(project.content_image.width, project.content_image.height)
+    except (OSError, ValueError, ZeroDivisionError):
+        return exact_aspect(4, 1)  # the widest an upload may be: the estimate stays an upper bound
+
+
+def run_aspect(run):
+    """Width over height of a run's output: the size its latest saved iteration records (no file to
+    open), else its project's content image."""
+    size = (run.saved_iterations.filter(rows__gt=0, width__gt=0).order_by("-number")
+            .values_list("width", "rows").first())
+    return exact_aspect(*size) if size else content_aspect(run.project)
+
+
+def iteration_plan(run, aspect):
+    """[(rows, cols, first, last)] of each scale the run will compute: its size and the iterations
+    first + 1 … last it computes there (stylecore's own ``scale_plan``, coarse to fine)."""
+    rows = run.rows
+    start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
+    # The engine raises the first size by the content's own shape: height and width in lowest terms
+    # give it the same quotient (the output's rounded width did not: 40×50 at 128 rows, 21 for 20).
+    aspect = Fraction(aspect)
+    plan = scale_plan(rows, smallest_rows((aspect.denominator, aspect.numerator), start_rows), run.iterations)
+    scales, done = [], 0
+    for size, last in plan:
+        scales.append((size, output_width(size, aspect), done, last))
+        done = last
+    return scales
 
 
 def run_scales(run, aspect):
     """[(rows, cols, evaluations)] of each scale the run will compute."""
-    rows = run.rows
-    cols = output_cols(rows, aspect)
-    start_rows = rows if run.init == Run.Init.ITERATION else run.start_rows
-    plan = scale_plan(rows, smallest_rows((rows, cols), start_rows), run.iterations)
-    per_iteration = EVALUATIONS_PER_ITERATION  # an iteration is 20 evaluations, for Adam's steps too
-    scales, done = [], 0
-    for size, last in plan:
-        scales.append((size, output_cols(size, aspect), (last - done) * per_iteration + EVALUATIONS_PER_SCALE))
-        done = last
-    return scales
+    # An iteration is 20 evaluations, for Adam's steps too.
+    return [(size, cols, (last - first) * EVALUATIONS_PER_ITERATION + EVALUATIONS_PER_SCALE)
+            for size, cols, first, last in iteration_plan(run, aspect)]
 
 
 @dataclass
@@ -179,7 +203,7 @@ def estimate_run(run, aspect, owner=None, measured=None):
     if "device" not in measured:
         measured["device"] = current_device()
     device = measured["device"]
-    precision = precision_for(run.precision, run.rows * output_cols(run.rows, aspect), device)
+    precision = precision_for(run.precision, run.rows * output_width(run.rows, aspect), device)
     if precision not in measured:
         measured[precision] = speed_for(device, precision)
     speed = measured[precision]
@@ -201,10 +225,36 @@ def estimate_run(run, aspect, owner=None, measured=None):
     return estimate
 
 
-def _remaining_seconds(run):
-    if run["seconds_per_iteration"]:
-        return max(0.0, (run["iterations"] - run["iterations_done"]) * run["seconds_per_iteration"])
-    return max(0.0, (run["estimated_seconds"] or 0.0) - (run["elapsed_seconds"] or 0.0))
+def remaining_seconds(run, aspect=None, measured=None):
+    """Seconds until a run that has done ``iterations_done`` of its iterations finishes, written once
+    (the run's "Time left" and the queue's forecast): each remaining iteration at its own scale's size
+    (coarse-to-fine runs compute their early iterations at smaller sizes, far cheaper than the full
+    size's), plus the start of each scale not begun yet, timed as ``estimate_run`` times them, at the
+    run's own pace: its measured seconds per iteration over what the estimate gives its iterations
+    done. Without a measurement yet, the estimate alone. ``aspect``: the output's width over height
+    (else ``run_aspect``); ``measured``: as for ``estimate_run``, speeds kept across calls."""
+    done = min(run.iterations_done, run.iterations)
+    if done >= run.iterations:
+        return 0.0
+    aspect = run_aspect(run) if aspect is None else aspect
+    measured = {} if measured is None else measured
+    if not run.device and "device" not in measured:
+        measured["device"] = current_device()
+    device = run.device or measured["device"]
+    plan = iteration_plan(run, aspect)
+    precision = precision_for(run.precision, plan[-1][0] * plan[-1][1], device)
+    if (device, precision) not in measured:
+        measured[device, precision] = speed_for(device, precision)
+    speed = measured[device, precision]
+    ahead = behind = 0.0
+    for rows, cols, first, last in plan:
+        iteration = speed.seconds(rows * cols, EVALUATIONS_PER_ITERATION)
+        ahead += max(0, last - max(first, done)) * iteration
+        behind += max(0, min(last, done) - first) * iteration
+        if done <= first:
+            ahead += speed.seconds(rows * cols, EVALUATIONS_PER_SCALE)
+    pace = run.seconds_per_iteration * done / behind if run.seconds_per_iteration and behind > 0 else 1.0
+    return max(0.0, pace * ahead)
 
 
 def queue_forecast(extra=None):
@@ -217,12 +267,7 @@ def queue_forecast(extra=None):
     owners at the cap), the worker waits for the next worker to free up or the next run to fall due.
     """
     now = timezone.now()
-    running = list(
-        Run.objects.filter(status=Run.Status.RUNNING).values(
-            "project__owner_id", "iterations", "iterations_done", "seconds_per_iteration", "estimated_seconds",
-            "elapsed_seconds",
-        )
-    )
+    running = list(Run.objects.filter(status=Run.Status.RUNNING).select_related("project"))
     queued = [
         (run_id, owner, seconds or 0.0, max(0.0, (not_before - now).total_seconds()) if not_before else 0.0)
         for run_id, owner, seconds, not_before in Run.objects.filter(status=Run.Status.QUEUED)
@@ -233,10 +278,12 @@ def queue_forecast(extra=None):
         queued.append((None, extra[0], extra[1], 0.0))
     in_progress = {}
     for run in running:
-        owner = run["project__owner_id"]
+        owner = run.project.owner_id
         in_progress[owner] = in_progress.get(owner, 0) + 1
     # Workers as (free at, tie-breaker, owner of the run they compute); at least one.
-    workers = [(_remaining_seconds(run), index, run["project__owner_id"]) for index, run in enumerate(running)]
+    measured = {}
+    workers = [(remaining_seconds(run, measured=measured), index, run.project.owner_id)
+               for index, run in enumerate(running)]
     workers = workers or [(0.0, 0, None)]
     heapq.heapify(workers)
     ticket = len(workers)

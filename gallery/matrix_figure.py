@@ -2,13 +2,16 @@
 
 Cells are the runs' images at one iteration, or one region of them magnified with
 nearest-neighbour scaling (the crop zoom of the sweep page). A crop is given in the pixels of the
-reference image (the first cell that has one, as on the page); images of another size get the
-region scaled proportionally. The labels are also written into the PNG's text chunks.
+reference image (the first cell that has one, at its run's full size, as on the page); images of
+another size get the region scaled proportionally, by the page's own arithmetic (gallery.crop).
+The labels are also written into the PNG's text chunks.
 """
 import io
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
+
+from gallery.crop import clamp_region, scaled_region
 
 CELL = 360  # the long side of a cell's picture, at most (small images grow by whole factors)
 MAX_MAGNIFICATION = 32
@@ -22,21 +25,13 @@ PAPER = (255, 255, 255)
 EMPTY = (228, 228, 228)
 
 
-def scaled_region(region, reference, size):
-    """The crop (x, y, w, h) in reference pixels, as a box of an image of ``size`` (left, top, right, bottom)."""
-    fx, fy = size[0] / reference[0], size[1] / reference[1]
-    x = min(round(region["x"] * fx), size[0] - 1)
-    y = min(round(region["y"] * fy), size[1] - 1)
-    w = max(1, min(round(region["w"] * fx), size[0] - x))
-    h = max(1, min(round(region["h"] * fy), size[1] - y))
-    return x, y, x + w, y + h
-
-
 def cell_picture(image, region, reference):
     """A cell's picture: the crop (or the whole image) magnified by a whole factor with nearest-neighbour
-    scaling up to CELL pixels, or a large whole image reduced to fit CELL."""
+    scaling up to CELL pixels, or a large whole image reduced to fit CELL. The region is kept within
+    ``reference`` and scaled to the image as the page does it (gallery.crop)."""
     if region is not None:
-        image = image.crop(scaled_region(region, reference, image.size))
+        x, y, w, h = scaled_region(clamp_region(region, reference), reference, image.size)
+        image = image.crop((x, y, x + w, y + h))
     longest = max(image.size)
     if longest > CELL:
         return ImageOps.contain(image, (CELL, CELL), Image.Resampling.LANCZOS)

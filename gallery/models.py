@@ -8,7 +8,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.deconstruct import deconstructible
 
-from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label
+from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label, saves_iteration
 from stylecore.settings import parse_style_blend
 
 # Defaults a run form is prefilled with: the engine's own (stylecore.schema is plain Python; TensorFlow is
@@ -271,13 +271,17 @@ class Run(RunSettingsColumns):
 
     @property
     def eta_seconds(self):
+        """Time left of a running run once it has measured its pace (gallery.estimates.remaining_seconds:
+        each remaining iteration at its own scale's size), else None."""
         if self.status != self.Status.RUNNING or not self.seconds_per_iteration:
             return None
-        return max(0, self.iterations - self.iterations_done) * self.seconds_per_iteration
+        from gallery.estimates import remaining_seconds  # gallery.estimates imports this module
+
+        return remaining_seconds(self)
 
     def saves_iteration(self, number):
-        """Every save_every-th iteration, iteration 0 and the last one are kept."""
-        return number % self.save_every == 0 or number == self.iterations
+        """Whether the run keeps iteration ``number`` (stylecore.schema.saves_iteration)."""
+        return saves_iteration(number, self.iterations, self.save_every)
 
     def latest_iteration(self):
         return self.saved_iterations.order_by("-number").first()

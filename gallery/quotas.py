@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db.models import Sum
 
 from gallery.models import Project, Run, RunInput, Sweep
+from stylecore.images import output_width
+from stylecore.schema import saved_iteration_count
 
 
 def format_bytes(size):
@@ -65,16 +67,11 @@ def estimated_run_bytes(run, aspect, inputs=True):
     """An upper bound on what a run stores: each saved iteration as uncompressed 8-bit RGB, its
     float checkpoints, and (``inputs``) the stored copies of the project's images it computes from
     (at most all of them; a launch stores each picture once, however many runs it has)."""
-    pixels = run.rows * max(1, round(run.rows * aspect))
+    pixels = run.rows * output_width(run.rows, aspect)
     images = saved_iteration_count(run.iterations, run.save_every) * pixels * 3
     checkpoints = CHECKPOINTS_HELD * pixels * CHECKPOINT_BYTES_PER_PIXEL
     pictures = run.project.stored_bytes if inputs and run.project_id else 0
     return images + checkpoints + pictures
-
-
-def saved_iteration_count(iterations, save_every):
-    """Iteration 0, every save_every-th and the last."""
-    return 1 + iterations // save_every + (1 if iterations % save_every else 0)
 
 
 def run_refusal(user, run, aspect):

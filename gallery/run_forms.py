@@ -9,9 +9,10 @@ from django.utils.text import format_lazy
 
 from gallery.estimates import precision_refusal
 from gallery.models import RUN_DEFAULTS, Run
-from gallery.quotas import saved_iteration_count
 from stylecore.errors import SettingsError
-from stylecore.schema import SETTING, SETTINGS, STYLE_LAYER_LABELS, format_number, help_text
+from stylecore.schema import (
+    SETTING, SETTINGS, STYLE_LAYER_LABELS, format_number, help_text, saved_iteration_count,
+)
 from stylecore.settings import MAX_WEIGHT, STYLE_LAYER_PRESETS, parse_style_blend, style_layers_text
 
 MIN_ROWS = 64

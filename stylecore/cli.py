@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import Engine, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
-from .schema import SETTING, SETTINGS, RunSettings, help_text
+from .schema import SETTING, SETTINGS, RunSettings, help_text, saves_iteration
 from .settings import parse_style_blend
 
 EXIT_USAGE = 2
@@ -90,7 +90,7 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + line + ("\n" if done == self.total else ""))
             self.stream.flush()
-        elif done % self.save_every == 0 or done == self.total:
+        elif saves_iteration(done, self.total, self.save_every):
             self.stream.write(line + "\n")
             self.stream.flush()
 
@@ -144,7 +144,7 @@ def main(argv=None):
                 "backend": report.backend, "device": report.device, "solver": report.solver,
             }) + "\n")
             log.flush()
-            if report.iteration % args.save_every == 0 or report.iteration == last or report.converged:
+            if saves_iteration(report.iteration, last, args.save_every) or report.converged:
                 _save_png(report.image(), os.path.join(
                     args.out, f"output_at_iteration_{report.iteration}.png"))
             if report.iteration:

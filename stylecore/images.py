@@ -6,6 +6,7 @@ Everything here is numpy + Pillow; nothing imports TensorFlow.
 import io
 import math
 import os
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -137,10 +138,24 @@ def _array_to_rgb(array):
     raise ImageError(f"Image arrays must be HxW, HxWx3 or HxWx4, not {array.shape}.")
 
 
+def content_aspect(width, height):
+    """A content image's width over height, exactly (a Fraction): what ``output_width`` takes."""
+    return Fraction(int(width), int(height))
+
+
+def output_width(rows, aspect):
+    """The width of an output ``rows`` high of a content image ``aspect`` (width / height) wide per row,
+    written once for the engine, the estimates and the quotas: the nearest whole pixel (ties to even,
+    as Python's round), at least 1. Exact for an aspect from ``content_aspect``; a float aspect is
+    taken at its exact binary value (473 / 800 as a float is a hair above it: at 400 rows that is
+    236.50000000000003, 237 pixels, where the image's 473×800 gives 236.5, 236)."""
+    return max(1, round(Fraction(aspect) * rows))
+
+
 def output_size(content_shape, rows):
-    """(rows, cols) of a run: ``rows`` high, columns keep the content's aspect ratio."""
+    """(rows, cols) of a run: ``rows`` high, columns keep the content's aspect ratio (``output_width``)."""
     height, width = content_shape[:2]
-    cols = max(1, int(round(width * rows / height)))
+    cols = output_width(rows, content_aspect(width, height))
     if cols < MIN_SIDE:
         raise SettingsError(
             f"The output would be {rows}×{cols} pixels; VGG19 needs at least {MIN_SIDE} on each side. "

@@ -243,6 +243,18 @@ RunSettings.__module__ = __name__
 DEFAULTS = RunSettings()
 
 
+def saves_iteration(number, iterations, save_every):
+    """Whether a run of ``iterations`` keeps iteration ``number`` as an image: iteration 0, every
+    ``save_every``-th and the last (written once: the CLI, the gallery's workers and its quotas use it).
+    Besides these, a run that converges early also keeps the iteration it stopped at."""
+    return number % save_every == 0 or number == iterations
+
+
+def saved_iteration_count(iterations, save_every):
+    """How many iterations ``saves_iteration`` keeps of a run that runs all its ``iterations``."""
+    return 1 + iterations // save_every + (1 if iterations % save_every else 0)
+
+
 def run_label(settings):
     """The notebook's folder name, output_{tv}_{style}_{content}, plus what differs from the defaults, of
     anything with the settings as attributes (a RunSettings, a run's row: read as stored, not checked)."""
@@ -255,4 +267,4 @@ def run_label(settings):
 
 
 __all__ = ["Setting", "SETTINGS", "SETTING", "RunSettings", "DEFAULTS", "STYLE_LAYER_LABELS",
-           "format_number", "help_text", "run_label"]
+           "format_number", "help_text", "run_label", "saved_iteration_count", "saves_iteration"]

@@ -15,7 +15,7 @@ from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
     finite_or_none, format_loss, iteration_record, loss_chart, settings_rows,
 )
-from gallery.estimates import estimate_run, expected_starts
+from gallery.estimates import content_aspect, estimate_run, expected_starts
 from gallery.previews import current_preview, preview_context, shown_alpha
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
@@ -65,14 +65,6 @@ def _launch(run, source, style_slots):
     except LaunchError as exc:
         return str(exc)
     return None
-
-
-def content_aspect(project):
-    """Width over height of the project's content image (the run's output has its shape)."""
-    try:
-        return project.content_image.width / project.content_image.height
-    except (OSError, ValueError, ZeroDivisionError):
-        return 4.0  # the widest an upload may be: the estimate stays an upper bound
 
 
 @require_http_methods(["GET", "POST"])

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from gallery import quotas
 from gallery.access import get_project_for_user, get_sweep_for_user
 from gallery.display import format_duration, format_loss
+from gallery.crop import clamp_region, full_size
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
 from gallery.estimates import estimate_run
@@ -187,7 +188,8 @@ def sweep_png(request, sweep_id):
     sweep = get_sweep_for_user(request, sweep_id)
     runs, by_run, numbers, selected, _slider, crop = _sweep_state(request, sweep)
     cells = []
-    reference = None  # the first image's size: crop coordinates are its pixels, as on the page
+    # The first image's size at its run's full size: crop coordinates are its pixels, as on the page.
+    reference = None
     for row in sweep_matrix(sweep, runs, selected, by_run):
         line = []
         for cell in row["cells"]:
@@ -199,12 +201,13 @@ def sweep_png(request, sweep_id):
                                                     else cell["run"].get_status_display().lower())
             image = _open_image(shown)
             if image is not None:
-                reference = reference or image.size
+                reference = reference or full_size(image.size, shown.rows, cell["run"].rows)
                 image = cell_picture(image, crop, reference)  # one full image in memory at a time
             line.append((image, caption))
         cells.append(line)
     where = iteration_text(selected, numbers)
     if crop:
+        crop = clamp_region(crop, reference)  # as the page's summary says it
         where += f" · crop x {crop['x']}, y {crop['y']}, {crop['w']}x{crop['h']} px"  # the font has no ×
     data = matrix_png(
         title=f"{sweep.project.title} · sweep {sweep.id} · {where}",

@@ -6,9 +6,10 @@
    comparison can be bookmarked (links marked data-view-link follow them: the sweep's PNG). On the
    sweep page a click (not a drag) or Enter on a picture opens its run. Region coordinates are
    pixels of the reference image (the first loaded run's); runs of another size get the region
-   scaled proportionally. No dependencies. */
+   scaled proportionally, as static/gallery/crop.js (the twin of gallery/crop.py) computes it. */
 (function () {
   "use strict";
+  var Crop = window.StyleGalleryCrop; // static/gallery/crop.js, loaded first
   var columns = Array.prototype.slice.call(document.querySelectorAll(".compare-column"));
   var form = document.getElementById("crop-form");
   var panel = document.getElementById("crop-panel");
@@ -33,10 +34,8 @@
   /* An image's size at its run's full size: an iteration saved at a coarse scale (data-rows
      below data-full-rows) stands for the full-size picture, so crops stay in full-size pixels. */
   function fullSize(image) {
-    var rows = parseFloat(image.getAttribute("data-rows"));
-    var fullRows = parseFloat(image.getAttribute("data-full-rows"));
-    var factor = rows > 0 && fullRows > 0 ? fullRows / rows : 1;
-    return { w: Math.round(image.naturalWidth * factor), h: Math.round(image.naturalHeight * factor) };
+    return Crop.fullSize(image.naturalWidth, image.naturalHeight, parseFloat(image.getAttribute("data-rows")),
+                         parseFloat(image.getAttribute("data-full-rows")));
   }
 
   function reference() {
@@ -108,25 +107,10 @@
   }, true);
 
   // ---- Crop -----------------------------------------------------------------------------------
-  function clampCrop(region, ref) {
-    if (!region || !ref) return region;
-    var x = Math.max(0, Math.min(region.x, ref.w - 1));
-    var y = Math.max(0, Math.min(region.y, ref.h - 1));
-    return { x: x, y: y, w: Math.max(1, Math.min(region.w, ref.w - x)), h: Math.max(1, Math.min(region.h, ref.h - y)) };
-  }
+  // The region's arithmetic is crop.js's (the twin of gallery/crop.py, which the sweep's PNG uses).
+  function clampCrop(region, ref) { return Crop.clamp(region, ref); }
 
-  function scaled(region, ref, image) {
-    var fx = image.naturalWidth / ref.w;
-    var fy = image.naturalHeight / ref.h;
-    var x = Math.round(region.x * fx);
-    var y = Math.round(region.y * fy);
-    return {
-      x: x,
-      y: y,
-      w: Math.max(1, Math.min(Math.round(region.w * fx), image.naturalWidth - x)),
-      h: Math.max(1, Math.min(Math.round(region.h * fy), image.naturalHeight - y)),
-    };
-  }
+  function scaled(region, ref, image) { return Crop.scaled(region, ref, image.naturalWidth, image.naturalHeight); }
 
   function drawBoxes(region, ref) {
     columns.forEach(function (column) {

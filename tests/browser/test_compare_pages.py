@@ -61,3 +61,43 @@ def test_others_get_no_owner_buttons_on_a_public_run(page, live_server, owner, o
     expect(page.locator("[data-run-status]")).to_have_text("Running")
     expect(page.locator("[data-cancel-form]")).to_have_count(0)
     expect(page.locator("text=Continue from")).to_have_count(0)
+
+
+def test_the_pages_crop_arithmetic_gives_the_pngs_numbers(page, live_server, owner):
+    """crop.js and gallery/crop.py on the same edge cases: ties, an image much smaller than the
+    reference, regions at the far edge, coarse iterations' full sizes."""
+    from gallery.crop import clamp_region, full_size, scaled_region
+
+    project = create_project(owner)
+    first, second = create_run(project, tv_weight=0.1), create_run(project, tv_weight=1)
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/compare/?runs={first.id},{second.id}")
+    page.wait_for_function("() => window.StyleGalleryCrop")
+    references = [(64, 48), (400, 533), (473, 800), (101, 75), (7, 5)]
+    sizes = [(80, 60), (16, 12), (200, 267), (236, 400), (3, 2), (1, 1), (641, 481)]
+    regions = [(0, 0, 1, 1), (2, 2, 2, 2), (5, 3, 7, 9), (63, 47, 1, 1), (31, 17, 33, 31), (100, 100, 900, 900),
+               (399, 532, 5, 5), (1, 1, 472, 799)]
+    cases = [(dict(zip("xywh", region)), reference, size)
+             for reference in references for size in sizes for region in regions]
+    full_sizes = [((w, h), rows, full) for (w, h) in sizes for rows, full in ((h, 2 * h + 1), (h, 3 * h), (0, 9), (h, h))]
+    in_js = page.evaluate(
+        """([cases, fullSizes]) => {
+            const C = window.StyleGalleryCrop;
+            return {
+                scaled: cases.map(([region, [w, h], [iw, ih]]) => {
+                    const clamped = C.clamp(region, {w: w, h: h});
+                    const part = C.scaled(clamped, {w: w, h: h}, iw, ih);
+                    return [clamped.x, clamped.y, clamped.w, clamped.h, part.x, part.y, part.w, part.h];
+                }),
+                full: fullSizes.map(([[w, h], rows, full]) => { const s = C.fullSize(w, h, rows, full); return [s.w, s.h]; }),
+            };
+        }""",
+        [[[region, list(reference), list(size)] for region, reference, size in cases],
+         [[list(size), rows, full] for size, rows, full in full_sizes]],
+    )
+    in_python = []
+    for region, reference, size in cases:
+        clamped = clamp_region(region, reference)
+        in_python.append([clamped[k] for k in "xywh"] + list(scaled_region(clamped, reference, size)))
+    assert in_js["scaled"] == in_python
+    assert in_js["full"] == [list(full_size(size, rows, full)) for size, rows, full in full_sizes]

@@ -392,3 +392,53 @@ def test_before_any_worker_has_checked_the_refusal_follows_this_machines_cpu(mon
     assert estimates.precision_refusal("float32", device="") == ""
     monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: True)
     assert estimates.precision_refusal("bfloat16", device="") == ""
+
+
+def test_the_estimate_and_the_quota_size_the_output_as_the_engine_does(owner):
+    from gallery.quotas import CHECKPOINT_BYTES_PER_PIXEL, CHECKPOINTS_HELD, estimated_run_bytes
+    from gallery.views.runs import content_aspect
+    from stylecore.images import output_size
+    from tests.factories import make_image
+
+    # 473 × 800 at 400 rows is 236.5 columns, a tie the engine rounds to even.
+    project = create_project(owner, content=make_image(473, 800))
+    run = Run(project=project, rows=400, start_rows=400, iterations=1, save_every=1, init="content")
+    aspect = content_aspect(project)
+    engine_rows, engine_cols = output_size((800, 473), 400)
+
+    assert estimates.estimate_run(run, aspect).scales[-1][:2] == (engine_rows, engine_cols)
+    per_pixel = 2 * 3 + CHECKPOINTS_HELD * CHECKPOINT_BYTES_PER_PIXEL  # iterations 0 and 1, and the checkpoints
+    assert estimated_run_bytes(run, aspect) - project.stored_bytes == per_pixel * engine_rows * engine_cols
+
+
+def test_time_left_counts_each_remaining_iteration_at_its_own_size(owner, project):
+    """Coarse to fine: 10 iterations at 200, 283 and 400 rows (3, 3 and 4). The run has done its 3 cheap
+    coarse ones; the 7 left are larger. Its "Time left" and the queue's forecast give the same time."""
+    calibrate(per_megapixel=4.0, overhead=0.01, precision="float32", requested="float32")
+    coarse_iteration = 20 * (0.01 + 4.0 * 200 * 267 / 1e6)  # the 4:3 content: 267 columns at 200 rows
+    run = Run.objects.create(project=project, status=Run.Status.RUNNING, rows=400, start_rows=200, iterations=10,
+                             iterations_done=3, precision="float32", device="CPU", init="content",
+                             seconds_per_iteration=2 * coarse_iteration)  # twice as slow as the estimate
+    queued = Run.objects.create(project=create_project(owner), estimated_seconds=10.0)
+
+    def seconds(rows, cols, evaluations):
+        return evaluations * (0.01 + 4.0 * rows * cols / 1e6)
+
+    left = 2 * (3 * seconds(283, 377, 20) + 4 * seconds(400, 533, 20)
+                + seconds(283, 377, estimates.EVALUATIONS_PER_SCALE) + seconds(400, 533, estimates.EVALUATIONS_PER_SCALE))
+    assert left > 2.5 * 7 * run.seconds_per_iteration  # not the flat average of the coarse iterations
+    assert run.eta_seconds == pytest.approx(left, rel=1e-6)
+    assert estimates.queue_forecast()[queued.id] == (0, pytest.approx(left, rel=1e-6))
+
+
+def test_the_estimate_raises_the_first_scale_as_the_engine_does(owner):
+    from gallery.views.runs import content_aspect
+    from stylecore.engine import scale_plan, smallest_rows
+    from tests.factories import make_image
+
+    # A 40×50 content: the engine starts at ceil(16 × 50 / 40) = 20 rows; the output's rounded width
+    # at 128 rows (102) gave the estimate 21.
+    project = create_project(owner, content=make_image(40, 50))
+    run = Run(project=project, rows=128, start_rows=16, iterations=10, save_every=1, init="content")
+    engine_sizes = [size for size, _last in scale_plan(128, smallest_rows((50, 40), 16), 10)]
+    assert [rows for rows, _cols, _evaluations in estimates.run_scales(run, content_aspect(project))] == engine_sizes

@@ -102,3 +102,13 @@ def test_a_storage_error_while_copying_the_inputs_is_a_clear_message_and_saves_n
     assert response.status_code == 200
     assert "images could not be stored (" in response.content.decode()
     assert not Run.objects.exists()
+
+
+def test_the_workers_the_quota_and_the_launch_form_keep_the_schemas_saved_iterations(project):
+    from gallery import quotas, run_forms
+    from stylecore import schema
+
+    assert quotas.saved_iteration_count is schema.saved_iteration_count
+    assert run_forms.saved_iteration_count is schema.saved_iteration_count
+    run = Run(project=project, iterations=7, save_every=3)
+    assert [n for n in range(8) if run.saves_iteration(n)] == [n for n in range(8) if schema.saves_iteration(n, 7, 3)]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from gallery import tasks
 from gallery.matrix_figure import CELL, GAP, LINE, MARGIN, cell_picture
-from gallery.models import Run, Sweep
+from gallery.models import Iteration, Run, Sweep
 from gallery.sweeps import log_spaced
 from gallery.tasks import next_queued_run
 from tests.factories import create_project
@@ -375,3 +375,35 @@ def test_a_run_of_a_sweep_links_back_to_its_matrix(owner_client, project):
     sweep = make_sweep(project)
     page = owner_client.get(reverse("run_detail", args=[sweep.runs.first().id])).content.decode()
     assert f'href="/sweeps/{sweep.id}/">Sweep {sweep.id}</a>' in page
+
+
+def test_the_crop_rounds_half_up_as_the_page_does():
+    from gallery.crop import full_size, round_half_up, scaled_region
+
+    # 64×48 reference, an 80×60 run: x 2 is 2.5 pixels there; the page's Math.round-like rule gives 3
+    # (Python's round gave 2: the page and the PNG differed by a pixel).
+    assert scaled_region({"x": 2, "y": 2, "w": 2, "h": 2}, (64, 48), (80, 60)) == (3, 3, 3, 3)
+    assert [round_half_up(v) for v in (0.5, 1.5, 2.5, 0.49999999999999994)] == [1, 2, 3, 1]
+    # An image much smaller than the reference: the region still starts inside it.
+    assert scaled_region({"x": 63, "y": 47, "w": 1, "h": 1}, (64, 48), (16, 12)) == (15, 11, 1, 1)
+    # A coarse iteration stands for its full-size picture: 75×50 at 50 of 101 rows is 151.5 → 152 wide.
+    assert full_size((75, 50), 50, 101) == (152, 101)
+    assert full_size((75, 50), None, 101) == (75, 50)
+
+
+def test_the_png_crops_a_run_of_another_size_from_the_pixel_the_page_does():
+    image = Image.new("RGB", (80, 60))
+    image.putpixel((2, 2), (255, 0, 0))
+    picture = cell_picture(image, {"x": 2, "y": 2, "w": 2, "h": 2}, (64, 48))
+    assert picture.getpixel((0, 0)) == (0, 0, 0)  # the region starts at pixel 3, as on the page
+
+
+def test_the_matrix_png_crops_coarse_iterations_in_full_size_pixels_as_the_page_does(owner_client, project):
+    sweep = make_sweep(project)
+    # Iteration 1 of each 96-row run was saved at a coarse 48 rows (64×48): it stands for 128×96.
+    Run.objects.filter(sweep=sweep).update(rows=96)
+    Iteration.objects.filter(run__sweep=sweep).update(rows=48, width=64)
+    figure = open_png(owner_client.get(reverse("sweep_png", args=[sweep.id]) + "?iteration=1&crop=8,6,16,12"))
+    # 16×12 full-size pixels are 8×6 of the coarse picture, magnified ×32 (the most).
+    assert figure.height == MARGIN + LINE + 6 + 2 * LINE + 2 * (6 * 32 + LINE + GAP) + MARGIN
+    assert figure.text["Title"].endswith("crop x 8, y 6, 16x12 px")

@@ -165,3 +165,14 @@ def test_caffe_preprocess_round_trips_and_matches_keras():
     np.testing.assert_allclose(x[0, 0], image[0, 0, ::-1] - np.array([103.939, 116.779, 123.68]), rtol=1e-6)
     np.testing.assert_array_equal(deprocess(x), image)
     np.testing.assert_array_equal(deprocess(x + 1000)[0, 0], (255, 255, 255))
+
+
+def test_the_output_width_is_one_rule_exact_for_the_contents_own_width_and_height():
+    from stylecore.images import content_aspect, output_size, output_width
+
+    # 473 × 800 at 400 rows is 236.5 columns: ties go to even, 236, for the engine and for every
+    # caller that passes the image's exact aspect (a float aspect, 473 / 800, is a hair above it).
+    assert output_size((800, 473), 400) == (400, 236)
+    assert output_width(400, content_aspect(473, 800)) == 236
+    assert output_width(400, 473 / 800) == 237
+    assert output_width(10, content_aspect(1, 100)) == 1

@@ -103,3 +103,14 @@ def test_the_choices_are_the_engines_own_vocabularies():
     assert SETTING["precision"].choice_values == PRECISIONS
     assert SETTING["preserve_colors"].choice_values == PRESERVE_COLORS
     assert SETTING["content_layer"].choice_values == CONTENT_LAYERS
+
+
+def test_which_iterations_are_saved_is_one_rule_and_its_count_agrees():
+    from stylecore.schema import saved_iteration_count, saves_iteration
+
+    assert [n for n in range(8) if saves_iteration(n, 7, 3)] == [0, 3, 6, 7]
+    assert [n for n in range(3) if saves_iteration(n, 2, 10)] == [0, 2]
+    for iterations in range(1, 40):
+        for save_every in range(1, 45):
+            kept = sum(saves_iteration(n, iterations, save_every) for n in range(iterations + 1))
+            assert saved_iteration_count(iterations, save_every) == kept, (iterations, save_every)
