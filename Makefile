@@ -66,8 +66,10 @@ test-scale: setup server-deps
 loadtest: setup
 	$(PY) -m tests.load.loadtest
 
+# The engine benchmark (tests/bench, outside the engine package); e.g. the benchmark set's quick mode:
+# $(PY) -m tests.bench --part time-to-quality --set default --quick
 bench: setup
-	$(PY) -m stylecore.bench
+	$(PY) -m tests.bench
 
 # Which device the engine computes on (KERAS_BACKEND: tensorflow or jax), its speed, GPU against CPU losses.
 gpu-check: setup

@@ -90,7 +90,7 @@ LBFGS_MEMORY_BYTES = 10 ** 9
 ADAM_LEARNING_RATE = 4.0  # caffe pixel units (0..255 scale) per step, before Adam's normalisation
 SCALE_STEP = math.sqrt(2)
 # Share of a run's iterations spent at its full size; the smaller scales share the rest equally
-# (calibrated with ``python -m stylecore.bench --part time-to-quality``, docs/PERFORMANCE.md).
+# (calibrated with ``python -m tests.bench --part time-to-quality``, docs/PERFORMANCE.md).
 FINAL_SCALE_SHARE = 0.4
 AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precision="auto"
 # A precision whose test convolution is this much slower than float32's is emulated, not native
@@ -278,13 +278,16 @@ def _model_key(key):
     return (key, CONTENT_LAYER, STYLE_LAYERS, POOLING) if isinstance(key, str) else key
 
 
-class _Functions:
+class LossFunctions:
     """The compiled loss functions over ``forward`` (image → {layer name: float32 features}), for one
     content layer and one set of style layers. The style layers' weights are an argument, so every
     weighting of the same layers (a sweep over them, say) shares one compiled program.
 
     ``objective`` and ``parts`` are the plain functions, for callers that compile them into a larger
     program (the device-side L-BFGS); ``targets``, ``loss_and_gradient`` are compiled here.
+    ``Engine.loss_functions`` gives a run's; built directly (``ops``: ``backend.keras_ops()``), they
+    take any ``forward`` and a ``gram(ops, features)`` other than the engine's one-product gradient
+    (the benchmark compares formulations so).
     """
 
     def __init__(self, ops, forward, content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS, gram=_gram):
@@ -445,6 +448,18 @@ class Engine:
                 self._bundle = load_bundle(self._weights)
             return self._bundle
 
+    def vgg_layers(self):
+        """VGG19's convolutions as this engine's weights hold them: [(layer name, kernel, bias)] in
+        network order, numpy float32 (a host's weights may stop before block5_conv2's successors)."""
+        return self._vgg_layers()
+
+    def loss_functions(self, precision="auto", content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
+                       pooling=POOLING):
+        """The compiled loss functions (a ``LossFunctions``) a run of these settings uses, built on
+        first use and cached: for benchmarks and tools that evaluate the engine's loss outside a run
+        (``targets`` and ``loss_and_gradient``). ``precision`` is resolved as for a run."""
+        return self._ensure_model(precision, content_layer, tuple(style_layers), pooling)
+
     def _vgg_layers(self):
         return self._weights_bundle().vgg
 
@@ -466,7 +481,7 @@ class Engine:
 
         ops = backend.keras_ops()
         forward = vgg_features(ops, layers, key[2] + (content_layer,), key[0], pooling)
-        functions = _Functions(ops, forward, content_layer, key[2])
+        functions = LossFunctions(ops, forward, content_layer, key[2])
         functions.convolutions = forward.convolutions
         with self._lock:
             self._functions[key] = functions
@@ -572,7 +587,7 @@ class Engine:
 
     def stylize(self, content, style, settings=DEFAULTS,
                 callback: Optional[Callable[[IterationReport], Optional[bool]]] = None, *,
-                style_blend_weights=None, start=None, first_iteration=0):
+                style_blend_weights=None, start=None, first_iteration=0, lbfgs_memory=None, on_evaluation=None):
         """Transfer the style of ``style`` onto ``content`` with ``settings`` (a RunSettings); return a
         TransferResult.
 
@@ -587,6 +602,25 @@ class Engine:
         ``style`` may be a list of images, blended by ``style_blend_weights`` (one weight each; the
         target Grams are their weighted mean; styles of weight 0 are left out): they belong to the
         style images rather than to the settings.
+
+        Two options for benchmarks and tools (not run settings: they do not change what a run means,
+        and the gallery never sets them):
+
+        ``lbfgs_memory``: how many past steps L-BFGS keeps (its history size, scipy's ``maxcor``,
+        optax's ``memory_size``), at every size of the run; None (the default) keeps the engine's
+        choice, ``lbfgs_memory(pixels)``: 30 steps, fewer for images so large that 30 would take more
+        than LBFGS_MEMORY_BYTES. Adam ignores it.
+
+        ``on_evaluation(seconds, evaluations)``: called as the run evaluates its loss and gradient.
+        On TensorFlow (scipy's L-BFGS on the host) and with Adam, once per evaluation, with
+        ``evaluations == 1`` and the wall seconds of that evaluation alone (the compiled loss and
+        gradient, their copy to the host included; the optimiser's own work left out). On JAX the
+        L-BFGS loop of an iteration runs inside one compiled program, where evaluations cannot be
+        timed one by one: the hook is called once for the start image's evaluation (1, its seconds)
+        and then once per compiled call (about an iteration), with the count of evaluations it ran
+        and its wall seconds, the device optimiser's own work included. Its return value is ignored;
+        an exception it raises ends the run.
+
         Raises SettingsError, ImageError, WeightsError or DivergedError.
         """
         started = time.perf_counter()
@@ -600,6 +634,10 @@ class Engine:
             raise SettingsError('init "iteration" continues from an image: pass it as start.')
         if isinstance(start, str) and not os.path.isfile(start):
             raise SettingsError(f"The start image {start!r} is no file.")
+        if lbfgs_memory is not None:
+            lbfgs_memory = validate_count("lbfgs_memory", lbfgs_memory, 1)
+        if on_evaluation is not None and not callable(on_evaluation):
+            raise SettingsError(f"on_evaluation must be callable, not {type(on_evaluation).__name__}.")
         style_layers = parse_style_layers(settings.style_layers)
         inputs = _Inputs(content, style, style_blend_weights, settings.preserve_colors, settings.style_fit,
                          settings.style_scale)
@@ -613,7 +651,7 @@ class Engine:
         scales = [(size, end) for size, end in plan if end > first_iteration]
         model = (precision, settings.content_layer, tuple(name for name, _weight in style_layers), settings.pooling)
         run = _Run(self, model, settings.weights, [weight for _name, weight in style_layers], inputs,
-                   first_iteration, settings.iterations, callback, started)
+                   first_iteration, settings.iterations, callback, started, lbfgs_memory, on_evaluation)
         x = None
         for index, (size, end) in enumerate(scales):
             base, colour_base, fitted_styles = inputs.at(size)
@@ -707,7 +745,7 @@ class _Run:
     """State of one stylize call: scales, evaluation counting, iteration reports, stopping."""
 
     def __init__(self, engine, model, weights, layer_weights, inputs, first_iteration, last_allowed, callback,
-                 started):
+                 started, memory=None, on_evaluation=None):
         self.engine = engine
         self.model = model  # (precision, content layer, style layer names, pooling): the loss functions used
         self.precision = model[0]
@@ -726,6 +764,12 @@ class _Run:
         self.reported = None  # (loss, parts, pixels) of the last report
         self.reported_evaluations = 0
         self.solver = "Adam on the host"
+        self.memory = memory  # L-BFGS's past steps; None: lbfgs_memory(pixels) at each size
+        self.on_evaluation = on_evaluation
+
+    def lbfgs_steps(self, variables):
+        """The L-BFGS memory at a size of ``variables`` values: the run's option, or the engine's choice."""
+        return self.memory if self.memory is not None else lbfgs_memory(variables)
 
     def scale(self, x0, content_image, colour_content, style_images, end, optimizer, first):
         """Optimise at one size until iteration ``end``; False when the whole run is over."""
@@ -772,12 +816,15 @@ class _Run:
     # -- evaluation -------------------------------------------------------
     def evaluate(self, pixels):
         pixels = np.asarray(pixels, dtype=np.float32).reshape(self.shape)
+        began = time.perf_counter()
         total, parts, gradient = self.engine._loss_and_gradient(
             self.model, backend.constant(pixels[None]), self.content_target, self.style_grams, self.weights,
             self.layer_weights, self.gradient_scale)
         self.evaluations += 1
         loss = float(backend.to_numpy(total))
         gradient = backend.to_numpy(gradient)[0]
+        if self.on_evaluation is not None:
+            self.on_evaluation(time.perf_counter() - began, 1)
         if not math.isfinite(loss) or not np.isfinite(gradient).all():
             self.diverged(loss)
         parts = tuple(float(p) for p in backend.to_numpy(parts))
@@ -866,7 +913,7 @@ class _Run:
             before = (self.best[0], self.evaluations)
             minimize(objective, self.best[2].ravel().astype(np.float64), jac=True, method="L-BFGS-B",
                      options={"maxfun": 10**9, "maxiter": 10**9, "ftol": 0.0, "gtol": 0.0,
-                              "maxcor": lbfgs_memory(low.size)})
+                              "maxcor": self.lbfgs_steps(low.size)})
             failed_restarts = failed_restarts + 1 if self.best[0] >= before[0] else 0
             if failed_restarts >= 2 or self.evaluations == before[1]:
                 self.finish_converged()
@@ -878,16 +925,19 @@ class _Run:
         loss, parts, gradient = self.evaluate(self.x0)
         if report_start:
             self.report(loss, parts, self.x0)
-        solver = self.engine._device_lbfgs(self.model, lbfgs_memory(self.x0.size))
+        solver = self.engine._device_lbfgs(self.model, self.lbfgs_steps(self.x0.size))
         low, high = backend.constant(self.low), backend.constant(self.high)
         arguments = (self.content_target, self.style_grams, self.weights, self.layer_weights)
         state = solver.start(self.x0, loss, gradient, self.gradient_scale)
         failed = 0
         while True:
             due = self.base_evaluations + EVALUATIONS_PER_ITERATION * (self.iteration - self.base_iteration + 1)
+            began = time.perf_counter()
             state, (loss, parts, pixels, evaluations) = solver.iterate(
                 state, due - self.evaluations, arguments, self.gradient_scale, low, high)
             self.evaluations += evaluations
+            if self.on_evaluation is not None:
+                self.on_evaluation(time.perf_counter() - began, evaluations)
             if not math.isfinite(loss):
                 self.diverged(loss)
             failed = failed + 1 if loss >= self.best[0] else 0
@@ -938,4 +988,5 @@ class _Run:
                 self.report(loss, parts, pixels)
 
 
-__all__ = ["Engine", "IterationReport", "TransferResult", "scale_plan", "lbfgs_scale", "engine_inputs"]
+__all__ = ["Engine", "IterationReport", "TransferResult", "LossFunctions", "scale_plan", "lbfgs_scale", "lbfgs_memory",
+           "engine_inputs", "CONTENT_LAYER", "STYLE_LAYERS", "EVALUATIONS_PER_ITERATION", "LBFGS_MEMORY"]

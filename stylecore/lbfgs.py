@@ -18,7 +18,7 @@ MAX_LINESEARCH_STEPS = 20
 
 
 class DeviceLBFGS:
-    """The compiled L-BFGS loop over one set of loss functions (``engine._Functions``), for images of
+    """The compiled L-BFGS loop over one set of loss functions (``engine.LossFunctions``), for images of
     any size (JAX compiles once per size) and L-BFGS memory ``memory`` (past steps kept)."""
 
     def __init__(self, functions, memory):

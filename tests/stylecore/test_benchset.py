@@ -1,12 +1,15 @@
-"""The benchmark set: its pictures are built offline, and a quick run reports every field."""
+"""The benchmark set (tests/bench, ``python -m tests.bench``): its pictures are built offline, and a quick
+run reports every field."""
 
 import json
+import pathlib
 import socket
 
 import numpy as np
 import pytest
 
-from stylecore import bench, benchset
+import stylecore
+from tests.bench import benchset, cli
 
 
 @pytest.fixture
@@ -41,7 +44,27 @@ def test_every_picture_of_the_set_is_built_offline_at_one_size(no_network):
 
 def test_it_refuses_an_unknown_pair():
     with pytest.raises(SystemExit):
-        bench.main(["--part", "time-to-quality", "--set", "default", "--pairs", "no-such-pair"])
+        cli.main(["--part", "time-to-quality", "--set", "default", "--pairs", "no-such-pair"])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "time-to-quality", "--set", "default", "--candidates", "no-such-start"])
+
+
+def test_the_quick_mode_is_small_and_the_full_mode_keeps_its_meaning(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "run_set", lambda engine, args, weights: seen.append(args))
+    cli.main(["--part", "time-to-quality", "--set", "default", "--quick"])
+    cli.main(["--part", "time-to-quality", "--set", "default"])
+    quick, full = seen
+    assert (quick.rows, quick.reference_iterations) == (benchset.QUICK_ROWS, benchset.QUICK_REFERENCE_ITERATIONS)
+    assert quick.candidates == list(benchset.QUICK_CANDIDATES) == ["photo", "adain-0.2", "adain-1"]
+    assert (full.rows, full.reference_iterations, full.candidates) == (400, 50, None)
+    assert benchset.select_candidates(full.candidates) == tuple(key for key, _ in benchset.CANDIDATES)
+
+
+def test_nothing_in_the_engine_package_imports_the_benchmark():
+    for path in pathlib.Path(stylecore.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert "tests.bench" not in text.replace("python -m tests.bench", "") and "import bench" not in text, path
 
 
 def test_medians_rank_a_pair_that_missed_l_star_worst():
@@ -53,19 +76,19 @@ def test_medians_rank_a_pair_that_missed_l_star_worst():
 @pytest.mark.slow
 def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_network):
     report_path = tmp_path / "report.json"
-    bench.main(["--part", "time-to-quality", "--set", "default", "--quick", "--pairs", "astronaut-swirls-brick",
-                "--rows", "48", "--reference-iterations", "2", "--json", str(report_path),
-                "--images", str(tmp_path / "images")])
+    cli.main(["--part", "time-to-quality", "--set", "default", "--quick", "--pairs", "astronaut-swirls-brick",
+              "--reference-iterations", "2", "--candidates", "photo,coarse-to-fine,per-pair",
+              "--json", str(report_path), "--images", str(tmp_path / "images")])
     report = json.loads(report_path.read_text())
     assert (report["set"], report["quick"], report["rows"], report["cols"]) == ("default", True, 48, 64)
-    assert report["reference_iterations"] == 2
+    assert report["reference_iterations"] == 2 and report["candidates"] == ["photo", "coarse-to-fine", "per-pair"]
     assert report["machine"]["cpu"]
     (pair,) = report["pairs"]
     assert pair["pair"] == "astronaut-swirls-brick" and pair["blend"] == [0.5, 0.5]
     reference = pair["reference"]
     assert reference["iteration"] == 2 and reference["loss"] > 0 and reference["wall_s"] > 0
     keys = [candidate["key"] for candidate in pair["candidates"]]
-    assert keys == ["photo", "adain-0.2", "adain-0.5", "adain-1", "coarse-to-fine", "per-pair"]
+    assert keys == ["photo", "coarse-to-fine", "per-pair"]
     for candidate in pair["candidates"]:
         if candidate["reached"]:
             assert candidate["loss"] <= reference["loss"]

@@ -1,7 +1,7 @@
 """The benchmark set: content × style pairs that time to quality runs side by side, offline.
 
-    python -m stylecore.bench --part time-to-quality --set default [--quick] [--pairs NAME,NAME]
-                              [--json PATH] [--images DIR]
+    python -m tests.bench --part time-to-quality --set default [--quick] [--pairs NAME,NAME]
+                          [--candidates KEY,KEY] [--json PATH] [--images DIR]
 
 Every pair is built here without a download: the procedural pictures of ``stylecore.samples`` and
 photos and textures that ship inside scikit-image's wheel (its ``data`` folder, read straight
@@ -9,7 +9,7 @@ from disk: ``skimage.data`` may fetch other pictures with pooch). Each picture i
 4:3 landscape aspect at its centre and resized, so all pairs share one size and the engine's
 functions are traced once.
 
-For each pair, as in part (c) of ``stylecore.bench``: the reference (float32, one size, the photo
+For each pair, as in part (c) of ``tests.bench.timing``: the reference (float32, one size, the photo
 as the start, L-BFGS keeping scipy's 10 steps as the first engine did) runs
 ``--reference-iterations``; its last full-size loss is the pair's L*. Then each candidate runs in
 the automatic precision until its full-size loss, judged in float32 outside the clock, is at most
@@ -19,6 +19,13 @@ that whether and where a candidate reaches L* does not depend on the machine's l
 The pair's figures are the iteration and evaluation count at L* (which do not depend on the
 machine's load) and the wall and CPU seconds against the reference's (which do, so they are only
 compared inside a pair, measured minutes apart). Over the pairs: the median and the worst.
+
+The full mode: 400 rows, 50 reference iterations, all six candidates (hours on two CPU cores). The quick
+mode (``--quick``): 48 rows, 4 reference iterations, three candidates (the photo, AdaIN 0.2 and AdaIN 1).
+Measured on 2 Dec 2026 (the project's shared 2-core Zen 4, nice'd, at load average 8.8-11.9 from other
+engineers' work): the 8 pairs took 12.1 minutes wall and 7.1 CPU-minutes
+(docs/benchset-quick-48rows-2026-12-02.txt); the earlier 64-row, 6-iteration, 6-candidate quick mode
+took 40 minutes wall, 36 CPU-minutes.
 """
 
 import importlib.util
@@ -33,19 +40,26 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .errors import ImageError
-from .schema import DEFAULTS
-from .images import centre_crop_to_aspect, load_image, resize
-from .samples import landscape, mosaic, swirls
+from stylecore.errors import ImageError
+from stylecore.schema import DEFAULTS
+from stylecore.engine import scale_plan
+from stylecore.images import centre_crop_to_aspect, load_image, resize
+from stylecore.samples import landscape, mosaic, swirls
+
+from .timing import FIRST_ENGINE_LBFGS_MEMORY, EngineObjective, _Clock
 
 ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
-# The quick mode: at 128 rows and 10 iterations one pair took 10 minutes here (docs/benchset-128rows-*);
-# at 64 rows and 6 the 8 pairs took 40 minutes on a shared 2-core machine, 36 CPU minutes
-# (docs/benchset-quick-*), more than the 15 asked for: --pairs runs fewer. Its outputs are below AUTO_MIN_PIXELS, so every run is float32 and
-# the quick mode compares the starts, not the precisions. Its L* is an early, half-stylised loss:
-# its ratios check the machinery and the ranking, they are not those of 400 rows.
-QUICK_ROWS = 64
-QUICK_REFERENCE_ITERATIONS = 6
+# The quick mode, sized to finish the 8 pairs in under 15 minutes on a shared 2-core machine: at 128 rows
+# and 10 iterations one pair took 10 minutes (docs/benchset-128rows-*); at 64 rows, 6 iterations and all 6
+# candidates the 8 pairs took 40 minutes, 36 CPU minutes (docs/benchset-quick-*). Now 48 rows (an
+# evaluation 0.12-0.15 s), 4 reference iterations and 3 candidates: the photo, the defaults' start (AdaIN
+# 0.2) and the strongest AdaIN start (--candidates runs others, --pairs fewer pairs). Its measured time:
+# the module's docstring and docs/PERFORMANCE.md "The benchmark set". Its outputs are below AUTO_MIN_PIXELS, so
+# every run is float32 and the quick mode compares the starts, not the precisions. Its L* is an early,
+# half-stylised loss: its ratios check the machinery and the ranking, they are not those of 400 rows.
+QUICK_ROWS = 48
+QUICK_REFERENCE_ITERATIONS = 4
+QUICK_CANDIDATES = ("photo", "adain-0.2", "adain-1")
 CANDIDATE_ITERATIONS_FACTOR = 2  # a candidate gives up after this many times the reference's iterations
 PROBE_ALPHAS = (0.2, 0.5, 1.0)  # the AdaIN strengths the candidates start from
 
@@ -135,11 +149,10 @@ class _Chase:
     """One configuration's stylize calls towards L*: one clock over all of them (the float32 judging
     left out), the evaluations summed, the first full-size report at L* or below kept."""
 
-    def __init__(self, engine, content, styles, blend, judge, target, cap_seconds=None):
-        from .bench import _Clock
-
+    def __init__(self, engine, content, styles, blend, judge, target, cap_seconds=None, lbfgs_memory=None):
         self.engine, self.content, self.styles, self.blend = engine, content, styles, blend
         self.judge, self.target, self.cap_seconds = judge, target, cap_seconds
+        self.lbfgs_memory = lbfgs_memory  # L-BFGS's past steps (None: the engine's choice)
         self.clock = _Clock()
         self.evaluations = 0
         self.found = None  # (iteration, evaluations, wall, cpu, loss, image) at L* (the last report without L*)
@@ -167,7 +180,7 @@ class _Chase:
 
         result = self.engine.stylize(self.content, self.styles, DEFAULTS.replace(rows=rows, **options),
                                      callback if watch else None, style_blend_weights=self.blend, start=start,
-                                     first_iteration=first_iteration)
+                                     first_iteration=first_iteration, lbfgs_memory=self.lbfgs_memory)
         self.evaluations = before + result.evaluations
         return result
 
@@ -196,6 +209,17 @@ CANDIDATES = (
     ("coarse-to-fine", "coarse to fine from the photo (half size up)"),
     ("per-pair", "per-pair choice: the start of lowest loss after 1 iteration"),
 )
+
+
+def select_candidates(keys=None):
+    """The keys of ``keys`` in CANDIDATES' order (None: all); ValueError on an unknown key."""
+    known = [key for key, _ in CANDIDATES]
+    if not keys:
+        return tuple(known)
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValueError(f"no candidate {', '.join(unknown)}; choose among {', '.join(known)}")
+    return tuple(key for key in known if key in keys)
 
 
 def run_candidate(key, chase, rows, precision, budget, reference_iterations):
@@ -239,11 +263,9 @@ def warm_up(engine, content, styles, blend, precisions, scale_rows, warmed):
                 warmed.add(key)
 
 
-def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, warmed, images=None):
-    """The reference and every candidate on one pair, side by side; a dict for the report."""
-    from .bench import EngineObjective, lbfgs_steps
-    from .engine import scale_plan
-
+def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, warmed, images=None, candidates=None):
+    """The reference and the ``candidates`` (keys; None: all) on one pair, side by side; a dict for the report."""
+    candidates = select_candidates(candidates)
     content, styles = pair_images(pair, rows)
     blend = list(pair.blend) if pair.blend else None
     auto = engine.resolve_precision("auto", content.shape[0] * content.shape[1])
@@ -251,11 +273,12 @@ def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, w
     budget = CANDIDATE_ITERATIONS_FACTOR * reference_iterations
     coarse = [size for size, _ in scale_plan(rows, max(16, rows // 2), reference_iterations)]
     warm_up(engine, content, styles, blend, ("float32", auto), [rows], warmed)
-    warm_up(engine, content, styles, blend, (auto,), coarse, warmed)
+    if "coarse-to-fine" in candidates:
+        warm_up(engine, content, styles, blend, (auto,), coarse, warmed)
 
-    reference = _Chase(engine, content, styles, blend, judge, None)
-    with lbfgs_steps(10):  # scipy's default, as the first engine kept
-        reference.stylize(iterations=reference_iterations, **_one_size(rows, "float32", init="content"))
+    # The first engine: scipy's default L-BFGS memory (10 steps).
+    reference = _Chase(engine, content, styles, blend, judge, None, lbfgs_memory=FIRST_ENGINE_LBFGS_MEMORY)
+    reference.stylize(iterations=reference_iterations, **_one_size(rows, "float32", init="content"))
     ref_iteration, ref_evaluations, ref_wall, ref_cpu, target, ref_image = reference.found
     cap = ref_wall / give_up_below if give_up_below else None
     report = {
@@ -269,6 +292,8 @@ def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, w
     saved = {"content": content, "reference": ref_image}
     saved.update({f"style-{i + 1}" if len(styles) > 1 else "style": style for i, style in enumerate(styles)})
     for key, label in CANDIDATES:
+        if key not in candidates:
+            continue
         engine.forget_encodings()  # each candidate encodes its own AdaIN inputs (the warm-up cached them)
         chase = _Chase(engine, content, styles, blend, judge, target, cap)
         extra = run_candidate(key, chase, rows, auto, budget, reference_iterations)
@@ -399,6 +424,7 @@ def run_set(engine, args, weights):
         "set": args.set, "quick": bool(args.quick), "rows": rows, "cols": cols,
         "reference_iterations": args.reference_iterations,
         "candidate_iterations": CANDIDATE_ITERATIONS_FACTOR * args.reference_iterations,
+        "candidates": list(select_candidates(args.candidates)),
         "give_up_below": args.give_up_below, "precision": auto, "machine": machine(),
         "backend": engine.backend, "solver": engine.solver,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_start": _load_average(),
@@ -412,14 +438,14 @@ def run_set(engine, args, weights):
     print(f"  reference: float32, one size, photo start, L-BFGS keeping 10 steps (the first engine), "
           f"{args.reference_iterations} iterations; its last loss is L*")
     wall_cap = f" or after {1 / args.give_up_below:g} times the reference's wall time" if args.give_up_below else ""
-    print(f"  candidates: {auto} (auto), judged by the full-size float32 loss outside the clock; each stops at L* "
+    print(f"  candidates: {', '.join(report['candidates'])}, in {auto} (auto), judged by the full-size float32 loss outside the clock; each stops at L* "
           f"or after {report['candidate_iterations']} iterations{wall_cap}")
     print("  iterations and evaluations at L* do not depend on the machine's load; seconds do (they are compared "
           "within a pair, run minutes apart)")
     warmed = set()
     for pair in pairs:
         result = run_pair(engine, pair, args.rows, args.reference_iterations, args.give_up_below, weights, warmed,
-                          images=args.images)
+                          images=args.images, candidates=report["candidates"])
         report["pairs"].append(result)
         report["summary"] = summarise(report["pairs"])
         if args.json:

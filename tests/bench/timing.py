@@ -1,6 +1,10 @@
 """Benchmark: the seed notebook's formulation against the engine, side by side in one run.
 
-    python -m stylecore.bench [--rows 400] [--part PART] [CONTENT STYLE]
+    python -m tests.bench [--rows 400] [--part PART] [CONTENT STYLE]
+
+It lives outside the engine package and uses only the engine's public names (``Engine.loss_functions``,
+``Engine.vgg_layers``, ``LossFunctions``, and ``stylize``'s ``lbfgs_memory`` and ``on_evaluation``
+options); nothing in ``stylecore`` imports it.
 
 (a) Seconds per loss+gradient evaluation. The notebook pushes a batch of three
     images [content, style, combination] through the full VGG19
@@ -49,13 +53,11 @@
     (the engine before a change), so that a regression shows as a ratio measured side by side.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
-part (c) runs instead over a benchmark set of content × style pairs (``stylecore.benchset``):
+part (c) runs instead over a benchmark set of content × style pairs (``tests.bench.benchset``):
 the reference and candidate starts side by side on each pair, then the median and the worst.
-``--quick`` is the quick mode: 64 rows and 6 reference iterations unless given.
+``--quick`` is its quick mode (fewer rows, iterations and candidates: ``benchset.QUICK_ROWS``).
 """
 
-import argparse
-import contextlib
 import math
 import statistics
 import sys
@@ -65,14 +67,14 @@ import numpy as np
 
 from PIL import Image
 
-from . import DEFAULTS, Engine, backend, prepare_images
-from . import engine as engine_module
-from .benchset import QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_set, select_pairs
-from .engine import CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, _Functions, lbfgs_scale, scale_plan
-from .errors import SettingsError
-from .images import caffe_bounds, preprocess
-from .samples import landscape, swirls
-from .settings import validate_alpha
+from stylecore import DEFAULTS, backend
+from stylecore.engine import (
+    CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, LossFunctions, lbfgs_memory, lbfgs_scale, scale_plan,
+)
+from stylecore.images import caffe_bounds, preprocess
+
+# The first engine's L-BFGS memory, scipy's default: the time-to-quality reference keeps it.
+FIRST_ENGINE_LBFGS_MEMORY = 10
 
 NOTEBOOK_WEIGHTS = (1.0, 1e4, 10.0)  # content, style, tv as in the seed notebook
 
@@ -121,7 +123,7 @@ class EngineObjective:
     """
 
     def __init__(self, engine, content, style, weights, precision="float32", functions=None, blend=None):
-        self.functions = functions or engine._ensure_model(precision)
+        self.functions = functions or engine.loss_functions(precision)
         self.shape = content.shape
         self.content_target, _ = self.functions.targets(backend.constant(preprocess(content)[None]))
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
@@ -227,7 +229,7 @@ def keras_vgg19(engine):
     import keras
 
     vgg = keras.applications.vgg19.VGG19(weights=None, include_top=False, input_shape=(None, None, 3))
-    for name, kernel, bias in engine._vgg_layers():
+    for name, kernel, bias in engine.vgg_layers():
         vgg.get_layer(name).set_weights([kernel, bias])
     return vgg
 
@@ -238,7 +240,7 @@ def keras_functions(vgg):
 
     names = STYLE_LAYERS + (CONTENT_LAYER,)
     model = keras.Model(vgg.inputs, [vgg.get_layer(name).output for name in names])
-    return _Functions(backend.keras_ops(), lambda image: dict(zip(names, model(image, training=False))))
+    return LossFunctions(backend.keras_ops(), lambda image: dict(zip(names, model(image, training=False))))
 
 
 def autodiff_gram(ops, features):
@@ -249,31 +251,15 @@ def autodiff_gram(ops, features):
 
 def autodiff_gram_functions(engine, precision):
     """The engine's loss in ``precision`` with autodiff differentiating the Gram matrices."""
-    from .network import vgg_features
+    from stylecore.network import vgg_features
 
     ops = backend.keras_ops()
-    forward = vgg_features(ops, engine._vgg_layers(), STYLE_LAYERS + (CONTENT_LAYER,), precision)
-    return _Functions(ops, forward, gram=autodiff_gram)
+    forward = vgg_features(ops, engine.vgg_layers(), STYLE_LAYERS + (CONTENT_LAYER,), precision)
+    return LossFunctions(ops, forward, gram=autodiff_gram)
 
 
 # The time-to-quality variants, in the order they run (``--variants`` picks some).
 TIME_TO_QUALITY_VARIANTS = ("defaults", "precision", "precision+adain", "double", "coarse-to-fine", "adain")
-
-
-def _variant_list(text):
-    keys = [key.strip() for key in text.split(",") if key.strip()]
-    unknown = [key for key in keys if key not in TIME_TO_QUALITY_VARIANTS]
-    if unknown or not keys:
-        raise argparse.ArgumentTypeError(
-            f"unknown variant {', '.join(unknown) or '(none given)'}; choose among {', '.join(TIME_TO_QUALITY_VARIANTS)}")
-    return keys
-
-
-def _alpha_list(text):
-    try:
-        return tuple(validate_alpha(float(part)) for part in text.split(","))
-    except (ValueError, SettingsError):
-        raise argparse.ArgumentTypeError(f"give AdaIN strengths from 0 to 1, comma-separated (e.g. 1,0.3); not {text!r}")
 
 
 # One engine in a child process (Keras' backend is chosen once per process): each line "N" on stdin
@@ -313,7 +299,7 @@ def compare_backends(args):
     import os
     import subprocess
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's root
     contenders = {chosen: (here, chosen) for chosen in args.backends.split(",")}
     if args.compare_with:
         contenders["tensorflow, " + os.path.basename(os.path.abspath(args.compare_with))] = (
@@ -342,102 +328,6 @@ def compare_backends(args):
           f"({used}); seconds per evaluation, median of {args.rounds} rounds of {args.per_round} iterations")
     for name in names:
         print(f"    {name:<34} {median[name]:7.3f}  ({median[name] / median[first]:.3f}x {first})  {solvers[name]}")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m stylecore.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
-    parser.add_argument("style", nargs="?", help="style image (default: procedural swirls)")
-    parser.add_argument("--rows", type=int, help=f"image height (default {DEFAULTS.rows}, {QUICK_ROWS} with --quick)")
-    parser.add_argument("--rounds", type=int, default=4, help="rotating timing rounds (default 4)")
-    parser.add_argument("--per-round", type=int, default=3, help="evaluations per contender per round")
-    parser.add_argument("--evaluations", type=int, default=200,
-                        help="evaluation budget of the optimiser comparison (default 200)")
-    parser.add_argument("--reference-iterations", type=int,
-                        help=f"iterations of the time-to-quality reference (default 50, "
-                             f"{QUICK_REFERENCE_ITERATIONS} with --quick)")
-    parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
-    parser.add_argument("--give-up-below", type=float,
-                        help="stop a time-to-quality variant once its speed-up would be below this "
-                             "(default 3; with --set none: there candidates stop by iterations only)")
-    parser.add_argument("--compare-with", help="part (i): also time the engine of this checkout (e.g. an older commit)")
-    parser.add_argument("--backends", default="tensorflow,jax", choices=("tensorflow,jax", "tensorflow", "jax"),
-                        help="part (i): the backends timed (default both)")
-    parser.add_argument("--backends-precision", default="float32", choices=("float32", "auto"),
-                        help="part (i): the precision both backends compute in (default float32)")
-    parser.add_argument("--variants", type=_variant_list,
-                        help=f"time-to-quality variants to run, comma-separated (default: all): "
-                             f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
-    parser.add_argument("--part", default="all",
-                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
-                                 "defaults", "starts", "backends"),
-                        help="run only one part (default: all)")
-    parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
-                        help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
-    parser.add_argument("--start-iterations", type=int, default=30,
-                        help="iterations of each run in part (h) (default 30)")
-    parser.add_argument("--target", type=float, help="part (h): report the first iteration at this loss or lower")
-    parser.add_argument("--set", choices=sorted(SETS),
-                        help="part (c) over a benchmark set of content x style pairs (stylecore/benchset.py)")
-    parser.add_argument("--pairs", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-                        help="with --set: only these pairs, comma-separated")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"quick mode: {QUICK_ROWS} rows and {QUICK_REFERENCE_ITERATIONS} reference iterations "
-                             f"(unless --rows or --reference-iterations say otherwise)")
-    parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
-    args = parser.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
-    if (args.content is None) != (args.style is None):
-        parser.error("give both CONTENT and STYLE, or neither")
-    args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULTS.rows)
-    args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
-    if args.give_up_below is None and not args.set:
-        args.give_up_below = 3.0
-    if args.set:
-        if args.part != "time-to-quality" or args.content:
-            parser.error("--set runs part (c) over its own pairs: use --part time-to-quality, without images")
-        try:
-            select_pairs(args.set, args.pairs)
-        except ValueError as exc:
-            parser.error(str(exc))
-        run_set(Engine(), args, (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
-        return 0
-    if args.pairs or args.json:
-        parser.error("--pairs and --json go with --set")
-    if args.part == "backends":
-        compare_backends(args)
-        return 0
-    if args.content:
-        content, style = prepare_images(args.content, args.style, rows=args.rows)
-    else:
-        cols = round(args.rows * 4 / 3)
-        content, style = landscape(args.rows, cols), swirls(args.rows, cols)
-
-    engine = Engine()
-    rows, cols = content.shape[:2]
-    print(f"stylecore benchmark: {rows}x{cols} pixels on {engine.device} (auto precision: "
-          f"{engine.resolve_precision('auto')}, {engine.solver})")
-    weights = (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight)
-    if args.part in ("all", "timing"):
-        if engine.backend != "tensorflow":
-            parser.error("part (a) times the notebook's TensorFlow formulation: run it with KERAS_BACKEND=tensorflow")
-        time_all(engine, content, style, weights, args)
-    if args.part in ("all", "optimizer"):
-        objective = EngineObjective(engine, content, style, weights)
-        compare_optimizers(engine, objective, content, style, args.evaluations)
-    if args.part in ("all", "preview"):
-        time_preview(engine, content, style, args)
-    if args.part in ("all", "lbfgs"):
-        time_lbfgs_bookkeeping(content.shape, args.rounds)
-    if args.part in ("all", "defaults"):
-        time_defaults(engine, content, style, weights, args)
-    if args.part in ("all", "overhead"):
-        time_run_overhead(engine, content, style, args)
-    if args.part in ("all", "time-to-quality"):
-        time_to_quality(engine, content, style, weights, args)
-    if args.part in ("all", "starts"):
-        compare_starts(engine, content, style, weights, args)
-    return 0
 
 
 def time_all(engine, content, style, weights, args):
@@ -479,7 +369,7 @@ def time_all(engine, content, style, weights, args):
         print(f"    with the one-product Gram gradient a {precision} evaluation takes "
               f"{medians[f'engine {precision}'] / medians[f'engine {precision}, autodiff Gram']:.0%} of the time "
               f"TensorFlow's gradient takes")
-    gflop = 2 * convolution_gflop(engine._vgg_layers(), CONTENT_LAYER, *content.shape[:2])
+    gflop = 2 * convolution_gflop(engine.vgg_layers(), CONTENT_LAYER, *content.shape[:2])
     rate = 2 * PRODUCT_SIZE ** 3 / 1e9 / medians["product"]
     floor = gflop / rate
     print(f"    the convolutions of one evaluation (forward and input gradient) are {gflop:.0f} GFLOP; a "
@@ -552,16 +442,6 @@ def time_defaults(engine, content, style, weights, args):
         print(f"    picture written to {args.images}/defaults.png")
 
 
-@contextlib.contextmanager
-def lbfgs_steps(steps):
-    """Runs inside keep ``steps`` past L-BFGS steps at every size (the engine's LBFGS_MEMORY)."""
-    memory, engine_module.LBFGS_MEMORY = engine_module.LBFGS_MEMORY, (steps, steps)
-    try:
-        yield
-    finally:
-        engine_module.LBFGS_MEMORY = memory
-
-
 def time_run_overhead(engine, content, style, args, iterations=3):
     """Where a run's time goes: its evaluations' network time (timed inside the run) against the
     rest (scipy's L-BFGS, conversions, clipping, reports), with scipy's default L-BFGS memory and
@@ -570,35 +450,24 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     precision = engine.resolve_precision("auto")
     options = dict(rows=rows, start_rows=rows, init="content", precision=precision, iterations=iterations)
     engine.stylize(content, style, DEFAULTS.replace(**dict(options, iterations=1)))  # build and warm up
-    real = engine._loss_and_gradient
-    network, last = [], []
+    network = []  # (seconds, evaluations) per call of the engine's evaluation hook
 
-    def timed(*arguments):
-        start = time.perf_counter()
-        value = real(*arguments)
-        backend.to_numpy(value[2])
-        network.append(time.perf_counter() - start)
-        last[:] = [arguments]
-        return value
-
-    steps = {"scipy's default": 10, "the engine's": engine_module.lbfgs_memory(content.size)}
+    steps = {"scipy's default": FIRST_ENGINE_LBFGS_MEMORY, "the engine's": lbfgs_memory(content.size)}
     rounds = {name: [] for name in steps}
-    engine._loss_and_gradient = timed
-    try:
-        for i in range(2):
-            for name in (list(steps) if i % 2 == 0 else list(steps)[::-1]):
-                network.clear()
-                start = time.perf_counter()
-                with lbfgs_steps(steps[name]):
-                    result = engine.stylize(content, style, DEFAULTS.replace(**options))
-                whole = (time.perf_counter() - start) / result.evaluations
-                rounds[name].append((whole, sum(network) / len(network)))
-    finally:
-        engine._loss_and_gradient = real
+    for i in range(2):
+        for name in (list(steps) if i % 2 == 0 else list(steps)[::-1]):
+            network.clear()
+            start = time.perf_counter()
+            result = engine.stylize(content, style, DEFAULTS.replace(**options), lbfgs_memory=steps[name],
+                                    on_evaluation=lambda seconds, evaluations: network.append((seconds, evaluations)))
+            whole = (time.perf_counter() - start) / result.evaluations
+            rounds[name].append((whole, sum(s for s, _ in network) / sum(n for _, n in network)))
+    objective = EngineObjective(engine, content, style, (DEFAULTS.content_weight, DEFAULTS.style_weight,
+                                                         DEFAULTS.tv_weight), precision)
     alone = []
     for _ in range(5):
         start = time.perf_counter()
-        backend.to_numpy(real(*last[0])[2])
+        objective.evaluate(result.pixels)
         alone.append(time.perf_counter() - start)
     print(f"\n(g) {precision} runs at {rows}x{content.shape[1]}, one size, {iterations} iterations "
           f"({result.evaluations} evaluations) each, twice in alternating order; seconds per evaluation")
@@ -675,9 +544,9 @@ class _Clock:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def run_to_quality(engine, content, style, judge, target, options, cap=None):
+def run_to_quality(engine, content, style, judge, target, options, cap=None, lbfgs_memory=None):
     """Run ``options`` until the full-size float32 loss is at most ``target`` (None: to the end),
-    or until ``cap`` wall seconds have passed.
+    or until ``cap`` wall seconds have passed; L-BFGS keeps ``lbfgs_memory`` steps (None: the engine's).
 
     Returns (wall seconds, CPU seconds, iteration, loss, image) when the target was reached (or
     at the end without a target), with iteration None when the run ended before reaching it.
@@ -694,7 +563,7 @@ def run_to_quality(engine, content, style, judge, target, options, cap=None):
         clock.resume(paused)
         return (target is not None and seen["reached"]) or (cap is not None and seen["times"][0] > cap)
 
-    engine.stylize(content, style, DEFAULTS.replace(rows=content.shape[0], **options), watch)
+    engine.stylize(content, style, DEFAULTS.replace(rows=content.shape[0], **options), watch, lbfgs_memory=lbfgs_memory)
     wall, cpu = seen["times"]
     return wall, cpu, seen["iteration"] if seen["reached"] else None, seen["loss"], seen["image"]
 
@@ -724,9 +593,9 @@ def time_to_quality(engine, content, style, weights, args):
         variants = [variant for variant in variants if variant[0] in args.variants]
     print(f"\n(c) time to quality at {rows}x{content.shape[1]}: reference = float32, one size, content "
           f"start, continuous L-BFGS keeping 10 steps (the first engine), {args.reference_iterations} iterations")
-    with lbfgs_steps(10):  # scipy's default, as the first engine kept
-        wall, cpu, _, target, reference_image = run_to_quality(
-            engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations))
+    wall, cpu, _, target, reference_image = run_to_quality(  # keeping scipy's 10 steps, as the first engine
+        engine, content, style, judge, None, dict(reference, iterations=args.reference_iterations),
+        lbfgs_memory=FIRST_ENGINE_LBFGS_MEMORY)
     cap = wall / args.give_up_below
     print(f"    reference: L* = {target:.4f}, {wall:.0f} s wall, {cpu:.0f} s CPU; each variant stops at L* "
           f"or after {cap:.0f} s (a speed-up below {args.give_up_below:g}x)")
@@ -781,7 +650,3 @@ def compare_starts(engine, content, style, weights, args):
         reached = last if args.target is not None and losses[last] <= args.target else None
         cells = "".join(f"{losses[mark]:9.4f}" if mark in losses else f"{'-':>9}" for mark in marks)
         print(f"    {name:<34}{cells}{reached if reached is not None else '-':>9}")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

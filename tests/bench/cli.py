@@ -1,0 +1,140 @@
+"""The benchmark's command line: ``python -m tests.bench`` (parts in ``tests.bench.timing``, the set in
+``tests.bench.benchset``)."""
+
+import argparse
+import sys
+
+from stylecore import DEFAULTS, Engine, prepare_images
+from stylecore.errors import SettingsError
+from stylecore.samples import landscape, swirls
+from stylecore.settings import validate_alpha
+
+from . import timing
+from .benchset import (
+    CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_set, select_candidates,
+    select_pairs,
+)
+from .timing import (
+    TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
+    time_defaults, time_lbfgs_bookkeeping, time_preview, time_run_overhead, time_to_quality,
+)
+
+
+def _variant_list(text):
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in TIME_TO_QUALITY_VARIANTS]
+    if unknown or not keys:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {', '.join(unknown) or '(none given)'}; choose among {', '.join(TIME_TO_QUALITY_VARIANTS)}")
+    return keys
+
+
+def _alpha_list(text):
+    try:
+        return tuple(validate_alpha(float(part)) for part in text.split(","))
+    except (ValueError, SettingsError):
+        raise argparse.ArgumentTypeError(f"give AdaIN strengths from 0 to 1, comma-separated (e.g. 1,0.3); not {text!r}")
+
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=timing.__doc__.split("\n\n")[0])
+    parser.add_argument("content", nargs="?", help="content image (default: procedural landscape)")
+    parser.add_argument("style", nargs="?", help="style image (default: procedural swirls)")
+    parser.add_argument("--rows", type=int, help=f"image height (default {DEFAULTS.rows}, {QUICK_ROWS} with --quick)")
+    parser.add_argument("--rounds", type=int, default=4, help="rotating timing rounds (default 4)")
+    parser.add_argument("--per-round", type=int, default=3, help="evaluations per contender per round")
+    parser.add_argument("--evaluations", type=int, default=200,
+                        help="evaluation budget of the optimiser comparison (default 200)")
+    parser.add_argument("--reference-iterations", type=int,
+                        help=f"iterations of the time-to-quality reference (default 50, "
+                             f"{QUICK_REFERENCE_ITERATIONS} with --quick)")
+    parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
+    parser.add_argument("--give-up-below", type=float,
+                        help="stop a time-to-quality variant once its speed-up would be below this "
+                             "(default 3; with --set none: there candidates stop by iterations only)")
+    parser.add_argument("--compare-with", help="part (i): also time the engine of this checkout (e.g. an older commit)")
+    parser.add_argument("--backends", default="tensorflow,jax", choices=("tensorflow,jax", "tensorflow", "jax"),
+                        help="part (i): the backends timed (default both)")
+    parser.add_argument("--backends-precision", default="float32", choices=("float32", "auto"),
+                        help="part (i): the precision both backends compute in (default float32)")
+    parser.add_argument("--variants", type=_variant_list,
+                        help=f"time-to-quality variants to run, comma-separated (default: all): "
+                             f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
+    parser.add_argument("--part", default="all",
+                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
+                                 "defaults", "starts", "backends"),
+                        help="run only one part (default: all)")
+    parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
+                        help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
+    parser.add_argument("--start-iterations", type=int, default=30,
+                        help="iterations of each run in part (h) (default 30)")
+    parser.add_argument("--target", type=float, help="part (h): report the first iteration at this loss or lower")
+    parser.add_argument("--set", choices=sorted(SETS),
+                        help="part (c) over a benchmark set of content x style pairs (tests/bench/benchset.py)")
+    parser.add_argument("--pairs", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+                        help="with --set: only these pairs, comma-separated")
+    parser.add_argument("--candidates", type=lambda text: [key.strip() for key in text.split(",") if key.strip()],
+                        help=f"with --set: only these candidates, comma-separated (default all, "
+                             f"{','.join(QUICK_CANDIDATES)} with --quick): {', '.join(key for key, _ in CANDIDATES)}")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"quick mode: {QUICK_ROWS} rows, {QUICK_REFERENCE_ITERATIONS} reference iterations and "
+                             f"the candidates {', '.join(QUICK_CANDIDATES)} (unless --rows, --reference-iterations or "
+                             f"--candidates say otherwise)")
+    parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
+    if (args.content is None) != (args.style is None):
+        parser.error("give both CONTENT and STYLE, or neither")
+    args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULTS.rows)
+    args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
+    if args.give_up_below is None and not args.set:
+        args.give_up_below = 3.0
+    if args.set:
+        if args.part != "time-to-quality" or args.content:
+            parser.error("--set runs part (c) over its own pairs: use --part time-to-quality, without images")
+        if args.candidates is None and args.quick:
+            args.candidates = list(QUICK_CANDIDATES)
+        try:
+            select_pairs(args.set, args.pairs)
+            select_candidates(args.candidates)
+        except ValueError as exc:
+            parser.error(str(exc))
+        run_set(Engine(), args, (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
+        return 0
+    if args.pairs or args.json or args.candidates:
+        parser.error("--pairs, --candidates and --json go with --set")
+    if args.part == "backends":
+        compare_backends(args)
+        return 0
+    if args.content:
+        content, style = prepare_images(args.content, args.style, rows=args.rows)
+    else:
+        cols = round(args.rows * 4 / 3)
+        content, style = landscape(args.rows, cols), swirls(args.rows, cols)
+
+    engine = Engine()
+    rows, cols = content.shape[:2]
+    print(f"stylecore benchmark: {rows}x{cols} pixels on {engine.device} (auto precision: "
+          f"{engine.resolve_precision('auto')}, {engine.solver})")
+    weights = (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight)
+    if args.part in ("all", "timing"):
+        if engine.backend != "tensorflow":
+            parser.error("part (a) times the notebook's TensorFlow formulation: run it with KERAS_BACKEND=tensorflow")
+        time_all(engine, content, style, weights, args)
+    if args.part in ("all", "optimizer"):
+        objective = EngineObjective(engine, content, style, weights)
+        compare_optimizers(engine, objective, content, style, args.evaluations)
+    if args.part in ("all", "preview"):
+        time_preview(engine, content, style, args)
+    if args.part in ("all", "lbfgs"):
+        time_lbfgs_bookkeeping(content.shape, args.rounds)
+    if args.part in ("all", "defaults"):
+        time_defaults(engine, content, style, weights, args)
+    if args.part in ("all", "overhead"):
+        time_run_overhead(engine, content, style, args)
+    if args.part in ("all", "time-to-quality"):
+        time_to_quality(engine, content, style, weights, args)
+    if args.part in ("all", "starts"):
+        compare_starts(engine, content, style, weights, args)
+    return 0
