@@ -24,7 +24,8 @@ an owner's cap holds however many workers claim at once:
   every claim committed before), so a claim made since this one read the counts is seen.
 - SQLite: there is one writer. The settings open every transaction with BEGIN IMMEDIATE, so the
   claim's transaction holds the database's write lock from its first read to its commit: claims
-  run one after another, and each sees the one before it. The final UPDATE re-checks the status too.
+  run one after another, and each sees the one before it. The final UPDATE also re-checks the
+  status and the owner's limit in its WHERE, so the limit holds even in a deferred transaction.
 - Other databases with SKIP LOCKED: the owner's user row, locked with SKIP LOCKED, stands in for
   the advisory lock.
 """
@@ -35,7 +36,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -131,7 +132,7 @@ def claim_next_run(now=None):
             _place, run_id = due[owner].pop(0)
             if not due[owner]:
                 del due[owner]
-            if _claim(run_id, now):
+            if _claim(run_id, owner, now):
                 return Run.objects.select_related("project").get(id=run_id)
     return None
 
@@ -152,12 +153,17 @@ def _running_of(owner_id):
     return Run.objects.filter(status=Run.Status.RUNNING, project__owner_id=owner_id).count()
 
 
-def _claim(run_id, now):
-    """Lock the run unless another worker holds it, and mark it running if it is still due."""
+def _claim(run_id, owner_id, now):
+    """Lock the run unless another worker holds it, and mark it running if it is still due and its
+    owner is still below the limit (re-checked in the UPDATE itself: on SQLite that statement runs
+    under the write lock whatever the transaction mode, so the limit holds even without BEGIN
+    IMMEDIATE; elsewhere the owner's lock has already made it so)."""
     still_due = Run.objects.select_for_update(skip_locked=True).filter(is_due(now), id=run_id)
     if still_due.values_list("id", flat=True).first() is None:
         return False
-    return Run.objects.filter(is_due(now), id=run_id).update(
+    limit = settings.USER_MAX_RUNNING_RUNS
+    at_limit = Run.objects.filter(status=Run.Status.RUNNING, project__owner_id=owner_id).order_by().values("id")
+    return Run.objects.filter(is_due(now), id=run_id).exclude(Exists(at_limit[limit - 1:limit])).update(
         status=Run.Status.RUNNING,
         started=Coalesce(F("started"), now),
         heartbeat=now,

@@ -91,6 +91,18 @@ def test_a_claim_takes_the_fairest_due_run_and_marks_it_running(project, other):
     assert claim_next_run() is None  # I am at the limit of 2
 
 
+def test_the_claims_update_rechecks_the_owners_running_limit(project, settings):
+    """Whatever a claim read before (a stale count), its UPDATE starts no run beyond the limit."""
+    from gallery.queue import _claim
+
+    settings.USER_MAX_RUNNING_RUNS = 1
+    running(project)
+    run = make_run(project)
+
+    assert not _claim(run.id, project.owner_id, timezone.now())
+    assert Run.objects.get(id=run.id).status == Run.Status.QUEUED
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_take_a_run_twice_nor_exceed_the_running_limit(db, settings, monkeypatch):
     """Eight workers claim at once from three users' queues; the fair rule is slowed down so that
