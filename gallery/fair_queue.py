@@ -1,4 +1,4 @@
-"""The fair queue's rule, written once: workers take runs by it (``gallery.tasks.next_queued_run``)
+"""The fair queue's rule, written once: workers claim runs by it (``gallery.queue.claim_next_run``)
 and the expected starts play the queue forward by it (``gallery.estimates.queue_forecast``)."""
 from django.conf import settings
 

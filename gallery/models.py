@@ -226,7 +226,7 @@ class Run(RunSettingsColumns):
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)
     # Without a new iteration by then the run is hung (the heartbeat only proves the process lives);
-    # each report moves it on by the run's own patience (gallery.tasks.STALL_ITERATIONS).
+    # each report moves it on by the run's own patience (gallery.jobs.STALL_ITERATIONS).
     stall_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:

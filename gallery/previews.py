@@ -130,7 +130,7 @@ def warm_up():
     """Task: load the engine and the AdaIN model in the lane's worker process with one preview."""
     import numpy as np
 
-    from gallery.tasks import get_engine
+    from gallery.jobs import get_engine
 
     engine = get_engine()
     rows = settings.PREVIEW_ROWS  # at the previews' own size, so the first one needs no new kernels
@@ -143,14 +143,14 @@ def compute_preview(preview_id):
     """Task: compute one preview (a preview already done, or deleted with its project, is skipped)."""
     import stylecore
 
-    from gallery.tasks import _read_file, get_engine
+    from gallery.jobs import get_engine, read_file
 
     preview = Preview.objects.select_related("project").filter(id=preview_id).first()
     if preview is None or preview.status == Preview.Status.DONE:
         return "skipped"
     project = preview.project
     try:
-        content, style = _read_file(project.content_image), _read_file(project.style_image)
+        content, style = read_file(project.content_image), read_file(project.style_image)
         engine = get_engine()
         started = time.perf_counter()
         pixels = engine.preview(content, style, alpha=preview.alpha, rows=preview.rows)

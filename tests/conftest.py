@@ -80,8 +80,8 @@ def public_project(owner):
 @pytest.fixture
 def queued(monkeypatch):
     """Run ids handed to django-q2, recorded instead of queued."""
-    from gallery import tasks
+    from gallery import queue
 
     calls = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
+    monkeypatch.setattr(queue, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
     return calls

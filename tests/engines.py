@@ -2,10 +2,10 @@
 TensorFlow, and one that fails."""
 import numpy as np
 
-from gallery import tasks
+from gallery import jobs
 from stylecore.engine import IterationReport, TransferResult
 
-real_engine = tasks.get_engine  # the worker's cached engine, built once for the whole session
+real_engine = jobs.get_engine  # the worker's cached engine, built once for the whole session
 
 
 class EngineProxy:

@@ -1,4 +1,4 @@
-"""Launching, cancelling and watching runs. Views never import the engine; gallery.tasks queues the work.
+"""Launching, cancelling and watching runs. Views never import the engine; gallery.launching queues the work.
 
 Continue from a saved iteration: ``/projects/<project_id>/runs/new/?from_run=<run_id>&from_iteration=<number>``.
 """
@@ -20,7 +20,7 @@ from gallery.previews import current_preview, preview_context, shown_alpha
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
 from gallery.run_forms import RunForm
-from gallery.tasks import LaunchError, launch_run
+from gallery.launching import LaunchError, launch_run
 from stylecore.schema import SETTING
 
 # How often a live page asks for news while a run is queued or running.

@@ -24,7 +24,7 @@ from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
 from gallery.estimates import estimate_run
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
-from gallery.tasks import LaunchError, launch_sweep
+from gallery.launching import LaunchError, launch_sweep
 from gallery.views.pages import (
     iteration_text, iterations_by_run, parse_crop, render_page_or_live_parts, run_record, selected_iteration,
     shown_iteration, stream_zip, view_context, zip_entries, zip_response,

@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from gallery import tasks
+from gallery import queue, tasks
 from gallery.models import Run
 from tests.browser.helpers import log_in
 from tests.factories import create_project, make_image
@@ -22,7 +22,7 @@ def patient(page):
 def test_a_run_with_kept_colours_and_two_style_images(patient, live_server, owner, screenshot, tmp_path,
                                                       monkeypatch):
     page = patient
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)  # computed below, in this process
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)  # computed below, in this process
     project = create_project(owner)
     second = tmp_path / "second.png"
     second.write_bytes(make_image(60, 45, seed=9))

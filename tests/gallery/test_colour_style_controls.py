@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from gallery import styles, tasks
+from gallery import cleanup, styles
 from gallery.models import ProjectStyle, Run, RunStyle
 from gallery.views.projects import STYLE_ACTIONS
 from tests.factories import make_image, upload
@@ -154,7 +154,8 @@ def test_a_run_blends_the_chosen_style_images_and_keeps_its_own_copies(owner_cli
     # The run keeps its styles when the project's change.
     owner_client.post(reverse("project_style_change", args=[project.id, 3]), {"action": "remove"})
     assert owner_client.get(reverse("run_style_media", args=[run.id, 2])).status_code == 200
-    assert run.extra_styles.get().source.name in tasks._referenced_run_files()
+    name = run.extra_styles.get().source.name
+    assert cleanup.referenced_run_files([name, "runs/none.png"]) == {name}
     detail = owner_client.get(run.get_absolute_url()).content.decode()
     assert "0.7 × style 1, 0.3 × style 2" in detail
 

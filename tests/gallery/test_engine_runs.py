@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from gallery import tasks
+from gallery import jobs, launching, queue, tasks
 from gallery.models import RUN_DEFAULTS, Run
 
 
@@ -45,7 +45,7 @@ def test_the_run_records_the_precision_it_computed_in(project, precision):
 def test_auto_precision_is_resolved_by_the_worker(project):
     run = make_run(project, iterations=1, precision="auto", init="content")
     tasks.execute_run(run.id)
-    assert Run.objects.get(id=run.id).precision_used == tasks.get_engine().resolve_precision("auto", 48 * 64)
+    assert Run.objects.get(id=run.id).precision_used == jobs.get_engine().resolve_precision("auto", 48 * 64)
 
 
 @pytest.mark.slow
@@ -80,7 +80,7 @@ def test_the_launch_form_offers_the_engines_new_settings_with_their_defaults(own
 
 
 def test_leaving_out_the_new_settings_launches_with_the_defaults(owner_client, project, monkeypatch):
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
     data = {"content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "10",
             "rows": "128", "save_every": "5", "style_fit": "crop", "optimizer": "lbfgs"}
     response = owner_client.post(reverse("run_create", args=[project.id]), data)
@@ -147,7 +147,7 @@ def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
     checkpoint = files.read_checkpoint(Run.objects.get(id=run.id).latest_iteration().checkpoint)
     # As if the worker had died after iteration 2 of 4.
     Run.objects.filter(id=run.id).update(iterations=4, status=Run.Status.QUEUED)
-    engine = tasks.get_engine()
+    engine = jobs.get_engine()
     real, seen = engine.stylize, {}
 
     def spy(*args, **kwargs):
@@ -184,7 +184,7 @@ def test_continuing_a_finished_run_copies_its_checkpoint(owner_client, project, 
 
     source = make_run(project, iterations=2, init="content")
     tasks.execute_run(source.id)
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
     data = {"content_weight": "1", "style_weight": "0.3", "tv_weight": "0.0001", "iterations": "2",
             "rows": "64", "save_every": "1", "style_fit": "crop", "optimizer": "lbfgs"}
     url = reverse("run_create", args=[project.id]) + f"?from_run={source.id}&from_iteration=2"
@@ -204,12 +204,12 @@ def test_a_run_blends_two_style_images_and_keeps_the_photos_colours(project, mon
     from stylecore.colour import to_ycbcr
     from tests.factories import make_image
 
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
     styles.add_style(project, Image.open(io.BytesIO(make_image(50, 40, seed=7))).convert("RGB"))
     run = Run(project=project, rows=48, iterations=1, save_every=1, init="content", precision="float32",
               preserve_colors="luminance", style_blend="0.5,0.5", style_scale=0.5, content_layer="block4_conv2",
               style_layers="fine")
-    tasks.launch_run(run, style_slots=project.style_slots())
+    launching.launch_run(run, style_slots=project.style_slots())
     assert tasks.execute_run(run.id) == "done"
 
     run = Run.objects.get(id=run.id)

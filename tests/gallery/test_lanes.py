@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def test_the_preview_lane_answers_while_the_run_worker_computes_a_long_run(owner_client, project, settings, tmp_path):
     env = worker_env_for_test_db(settings.MEDIA_ROOT)
     run = Run.objects.create(project=project, rows=160, start_rows=160, iterations=400, save_every=100, init="content")
-    from gallery import tasks
+    from gallery import queue
 
-    tasks.enqueue_run(run.id)
+    queue.enqueue_run(run.id)
     run_log, preview_log = tmp_path / "runs.log", tmp_path / "preview.log"
     run_worker = start_worker(env, run_log)
     preview_worker = start_worker(env | {"WORKER_LANE": "preview"}, preview_log)

@@ -9,9 +9,9 @@ from tests.factories import TINY_FORM
 
 @pytest.fixture(autouse=True)
 def no_queue(monkeypatch):
-    from gallery import tasks
+    from gallery import queue
 
-    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(queue, "async_task", lambda *args, **kwargs: None)
 
 
 def launch(client, project, **data):

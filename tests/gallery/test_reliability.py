@@ -2,6 +2,7 @@
 that does not wait behind the backlog, runs with their own inputs, and a bounded shutdown."""
 import io
 import os
+import threading
 import time
 from datetime import timedelta
 
@@ -13,7 +14,8 @@ from django.db import OperationalError
 from django.utils import timezone
 
 import stylecore
-from gallery import tasks
+from gallery import cleanup, jobs, recovery, tasks
+from gallery.queue import claim_next_run, next_queued_run
 from gallery.models import Run
 from tests.engines import EngineProxy, FailingEngine, ScriptedEngine, real_engine
 from tests.factories import TINY_FORM, create_project, make_image, make_run
@@ -41,9 +43,9 @@ def test_the_next_run_goes_to_the_user_with_fewest_runs_in_progress_not_the_olde
     running(project)
     late = queue(create_project(other), 1)[0]
 
-    assert tasks.next_queued_run() == late.id
+    assert next_queued_run() == late.id
     Run.objects.filter(id=late.id).update(status=Run.Status.RUNNING)
-    assert tasks.next_queued_run() == flood[0].id  # then the flooder's oldest
+    assert next_queued_run() == flood[0].id  # then the flooder's oldest
 
 
 def test_users_with_as_many_runs_in_progress_take_turns_longest_waiting_first(project, other, db):
@@ -54,7 +56,7 @@ def test_users_with_as_many_runs_in_progress_take_turns_longest_waiting_first(pr
 
     order = []
     for _ in range(3):
-        order.append(tasks.next_queued_run())
+        order.append(next_queued_run())
         Run.objects.filter(id=order[-1]).update(status=Run.Status.RUNNING)
     assert order == [mine[0].id, theirs[0].id, hers[0].id]
 
@@ -63,16 +65,90 @@ def test_a_user_at_the_running_limit_waits_while_others_are_served(project, othe
     settings.USER_MAX_RUNNING_RUNS = 1
     running(project)
     queue(project, 2, minutes_ago=60)
-    assert tasks.next_queued_run() is None
+    assert next_queued_run() is None
     theirs = queue(create_project(other), 1)[0]
-    assert tasks.next_queued_run() == theirs.id
+    assert next_queued_run() == theirs.id
 
 
 def test_a_run_waiting_out_a_back_off_is_not_taken(project):
     run = make_run(project, not_before=timezone.now() + timedelta(minutes=5))
-    assert tasks.next_queued_run() is None
+    assert next_queued_run() is None
     Run.objects.filter(id=run.id).update(not_before=timezone.now() - timedelta(seconds=1))
-    assert tasks.next_queued_run() == run.id
+    assert next_queued_run() == run.id
+
+
+def test_a_claim_takes_the_fairest_due_run_and_marks_it_running(project, other):
+    mine = queue(project, 2, minutes_ago=60)
+    running(project)
+    theirs = queue(create_project(other), 1)[0]
+
+    claimed = claim_next_run()
+
+    assert claimed.id == theirs.id and claimed.project.owner == other
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.attempts, theirs.heartbeat is not None) == (Run.Status.RUNNING, 1, True)
+    assert claim_next_run().id == mine[0].id
+    assert claim_next_run() is None  # I am at the limit of 2
+
+
+def test_the_claims_update_rechecks_the_owners_running_limit(project, settings):
+    """Whatever a claim read before (a stale count), its UPDATE starts no run beyond the limit."""
+    from gallery.queue import _claim
+
+    settings.USER_MAX_RUNNING_RUNS = 1
+    running(project)
+    run = make_run(project)
+
+    assert not _claim(run.id, project.owner_id, timezone.now())
+    assert Run.objects.get(id=run.id).status == Run.Status.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_never_take_a_run_twice_nor_exceed_the_running_limit(db, settings, monkeypatch):
+    """Eight workers claim at once from three users' queues; the fair rule is slowed down so that
+    each worker's read of the running counts is old by the time it claims, unless the claim is
+    one transaction that serialises per owner."""
+    from django.db import connection
+
+    import gallery.queue
+
+    settings.USER_MAX_RUNNING_RUNS = 2
+    owners = [User.objects.create_user(name) for name in ("ann", "ben", "cat")]
+    for owner in owners:
+        queue(create_project(owner), 6, minutes_ago=10)
+    fairest_owner = gallery.queue.fairest_owner
+
+    def slow_fairest_owner(waiting, running):
+        time.sleep(0.02)
+        return fairest_owner(waiting, running)
+
+    monkeypatch.setattr(gallery.queue, "fairest_owner", slow_fairest_owner)
+    claimed, errors = [], []
+    start = threading.Barrier(8)
+
+    def worker():
+        try:
+            start.wait()
+            while (run := claim_next_run()) is not None:
+                claimed.append(run.id)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(claimed) == len(set(claimed)) == 6  # each run once; two per user
+    for owner in owners:
+        runs = Run.objects.filter(project__owner=owner)
+        assert runs.filter(status=Run.Status.RUNNING).count() == 2
+        assert set(runs.filter(id__in=claimed).values_list("attempts", flat=True)) == {1}
+    assert Run.objects.filter(status=Run.Status.RUNNING).count() == 6
 
 
 # -- cascading failures ------------------------------------------------------------------------
@@ -80,7 +156,7 @@ def test_a_run_waiting_out_a_back_off_is_not_taken(project):
 
 def test_a_storage_error_requeues_the_run_with_back_off_and_fails_nothing_else(project, monkeypatch, queued):
     engine = FailingEngine(OSError(28, "No space left on device"))
-    monkeypatch.setattr(tasks, "get_engine", lambda: engine)
+    monkeypatch.setattr(jobs, "get_engine", lambda: engine)
     first, second, third = queue(project, 3)
 
     assert tasks.execute_run(first.id) == "retry"
@@ -101,11 +177,11 @@ def test_the_run_page_says_why_a_run_waits_to_retry(owner_client, project):
 
 
 def test_a_missing_weights_file_is_an_infrastructure_error_but_a_bad_setting_is_the_runs_own(project, monkeypatch):
-    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(stylecore.WeightsError("weights file missing")))
+    monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(stylecore.WeightsError("weights file missing")))
     run = make_run(project)
     assert tasks.execute_run(run.id) == "retry"
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(stylecore.SettingsError("rows too small")))
+    monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(stylecore.SettingsError("rows too small")))
     Run.objects.filter(id=run.id).update(not_before=None)
     assert tasks.execute_run(run.id) == "failed"
     run.refresh_from_db()
@@ -114,7 +190,7 @@ def test_a_missing_weights_file_is_an_infrastructure_error_but_a_bad_setting_is_
 
 def test_an_infrastructure_error_fails_the_run_only_after_several_retries(project, monkeypatch, settings):
     settings.RUN_MAX_INFRA_RETRIES = 3
-    monkeypatch.setattr(tasks, "get_engine", lambda: FailingEngine(OSError("NFS went away")))
+    monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(OSError("NFS went away")))
     run = make_run(project)
     delays = []
     for _ in range(2):
@@ -131,15 +207,15 @@ def test_an_infrastructure_error_fails_the_run_only_after_several_retries(projec
 
 
 def test_a_database_error_in_a_progress_write_requeues_the_run_and_keeps_its_iterations(project, monkeypatch, queued):
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(3))
-    record_progress = tasks._Job._record_progress
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(3))
+    record_progress = jobs._Job._record_progress
 
     def locked_at_iteration_two(job, report):
         if report.iteration == 2:
             raise OperationalError("database is locked")
         record_progress(job, report)
 
-    monkeypatch.setattr(tasks._Job, "_record_progress", locked_at_iteration_two)
+    monkeypatch.setattr(jobs._Job, "_record_progress", locked_at_iteration_two)
     run = make_run(project, save_every=10)
 
     assert tasks.execute_run(run.id) == "retry"
@@ -155,7 +231,7 @@ def test_a_diverging_run_keeps_its_last_good_iteration_to_continue_from(project,
         "The loss became nan (after iteration 2); … or continue from iteration 2.",
         last_image=np.zeros((48, 64, 3), np.uint8), iteration=2,
     )
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, error=diverged))
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, error=diverged))
     run = make_run(project, iterations=20, save_every=10)
 
     assert tasks.execute_run(run.id) == "failed"
@@ -173,7 +249,7 @@ def test_a_run_with_a_fresh_heartbeat_past_its_stall_deadline_is_resumed(project
     hung = running(project)
     Run.objects.filter(id=hung.id).update(stall_deadline=timezone.now() - timedelta(seconds=1))
 
-    assert tasks.resume_stale_runs() == 1
+    assert recovery.recover() == 1
     assert Run.objects.get(id=hung.id).status == Run.Status.QUEUED
     assert queued == [hung.id]
 
@@ -187,7 +263,7 @@ def test_a_slow_run_gets_ten_of_its_iterations_before_it_counts_as_hung(project,
             patience.append((Run.objects.get(id=run.id).stall_deadline - timezone.now()).total_seconds())
 
     engine = ScriptedEngine(2, seconds_per_iteration=300, during=read_the_deadline)
-    monkeypatch.setattr(tasks, "get_engine", lambda: engine)
+    monkeypatch.setattr(jobs, "get_engine", lambda: engine)
     run = make_run(project, iterations=2)
 
     assert tasks.execute_run(run.id) == "done"
@@ -205,9 +281,9 @@ def test_a_slow_but_healthy_first_iteration_is_not_taken_for_a_hang(project, mon
             later = real_now() + timedelta(seconds=901)
             monkeypatch.setattr(timezone, "now", lambda: later)
             Run.objects.filter(id=run.id).update(heartbeat=later)  # the heartbeat thread keeps beating
-            checks.append(tasks.resume_stale_runs())
+            checks.append(recovery.recover())
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2, during=fifteen_minutes_later))
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, during=fifteen_minutes_later))
     run = make_run(project, rows=2048, precision="float32", iterations=2, save_every=10,
                    base_image="runs/base.png", style_image="runs/style.png")
 
@@ -218,16 +294,16 @@ def test_a_slow_but_healthy_first_iteration_is_not_taken_for_a_hang(project, mon
 def test_a_run_that_reported_after_the_check_read_it_is_not_requeued(project, monkeypatch, queued):
     run = running(project)
     # What a check read a moment ago, before the worker's report made the run fresh again.
-    monkeypatch.setattr(tasks, "_stale_runs", lambda now: [(run.id, run.attempts, run.crashes, False)])
+    monkeypatch.setattr(recovery, "_stale_runs", lambda now: [(run.id, run.attempts, run.crashes, False)])
 
-    assert tasks.resume_stale_runs() == 0
+    assert recovery.recover() == 0
     assert Run.objects.get(id=run.id).status == Run.Status.RUNNING
     assert queued == []
 
 
 def test_every_iteration_moves_the_stall_deadline_on(project, settings, monkeypatch):
     settings.RUN_STALL_SECONDS = 900
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(2))
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2))
     run = make_run(project, iterations=2)
     started = timezone.now()
     tasks.execute_run(run.id)
@@ -245,32 +321,36 @@ def _stale_run(project):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_busy_workers_heartbeat_thread_resumes_stale_runs(project, monkeypatch, queued, settings):
+def test_the_worker_commands_supervisor_resumes_stale_runs_while_every_worker_is_busy(project, queued, settings,
+                                                                                     monkeypatch):
+    """Recovery runs in the worker command's own process (recovery.supervise), not in a task that
+    would wait behind the runs, nor between runs, nor in a heartbeat thread."""
     settings.RUN_STALE_AFTER_SECONDS = 2
-    monkeypatch.setattr(tasks, "RECOVERY_INTERVAL", 0)
-    busy = running(project)
+    running(project)  # the only worker is busy for hours
     crashed = _stale_run(project)
+    passes = []
 
-    heartbeat = tasks._Heartbeat(busy.id, busy.attempts)
-    heartbeat.start()
-    try:
-        deadline = time.monotonic() + 10
-        while Run.objects.get(id=crashed.id).status != Run.Status.QUEUED and time.monotonic() < deadline:
-            time.sleep(0.2)
-    finally:
-        heartbeat.stop()
+    def alive():
+        return len(passes) < 3 and Run.objects.get(id=crashed.id).status != Run.Status.QUEUED
+
+    real_recover = recovery.recover
+    monkeypatch.setattr(recovery, "recover", lambda: passes.append(1) or real_recover())
+    supervisor = threading.Thread(target=recovery.supervise, args=(alive,), kwargs={"interval": 0.2, "tick": 0.05})
+    supervisor.start()
+    supervisor.join(timeout=10)
     assert Run.objects.get(id=crashed.id).status == Run.Status.QUEUED
     assert crashed.id in queued
 
 
-@pytest.mark.slow
-def test_a_worker_resumes_stale_runs_between_the_runs_of_its_chain(project, monkeypatch, queued):
+def test_a_chain_runs_no_recovery_between_its_runs(project, monkeypatch, queued):
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(1))
+    monkeypatch.setattr(recovery, "recover", lambda: pytest.fail("recovery ran inside a task"))
     crashed = _stale_run(project)
-    run = make_run(project, iterations=1)
+    first, second = make_run(project, iterations=1), make_run(project, iterations=1)
 
-    assert tasks.execute_run(run.id) == "done"
-    # resumed by the chain itself, then computed by it as the next queued run
-    assert Run.objects.get(id=crashed.id).status == Run.Status.DONE
+    assert tasks.execute_run(first.id) == "done"
+    assert Run.objects.get(id=second.id).status == Run.Status.DONE
+    assert Run.objects.get(id=crashed.id).status == Run.Status.RUNNING  # left to the supervisor
 
 
 # -- runs keep their own inputs ------------------------------------------------------------------
@@ -308,7 +388,7 @@ def test_deleting_a_project_removes_its_runs_copies(owner_client, project, djang
 
 
 def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued, monkeypatch):
-    monkeypatch.setattr(tasks, "get_engine", lambda: ScriptedEngine(1))
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(1))
     run = make_run(project, iterations=1)
     tasks.execute_run(run.id)
     kept = Run.objects.get(id=run.id).latest_iteration().image.name
@@ -318,11 +398,40 @@ def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued, mo
     for name in (orphan, kept):
         os.utime(default_storage.path(name), (hour_ago, hour_ago))
 
-    assert tasks.sweep_orphaned_files() == 1
+    assert cleanup.sweep_orphaned_files() == 1
 
     assert not default_storage.exists(orphan)
     assert default_storage.exists(fresh)
     assert default_storage.exists(kept)
+
+
+def test_each_sweep_pass_looks_at_a_bounded_batch_and_the_next_pass_goes_on_from_there(db, monkeypatch):
+    import ast
+
+    from django_q.models import Schedule
+
+    recovery.ensure_schedules()
+    monkeypatch.setattr(cleanup, "ORPHAN_BATCH", 2)
+    hour_ago = time.time() - 3700
+    orphans = []
+    for letter in "edcba":
+        orphans.append(default_storage.save(f"runs/{letter}.png", io.BytesIO(b"left by a killed worker")))
+        os.utime(default_storage.path(orphans[-1]), (hour_ago, hour_ago))
+    stat = []
+    modified_time = default_storage.get_modified_time
+    monkeypatch.setattr(default_storage, "get_modified_time", lambda name: stat.append(name) or modified_time(name))
+
+    def cursor():
+        return ast.literal_eval(Schedule.objects.get(name=cleanup.SWEEP_SCHEDULE_NAME).kwargs)
+
+    assert cleanup.sweep_orphaned_files() == 2
+    assert stat == ["runs/a.png", "runs/b.png"]
+    assert cursor() == {"after": "b.png"}  # what the scheduler hands the next pass
+    assert cleanup.sweep_orphaned_files(**cursor()) == 2
+    assert stat[2:] == ["runs/c.png", "runs/d.png"]
+    assert cleanup.sweep_orphaned_files() == 1
+    assert cursor() == {"after": ""}  # the next pass starts again from the first name
+    assert default_storage.listdir("runs")[1] == []
 
 
 # -- bounded shutdown --------------------------------------------------------------------------
@@ -330,15 +439,15 @@ def test_the_hourly_sweep_removes_old_run_files_no_row_names(project, queued, mo
 
 @pytest.mark.slow
 def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
-    monkeypatch.setattr(tasks, "shutdown", tasks.threading.Event())
+    monkeypatch.setattr(jobs, "shutdown", threading.Event())
     first, second = make_run(project, iterations=6), make_run(project, iterations=1)
     Run.objects.filter(id=second.id).update(created=timezone.now() + timedelta(seconds=1))
 
     def asked_to_stop(number):
         if number == 1:
-            tasks.shutdown.set()
+            jobs.shutdown.set()
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(asked_to_stop))
+    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(asked_to_stop))
     assert tasks.execute_run(first.id) == "stopped"
 
     first.refresh_from_db()
@@ -347,8 +456,8 @@ def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queu
     assert queued == [first.id]  # a task for the re-queued run
     assert Run.objects.get(id=second.id).status == Run.Status.QUEUED  # not started
 
-    monkeypatch.setattr(tasks, "shutdown", tasks.threading.Event())
-    monkeypatch.setattr(tasks, "get_engine", real_engine)
+    monkeypatch.setattr(jobs, "shutdown", threading.Event())
+    monkeypatch.setattr(jobs, "get_engine", real_engine)
     assert tasks.execute_run(first.id) == "done"
     assert Run.objects.get(id=first.id).status == Run.Status.DONE
 

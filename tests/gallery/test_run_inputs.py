@@ -6,7 +6,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from gallery import quotas, tasks
+from gallery import launching, quotas
 from gallery.models import Run, RunInput, Sweep
 from gallery.run_inputs import InputStore, digest_of
 from tests.factories import make_image
@@ -43,8 +43,8 @@ def test_a_sweep_stores_each_picture_once_and_the_quota_counts_it_once(owner, ow
 
 def test_a_later_run_of_the_same_images_reuses_their_copies_and_a_new_image_is_stored_anew(
         owner_client, project, queued):
-    tasks.launch_run(Run(project=project, rows=64, iterations=1))
-    tasks.launch_run(Run(project=project, rows=64, iterations=1))
+    launching.launch_run(Run(project=project, rows=64, iterations=1))
+    launching.launch_run(Run(project=project, rows=64, iterations=1))
     first, second = Run.objects.order_by("id")
     assert (first.content_source.name, first.style_source.name) == (second.content_source.name, second.style_source.name)
     assert RunInput.objects.count() == 2
@@ -53,7 +53,7 @@ def test_a_later_run_of_the_same_images_reuses_their_copies_and_a_new_image_is_s
     new_content.name = "new.png"
     owner_client.post(f"/projects/{project.id}/edit/", {"title": "x", "content_image": new_content})
     project.refresh_from_db()
-    third = tasks.launch_run(Run(project=project, rows=64, iterations=1))
+    third = launching.launch_run(Run(project=project, rows=64, iterations=1))
     assert third.content_source.name != first.content_source.name
     assert third.style_source.name == first.style_source.name
     assert RunInput.objects.count() == 3
@@ -77,17 +77,17 @@ def test_a_picture_stored_by_a_concurrent_launch_is_used_and_the_duplicate_remov
 
 
 def test_a_stored_picture_whose_file_is_gone_is_stored_again(project, queued):
-    run = tasks.launch_run(Run(project=project, rows=64, iterations=1))
+    run = launching.launch_run(Run(project=project, rows=64, iterations=1))
     lost = run.content_source.name
     default_storage.delete(lost)
 
-    again = tasks.launch_run(Run(project=project, rows=64, iterations=1))
+    again = launching.launch_run(Run(project=project, rows=64, iterations=1))
     assert again.content_source.name != lost and default_storage.exists(again.content_source.name)
     assert RunInput.objects.get(file=again.content_source.name).size == len(_bytes(project.content_image))
 
 
 def test_a_failed_launch_removes_the_pictures_it_stored_and_keeps_those_of_earlier_runs(project, queued, monkeypatch):
-    kept = tasks.launch_run(Run(project=project, rows=64, iterations=1))
+    kept = launching.launch_run(Run(project=project, rows=64, iterations=1))
     before = set(default_storage.listdir("runs")[1])
     new_content = make_image(64, 48, seed=7)
     project.content_image.save("changed.png", ContentFile(new_content))
@@ -97,7 +97,7 @@ def test_a_failed_launch_removes_the_pictures_it_stored_and_keeps_those_of_earli
 
     monkeypatch.setattr(Run, "save", refuse)
     with pytest.raises(RuntimeError):
-        tasks.launch_run(Run(project=project, rows=64, iterations=1))
+        launching.launch_run(Run(project=project, rows=64, iterations=1))
     assert set(default_storage.listdir("runs")[1]) == before
     assert RunInput.objects.count() == 2 and default_storage.exists(kept.content_source.name)
 

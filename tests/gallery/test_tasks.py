@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 from PIL import Image
 
-from gallery import tasks
+from gallery import cleanup, jobs, launching, queue, recovery, tasks
 from gallery.models import Iteration, Run
 from tests.engines import EngineProxy
 from tests.factories import TINY, create_project, make_run
@@ -103,7 +103,7 @@ def test_a_continued_run_starts_from_the_saved_iteration_image(project, queued):
     tasks.execute_run(first.id)
     source = first.saved_iterations.get(number=2)
 
-    second = tasks.launch_run(Run(project=project, **{**TINY, "iterations": 1}), init_iteration=source)
+    second = launching.launch_run(Run(project=project, **{**TINY, "iterations": 1}), init_iteration=source)
     assert queued == [second.id]
     assert second.init == Run.Init.ITERATION and second.init_iteration == source
     assert second.label.endswith("_cont")
@@ -155,20 +155,41 @@ def test_a_run_whose_task_was_lost_gets_a_new_one_even_while_another_runs(projec
     waiting = make_run(project)
     Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
 
-    tasks.resume_stale_runs()
-    tasks.resume_stale_runs()  # once: it now has a task, and waits for it
+    recovery.recover()
+    recovery.recover()  # once: it now has a task, and waits for it
     assert queued == [waiting.id]
 
 
-def test_a_run_that_still_has_its_task_in_the_broker_gets_no_second_one(project, queued, monkeypatch):
+def test_a_run_that_waited_gets_a_token_although_the_broker_holds_tasks(project, other, queued, monkeypatch):
+    """The prefetch case: the broker still counts tasks (another cluster's, or spare ones) while the
+    run's own token went down with a killed cluster that had prefetched it."""
     from django_q.brokers import orm
 
     waiting = make_run(project)
     Run.objects.filter(id=waiting.id).update(created=timezone.now() - timedelta(hours=1))
-    monkeypatch.setattr(orm.ORM, "queue_size", lambda self: 1)
+    make_run(create_project(other))  # just launched: its token is in the broker
+    monkeypatch.setattr(orm.ORM, "queue_size", lambda self: 5)
 
-    tasks.resume_stale_runs()
-    assert queued == []
+    recovery.recover()
+    assert queued == [waiting.id]
+    recovery.recover()  # one token per cutoff: it now waits for this one
+    assert queued == [waiting.id]
+
+    Run.objects.filter(id=waiting.id).update(heartbeat=timezone.now() - timedelta(hours=1))
+    recovery.recover()  # still unclaimed a cutoff later: another token
+    assert queued == [waiting.id, waiting.id]
+
+
+def test_the_wake_up_gives_no_token_to_a_user_at_the_running_limit(project, other, queued, settings):
+    settings.USER_MAX_RUNNING_RUNS = 1
+    long_ago = timezone.now() - timedelta(hours=1)
+    make_run(project, status=Run.Status.RUNNING, heartbeat=timezone.now(), attempts=1)
+    mine = [make_run(project) for _ in range(2)]
+    theirs = [make_run(create_project(other)) for _ in range(2)]
+    Run.objects.filter(id__in=[run.id for run in mine + theirs]).update(created=long_ago)
+
+    recovery.recover()
+    assert queued == [theirs[0].id]  # one start left for them, none for me
 
 
 def test_a_cancelled_queued_run_is_never_started(project):
@@ -186,7 +207,7 @@ def test_a_running_run_stops_at_its_next_iteration_when_cancelled(project, monke
         if number == 1:
             Run.objects.filter(id=run.id).update(cancel_requested=True)
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(user_cancels))
+    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(user_cancels))
     assert tasks.execute_run(run.id) == "cancelled"
 
     run.refresh_from_db()
@@ -204,7 +225,7 @@ def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
         if number == 1:
             Run.objects.filter(id=run.id).update(attempts=F("attempts") + 1)
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(another_worker_claims))
+    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(another_worker_claims))
     assert tasks.execute_run(run.id) == "lost"
 
     run.refresh_from_db()
@@ -216,7 +237,7 @@ def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
 
 @pytest.mark.slow
 def test_a_diverging_run_is_marked_failed_with_the_engines_message(project, monkeypatch):
-    engine = tasks.get_engine()
+    engine = jobs.get_engine()
     engine._ensure_model()
     real = engine._loss_and_gradient
 
@@ -257,7 +278,7 @@ class _OutOfMemoryEngine:
 
 def test_running_out_of_memory_retries_then_fails_the_run_and_suggests_fewer_rows(project, monkeypatch, settings):
     settings.RUN_MAX_INFRA_RETRIES = 2
-    monkeypatch.setattr(tasks, "get_engine", lambda: _OutOfMemoryEngine())
+    monkeypatch.setattr(jobs, "get_engine", lambda: _OutOfMemoryEngine())
     run = make_run(project, rows=2048)
 
     assert tasks.execute_run(run.id) == "retry"
@@ -285,16 +306,16 @@ def test_a_stale_run_resumes_from_its_last_saved_iteration(project, monkeypatch,
         if number == 3:
             raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this runs
 
-    monkeypatch.setattr(tasks, "get_engine", lambda: EngineProxy(worker_dies))
+    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(worker_dies))
     with pytest.raises(KeyboardInterrupt):
         tasks.execute_run(run.id)
     before = {i.number: i for i in Run.objects.get(id=run.id).saved_iterations.all()}
     assert sorted(before) == [0, 2]
     _stale(run)
     monkeypatch.undo()
-    monkeypatch.setattr(tasks, "async_task", lambda func, run_id, **kwargs: tasks.execute_run(run_id))
+    monkeypatch.setattr(queue, "async_task", lambda func, run_id, **kwargs: tasks.execute_run(run_id))
 
-    assert tasks.resume_stale_runs() == 1
+    assert recovery.recover() == 1
 
     run.refresh_from_db()
     assert run.status == Run.Status.DONE
@@ -312,8 +333,8 @@ def test_resuming_skips_fresh_runs_and_requeues_a_stale_one_only_once(project, q
     stale = make_run(project, attempts=1)
     _stale(stale)
 
-    assert tasks.resume_stale_runs() == 1
-    assert tasks.resume_stale_runs() == 0
+    assert recovery.recover() == 1
+    assert recovery.recover() == 0
 
     assert queued == [stale.id]
     assert Run.objects.get(id=stale.id).status == Run.Status.QUEUED
@@ -324,60 +345,73 @@ def test_a_stale_run_asked_to_cancel_is_cancelled_not_resumed(project, queued):
     run = make_run(project, attempts=1, cancel_requested=True)
     _stale(run)
 
-    assert tasks.resume_stale_runs() == 0
+    assert recovery.recover() == 0
     assert Run.objects.get(id=run.id).status == Run.Status.CANCELLED
     assert queued == []
 
 
 def test_a_run_whose_worker_keeps_dying_is_failed(project, queued):
-    run = make_run(project, attempts=tasks.MAX_CRASHES, crashes=tasks.MAX_CRASHES - 1)
+    run = make_run(project, attempts=recovery.MAX_CRASHES, crashes=recovery.MAX_CRASHES - 1)
     _stale(run)
 
-    assert tasks.resume_stale_runs() == 0
+    assert recovery.recover() == 0
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "stopped 5 times" in run.error
 
 
 def test_a_run_requeued_by_deploys_is_resumed_at_its_first_crash_and_the_crash_is_counted(project, queued):
-    run = make_run(project, attempts=tasks.MAX_CRASHES + 1)  # four rolling deploys re-queued it, then a crash
+    run = make_run(project, attempts=recovery.MAX_CRASHES + 1)  # four rolling deploys re-queued it, then a crash
     _stale(run)
 
-    assert tasks.resume_stale_runs() == 1
+    assert recovery.recover() == 1
     run.refresh_from_db()
     assert (run.status, run.crashes, run.error) == (Run.Status.QUEUED, 1, "")
 
 
-def test_a_stale_run_stays_running_for_the_next_check_when_queuing_fails(project, monkeypatch):
+def test_a_stale_run_is_requeued_when_its_token_cannot_be_and_the_wake_up_queues_one_later(project, monkeypatch):
     def broker_down(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks, "async_task", broker_down)
+    monkeypatch.setattr(queue, "async_task", broker_down)
     run = make_run(project, attempts=1)
     _stale(run)
 
-    assert tasks.resume_stale_runs() == 0
-    assert Run.objects.get(id=run.id).status == Run.Status.RUNNING
-    assert Run.objects.filter(id=run.id, heartbeat__lt=timezone.now() - timedelta(minutes=1)).exists()
+    assert recovery.recover() == 1
+    assert Run.objects.get(id=run.id).status == Run.Status.QUEUED
+
+    tokens = []
+    monkeypatch.setattr(queue, "async_task", lambda func, run_id, **kwargs: tokens.append(run_id))
+    Run.objects.filter(id=run.id).update(heartbeat=timezone.now() - timedelta(hours=1))
+    recovery.recover()
+    assert tokens == [run.id]
 
 
-def test_the_resume_and_file_sweep_schedules_are_created_once(db):
+def test_the_file_sweep_is_scheduled_once_and_the_old_recovery_schedule_removed(db):
     from django_q.models import Schedule
 
-    tasks.ensure_schedules()
-    tasks.ensure_schedules()
+    Schedule.objects.get_or_create(name=recovery.RESUME_SCHEDULE_NAME, func=recovery.RESUME_STALE_RUNS,
+                                   schedule_type="I", minutes=1)  # what migration 0003 made
+    recovery.ensure_schedules()
+    recovery.ensure_schedules()
 
-    schedule = Schedule.objects.get(name=tasks.RESUME_SCHEDULE_NAME)
-    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (tasks.RESUME_STALE_RUNS, "I", 1)
-    sweep = Schedule.objects.get(name=tasks.SWEEP_SCHEDULE_NAME)
-    assert (sweep.func, sweep.schedule_type) == (tasks.SWEEP_ORPHANED_FILES, "H")
+    assert not Schedule.objects.filter(name=recovery.RESUME_SCHEDULE_NAME).exists()
+    sweep = Schedule.objects.get(name=cleanup.SWEEP_SCHEDULE_NAME)
+    assert (sweep.func, sweep.schedule_type) == (cleanup.SWEEP_ORPHANED_FILES, "H")
 
 
-def test_the_every_minute_check_does_not_list_the_run_files(db, monkeypatch):
+def test_the_task_paths_stored_in_queues_and_schedules_still_resolve():
+    from django.utils.module_loading import import_string
+
+    for path in (queue.EXECUTE_RUN, recovery.RESUME_STALE_RUNS, cleanup.SWEEP_ORPHANED_FILES, jobs.CALIBRATE_SPEED):
+        assert path.startswith("gallery.tasks.") and callable(import_string(path))
+
+
+def test_the_recovery_pass_does_not_list_the_run_files(db, monkeypatch):
     listed = []
     monkeypatch.setattr(default_storage, "listdir", lambda path: listed.append(path) or ([], []))
 
-    tasks.resume_stale_runs()
+    recovery.recover()
 
     assert listed == []  # the hourly sweep does
 
@@ -388,21 +422,46 @@ def test_launching_a_sweep_copies_its_inputs_before_it_takes_the_write_lock(proj
 
     from gallery.models import Sweep
 
-    save_file = tasks.files.save_file
+    save_file = launching.files.save_file
     in_transaction = []
 
     def recording_save(field_file, extension, content):
         in_transaction.append(connection.in_atomic_block)
         return save_file(field_file, extension, content)
 
-    monkeypatch.setattr(tasks.files, "save_file", recording_save)
+    monkeypatch.setattr(launching.files, "save_file", recording_save)
     sweep = Sweep(project=project, axis1="style_weight", axis1_values=[1, 10, 100])
     runs = [Run(project=project, style_weight=weight, sweep_row=row, **TINY) for row, weight in enumerate([1, 10, 100])]
 
-    tasks.launch_sweep(sweep, runs)
+    launching.launch_sweep(sweep, runs)
 
     assert in_transaction == [False] * 2  # the content and the style, stored once for the three runs
     assert Run.objects.filter(sweep=sweep).count() == 3
+
+
+def test_a_launch_whose_tokens_cannot_be_queued_keeps_its_runs_queued_for_the_wake_up(project, monkeypatch, caplog):
+    from gallery.models import Sweep
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(queue, "async_task", broker_down)
+    single = launching.launch_run(Run(project=project, **TINY))
+    sweep = Sweep(project=project, axis1="style_weight", axis1_values=[1, 10])
+    launching.launch_sweep(sweep, [Run(project=project, style_weight=w, sweep_row=row, **TINY)
+                                   for row, w in enumerate([1, 10])])
+
+    launched = Run.objects.order_by("id")
+    assert list(launched.values_list("status", flat=True)) == [Run.Status.QUEUED] * 3
+    assert Sweep.objects.get(id=sweep.id).runs.count() == 2
+    assert all(default_storage.exists(run.content_source.name) for run in launched)
+    assert "recovery's wake-up queues them later" in caplog.text
+
+    tokens = []
+    monkeypatch.setattr(queue, "async_task", lambda func, run_id, **kwargs: tokens.append(run_id))
+    launched.update(created=timezone.now() - timedelta(hours=1))
+    recovery.recover()
+    assert tokens == [single.id, *sweep.runs.order_by("id").values_list("id", flat=True)][:2]  # the limit: 2
 
 
 def test_a_run_of_a_deleted_project_is_skipped(owner):

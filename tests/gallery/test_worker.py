@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ, Task
 
-from gallery import tasks
+from gallery import queue
 from gallery.models import Iteration, Run
 from tests.workers import kill_worker, start_worker, stop_worker, wait_until, worker_env_for_test_db
 
@@ -34,7 +34,7 @@ TINY_FORM = {
 
 
 def run_tasks():
-    return Task.objects.filter(func=tasks.EXECUTE_RUN)
+    return Task.objects.filter(func=queue.EXECUTE_RUN)
 
 
 def finished(*run_ids):
@@ -80,7 +80,7 @@ def test_runs_launched_through_the_form_are_computed_once_each(owner_client, pro
         response = owner_client.post(reverse("run_create", args=[project.id]), TINY_FORM)
         assert response.status_code == 302
     first, second = Run.objects.order_by("id")
-    tasks.enqueue_run(first.id)  # the broker delivers one of them twice
+    queue.enqueue_run(first.id)  # the broker delivers one of them twice
     log = tmp_path / "worker.log"
 
     worker = start_worker(worker_env_for_test_db(settings.MEDIA_ROOT, Q_WORKERS=2), log)
@@ -110,8 +110,8 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
     run = Run.objects.create(project=project, rows=48, iterations=8, save_every=2)
     # The same settings, computed without interruption (after the killed run, by the second worker).
     twin = Run.objects.create(project=project, rows=48, iterations=8, save_every=2)
-    tasks.enqueue_run(run.id)
-    tasks.enqueue_run(twin.id)
+    queue.enqueue_run(run.id)
+    queue.enqueue_run(twin.id)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
     kill_worker(start_worker_mid_run(env, run, first_log))  # SIGKILL to the whole process group, mid-run
@@ -143,7 +143,7 @@ def test_a_killed_worker_is_resumed_from_the_last_saved_iteration(project, setti
 def test_a_worker_stopped_with_sigterm_exits_at_once_and_its_run_resumes_elsewhere(project, settings, tmp_path):
     env = worker_env_for_test_db(settings.MEDIA_ROOT)
     run = Run.objects.create(project=project, rows=48, iterations=16, save_every=2)
-    tasks.enqueue_run(run.id)
+    queue.enqueue_run(run.id)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
     worker = start_worker_mid_run(env, run, first_log)

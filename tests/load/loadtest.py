@@ -116,10 +116,10 @@ def setup_data():
 def launch_live_run(project, iterations):
     from django.db import connections
 
-    from gallery import tasks
+    from gallery import launching
     from gallery.models import Run
 
-    run = tasks.launch_run(Run(project=project, rows=64, iterations=iterations, save_every=1, tv_weight=0.01))
+    run = launching.launch_run(Run(project=project, rows=64, iterations=iterations, save_every=1, tv_weight=0.01))
     connections.close_all()
     return run
 

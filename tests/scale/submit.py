@@ -27,7 +27,7 @@ def main(spec):
     django.setup()
     from django.contrib.auth.models import User
 
-    from gallery import files, tasks
+    from gallery import files, launching
     from gallery.models import Project, Run
 
     user, _ = User.objects.get_or_create(username=spec.get("user", "scale"))
@@ -48,7 +48,7 @@ def main(spec):
             tv_weight=0.001 * (index + 1),
             seed=index,
         )
-        tasks.launch_run(run)
+        launching.launch_run(run)
         ids.append(run.id)
     print(json.dumps({"project": project.id, "runs": ids}))
 

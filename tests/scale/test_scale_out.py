@@ -132,9 +132,10 @@ def test_two_workers_complete_six_runs_exactly_once(deployment, workers):
         assert run["iterations_done"] == 3
         assert iteration_numbers(deployment, run_id) == [0, 1, 2, 3]
 
-    # Exactly once: each run claimed once (attempts == 1 above). A task is a token for the fairest
-    # queued run, and the stale-run check may add one for a run whose task a cluster prefetched;
-    # such spare tasks find nothing to do. None failed.
+    # Exactly once: each run claimed once (attempts == 1 above). A task is only a token that wakes a
+    # worker, which claims the fairest due run in the database; recovery's wake-up adds one for a
+    # run left unclaimed past the cutoff (its own may sit prefetched in a busy cluster), and such a
+    # spare token finds nothing to do. None failed.
     assert all(worker.runs_started() >= 1 for worker in workers), "both workers should have taken runs"
     (failures,) = deployment.query(
         "SELECT count(*) FROM django_q_task WHERE func = 'gallery.tasks.execute_run' AND NOT success"
@@ -209,7 +210,8 @@ def test_a_run_on_a_killed_worker_completes_on_the_other(deployment, workers):
         run = runs_state(deployment, [run_id])[run_id]
         return run["status"] in ("done", "failed", "cancelled") and run
 
-    # The resume check runs every minute on the survivor; the run is stale after STALE_AFTER s.
+    # The survivor's worker command runs recovery every STALE_AFTER s (recovery_interval); the run is
+    # stale after STALE_AFTER s.
     run = wait_for(finished, 240, [survivor, victim], "the survivor to resume and finish the run")
     assert run["status"] == "done", run
     assert run["attempts"] == 2
@@ -243,10 +245,11 @@ def test_runs_prefetched_by_a_killed_worker_are_not_stranded(deployment, workers
 
     def prefetched_while_computing():
         nonlocal taken_off_redis
-        # Once the pusher has taken all three tasks off Redis, the Redis list may fill again: when
-        # the long run outlasts RUN_STALE_AFTER_SECONDS on a loaded machine, the wake-up check sees
-        # queued runs without a task in Redis (it cannot see a pusher's prefetched ones) and queues
-        # spare tasks. The prefetched tasks are still the ones that go down with the cluster.
+        # Once the pusher has taken all three tasks off Redis, the Redis list may fill again: recovery's
+        # wake-up gives a token to each short run left unclaimed for RUN_STALE_AFTER_SECONDS while the
+        # long run occupies the only worker (it asks the database, not the broker, and cannot tell a
+        # prefetched token from a lost one). The prefetched tasks are still the ones that go down with
+        # the cluster, and the new worker must finish the runs whatever tokens are left.
         taken_off_redis = taken_off_redis or redis.llen(queue_key) == 0
         run = runs_state(deployment, [long_run])[long_run]
         return taken_off_redis and run["status"] == "running" and len(iteration_numbers(deployment, long_run)) >= 2

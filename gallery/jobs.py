@@ -1,0 +1,441 @@
+"""The job that computes one claimed run: the engine (one per worker process), the calibration,
+and what a run's outcome does to its row.
+
+``compute(run)`` takes a run that gallery.queue has claimed for this worker, calls ``stylecore``
+and turns every ``save_every``-th iteration (plus 0 and the last) into an ``Iteration`` row with its
+PNG, JPEG thumbnail and float checkpoint. Progress is written every iteration, and a heartbeat
+thread (gallery.recovery) keeps ``Run.heartbeat`` fresh while the engine computes.
+
+A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
+(storage, database, weights, memory) re-queues it with back-off, so one broken disk does not fail
+every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. On SIGTERM (``manage.py
+worker`` sets ``shutdown``) the run stops after its current iteration and goes back to the queue.
+
+Each claim increments ``Run.attempts``; every later write of this worker is filtered on ``attempts``
+too, so a worker that lost its run (re-queued while it was thought dead, or the project deleted)
+stops at its next iteration instead of writing over the new owner's work.
+
+The engine (and with it TensorFlow) is imported inside the functions, never at module import: the
+web process must not load it, and django-q2 forks its workers before the first task.
+"""
+import logging
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django_q.tasks import async_task
+from PIL import Image
+
+from gallery import files
+from gallery.display import finite_or_none
+from gallery.estimates import SpeedMeter, estimate_run
+from gallery.models import Iteration, PrecisionCheck, Run
+from gallery.queue import enqueue_run_quietly, refresh_connections
+from gallery.recovery import Heartbeat
+from stylecore.schema import DEFAULTS
+
+log = logging.getLogger(__name__)
+
+# A hung run is one with no new iteration for max(RUN_STALL_SECONDS, this many iterations' time),
+# an iteration's time being the longer of its measured average and its estimate at full size.
+STALL_ITERATIONS = 10
+
+
+# Set when the worker cluster is asked to stop: the run in progress stops after its current
+# iteration and is re-queued, and no further run is taken. ``manage.py worker`` replaces it with
+# a multiprocessing event before django-q2 forks, so that its workers see the signal.
+shutdown = threading.Event()
+
+_engine = None
+_engine_lock = threading.Lock()
+
+
+def get_engine():
+    """The worker process's engine, built on first use and reused for every later run."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            import stylecore
+
+            _engine = stylecore.Engine()
+        return _engine
+
+
+CALIBRATE_SPEED = "gallery.tasks.calibrate_speed"
+# What a run worker times when it starts: (precision, rows) for one L-BFGS iteration (20
+# evaluations, each with the optimiser's own overhead, as in a run), float32 and the automatic
+# choice at two sizes, so the estimates can tell a fixed cost per evaluation from the part that
+# grows with the pixels.
+CALIBRATION = (("float32", 64), ("float32", 160), ("auto", 128), ("auto", 224))
+# The last one starts from the AdaIN picture, which loads that model too before the first run.
+CALIBRATION_STEPS = 1
+
+
+LOW_PRECISIONS = ("bfloat16", "float16")
+
+
+def calibrate():
+    """Time a few evaluations at two sizes per precision on this worker's device (the
+    SpeedSamples behind gallery.estimates), and check which low precisions it computes natively
+    (PrecisionChecks, read by the launch form); a few seconds, once per worker start."""
+    from stylecore import samples
+
+    engine = get_engine()
+    content, style = samples.landscape(224, 299), samples.swirls(224, 299)
+    for index, (precision, rows) in enumerate(CALIBRATION):
+        meter = SpeedMeter(engine.device, precision, calibration=True)
+        init = "adain" if index == len(CALIBRATION) - 1 else "content"
+        settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=CALIBRATION_STEPS, optimizer="lbfgs",
+                                    init=init, precision=precision)
+        engine.stylize(content, style, settings, meter.report)
+        meter.flush()
+    for precision in LOW_PRECISIONS:
+        PrecisionCheck.objects.update_or_create(device=engine.device[:100], precision=precision,
+                                                defaults={"refusal": engine.emulation(precision) or ""})
+    return "calibrated"
+
+
+def enqueue_calibration():
+    async_task(CALIBRATE_SPEED, group="calibration", cluster=settings.RUN_CLUSTER)
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def compute(run):
+    """Compute a run this worker has just claimed; return its outcome ("done", "failed",
+    "cancelled", "retry", "stopped" or "lost"). Never raises for a run's own failure."""
+    log.info("Computing run %s (attempt %s).", run.id, run.attempts)
+    heartbeat = Heartbeat(run.id, run.attempts)
+    heartbeat.start()
+    try:
+        outcome = _Job(run).execute()
+    except _Lost:
+        log.warning("Run %s was taken from this worker or deleted; stopping.", run.id)
+        outcome = "lost"
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            outcome = _retry_later(run, exc)
+        else:
+            message = failure_message(exc, run)
+            log.warning("Run %s failed: %s", run.id, message, exc_info=not _is_expected(exc))
+            _finish(run.id, run.attempts, Run.Status.FAILED, error=message)
+            outcome = "failed"
+    finally:
+        heartbeat.stop()
+        refresh_connections()
+    return outcome
+
+
+def _is_expected(exc):
+    import stylecore
+
+    return isinstance(exc, stylecore.StyleCoreError)
+
+
+def is_infrastructure_error(exc):
+    """Errors of the machine, not of the run: storage, the database (locked, gone away), the weights
+    file, memory. The run is fine and is tried again later; its own errors (settings, images, a
+    diverging loss) fail it."""
+    import stylecore
+
+    if isinstance(exc, stylecore.WeightsError):
+        return True
+    if isinstance(exc, stylecore.StyleCoreError):
+        return False
+    return (
+        isinstance(exc, (OSError, MemoryError, OperationalError, InterfaceError))
+        or type(exc).__name__ == "ResourceExhaustedError"
+    )
+
+
+def _infrastructure_cause(exc):
+    import stylecore
+
+    if isinstance(exc, stylecore.WeightsError):
+        return "an error reading the model weights"
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "a database error"
+    if isinstance(exc, OSError):
+        return "a storage error"
+    return "running out of memory"
+
+
+def _retry_later(run, exc):
+    """Re-queue the run after an infrastructure error, with back-off; fail it after too many."""
+    failures = run.infra_failures + 1
+    if failures >= settings.RUN_MAX_INFRA_RETRIES:
+        message = f"{failure_message(exc, run)} (gave up after {failures} attempts)"
+        log.warning("Run %s failed: %s", run.id, message, exc_info=True)
+        _finish(run.id, run.attempts, Run.Status.FAILED, error=message)
+        return "failed"
+    delay = min(3600, settings.RUN_RETRY_SECONDS * 2 ** (failures - 1))
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    notice = (
+        f"Waiting to retry after {_infrastructure_cause(exc)} ({type(exc).__name__}: {exc}); "
+        f"try {failures + 1} of {settings.RUN_MAX_INFRA_RETRIES} at {retry_at:%H:%M:%S} UTC."
+    )
+    log.warning("Run %s met an infrastructure error; retrying in %s s.", run.id, delay, exc_info=True)
+    _requeue(run.id, run.attempts, infra_failures=failures, not_before=retry_at, notice=notice[:300])
+    return "retry"
+
+
+def _requeue(run_id, attempt, **fields):
+    """Put a run this worker owns back in the queue (it resumes from its last saved iteration)."""
+    return Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempt).update(
+        status=Run.Status.QUEUED, heartbeat=timezone.now(), **fields
+    )
+
+
+def failure_message(exc, run):
+    """What the run page shows when a run fails: the engine's own words, or a plain explanation."""
+    import stylecore
+
+    if isinstance(exc, stylecore.StyleCoreError):
+        return str(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
+        return (
+            f"The worker ran out of memory at {run.rows} rows. Launch the run again with fewer rows, "
+            "or on a machine with more memory."
+        )
+    return f"The run stopped on an unexpected error ({type(exc).__name__}: {exc})."
+
+
+def _stored_size(field_file):
+    try:
+        return field_file.size
+    except OSError:
+        return 0  # already gone: nothing to give back
+
+
+def _start_image(checkpoint, image):
+    """The exact float pixels of a checkpoint when there is a readable one, else the PNG's bytes."""
+    if checkpoint:
+        try:
+            return files.read_checkpoint(checkpoint)
+        except files.CheckpointError:
+            log.warning("Resuming from %s instead of its unreadable checkpoint.", image.name, exc_info=True)
+    return read_file(image)
+
+
+def _finish(run_id, attempt, status, error=""):
+    """Mark the run finished, if this worker still owns it."""
+    now = timezone.now()
+    return Run.objects.filter(id=run_id, status=Run.Status.RUNNING, attempts=attempt).update(
+        status=status, error=error[:5000], finished=now, heartbeat=now
+    )
+
+
+def read_file(field_file):
+    """The bytes of a stored file, through the storage backend (local disk or a bucket)."""
+    with field_file.open("rb") as handle:
+        return handle.read()
+
+
+class _Lost(Exception):
+    """This worker no longer owns the run (re-queued elsewhere, or the run was deleted)."""
+
+
+class _Job:
+    """One worker's attempt at one run: inputs, the engine call, and the callback's bookkeeping."""
+
+    def __init__(self, run):
+        self.run = run
+        self.attempt = run.attempts
+        self.cancelled = False
+        self.lost = False
+        self.stopping = False
+
+    def execute(self):
+        import stylecore
+
+        run = self.run
+        last = run.latest_iteration()
+        if last is not None and last.number >= run.iterations:
+            _finish(run.id, self.attempt, Run.Status.DONE)
+            return "done"
+        # The run's own copies of its inputs; runs launched before those existed read the project's.
+        content = read_file(run.content_source or run.project.content_image)
+        styles = [read_file(run.style_source or run.project.style_image)]
+        styles += [read_file(style.source) for style in run.extra_styles.all()]
+        if not run.base_image or not run.style_image:
+            self._save_engine_inputs(stylecore, content, styles)
+
+        # Resume from the last saved iteration, with evaluations and time carried over.
+        self.last_saved = last.number if last else -1
+        self.first_iteration = last.number if last else 0
+        self.evaluations_before = last.evaluations if last else 0
+        self.seconds_before = last.seconds if last else 0.0
+        self.first_report_seconds = None
+        self.full_size_iteration_seconds = None
+        self.last_report = None
+        if last is not None:
+            start = _start_image(last.checkpoint, last.image)
+        elif run.init == Run.Init.ITERATION:
+            start = _start_image(run.init_checkpoint, run.init_image)
+        else:
+            start = None  # the run's own start (run.init)
+
+        engine = get_engine()
+        Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
+        self.meter = SpeedMeter(engine.device, run.precision)
+        try:
+            result = self._stylize(engine, content, styles, start)
+        except stylecore.DivergedError as exc:
+            self._keep_last_good_iteration(exc)
+            raise
+        finally:
+            self.meter.flush()
+        if self.lost:
+            log.warning("Run %s was taken from this worker; stopping without further writes.", run.id)
+            return "lost"
+        if result.last_iteration >= run.iterations or result.converged:
+            if result.converged:
+                Run.objects.filter(id=run.id, attempts=self.attempt).update(converged=True)
+            _finish(run.id, self.attempt, Run.Status.DONE)
+            return "done"
+        if self.stopping:
+            log.info("Worker stopping: run %s goes back to the queue at iteration %s.", run.id, result.last_iteration)
+            if _requeue(run.id, self.attempt):
+                enqueue_run_quietly(run.id)
+            return "stopped"
+        _finish(run.id, self.attempt, Run.Status.CANCELLED)
+        return "cancelled"
+
+    def _keep_last_good_iteration(self, diverged):
+        """The engine's message offers to continue from the last iteration with a finite loss: save
+        that iteration (its report's image, losses and exact pixels) when it was not due anyway."""
+        report = self.last_report
+        if report is not None and report.iteration == diverged.iteration > self.last_saved:
+            self._save_iteration(report)
+
+    def _stylize(self, engine, content, styles, start):
+        return engine.stylize(content, styles, self.run.settings, self.on_iteration,
+                              style_blend_weights=self.run.blend_weights, start=start,
+                              first_iteration=self.first_iteration)
+
+    def _save_engine_inputs(self, stylecore, content, styles):
+        """Iteration 0's companions: the base and (first) style images exactly as the engine sees them."""
+        run = self.run
+        base_u8, (style_u8, *_others) = stylecore.engine_inputs(
+            content, styles, rows=run.rows, style_fit=run.style_fit, style_blend_weights=run.blend_weights,
+            preserve_colors=run.preserve_colors, style_scale=run.style_scale,
+        )
+        before = files.stored_names([run.base_image, run.style_image])
+        size = files.save_image(run.base_image, Image.fromarray(base_u8))
+        size += files.save_image(run.style_image, Image.fromarray(style_u8))
+        names = {"base_image": run.base_image.name, "style_image": run.style_image.name}
+        running = Run.objects.filter(id=run.id, status=Run.Status.RUNNING, attempts=self.attempt)
+        if not running.update(**names, stored_bytes=F("stored_bytes") + size):
+            files.delete_names(names.values())
+            raise _Lost()
+        files.delete_names(before)
+
+    # -- the engine's callback, once per iteration --
+
+    def on_iteration(self, report):
+        """Record progress (and the iteration when it is due); return True to stop the engine."""
+        refresh_connections()
+        self.last_report = report
+        try:
+            self.meter.report(report)
+            if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
+                self._save_iteration(report)
+            else:
+                self._record_progress(report)
+            cancel_requested = (
+                Run.objects.filter(id=self.run.id).values_list("cancel_requested", flat=True).first()
+            )
+        except _Lost:
+            self.lost = True
+            return True
+        if cancel_requested:
+            self.cancelled = True
+            return True
+        if shutdown.is_set():
+            self.stopping = True
+            return True
+        return False
+
+    def _is_saved(self, number):
+        return self.run.saves_iteration(number)
+
+    def _progress_fields(self, report):
+        if self.first_report_seconds is None:
+            self.first_report_seconds = report.seconds
+        done_here = report.iteration - self.first_iteration
+        fields = {
+            "iterations_done": report.iteration,
+            "evaluations": self.evaluations_before + report.evaluations,
+            "elapsed_seconds": self.seconds_before + report.seconds,
+            "loss": finite_or_none(report.loss),
+            "content_loss": finite_or_none(report.content_loss),
+            "style_loss": finite_or_none(report.style_loss),
+            "tv_loss": finite_or_none(report.tv_loss),
+            "precision_used": report.precision,
+            "heartbeat": timezone.now(),
+        }
+        if done_here > 0:
+            # Time per iteration in this attempt, without the model build before the first report.
+            fields["seconds_per_iteration"] = (report.seconds - self.first_report_seconds) / done_here
+        fields["stall_deadline"] = self._stall_deadline(report, fields.get("seconds_per_iteration"))
+        return fields
+
+    def _stall_deadline(self, report, seconds_per_iteration):
+        """When the run counts as hung unless another iteration is reported: STALL_ITERATIONS times
+        the longer of its measured seconds per iteration and its own estimate of one iteration at
+        full size (a slow first iteration, or the first at a larger scale, is not a hang)."""
+        if self.full_size_iteration_seconds is None:
+            aspect = report.width / report.rows
+            measured = {"device": self.meter.device}
+            self.full_size_iteration_seconds = estimate_run(self.run, aspect, measured=measured).iteration_seconds
+        iteration_seconds = max(seconds_per_iteration or 0.0, self.full_size_iteration_seconds)
+        patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * iteration_seconds)
+        return timezone.now() + timedelta(seconds=patience)
+
+    def _update_run(self, fields):
+        updated = Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(**fields)
+        if updated != 1:
+            raise _Lost()
+
+    def _record_progress(self, report):
+        self._update_run(self._progress_fields(report))
+
+    def _save_iteration(self, report):
+        """Files first, then the row and the progress in one transaction; files go if that fails."""
+        image = Image.fromarray(report.image())
+        iteration = Iteration(
+            run_id=self.run.id,
+            number=report.iteration,
+            loss=report.loss,
+            content_loss=report.content_loss,
+            style_loss=report.style_loss,
+            tv_loss=report.tv_loss,
+            evaluations=self.evaluations_before + report.evaluations,
+            seconds=self.seconds_before + report.seconds,
+            rows=report.rows,
+            width=report.width,
+        )
+        fields = self._progress_fields(report)
+        # The previous checkpoint goes once this one is stored: only the latest is ever resumed from.
+        previous = Iteration.objects.filter(run_id=self.run.id).exclude(checkpoint="").order_by("-number").first()
+        try:
+            size = files.save_image(iteration.image, image) + files.save_thumbnail(iteration.thumbnail, image)
+            checkpoint_size = files.save_checkpoint(iteration.checkpoint, report.pixels())
+            fields["stored_bytes"] = F("stored_bytes") + size + checkpoint_size
+            with transaction.atomic():
+                if previous is not None:
+                    fields["stored_bytes"] -= _stored_size(previous.checkpoint)
+                    Iteration.objects.filter(id=previous.id).update(checkpoint="")
+                self._update_run(fields)
+                iteration.save()
+        except BaseException:
+            files.delete_names(files.stored_names([iteration.image, iteration.thumbnail, iteration.checkpoint]))
+            raise
+        if previous is not None:
+            files.delete_names([previous.checkpoint.name])
+        self.last_saved = report.iteration
+
+
