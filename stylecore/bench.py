@@ -26,7 +26,9 @@
     and CPU seconds each needed, with the model already loaded. The two images at L* are saved
     with ``--images DIR``.
 (d) The AdaIN preview: seconds for one whole pass (both images encoded, then decoded) and for
-    another alpha on the same images (encodings cached).
+    another alpha on the same images (encodings cached). Then (d2, also ``--part preview-ratio`` alone):
+    the whole pass against one float32 evaluation at the same size, alternating, and their ratio
+    (``ONEDNN_MAX_CPU_ISA=AVX2`` before the run emulates a CPU without AVX-512).
 (e) L-BFGS bookkeeping: seconds scipy's L-BFGS-B spends per evaluation outside the objective,
     with the pixel box bounds (the first engine) and on f(clip(x)) without bounds (the engine
     now), on a cheap quadratic of the image's size, side by side.
@@ -369,8 +371,8 @@ def main(argv=None):
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
-                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
-                                 "defaults", "starts", "backends"),
+                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "preview-ratio", "lbfgs",
+                                 "overhead", "defaults", "starts", "backends"),
                         help="run only one part (default: all)")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
                         help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
@@ -427,6 +429,8 @@ def main(argv=None):
         compare_optimizers(engine, objective, content, style, args.evaluations)
     if args.part in ("all", "preview"):
         time_preview(engine, content, style, args)
+    if args.part in ("all", "preview", "preview-ratio"):
+        time_preview_against_evaluation(engine, content, style, weights, args.rounds)
     if args.part in ("all", "lbfgs"):
         time_lbfgs_bookkeeping(content.shape, args.rounds)
     if args.part in ("all", "defaults"):
@@ -528,6 +532,46 @@ def time_preview(engine, content, style, args, repeats=5):
           f"{engine.resolve_precision('auto')}, median of {repeats}")
     print(f"    whole pass (encode content and style, decode): {statistics.median(whole):.3f} s")
     print(f"    another alpha (encodings cached):              {statistics.median(alpha_only):.3f} s")
+
+
+def time_preview_against_evaluation(engine, content, style, weights, rounds=4):
+    """(d2) The whole AdaIN preview (both images encoded, AdaIN, decoded, converted to uint8, in the
+    automatic precision) against one float32 Gatys loss-and-gradient evaluation at the same size, in
+    alternating rounds (which goes first alternates too): the medians and their ratio, the issue's
+    target being under 0.5 on CPUs with and without AVX-512. oneDNN's ISA can be capped for the whole
+    process with ``ONEDNN_MAX_CPU_ISA=AVX2`` set before the run (TensorFlow), to emulate a CPU without
+    AVX-512; the line printed says which cap was in force."""
+    import os
+
+    rows = content.shape[0]
+    precision = engine.resolve_precision("auto", content.shape[0] * content.shape[1])
+    judge = EngineObjective(engine, content, style, weights, "float32")
+    x = preprocess(content) + np.random.default_rng(0).normal(0, 8, content.shape).astype(np.float32)
+
+    def preview():
+        engine.forget_encodings()
+        engine.preview(content, style, rows=rows)
+
+    contenders = {"preview": preview, "evaluation": lambda: judge.evaluate(x)}
+    for contender in contenders.values():
+        contender()  # build and warm up
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for i in range(max(rounds, 1)):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    per_round = [p / e for p, e in zip(times["preview"], times["evaluation"])]
+    print(f"\n(d2) the whole AdaIN preview ({precision}) against one float32 evaluation at "
+          f"{content.shape[0]}x{content.shape[1]}, median of {len(per_round)} alternating rounds "
+          f"(ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}, "
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"    whole preview {median['preview']:.3f} s, float32 evaluation {median['evaluation']:.3f} s: "
+          f"ratio {median['preview'] / median['evaluation']:.2f} (rounds {min(per_round):.2f}-{max(per_round):.2f}; "
+          f"target < 0.5)")
 
 
 def time_defaults(engine, content, style, weights, args):
