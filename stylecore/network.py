@@ -11,7 +11,8 @@ function serves every image size and every precision: the convolutions run in ``
   (Huang & Belongie 2017): reflection padding, pooling that keeps a last odd row/column
   (torch's ``ceil_mode``), up to relu4_1.
 * ``adain_decoder`` mirrors it: reflection-padded 3×3 convolutions, ReLU, nearest ×2
-  upsampling, ending in RGB in [0, 1].
+  upsampling, ending in RGB in [0, 1]. Each upsampling and the convolution after it run as one
+  2×2 convolution at the low resolution (``upsampling_kernel``): the same sums, 4/9 of the work.
 
 The same code runs on TensorFlow and on JAX (``stylecore.backend``); ``ops`` is ``keras.ops``,
 passed in by the engine, which starts the backend lazily.
@@ -19,6 +20,8 @@ passed in by the engine, which starts the backend lazily.
 
 import os
 import re
+
+import numpy as np
 
 from . import backend
 from .settings import PRECISIONS
@@ -122,22 +125,69 @@ def adain_encoder(ops, layers, dtype):
     return encode
 
 
+# Nearest ×2 upsampling then a reflection-padded 3×3 convolution, folded into one 2×2 convolution at
+# the low resolution: reflecting the upsampled picture by one pixel is repeating the low-resolution
+# edge, and each of the 2×2 output phases sees only two distinct input rows (and columns) of the
+# three its kernel spans. Row r of the kernel falls on low-resolution row PHASE_TAPS[phase][r] of
+# the 2×2 window, so the two rows of one phase add up. 4/9 of the multiplications, the same sums.
+PHASE_TAPS = ((0, 1, 1), (0, 0, 1))
+
+
+def upsampling_kernel(kernel):
+    """(3, 3, Cin, Cout) → (2, 2, Cin, 4 Cout): the four phases' 2×2 kernels side by side, phase
+    (a, b) — output row 2i + a, column 2j + b — in channels [(2a + b) Cout, (2a + b + 1) Cout)."""
+    kernel = np.asarray(kernel, np.float32)
+    out = kernel.shape[3]
+    folded = np.zeros((2, 2, kernel.shape[2], 4 * out), np.float32)
+    for a in range(2):
+        for b in range(2):
+            phase = (2 * a + b) * out
+            for r in range(3):
+                for c in range(3):
+                    folded[PHASE_TAPS[a][r], PHASE_TAPS[b][c], :, phase:phase + out] += kernel[r, c]
+    return folded
+
+
+def _upsampled_conv(ops, x, kernel, bias):
+    """conv(reflect(repeat×2(x))) + bias for a 2×2 ``upsampling_kernel``: one convolution at the low
+    resolution, then the four phases interleaved into the picture twice x's size."""
+    x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")  # repeats the edge pixel
+    y = ops.conv(x, kernel, 1, padding="valid") + bias  # (1, H + 1, W + 1, 4 Cout)
+    shape = ops.shape(x)
+    rows, cols, out = shape[1] - 2, shape[2] - 2, ops.shape(bias)[0] // 4
+    phases = [[y[:, a:a + rows, b:b + cols, (2 * a + b) * out:(2 * a + b + 1) * out] for b in range(2)]
+              for a in range(2)]
+    stacked = ops.stack([ops.stack(row, axis=3) for row in phases], axis=2)  # (1, H, 2, W, 2, Cout)
+    return ops.reshape(stacked, (1, 2 * rows, 2 * cols, out))
+
+
 def adain_decoder(ops, convs, dtype):
     """relu4_1-sized features (float32) → RGB in [0, 1] (float32), 8× the features' size.
 
-    ``convs``: [(torch index, kernel HWIO, bias)] of DECODER_CONVS.
+    ``convs``: [(torch index, kernel HWIO, bias)] of DECODER_CONVS. The convolution after each
+    upsampling runs at the low resolution (``upsampling_kernel``), as the torch decoder's
+    upsampling and padding would feed it, in 4/9 of the multiplications.
     """
-    weights = _constants(ops, convs, dtype)
+    folded = []
+    upsampled = False
+    for index, kernel, bias in convs:
+        if upsampled:
+            kernel, bias = upsampling_kernel(kernel), np.tile(np.asarray(bias, np.float32), 4)
+        folded.append((index, upsampled, kernel, bias))
+        upsampled = index in UPSAMPLE_AFTER
+    weights = [(index, after, ops.convert_to_tensor(kernel, dtype), ops.convert_to_tensor(bias, dtype))
+               for index, after, kernel, bias in folded]
     last = DECODER_CONVS[-1]
 
     def decode(features):
         x = ops.cast(features, dtype)
-        for index, kernel, bias in weights:
-            x = ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias
+        for index, after_upsampling, kernel, bias in weights:
+            if after_upsampling:
+                x = _upsampled_conv(ops, x, kernel, bias)
+            else:
+                x = ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias
             if index != last:
                 x = ops.relu(x)
-            if index in UPSAMPLE_AFTER:
-                x = ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
         return ops.cast(x, "float32")
 
     return decode

@@ -16,7 +16,8 @@ from .benchset import (
 )
 from .timing import (
     TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
-    time_defaults, time_lbfgs_bookkeeping, time_preview, time_run_overhead, time_to_quality,
+    time_defaults, time_lbfgs_bookkeeping, time_preview, time_preview_against_evaluation, time_run_overhead,
+    time_to_quality,
 )
 
 
@@ -62,7 +63,7 @@ def main(argv=None):
                         help=f"time-to-quality variants to run, comma-separated (default: all): "
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
-                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "lbfgs", "overhead",
+                        choices=("all", "timing", "optimizer", "time-to-quality", "preview", "preview-ratio", "lbfgs", "overhead",
                                  "defaults", "starts", "backends"),
                         help="run only one part (default: all)")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
@@ -127,6 +128,8 @@ def main(argv=None):
         compare_optimizers(engine, objective, content, style, args.evaluations)
     if args.part in ("all", "preview"):
         time_preview(engine, content, style, args)
+    if args.part in ("all", "preview", "preview-ratio"):
+        time_preview_against_evaluation(engine, content, style, weights, args.rounds)
     if args.part in ("all", "lbfgs"):
         time_lbfgs_bookkeeping(content.shape, args.rounds)
     if args.part in ("all", "defaults"):

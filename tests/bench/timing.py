@@ -30,7 +30,9 @@ options); nothing in ``stylecore`` imports it.
     and CPU seconds each needed, with the model already loaded. The two images at L* are saved
     with ``--images DIR``.
 (d) The AdaIN preview: seconds for one whole pass (both images encoded, then decoded) and for
-    another alpha on the same images (encodings cached).
+    another alpha on the same images (encodings cached). Then (d2, also ``--part preview-ratio`` alone):
+    the whole pass against one float32 evaluation at the same size, alternating, and their ratio
+    (``ONEDNN_MAX_CPU_ISA=AVX2`` before the run emulates a CPU without AVX-512).
 (e) L-BFGS bookkeeping: seconds scipy's L-BFGS-B spends per evaluation outside the objective,
     with the pixel box bounds (the first engine) and on f(clip(x)) without bounds (the engine
     now), on a cheap quadratic of the image's size, side by side.
@@ -418,6 +420,46 @@ def time_preview(engine, content, style, args, repeats=5):
           f"{engine.resolve_precision('auto')}, median of {repeats}")
     print(f"    whole pass (encode content and style, decode): {statistics.median(whole):.3f} s")
     print(f"    another alpha (encodings cached):              {statistics.median(alpha_only):.3f} s")
+
+
+def time_preview_against_evaluation(engine, content, style, weights, rounds=4):
+    """(d2) The whole AdaIN preview (both images encoded, AdaIN, decoded, converted to uint8, in the
+    automatic precision) against one float32 Gatys loss-and-gradient evaluation at the same size, in
+    alternating rounds (which goes first alternates too): the medians and their ratio, the issue's
+    target being under 0.5 on CPUs with and without AVX-512. oneDNN's ISA can be capped for the whole
+    process with ``ONEDNN_MAX_CPU_ISA=AVX2`` set before the run (TensorFlow), to emulate a CPU without
+    AVX-512; the line printed says which cap was in force."""
+    import os
+
+    rows = content.shape[0]
+    precision = engine.resolve_precision("auto", content.shape[0] * content.shape[1])
+    judge = EngineObjective(engine, content, style, weights, "float32")
+    x = preprocess(content) + np.random.default_rng(0).normal(0, 8, content.shape).astype(np.float32)
+
+    def preview():
+        engine.forget_encodings()
+        engine.preview(content, style, rows=rows)
+
+    contenders = {"preview": preview, "evaluation": lambda: judge.evaluate(x)}
+    for contender in contenders.values():
+        contender()  # build and warm up
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for i in range(max(rounds, 1)):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    per_round = [p / e for p, e in zip(times["preview"], times["evaluation"])]
+    print(f"\n(d2) the whole AdaIN preview ({precision}) against one float32 evaluation at "
+          f"{content.shape[0]}x{content.shape[1]}, median of {len(per_round)} alternating rounds "
+          f"(ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}, "
+          f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"    whole preview {median['preview']:.3f} s, float32 evaluation {median['evaluation']:.3f} s: "
+          f"ratio {median['preview'] / median['evaluation']:.2f} (rounds {min(per_round):.2f}-{max(per_round):.2f}; "
+          f"target < 0.5)")
 
 
 def time_defaults(engine, content, style, weights, args):

@@ -246,6 +246,40 @@ def test_the_adain_decoder_gives_a_finite_picture_eight_times_the_features(engin
     assert picture.shape == (1, 40, 56, 3) and np.isfinite(picture).all()
 
 
+
+def _upsampling_decoder(ops, convs):
+    """The torch decoder as written: reflection-padded 3×3 convolutions, ReLU, nearest ×2 by repeat."""
+    def decode(x):
+        for index, kernel, bias in convs:
+            x = ops.conv(ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect"), kernel, 1,
+                         padding="valid") + bias
+            if index != network.DECODER_CONVS[-1]:
+                x = ops.relu(x)
+            if index in network.UPSAMPLE_AFTER:
+                x = ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+        return x
+
+    return decode
+
+
+@pytest.mark.parametrize("rows, cols", [(3, 5), (4, 4)])
+def test_the_decoder_folds_each_upsampling_into_the_next_convolution_exactly(rows, cols):
+    """The convolution after each ×2 upsampling runs at the low resolution as four 2×2 phase kernels
+    (4/9 of the multiplications): the same picture as upsampling, reflecting and convolving."""
+    from stylecore import backend
+
+    ops = backend.keras_ops()
+    rng = np.random.default_rng(0)
+    channels = [8, 6, 6, 6, 6, 5, 5, 4, 4, 3]
+    convs = [(index, rng.normal(0, 0.3, (3, 3, channels[i], channels[i + 1])).astype(np.float32),
+              rng.normal(0, 0.1, channels[i + 1]).astype(np.float32))
+             for i, index in enumerate(network.DECODER_CONVS)]
+    features = rng.uniform(0, 2, (1, rows, cols, 8)).astype(np.float32)
+    folded = backend.to_numpy(network.adain_decoder(ops, convs, "float32")(backend.constant(features)))
+    expected = backend.to_numpy(_upsampling_decoder(ops, convs)(backend.constant(features)))
+    assert folded.shape == expected.shape == (1, 8 * rows, 8 * cols, 3)
+    np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)
+
 def _colour_distance(image, reference):
     """Distance of the per-channel mean and standard deviation."""
     def stats(x):
