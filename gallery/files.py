@@ -65,7 +65,12 @@ def copy_file(source, target):
     """Store a copy of one file field's file into another under a fresh name; return its bytes."""
     with source.open("rb") as handle:
         content = ContentFile(handle.read())
-    return save_file(target, posixpath.splitext(source.name)[1].lstrip(".") or "jpg", content)
+    return save_file(target, extension(source.name), content)
+
+
+def extension(name):
+    """A stored file's extension without the dot ("jpg" for a name without one)."""
+    return posixpath.splitext(name)[1].lstrip(".") or "jpg"
 
 
 def save_project_image(project, which, image):

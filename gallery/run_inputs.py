@@ -13,7 +13,6 @@ the same new picture both write a file; the row decides which stays, and the oth
 once the transaction commits.
 """
 import hashlib
-import posixpath
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -31,6 +30,7 @@ class InputStore:
 
     def __init__(self, project):
         self.project = project
+        self._digests = {}  # source file name -> digest of its bytes
         self._stored = {}  # digest -> RunInput (saved, or new until ``save``)
         self._targets = {}  # digest -> the file fields pointed at it
         self._written = []  # names this launch wrote
@@ -38,9 +38,11 @@ class InputStore:
     def store(self, source, target):
         """Point file field ``target`` at the project's stored copy of ``source``'s picture, storing
         it first when the project has none (or its file is gone); return the bytes written."""
-        with source.open("rb") as handle:
-            data = handle.read()
-        digest = digest_of(data)
+        digest = self._digests.get(source.name)  # a sweep's runs share their sources: read each once
+        if digest is None:
+            with source.open("rb") as handle:
+                data = handle.read()
+            digest = self._digests[source.name] = digest_of(data)
         stored = self._stored.get(digest)
         if stored is None:
             stored = RunInput.objects.filter(project=self.project, digest=digest).first()
@@ -50,8 +52,7 @@ class InputStore:
         if stored is None or not stored.file.name:
             stored = stored or RunInput(project=self.project, digest=digest)
             stored.size = written = len(data)
-            extension = posixpath.splitext(source.name)[1].lstrip(".") or "jpg"
-            files.save_file(stored.file, extension, ContentFile(data))
+            files.save_file(stored.file, files.extension(source.name), ContentFile(data))
             self._written.append(stored.file.name)
         self._stored[digest] = stored
         self._targets.setdefault(digest, []).append(target)

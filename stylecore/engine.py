@@ -448,11 +448,6 @@ class Engine:
                 self._bundle = load_bundle(self._weights)
             return self._bundle
 
-    def vgg_layers(self):
-        """VGG19's convolutions as this engine's weights hold them: [(layer name, kernel, bias)] in
-        network order, numpy float32 (a host's weights may stop before block5_conv2's successors)."""
-        return self._vgg_layers()
-
     def loss_functions(self, precision="auto", content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
                        pooling=POOLING):
         """The compiled loss functions (a ``LossFunctions``) a run of these settings uses, built on
@@ -460,14 +455,16 @@ class Engine:
         (``targets`` and ``loss_and_gradient``). ``precision`` is resolved as for a run."""
         return self._ensure_model(precision, content_layer, tuple(style_layers), pooling)
 
-    def _vgg_layers(self):
+    def vgg_layers(self):
+        """VGG19's convolutions as this engine's weights hold them: [(layer name, kernel, bias)] in
+        network order, numpy float32 (a host's weights may stop before block5_conv2's successors)."""
         return self._weights_bundle().vgg
 
     def _ensure_model(self, precision="auto", content_layer=CONTENT_LAYER, style_names=STYLE_LAYERS, pooling=POOLING):
         """Build the loss functions of ``precision``, these layers and pooling (done on first use anyway);
         return them. VGG19 is cut after the deepest layer they use (``forward.convolutions``)."""
         key = (self.resolve_precision(precision), content_layer, tuple(style_names), pooling)
-        layers = self._vgg_layers()
+        layers = self.vgg_layers()
         with self._lock:
             if key in self._functions:
                 self._functions.move_to_end(key)

