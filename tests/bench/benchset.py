@@ -12,7 +12,7 @@ functions are traced once.
 For each pair, as in part (c) of ``tests.bench.timing``: the reference (float32, one size, the photo
 as the start, L-BFGS keeping scipy's 10 steps as the first engine did) runs
 ``--reference-iterations``; its last full-size loss is the pair's L*. Then each candidate runs in
-the automatic precision until its full-size loss, judged in float32 outside the clock, is at most
+``--precision`` (default the automatic one, what a user's run gets) until its full-size loss, judged in float32 outside the clock, is at most
 L*, or once it has run twice the reference's iterations: a limit in iterations, not seconds, so
 that whether and where a candidate reaches L* does not depend on the machine's load
 (``--give-up-below`` adds a limit in wall time).
@@ -263,12 +263,14 @@ def warm_up(engine, content, styles, blend, precisions, scale_rows, warmed):
                 warmed.add(key)
 
 
-def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, warmed, images=None, candidates=None):
-    """The reference and the ``candidates`` (keys; None: all) on one pair, side by side; a dict for the report."""
+def run_pair(engine, pair, rows, reference_iterations, give_up_below, weights, warmed, images=None, candidates=None,
+             precision="auto"):
+    """The reference and the ``candidates`` (keys; None: all) on one pair, side by side; a dict for the report.
+    The candidates compute in ``precision`` as a run asking for it would (``auto``: what a user's run gets)."""
     candidates = select_candidates(candidates)
     content, styles = pair_images(pair, rows)
     blend = list(pair.blend) if pair.blend else None
-    auto = engine.resolve_precision("auto", content.shape[0] * content.shape[1])
+    auto = engine.resolve_precision(precision, content.shape[0] * content.shape[1])
     judge = EngineObjective(engine, content, styles, weights, "float32", blend=blend)
     budget = CANDIDATE_ITERATIONS_FACTOR * reference_iterations
     coarse = [size for size, _ in scale_plan(rows, max(16, rows // 2), reference_iterations)]
@@ -419,13 +421,14 @@ def run_set(engine, args, weights):
     """Run the set's pairs (``args.pairs`` or all) and print, and write ``args.json``, the report."""
     pairs = select_pairs(args.set, args.pairs)
     rows, cols = set_size(args.rows)
-    auto = engine.resolve_precision("auto", rows * cols)
+    precision = getattr(args, "precision", "auto")
+    auto = engine.resolve_precision(precision, rows * cols)
     report = {
         "set": args.set, "quick": bool(args.quick), "rows": rows, "cols": cols,
         "reference_iterations": args.reference_iterations,
         "candidate_iterations": CANDIDATE_ITERATIONS_FACTOR * args.reference_iterations,
         "candidates": list(select_candidates(args.candidates)),
-        "give_up_below": args.give_up_below, "precision": auto, "machine": machine(),
+        "give_up_below": args.give_up_below, "precision": auto, "precision_asked": precision, "machine": machine(),
         "backend": engine.backend, "solver": engine.solver,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_average_at_start": _load_average(),
         "pairs": [], "summary": {},
@@ -438,14 +441,14 @@ def run_set(engine, args, weights):
     print(f"  reference: float32, one size, photo start, L-BFGS keeping 10 steps (the first engine), "
           f"{args.reference_iterations} iterations; its last loss is L*")
     wall_cap = f" or after {1 / args.give_up_below:g} times the reference's wall time" if args.give_up_below else ""
-    print(f"  candidates: {', '.join(report['candidates'])}, in {auto} (auto), judged by the full-size float32 loss outside the clock; each stops at L* "
+    print(f"  candidates: {', '.join(report['candidates'])}, in {auto} ({precision}), judged by the full-size float32 loss outside the clock; each stops at L* "
           f"or after {report['candidate_iterations']} iterations{wall_cap}")
     print("  iterations and evaluations at L* do not depend on the machine's load; seconds do (they are compared "
           "within a pair, run minutes apart)")
     warmed = set()
     for pair in pairs:
         result = run_pair(engine, pair, args.rows, args.reference_iterations, args.give_up_below, weights, warmed,
-                          images=args.images, candidates=report["candidates"])
+                          images=args.images, candidates=report["candidates"], precision=precision)
         report["pairs"].append(result)
         report["summary"] = summarise(report["pairs"])
         if args.json:

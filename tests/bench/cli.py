@@ -83,6 +83,9 @@ def main(argv=None):
                              f"the candidates {', '.join(QUICK_CANDIDATES)} (unless --rows, --reference-iterations or "
                              f"--candidates say otherwise)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
+                        help="with --set: the precision the candidates compute in (default auto, what a user's run "
+                             "gets; float32 compares the starts in the reference's precision)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # progress shows up when redirected to a file
     if (args.content is None) != (args.style is None):
@@ -103,8 +106,8 @@ def main(argv=None):
             parser.error(str(exc))
         run_set(Engine(), args, (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
         return 0
-    if args.pairs or args.json or args.candidates:
-        parser.error("--pairs, --candidates and --json go with --set")
+    if args.pairs or args.json or args.candidates or args.precision != "auto":
+        parser.error("--pairs, --candidates, --precision and --json go with --set")
     if args.part == "backends":
         compare_backends(args)
         return 0

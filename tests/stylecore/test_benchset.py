@@ -59,6 +59,18 @@ def test_the_quick_mode_is_small_and_the_full_mode_keeps_its_meaning(monkeypatch
     assert quick.candidates == list(benchset.QUICK_CANDIDATES) == ["photo", "adain-0.2", "adain-1"]
     assert (full.rows, full.reference_iterations, full.candidates) == (400, 50, None)
     assert benchset.select_candidates(full.candidates) == tuple(key for key, _ in benchset.CANDIDATES)
+    assert quick.precision == full.precision == "auto"
+
+
+def test_the_candidates_precision_goes_with_the_set_only(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "run_set", lambda engine, args, weights: seen.append(args))
+    cli.main(["--part", "time-to-quality", "--set", "default", "--precision", "float32"])
+    assert seen[0].precision == "float32"
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "time-to-quality", "--precision", "float32"])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "time-to-quality", "--set", "default", "--precision", "float16"])
 
 
 def test_nothing_in_the_engine_package_imports_the_benchmark():
