@@ -67,7 +67,7 @@ from .images import (
     validate_style_fit,
 )
 from . import backend
-from .network import resolve_precision
+from .network import gpu_supports_bfloat16, resolve_precision
 from .schema import DEFAULTS, RunSettings
 from .settings import (
     PREVIEW_ALPHA, parse_style_blend, parse_style_layers, validate_alpha, validate_count, validate_precision,
@@ -394,11 +394,21 @@ class Engine:
     def emulation(self, precision):
         """Why ``precision`` should not be used on this device, measured, or None where it should:
         no kernel for it, or a probe convolution slower than in float32 by more than EMULATED_SLOWDOWN
-        (a CPU without AVX512_BF16 emulates bfloat16, about 16× slower than float32)."""
+        (a CPU without AVX512_BF16 emulates bfloat16, about 16× slower than float32).
+
+        On a GPU the compute capability decides, not the probe: bfloat16 is native from 8.0 (Ampere),
+        float16 on every GPU this runs on. A 1-GFLOP convolution takes microseconds there, so the
+        probe would time kernel launches (the casts add two) rather than the arithmetic."""
         if precision == "float32":
             return None
         if not self._precision_works(precision):
             return f"precision {precision} does not work on {self.device}"
+        if self._device.kind == "GPU":
+            capability = self._device.compute_capability
+            if precision == "bfloat16" and not gpu_supports_bfloat16({"compute_capability": capability}):
+                return (f"bfloat16 is only emulated on {self.device}: GPUs compute it natively from compute "
+                        f"capability 8.0, this one has {'.'.join(str(part) for part in capability)}")
+            return None
         slowdown = self._probe_seconds(precision) / self._probe_seconds("float32")
         if slowdown > EMULATED_SLOWDOWN:
             return (f"{precision} is only emulated on {self.device}: a test convolution took {slowdown:.1f}× as long "

@@ -69,19 +69,18 @@ class Evaluation:
     def __init__(self, engine, rows, precision):
         self.engine, self.precision = engine, precision
         content, style = landscape(rows, rows), swirls(rows, rows)
-        model = engine._ensure_model(precision)
-        self.key = (engine.resolve_precision(precision), model.content_layer, model.style_names)
-        target, _ = engine._targets(self.key, backend.constant(preprocess(content)[None]))
-        _, grams = engine._targets(self.key, backend.constant(preprocess(style)[None]))
+        self.functions = engine.loss_functions(precision)
+        target, _ = self.functions.targets(backend.constant(preprocess(content)[None]))
+        _, grams = self.functions.targets(backend.constant(preprocess(style)[None]))
         weights = backend.constant(np.array([DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight],
                                             np.float32))
-        layer_weights = backend.constant(np.ones(len(model.style_names), np.float32))
+        layer_weights = backend.constant(np.ones(len(self.functions.style_names), np.float32))
         low, high = caffe_bounds((rows, rows, 3))
         x = backend.constant(np.clip(preprocess(content), low, high)[None])
         self.arguments = (x, target, grams, weights, layer_weights, backend.constant(lbfgs_scale((rows, rows, 3))))
 
     def __call__(self):
-        total, _parts, gradient = self.engine._loss_and_gradient(self.key, *self.arguments)
+        total, _parts, gradient = self.functions.loss_and_gradient(*self.arguments)
         backend.to_numpy(total)  # waits for the whole program, the gradient included
         return gradient
 
@@ -136,7 +135,8 @@ def measure(engine, args, report):
     report.update(backend=engine.backend, device=engine.device, solver=engine.solver, auto_precision=low)
     print(f"backend {engine.backend}, device {engine.device}, solver: {engine.solver}, auto precision: {low}")
 
-    precisions = ["float32"] + [p for p in ("bfloat16",) if engine._precision_works(p)]
+    # bfloat16 where the device computes it natively (an emulated one would only time the emulation)
+    precisions = ["float32"] + [p for p in ("bfloat16",) if engine.emulation(p) is None]
     timings = seconds_per_evaluation(engine, args.rows, precisions)
     report["seconds_per_evaluation"] = timings
     for precision, seconds in timings.items():

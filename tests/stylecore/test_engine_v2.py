@@ -68,6 +68,23 @@ def test_auto_never_picks_a_precision_the_probe_measures_as_emulated(engine, mon
     assert engine.resolve_precision("bfloat16") == "bfloat16"
 
 
+def test_on_a_gpu_the_compute_capability_decides_not_the_launch_bound_probe(engine, monkeypatch):
+    from stylecore.backend import Device
+
+    _ = engine.device
+    # A probe slowed by kernel launches (as a microsecond convolution on a GPU can be) is ignored there.
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.00002, "bfloat16": 0.00004})
+    monkeypatch.setitem(engine._working, "bfloat16", True)
+    monkeypatch.setattr(engine, "_device", Device("GPU", "GPU:0 NVIDIA H200", (9, 0)))
+    assert engine.emulation("bfloat16") is None
+    assert engine.resolve_precision("auto") == "bfloat16" and engine.resolve_precision("bfloat16") == "bfloat16"
+    monkeypatch.setattr(engine, "_device", Device("GPU", "GPU:0 Tesla T4", (7, 5)))
+    assert engine.resolve_precision("auto") == "float32"
+    with pytest.raises(stylecore.SettingsError, match=r"bfloat16 is only emulated on GPU:0 Tesla T4 \(\w+\): GPUs compute "
+                                                      r"it natively from compute capability 8\.0, this one has 7\.5"):
+        engine.resolve_precision("bfloat16")
+
+
 def test_the_probe_measures_this_machine(engine):
     seconds = engine._probe_seconds("float32")
     assert 0 < seconds < 5 and engine._probe_seconds("float32") == seconds  # measured once
