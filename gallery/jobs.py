@@ -36,6 +36,7 @@ from gallery.models import Iteration, PrecisionCheck, Run
 from gallery.queue import enqueue_run_quietly, refresh_connections
 from gallery.recovery import Heartbeat
 from stylecore.schema import DEFAULTS
+from stylecore.settings import precisions_text
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,7 @@ class _Job:
         self.first_report_seconds = None
         self.full_size_iteration_seconds = None
         self.last_report = None
+        self.precisions = run.precision_used  # "bfloat16, then float32" once a run went on in float32
         if last is not None:
             start = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
@@ -366,6 +368,7 @@ class _Job:
         if self.first_report_seconds is None:
             self.first_report_seconds = report.seconds
         done_here = report.iteration - self.first_iteration
+        self.precisions = precisions_text(self.precisions, report.precision)
         fields = {
             "iterations_done": report.iteration,
             "evaluations": self.evaluations_before + report.evaluations,
@@ -374,7 +377,7 @@ class _Job:
             "content_loss": finite_or_none(report.content_loss),
             "style_loss": finite_or_none(report.style_loss),
             "tv_loss": finite_or_none(report.tv_loss),
-            "precision_used": report.precision,
+            "precision_used": self.precisions,
             "heartbeat": timezone.now(),
         }
         if done_here > 0:

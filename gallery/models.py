@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.deconstruct import deconstructible
 
 from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label, saves_iteration
-from stylecore.settings import parse_style_blend
+from stylecore.settings import PRECISIONS_TEXT_LENGTH, parse_style_blend
 
 # Defaults a run form is prefilled with: the engine's own (stylecore.schema is plain Python; TensorFlow is
 # only imported inside the engine's functions, so views stay free of it).
@@ -207,7 +207,8 @@ class Run(RunSettingsColumns):
     seconds_per_iteration = models.FloatField(null=True, blank=True)
     elapsed_seconds = models.FloatField(default=0)
     device = models.CharField(max_length=100, blank=True)
-    precision_used = models.CharField(max_length=10, blank=True, help_text="What the convolutions ran in.")
+    precision_used = models.CharField(max_length=PRECISIONS_TEXT_LENGTH, blank=True,
+                                      help_text='What the convolutions ran in, e.g. "bfloat16, then float32".')
     converged = models.BooleanField(default=False, help_text="L-BFGS finished before the last iteration.")
     # Each claim by a worker increments it; that worker's writes are filtered on it (its ownership token).
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker has claimed this run.")

@@ -18,7 +18,7 @@ from PIL import Image
 from . import Engine, engine_inputs
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
 from .schema import SETTING, SETTINGS, RunSettings, help_text, saves_iteration
-from .settings import parse_style_blend
+from .settings import parse_style_blend, precisions_text
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -132,9 +132,11 @@ def main(argv=None):
     progress = Progress(args.iterations, args.save_every)
     last = args.iterations
     started = time.perf_counter()
+    used = {"precisions": ""}
 
     with open(os.path.join(args.out, "log.jsonl"), "w", encoding="utf-8") as log:
         def on_iteration(report):
+            used["precisions"] = precisions_text(used["precisions"], report.precision)
             log.write(json.dumps({
                 "iteration": report.iteration, "loss": report.loss,
                 "content_loss": report.content_loss, "style_loss": report.style_loss,
@@ -163,7 +165,8 @@ def main(argv=None):
                 args.out, f"output_at_iteration_{exc.iteration}.png"))
             return fail(f"{exc} The last good image was saved.", EXIT_FAILURE)
     ending = "converged" if result.converged else "done"
+    switched = f" from iteration {result.refined_at}" if result.refined_at is not None else ""
     print(f"Done ({ending}): {result.last_iteration} iterations, {result.evaluations} evaluations in "
-          f"{_duration(result.seconds)} on {engine.device} in {result.precision} ({result.solver}); final loss "
+          f"{_duration(result.seconds)} on {engine.device} in {used['precisions']}{switched} ({result.solver}); final loss "
           f"{result.loss:.4g}. Images in {args.out}", file=sys.stderr)
     return 0

@@ -109,7 +109,9 @@ class IterationReport:
     (``iteration == first_iteration``) describes the initial image; computing its
     loss costs one evaluation, so it has ``evaluations == 1``. ``rows`` × ``width``
     is the size this iteration was computed at (smaller than the output at the
-    coarse scales of a run), ``precision`` what the convolutions ran in.
+    coarse scales of a run), ``precision`` what the convolutions of this iteration ran in (a run
+    in bfloat16 or float16 that converges before its last iteration goes on in float32: see
+    ``TransferResult.refined_at``).
     ``converged`` marks the last report of a run that L-BFGS finished early. ``backend``, ``device``
     and ``solver`` say what computed it (e.g. "jax", "GPU:0 NVIDIA H200", "optax L-BFGS on the device").
     """
@@ -144,6 +146,10 @@ class IterationReport:
 
 @dataclass(frozen=True)
 class TransferResult:
+    """What ``stylize`` returns. ``precision`` is what the last iteration computed in; ``refined_at``
+    the iteration after which a run in bfloat16 or float16 went on in float32 (its low precision's
+    rounding had stopped L-BFGS above what float32 reaches), None where it did not."""
+
     image: np.ndarray
     iterations_done: int
     last_iteration: int
@@ -157,6 +163,7 @@ class TransferResult:
     device: str = ""
     solver: str = ""
     pixels: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
+    refined_at: Optional[int] = None
 
 
 def _gram(ops, features):
@@ -265,6 +272,10 @@ class _Stop(Exception):
 
 class _ScaleEnd(Exception):
     """Raised inside the optimiser's objective when the current scale's iterations are done."""
+
+
+class _Refine(Exception):
+    """Raised when L-BFGS converged at the full size in a low precision: go on in float32."""
 
 
 def _channels(layer):
@@ -756,6 +767,7 @@ class _Run:
         self.engine = engine
         self.model = model  # (precision, content layer, style layer names, pooling): the loss functions used
         self.precision = model[0]
+        self.refined_at = None  # the iteration after which float32 took over (refine)
         self.inputs = inputs
         self.requested_weights = weights  # as given, for messages (float32 would round them)
         self.weights = backend.constant(np.asarray(weights, dtype=np.float32))
@@ -784,29 +796,50 @@ class _Run:
         self.shape = x0.shape
         self.colour_content = colour_content
         self.gradient_scale = backend.constant(lbfgs_scale(self.shape))
-        self.content_target, _ = self.engine._targets(self.model, backend.constant(preprocess(content_image)[None]))
-        self.style_grams = self.blended_grams(style_images)
         self.low, self.high = caffe_bounds(self.shape)
         self.x0 = np.clip(x0, self.low, self.high).astype(np.float32)
         self.scale_end = end
         self.final_scale = end >= self.last_allowed
-        self.best = None  # (loss, parts, pixels, gradient) of the lowest loss evaluated at this size
         # An iteration is due every 20 evaluations from here; on the first scale the start image's
         # own evaluation comes first and is reported as first_iteration.
         self.base_evaluations = self.evaluations + (1 if first else 0)
         self.base_iteration = self.iteration
-        try:
-            if optimizer == "lbfgs" and self.engine.backend == "jax":
-                self.lbfgs_on_device(report_start=first)
-            elif optimizer == "lbfgs":
-                self.lbfgs(report_start=first)
-            else:
-                self.adam(report_start=first)
-        except _ScaleEnd:
+        report_start = first
+        while True:
+            self.content_target, _ = self.engine._targets(self.model,
+                                                          backend.constant(preprocess(content_image)[None]))
+            self.style_grams = self.blended_grams(style_images)
+            self.best = None  # (loss, parts, pixels, gradient) of the lowest loss evaluated at this size
+            try:
+                if optimizer == "lbfgs" and self.engine.backend == "jax":
+                    self.lbfgs_on_device(report_start=report_start)
+                elif optimizer == "lbfgs":
+                    self.lbfgs(report_start=report_start)
+                else:
+                    self.adam(report_start=report_start)
+            except _ScaleEnd:
+                return True
+            except _Stop:
+                return False
+            except _Refine:
+                self.refine()
+                report_start = False
+                continue
             return True
-        except _Stop:
-            return False
-        return True
+
+    def refine(self):
+        """Go on in float32 from the best image: L-BFGS converged at the full size in bfloat16 or
+        float16 before the run's last iteration. At 128 rows on a Zen 4 with AVX512_BF16, bfloat16
+        runs ended so 0.2–4 % above the loss float32 reached from the same start
+        (docs/PERFORMANCE.md, "The benchmark set at 128 rows"): the rounding of the low precision
+        stalls the line search, not the picture. The next iteration is due 20 evaluations after
+        the float32 evaluation of that image."""
+        self.x0 = self.best[2]
+        self.model = ("float32",) + tuple(self.model[1:])
+        self.precision = "float32"
+        self.refined_at = self.iteration
+        self.base_evaluations = self.evaluations + 1
+        self.base_iteration = self.iteration
 
     def blended_grams(self, style_images):
         """Each style layer's target Gram: the style images' Grams averaged with the blend weights."""
@@ -880,7 +913,7 @@ class _Run:
             last_iteration=self.iteration, stopped=self.stopped, loss=loss,
             evaluations=self.evaluations, seconds=time.perf_counter() - self.started,
             precision=self.precision, converged=self.converged, backend=self.engine.backend,
-            device=self.engine.device, solver=self.solver, pixels=pixels)
+            device=self.engine.device, solver=self.solver, pixels=pixels, refined_at=self.refined_at)
 
     # -- L-BFGS -----------------------------------------------------------
     def lbfgs(self, report_start):
@@ -956,10 +989,13 @@ class _Run:
             self.report(self.best[0], self.best[1], self.best[2])
 
     def finish_converged(self):
-        """At a stationary point the image can no longer change: go to the next size, or end the run
+        """At a stationary point the image can no longer change: go to the next size; at the full
+        size go on in float32 where the run computes in a lower precision (``refine``), or end the run
         with a last report (marked ``converged``) of what the evaluations since the previous one found."""
         if not self.final_scale:
             raise _ScaleEnd
+        if self.precision != "float32":
+            raise _Refine
         self.converged = True
         if self.evaluations > self.reported_evaluations:
             self.iteration += 1

@@ -152,7 +152,8 @@ SETTINGS = (
             "colours) reached a finished picture soonest; higher starts more painterly.", minimum=0.0, maximum=1.0,
             applies=lambda settings: settings.init == "adain"),
     Setting("precision", str, "auto", "Precision", "Number type of the network's arithmetic. bfloat16 is about "
-            "twice as fast where the processor has it, with the same picture; float32 everywhere else.",
+            "twice as fast where the processor has it, with the same picture; float32 everywhere else. A run in "
+            "bfloat16 or float16 that converges early goes on in float32.",
             choices=(("auto", "Automatic (bfloat16 where the hardware has it)"), ("float32", "float32"),
                      ("bfloat16", "bfloat16"), ("float16", "float16")), sweep="values"),
     Setting("start_rows", int, 400, "Start rows (coarse to fine)", "Below Rows, the run starts at this height "

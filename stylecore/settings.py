@@ -56,6 +56,20 @@ def validate_precision(precision):
     return precision
 
 
+PRECISIONS_TEXT_LENGTH = 40  # the longest precisions_text of a run: "bfloat16, then float32" and room
+
+
+def precisions_text(used, latest):
+    """What a run has computed in so far, given that text (``used``, "" at first) and the precision of
+    its latest iteration: "bfloat16", or "bfloat16, then float32" once a run in a low precision went
+    on in float32 (``TransferResult.refined_at``). A precision already named is not repeated (a
+    resumed run starts in its low precision again)."""
+    named = [part for part in (used or "").split(", then ") if part]
+    if latest not in named:
+        named.append(latest)
+    return ", then ".join(named)[:PRECISIONS_TEXT_LENGTH]
+
+
 def validate_alpha(alpha):
     """AdaIN's style strength: a number from 0 (the content's own features) to 1 (all style)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \

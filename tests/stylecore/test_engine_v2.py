@@ -12,6 +12,7 @@ import stylecore
 from stylecore import RunSettings
 from stylecore import network, weights
 from stylecore.engine import resize_pixels, scale_plan
+from stylecore.samples import landscape, swirls
 from stylecore.images import output_size
 
 
@@ -369,11 +370,32 @@ def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_ima
     reports = []
     result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=50, init="content",
                             content_weight=1.0, style_weight=0.0, tv_weight=0.0), collect(reports))
-    assert result.converged and reports[-1].converged
+    assert result.converged and reports[-1].converged and result.refined_at is None  # float32: it ends
     assert result.last_iteration < 50 and result.evaluations < 50 * 20
     numbers = [r.iteration for r in reports]
     assert numbers[:-1] == list(range(len(numbers) - 1)) and numbers[-1] >= numbers[-2]
     assert not any(r.converged for r in reports[:-1])
+
+
+@pytest.mark.backends
+def test_a_bfloat16_run_that_converges_early_goes_on_in_float32(engine, monkeypatch):
+    """bfloat16's rounding stalls L-BFGS above what float32 reaches (here at 32 rows by about iteration 9):
+    the run goes on in float32 from its best image to the iterations asked, and says where it switched."""
+    _ = engine.device
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})  # native on any CPU here
+    reports = []
+    result = engine.stylize(landscape(32, 42), swirls(32, 42), RunSettings(
+        rows=32, start_rows=32, iterations=16, init="content", precision="bfloat16"), collect(reports))
+    switched = result.refined_at
+    assert switched is not None and 0 < switched < 16
+    assert result.last_iteration == 16 and not result.converged and result.precision == "float32"
+    assert [r.iteration for r in reports] == list(range(17))
+    assert [r.precision for r in reports] == ["bfloat16"] * (switched + 1) + ["float32"] * (16 - switched)
+    # float32 goes on lowering the loss where bfloat16 had stopped
+    assert reports[-1].loss < 0.998 * reports[switched].loss
+    assert all(later.loss <= earlier.loss for earlier, later in zip(reports[switched + 1:], reports[switched + 2:]))
+    steps = [later.evaluations - earlier.evaluations for earlier, later in zip(reports[switched + 1:], reports[switched + 2:])]
+    assert all(19 <= step <= 25 for step in steps), steps
 
 
 def test_a_run_that_improves_to_the_end_is_not_converged(engine, content_image, style_image):

@@ -114,3 +114,14 @@ def test_which_iterations_are_saved_is_one_rule_and_its_count_agrees():
         for save_every in range(1, 45):
             kept = sum(saves_iteration(n, iterations, save_every) for n in range(iterations + 1))
             assert saved_iteration_count(iterations, save_every) == kept, (iterations, save_every)
+
+
+def test_what_a_run_computed_in_names_each_precision_once_in_order():
+    from stylecore.settings import PRECISIONS_TEXT_LENGTH, precisions_text
+
+    assert precisions_text("", "bfloat16") == "bfloat16"
+    assert precisions_text("bfloat16", "bfloat16") == "bfloat16"
+    assert precisions_text("bfloat16", "float32") == "bfloat16, then float32"
+    # a resumed run starts in bfloat16 again: nothing new to say
+    assert precisions_text("bfloat16, then float32", "bfloat16") == "bfloat16, then float32"
+    assert len(precisions_text("float16, then float32", "bfloat16")) <= PRECISIONS_TEXT_LENGTH
