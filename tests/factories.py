@@ -57,6 +57,13 @@ def make_image(width=64, height=48, mode="RGB", fmt="PNG", seed=0, **save_option
     return buffer.getvalue()
 
 
+def png_bytes(pixels):
+    """PNG bytes of a uint8 (H, W, 3) array, e.g. one of stylecore.samples' pictures."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def picture(width=64, height=48, seed=0):
     return Image.open(io.BytesIO(make_image(width, height, seed=seed))).convert("RGB")
 

@@ -41,23 +41,17 @@ def test_the_run_records_the_precision_it_computed_in(project, precision):
     assert Run.objects.get(id=run.id).precision_used == precision
 
 
-def _png(picture):
-    out = io.BytesIO()
-    Image.fromarray(picture).save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.mark.slow
 def test_a_run_that_went_on_in_float32_says_so(owner, monkeypatch):
     """A bfloat16 run converges early at 32 rows (its rounding stalls L-BFGS) and goes on in float32:
     the run records both, in order (stylecore's test_a_bfloat16_run_that_converges_early_goes_on_in_float32)."""
     from stylecore.samples import landscape, swirls
-    from tests.factories import create_project
+    from tests.factories import create_project, png_bytes
 
     engine = jobs.get_engine()
     _ = engine.device
     monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})  # native on any CPU here
-    project = create_project(owner, content=_png(landscape(32, 42)), style=_png(swirls(32, 42)))
+    project = create_project(owner, content=png_bytes(landscape(32, 42)), style=png_bytes(swirls(32, 42)))
     run = make_run(project, rows=32, start_rows=32, iterations=16, save_every=4, precision="bfloat16",
                    init="content")
     assert tasks.execute_run(run.id) == "done"
