@@ -50,7 +50,8 @@ def main(argv=None):
     parser.add_argument("--reference-iterations", type=int,
                         help=f"iterations of the time-to-quality reference (default 50, "
                              f"{QUICK_REFERENCE_ITERATIONS} with --quick)")
-    parser.add_argument("--images", help="folder for the time-to-quality images (default: none saved)")
+    parser.add_argument("--images", help="folder for the time-to-quality images, and part (h)'s pictures at every 5th iteration and "
+                        "the defaults' last (default: none saved)")
     parser.add_argument("--give-up-below", type=float,
                         help="stop a time-to-quality variant once its speed-up would be below this "
                              "(default 3; with --set none: there candidates stop by iterations only)")

@@ -666,6 +666,15 @@ def time_to_quality(engine, content, style, weights, args):
         print(f"    images at L* written to {args.images}: {', '.join(names.values())}")
 
 
+def _save_start_picture(folder, start_name, iteration, image):
+    """Part (h)'s picture of one start at one iteration, e.g. ``starts-adain-0.2-it17.png``."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    slug = "photo" if start_name == "the photo" else "adain-" + start_name.rsplit(" ", 1)[-1]
+    Image.fromarray(image).save(os.path.join(folder, f"starts-{slug}-it{iteration}.png"))
+
+
 def compare_starts(engine, content, style, weights, args):
     rows = content.shape[0]
     judge = EngineObjective(engine, content, style, weights, "float32")
@@ -678,11 +687,15 @@ def compare_starts(engine, content, style, weights, args):
     print(f"\n(h) where the start leads at {rows}x{content.shape[1]}: one size, {auto}, up to "
           f"{args.start_iterations} iterations; full-size loss in float32{target}")
     print(f"    {'start':<34}" + "".join(f"{'it ' + str(mark):>9}" for mark in marks) + f"{'reached':>9}")
+    keep = set(marks) | {DEFAULTS.iterations}
     for name, options in starts:
         losses = {}
 
         def watch(report):
-            losses[report.iteration] = judge.loss(report.pixels())
+            pixels = report.pixels()
+            losses[report.iteration] = judge.loss(pixels)
+            if args.images and report.iteration in keep:
+                _save_start_picture(args.images, name, report.iteration, report.image())
             return args.target is not None and losses[report.iteration] <= args.target
 
         settings = DEFAULTS.replace(rows=rows, start_rows=rows, precision="auto", iterations=args.start_iterations,
