@@ -120,3 +120,19 @@ def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_networ
     out = capsys.readouterr().out
     assert "astronaut-swirls-brick" in out and "median" in out and "L* =" in out
     assert (tmp_path / "images" / "astronaut-swirls-brick-reference.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_starts_part_reports_each_start_and_keeps_its_pictures(tmp_path, capsys):
+    from PIL import Image
+
+    content, style = tmp_path / "content.png", tmp_path / "style.png"
+    Image.fromarray(benchset.picture("sample:landscape", 24)).save(content)
+    Image.fromarray(benchset.picture("sample:swirls", 24)).save(style)
+    cli.main([str(content), str(style), "--rows", "24", "--part", "starts", "--alphas", "0.2",
+              "--start-iterations", "5", "--images", str(tmp_path / "images")])
+    out = capsys.readouterr().out
+    assert "the photo" in out and "AdaIN picture, strength 0.2" in out and "it 5" in out
+    kept = sorted(path.name for path in (tmp_path / "images").iterdir())
+    assert kept == ["starts-adain-0.2-it5.png", "starts-photo-it5.png"]
+    assert Image.open(tmp_path / "images" / "starts-photo-it5.png").size == (32, 24)
