@@ -73,7 +73,7 @@ from stylecore import DEFAULTS, backend
 from stylecore.engine import (
     CONTENT_LAYER, EVALUATIONS_PER_ITERATION, STYLE_LAYERS, LossFunctions, lbfgs_memory, lbfgs_scale, scale_plan,
 )
-from stylecore.images import caffe_bounds, preprocess
+from stylecore.images import caffe_bounds, deprocess, preprocess
 
 # The first engine's L-BFGS memory, scipy's default: the time-to-quality reference keeps it.
 FIRST_ENGINE_LBFGS_MEMORY = 10
@@ -666,13 +666,12 @@ def time_to_quality(engine, content, style, weights, args):
         print(f"    images at L* written to {args.images}: {', '.join(names.values())}")
 
 
-def _save_start_picture(folder, start_name, iteration, image):
+def _save_start_picture(folder, slug, iteration, pixels):
     """Part (h)'s picture of one start at one iteration, e.g. ``starts-adain-0.2-it17.png``."""
     import os
 
     os.makedirs(folder, exist_ok=True)
-    slug = "photo" if start_name == "the photo" else "adain-" + start_name.rsplit(" ", 1)[-1]
-    Image.fromarray(image).save(os.path.join(folder, f"starts-{slug}-it{iteration}.png"))
+    Image.fromarray(deprocess(pixels)).save(os.path.join(folder, f"starts-{slug}-it{iteration}.png"))
 
 
 def compare_starts(engine, content, style, weights, args):
@@ -680,22 +679,23 @@ def compare_starts(engine, content, style, weights, args):
     judge = EngineObjective(engine, content, style, weights, "float32")
     auto = engine.stylize(content, style, DEFAULTS.replace(rows=rows, iterations=1, init="adain",
                                                            start_rows=rows)).precision  # warm up
-    starts = [("the photo", dict(init="content"))] + [
-        (f"AdaIN picture, strength {alpha:g}", dict(init="adain", adain_alpha=alpha)) for alpha in args.alphas]
+    starts = [("the photo", "photo", dict(init="content"))] + [
+        (f"AdaIN picture, strength {alpha:g}", f"adain-{alpha:g}", dict(init="adain", adain_alpha=alpha))
+        for alpha in args.alphas]
     marks = list(range(5, args.start_iterations + 1, 5))
     target = f", first iteration at loss <= {args.target:g}" if args.target is not None else ""
     print(f"\n(h) where the start leads at {rows}x{content.shape[1]}: one size, {auto}, up to "
           f"{args.start_iterations} iterations; full-size loss in float32{target}")
     print(f"    {'start':<34}" + "".join(f"{'it ' + str(mark):>9}" for mark in marks) + f"{'reached':>9}")
     keep = set(marks) | {DEFAULTS.iterations}
-    for name, options in starts:
+    for name, slug, options in starts:
         losses = {}
 
         def watch(report):
             pixels = report.pixels()
             losses[report.iteration] = judge.loss(pixels)
             if args.images and report.iteration in keep:
-                _save_start_picture(args.images, name, report.iteration, report.image())
+                _save_start_picture(args.images, slug, report.iteration, pixels)
             return args.target is not None and losses[report.iteration] <= args.target
 
         settings = DEFAULTS.replace(rows=rows, start_rows=rows, precision="auto", iterations=args.start_iterations,

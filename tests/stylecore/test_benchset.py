@@ -126,9 +126,11 @@ def test_a_quick_run_of_one_pair_reports_every_field(tmp_path, capsys, no_networ
 def test_the_starts_part_reports_each_start_and_keeps_its_pictures(tmp_path, capsys):
     from PIL import Image
 
+    from tests.factories import png_bytes
+
     content, style = tmp_path / "content.png", tmp_path / "style.png"
-    Image.fromarray(benchset.picture("sample:landscape", 24)).save(content)
-    Image.fromarray(benchset.picture("sample:swirls", 24)).save(style)
+    content.write_bytes(png_bytes(benchset.picture("sample:landscape", 24)))
+    style.write_bytes(png_bytes(benchset.picture("sample:swirls", 24)))
     cli.main([str(content), str(style), "--rows", "24", "--part", "starts", "--alphas", "0.2",
               "--start-iterations", "5", "--images", str(tmp_path / "images")])
     out = capsys.readouterr().out
