@@ -238,7 +238,7 @@ if _env_bool("Q_SYNC", False):
     Q_CLUSTER["sync"] = True
 
 # Two lanes, as two django-q2 named clusters on the same broker: runs (hours of work) on the
-# cluster above, AdaIN previews (about a second each) on their own cluster, served by its own
+# cluster above, AdaIN previews (a second or two each) on their own cluster, served by its own
 # worker process (`WORKER_LANE=preview manage.py worker`, which `make run` starts) that keeps the
 # model loaded, so a preview never waits behind a run. django-q2 sends a task to a named
 # cluster with async_task(..., cluster=name); a cluster serves the queue its cluster_name names.

@@ -96,6 +96,13 @@ AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precisio
 # A precision whose test convolution is this much slower than float32's is emulated, not native
 # (measured: bfloat16 ~16× slower on an AVX2-only Zen 3; 0.5× on Zen 4 with AVX512_BF16).
 EMULATED_SLOWDOWN = 1.5
+# Where a CPU computes the preview in float32 (no native bfloat16: an AVX2-only CPU), the AdaIN pass
+# is as much work as one float32 Gatys evaluation at the same size (283 against 316 GFLOP at
+# 400×533); computed at this fraction of each side (0.36 of the work) and resized up, it costs
+# under half of one (2/3 measured 0.48-0.52 under oneDNN's AVX2 cap: too close). The picture is
+# the same scene and style with slightly larger, softer strokes (docs/PERFORMANCE.md, "The preview
+# on CPUs with and without AVX-512").
+FLOAT32_CPU_PREVIEW_SCALE = 0.6
 ENCODED_CACHE_SIZE = 8  # AdaIN encoder outputs kept per engine (a preview's alpha can change alone)
 FUNCTIONS_CACHE_SIZE = 8  # compiled loss functions kept per engine: (precision, layers, pooling)
 
@@ -583,9 +590,26 @@ class Engine:
         inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
         rows = validate_rows(rows)
         base, colour_base, styles = inputs.at(rows)
-        precision = self.resolve_precision(precision, base.shape[0] * base.shape[1])
-        picture = self._preview_pixels(base, styles, inputs.blend, alpha, precision)
+        pixels = base.shape[0] * base.shape[1]
+        precision = self.resolve_precision(precision, pixels)
+        scale = self.preview_scale(pixels)
+        if scale < 1:
+            small, _colour, small_styles = inputs.at(max(1, round(rows * scale)))
+            picture = resize(self._preview_pixels(small, small_styles, inputs.blend, alpha, precision),
+                             *base.shape[:2])
+        else:
+            picture = self._preview_pixels(base, styles, inputs.blend, alpha, precision)
         return deprocess(inputs.finish(preprocess(picture), colour_base))
+
+    def preview_scale(self, pixels):
+        """The fraction of each side at which ``preview`` computes a picture of ``pixels``: 1 on a GPU,
+        on a CPU that computes bfloat16 natively, and under AUTO_MIN_PIXELS (cheap anyway);
+        FLOAT32_CPU_PREVIEW_SCALE on a CPU where ``auto`` is float32, so that the preview costs under
+        half of one evaluation there too. A run's AdaIN start is always computed at its full size."""
+        _ = self.device
+        if pixels < AUTO_MIN_PIXELS or self._device.kind != "CPU" or self.resolve_precision("auto") != "float32":
+            return 1.0
+        return FLOAT32_CPU_PREVIEW_SCALE
 
     def _preview_pixels(self, content_image, style_images, blend, alpha, precision):
         from .network import adain_statistics

@@ -13,7 +13,7 @@ from stylecore import RunSettings
 from stylecore import network, weights
 from stylecore.engine import resize_pixels, scale_plan
 from stylecore.samples import landscape, swirls
-from stylecore.images import output_size
+from stylecore.images import output_size, resize
 
 
 def collect(reports):
@@ -322,6 +322,33 @@ def test_the_preview_at_64_rows_moves_the_colours_towards_the_style(engine, cont
 def test_the_preview_refuses_an_alpha_outside_0_to_1(engine, content_image, style_image, alpha):
     with pytest.raises(stylecore.SettingsError, match="alpha must be a number from 0 to 1"):
         engine.preview(content_image, style_image, rows=32, alpha=alpha)
+
+
+def test_a_cpu_without_native_bfloat16_computes_the_preview_smaller_and_resizes_it(engine, monkeypatch):
+    from stylecore import engine as engine_module
+    from stylecore.engine import AUTO_MIN_PIXELS, FLOAT32_CPU_PREVIEW_SCALE
+
+    content, style = landscape(120, 160), swirls(90, 90)
+    computed, whole = [], engine._preview_pixels
+    monkeypatch.setattr(engine, "_preview_pixels", lambda image, *args: computed.append(image.shape) or whole(image, *args))
+    monkeypatch.setattr(engine_module, "resolve_precision", lambda precision, details=None: "bfloat16")
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.004})  # native, as with AMX
+    assert engine.preview_scale(120 * 160) == 1.0
+    native = engine.preview(content, style, rows=120, precision="float32")
+    assert computed == [(120, 160, 3)] and native.shape == (120, 160, 3)
+
+    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.160})  # as on an AVX2-only CPU
+    assert engine.preview_scale(120 * 160) == FLOAT32_CPU_PREVIEW_SCALE
+    assert engine.preview_scale(AUTO_MIN_PIXELS - 1) == 1.0  # small pictures are cheap: full size
+    scaled = engine.preview(content, style, rows=120)
+    assert computed[1:] == [(72, 96, 3)] and scaled.shape == (120, 160, 3) and scaled.dtype == np.uint8
+    # Exactly the preview at 72 rows (computed whole: under AUTO_MIN_PIXELS), resized up.
+    np.testing.assert_array_equal(scaled, resize(engine.preview(content, style, rows=72), 120, 160))
+    # A run's AdaIN start is still computed at the run's full size.
+    del computed[:]
+    reports = []
+    engine.stylize(content, style, RunSettings(rows=120, iterations=1, init="adain", adain_alpha=1.0), collect(reports))
+    assert computed == [(120, 160, 3)]
 
 
 @pytest.mark.backends
