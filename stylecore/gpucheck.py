@@ -155,7 +155,7 @@ def measure(engine, args, report):
     report["default_run"] = {"rows": args.run_rows, "iterations": result.iterations_done, "seconds": warm,
                              "first_seconds": first, "precision": result.precision, "loss": result.loss}
     print(f"the default run ({args.run_rows} rows, {result.iterations_done} iterations from "
-          f"{DEFAULTS.init} at {DEFAULTS.adain_alpha}, {result.precision}): {warm:.3f} s "
+          f"{DEFAULTS.init}, {result.precision}): {warm:.3f} s "
           f"{verdict('default_run', warm) if (args.run_rows, args.run_iterations) == (400, DEFAULTS.iterations) else ''}"
           f" (first run: {first:.1f} s)")
 

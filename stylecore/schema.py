@@ -138,16 +138,21 @@ SETTINGS = (
     Setting("optimizer", str, "lbfgs", "Optimizer", "L-BFGS, as in the notebook, or Adam.",
             choices=(("lbfgs", "L-BFGS"), ("adam", "Adam")), sweep="values", label_part=str),
     # "iteration": continue from an image (a saved iteration), given to Engine.stylize as ``start``.
-    Setting("init", str, "adain", "Start from", "The instant AdaIN picture often gets to a finished image "
-            "soonest, in the painting's colours; the content image (the notebook's start) keeps more of the photo, "
-            "faces especially, and reached the finished picture on every pair measured.",
+    # The photo, chosen on the benchmark set (docs/PERFORMANCE.md, "The deep set on eight pairs"): it
+    # reached the 40-iteration quality on all 8 pairs at 128 rows (median 38 iterations), the AdaIN
+    # picture at 0.2 on 4 (2.5-3x sooner there, trapped a little above it on the other 4, faces among
+    # them); at 400 rows the photo was ahead at iteration 15 on 3 of the 4 pairs measured.
+    Setting("init", str, "content", "Start from", "The content image (the notebook's start) keeps the photo, "
+            "faces especially, and reached the finished picture on every pair measured; the instant AdaIN "
+            "picture gets there sooner on some pairs, in the painting's colours, and stays a little short of it "
+            "on others.",
             choices=(("adain", "Instant AdaIN picture"), ("content", "Content image"), ("noise", "Noise"),
                      ("iteration", "A saved iteration (continue)")),
             sweep="values", label_part=lambda init: "cont" if init == "iteration" else init),
-    # The AdaIN picture at a fifth of the style's strength, mostly the photo with the painting's colours.
-    # Measured at 400 rows (docs/PERFORMANCE.md (h)), one-size runs from it reached the first engine's
-    # 50-iteration loss in 17 iterations, against 33 from the photo and more from stronger starts
-    # (24 at 0.15, 27 at 0.3).
+    # For an AdaIN start: the AdaIN picture at a fifth of the style's strength, mostly the photo with the
+    # painting's colours. Measured at 400 rows on landscape x swirls (docs/PERFORMANCE.md (h)), one-size
+    # runs from it reached the first engine's 50-iteration loss in 17 iterations, against 33 from the
+    # photo and more from stronger starts (24 at 0.15, 27 at 0.3).
     Setting("adain_alpha", float, 0.2, "AdaIN style strength", "0–1, for the AdaIN start: how much of the "
             "painting's look it begins with. The default {default} (mostly the photo, in the painting's "
             "colours) reached a finished picture soonest; higher starts more painterly.", minimum=0.0, maximum=1.0,

@@ -52,8 +52,8 @@ ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
 # The quick mode, sized to finish the 8 pairs in under 15 minutes on a shared 2-core machine: at 128 rows
 # and 10 iterations one pair took 10 minutes (docs/benchset-128rows-*); at 64 rows, 6 iterations and all 6
 # candidates the 8 pairs took 40 minutes, 36 CPU minutes (docs/benchset-quick-*). Now 48 rows (an
-# evaluation 0.12-0.15 s), 4 reference iterations and 3 candidates: the photo, the defaults' start (AdaIN
-# 0.2) and the strongest AdaIN start (--candidates runs others, --pairs fewer pairs). Its measured time:
+# evaluation 0.12-0.15 s), 4 reference iterations and 3 candidates: the photo (the defaults' start), the
+# AdaIN start at its default strength 0.2 and the strongest AdaIN start (--candidates runs others, --pairs fewer pairs). Its measured time:
 # the module's docstring and docs/PERFORMANCE.md "The benchmark set". Its outputs are below AUTO_MIN_PIXELS, so
 # every run is float32 and the quick mode compares the starts, not the precisions. Its L* is an early,
 # half-stylised loss: its ratios check the machinery and the ranking, they are not those of 400 rows.
@@ -202,8 +202,8 @@ def _start_name(start):
 
 
 CANDIDATES = (
-    ("photo", "photo start, one size"),
-    ("adain-0.2", "AdaIN start 0.2, one size (the defaults' start)"),
+    ("photo", "photo start, one size (the defaults' start)"),
+    ("adain-0.2", "AdaIN start 0.2, one size (the AdaIN start's default strength)"),
     ("adain-0.5", "AdaIN start 0.5, one size"),
     ("adain-1", "AdaIN start 1, one size"),
     ("coarse-to-fine", "coarse to fine from the photo (half size up)"),

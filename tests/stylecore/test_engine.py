@@ -32,7 +32,7 @@ def test_defaults_are_readable_as_attributes_and_a_dict():
     assert stylecore.DEFAULTS.save_every == 10
     assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
     assert (stylecore.DEFAULTS.init, stylecore.DEFAULTS.precision, stylecore.DEFAULTS.start_rows) == (
-        "adain", "auto", stylecore.DEFAULTS.rows)  # one size
+        "content", "auto", stylecore.DEFAULTS.rows)  # one size, from the photo
     assert stylecore.DEFAULTS.adain_alpha == 0.2
     assert PREVIEW_ALPHA == 1.0
     assert all(weight > 0 for weight in stylecore.DEFAULTS.weights)
