@@ -46,7 +46,7 @@ def test_a_run_with_kept_colours_and_two_style_images(patient, live_server, owne
     page.select_option("#id_style_layers", "fine")
     screenshot(page, "run-form-colour-and-style")
     page.get_by_role("button", name="Launch run").click()
-    expect(page.locator("h1")).to_have_text("output_0.0001_0.3_1_64px_content_luminance_fine_blend1-0.5")
+    expect(page.locator("h1")).to_have_text("output_0.0001_0.3_1_64px_luminance_fine_blend1-0.5")
 
     run = Run.objects.get()
     assert (run.style_blend, run.preserve_colors, run.style_layers) == ("1,0.5", "luminance", "fine")

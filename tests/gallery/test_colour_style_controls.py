@@ -101,7 +101,7 @@ def test_defaults_keep_todays_behaviour(owner_client, project, queued):  # noqa:
     run = Run.objects.get()
     assert (run.preserve_colors, run.style_blend, run.style_scale) == ("none", "1", 1.0)
     assert (run.content_layer, run.style_layers) == ("block5_conv2", "balanced")
-    assert run.label == "0.001_0.01_1_256px_content" and not run.extra_styles.exists()
+    assert run.label == "0.001_0.01_1_256px" and not run.extra_styles.exists()
 
 
 def test_it_launches_a_run_with_colour_and_style_settings(owner_client, project, queued):  # noqa: F811
@@ -112,7 +112,7 @@ def test_it_launches_a_run_with_colour_and_style_settings(owner_client, project,
     run = Run.objects.get()
     assert (run.preserve_colors, run.style_scale, run.content_layer) == ("luminance", 0.5, "block4_conv2")
     assert run.style_layers == "block1_conv1:1, block3_conv1:0.5"
-    assert run.label == "0.001_0.01_1_256px_content_luminance_scale0.5_block4_layers"
+    assert run.label == "0.001_0.01_1_256px_luminance_scale0.5_block4_layers"
     page = owner_client.get(run.get_absolute_url()).content.decode()
     assert "Luminance: restyle the brightness only" in page and "block1_conv1:1, block3_conv1:0.5" in page
 

@@ -39,7 +39,7 @@ def test_it_launches_a_run_and_queues_it(owner_client, project, queued):
     assert run.status == Run.Status.QUEUED
     assert (run.content_weight, run.style_weight, run.tv_weight) == (1, 0.01, 0.001)
     assert (run.iterations, run.rows, run.save_every, run.init, run.seed) == (50, 256, 10, "content", None)
-    assert run.label == "0.001_0.01_1_256px_content"  # the start differs from the default (AdaIN)
+    assert run.label == "0.001_0.01_1_256px"  # the start is the default (the photo): not in the label
 
 
 @pytest.mark.parametrize(

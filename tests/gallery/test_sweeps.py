@@ -77,8 +77,8 @@ def test_it_launches_the_grid_with_the_right_settings_and_labels(owner_client, p
     runs = list(sweep.runs.order_by("sweep_row", "sweep_column"))
     cells = [(run.sweep_row, run.sweep_column, run.tv_weight, run.style_weight) for run in runs]
     assert cells == [(0, 0, 0.001, 0.1), (0, 1, 0.001, 1.0), (1, 0, 0.01, 0.1), (1, 1, 0.01, 1.0)]
-    assert [run.label for run in runs] == ["0.001_0.1_1_64px_content", "0.001_1_1_64px_content",
-                                           "0.01_0.1_1_64px_content", "0.01_1_1_64px_content"]
+    assert [run.label for run in runs] == ["0.001_0.1_1_64px", "0.001_1_1_64px",
+                                           "0.01_0.1_1_64px", "0.01_1_1_64px"]
     assert all(run.iterations == 20 and run.rows == 64 and run.status == Run.Status.QUEUED for run in runs)
     assert all(run.content_source and run.style_source for run in runs)  # the pictures it was launched with
     assert sorted(queued) == sorted(run.id for run in runs)

@@ -94,7 +94,9 @@ def test_it_keeps_the_base_and_style_images_as_the_engine_sees_them(project):
 
 def test_the_label_is_the_notebook_folder_name(project):
     run = make_run(project, tv_weight=0.1, style_weight=1000, content_weight=1, optimizer="adam")
-    assert run.label == "0.1_1000_1_48px_adam_content"
+    assert run.label == "0.1_1000_1_48px_adam"
+    run = make_run(project, tv_weight=0.1, style_weight=1000, content_weight=1, init="adain")
+    assert run.label == "0.1_1000_1_48px_adain"  # a start other than the default's photo is named
 
 
 @pytest.mark.slow
