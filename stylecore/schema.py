@@ -155,7 +155,8 @@ SETTINGS = (
     # photo and more from stronger starts (24 at 0.15, 27 at 0.3).
     Setting("adain_alpha", float, 0.2, "AdaIN style strength", "0–1, for the AdaIN start: how much of the "
             "painting's look it begins with. The default {default} (mostly the photo, in the painting's "
-            "colours) reached a finished picture soonest on the pair it was tuned on; higher starts more painterly.", minimum=0.0, maximum=1.0,
+            "colours) reached a finished picture soonest on the pair it was tuned on; higher starts more "
+            "painterly.", minimum=0.0, maximum=1.0,
             applies=lambda settings: settings.init == "adain"),
     Setting("precision", str, "auto", "Precision", "Number type of the network's arithmetic. bfloat16 is about "
             "twice as fast where the processor has it, with the same picture; float32 everywhere else. A run in "
