@@ -593,12 +593,11 @@ class Engine:
         pixels = base.shape[0] * base.shape[1]
         precision = self.resolve_precision(precision, pixels)
         scale = self.preview_scale(pixels)
-        if scale < 1:
-            small, _colour, small_styles = inputs.at(max(1, round(rows * scale)))
-            picture = resize(self._preview_pixels(small, small_styles, inputs.blend, alpha, precision),
-                             *base.shape[:2])
+        if scale < 1 and min(base.shape[:2]) * scale >= 2 * MIN_SIDE:  # a narrow picture stays whole
+            base_at, _colour, styles = inputs.at(round(rows * scale))
         else:
-            picture = self._preview_pixels(base, styles, inputs.blend, alpha, precision)
+            base_at = base
+        picture = resize(self._preview_pixels(base_at, styles, inputs.blend, alpha, precision), *base.shape[:2])
         return deprocess(inputs.finish(preprocess(picture), colour_base))
 
     def preview_scale(self, pixels):

@@ -140,8 +140,9 @@ SETTINGS = (
     # "iteration": continue from an image (a saved iteration), given to Engine.stylize as ``start``.
     # The photo, chosen on the benchmark set (docs/PERFORMANCE.md, "The deep set on eight pairs"): it
     # reached the 40-iteration quality on all 8 pairs at 128 rows (median 38 iterations), the AdaIN
-    # picture at 0.2 on 4 (2.5-3x sooner there, trapped a little above it on the other 4, faces among
-    # them); at 400 rows the photo was ahead at iteration 15 on 3 of the 4 pairs measured.
+    # picture at 0.2 on 4 (1.3-3x sooner there, trapped a little above it on the other 4, faces among
+    # them); at 400 rows each start was ahead at iteration 15 on 2 of 4 pairs, and the AdaIN start drew
+    # the portrait's face wrong (AMD EPYC Zen 4, bfloat16).
     Setting("init", str, "content", "Start from", "The content image (the notebook's start) keeps the photo, "
             "faces especially, and reached the finished picture on every pair measured; the instant AdaIN "
             "picture gets there sooner on some pairs, in the painting's colours, and stays a little short of it "

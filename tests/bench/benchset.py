@@ -53,7 +53,8 @@ ASPECT = 4 / 3  # every picture of the set is cut to this (columns / rows)
 # and 10 iterations one pair took 10 minutes (docs/benchset-128rows-*); at 64 rows, 6 iterations and all 6
 # candidates the 8 pairs took 40 minutes, 36 CPU minutes (docs/benchset-quick-*). Now 48 rows (an
 # evaluation 0.12-0.15 s), 4 reference iterations and 3 candidates: the photo (the defaults' start), the
-# AdaIN start at its default strength 0.2 and the strongest AdaIN start (--candidates runs others, --pairs fewer pairs). Its measured time:
+# AdaIN start at its default strength 0.2 and the strongest AdaIN start (--candidates runs others, --pairs
+# fewer pairs). Its measured time:
 # the module's docstring and docs/PERFORMANCE.md "The benchmark set". Its outputs are below AUTO_MIN_PIXELS, so
 # every run is float32 and the quick mode compares the starts, not the precisions. Its L* is an early,
 # half-stylised loss: its ratios check the machinery and the ranking, they are not those of 400 rows.
