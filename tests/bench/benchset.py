@@ -133,7 +133,7 @@ def pair_images(pair, rows):
 
 
 def select_pairs(set_name, names=None):
-    """The pairs of a set, or those of ``names`` (in the set's order); ValueError on an unknown name."""
+    """The pairs of a set, or those of ``names`` (in that order); ValueError on an unknown name."""
     pairs = SETS[set_name]
     if not names:
         return pairs
@@ -141,7 +141,8 @@ def select_pairs(set_name, names=None):
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ValueError(f"no pair {', '.join(unknown)} in the set {set_name!r}; choose among {', '.join(known)}")
-    return tuple(pair for pair in pairs if pair.name in names)
+    by_name = {pair.name: pair for pair in pairs}
+    return tuple(by_name[name] for name in dict.fromkeys(names))
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -481,3 +482,125 @@ def _write_json(path, report):
     os.makedirs(folder, exist_ok=True)
     with open(path, "w") as out:
         json.dump(report, out, indent=1, default=lambda value: float(value) if isinstance(value, np.floating) else str(value))
+
+
+# -- part (j): how many iterations the default run needs, over the set -----------------------------
+
+WITHIN = (0.10, 0.05, 0.02)  # part (j): how close to the run's last loss counts as there
+CURVE_MARKS = (5, 10, 15, 20, 25, 30, 40)  # part (j)'s table: the excess over the last loss at these
+
+
+def _first_within(losses, last, fraction):
+    """The first iteration whose loss is at most (1 + fraction) × ``last``."""
+    return min(iteration for iteration, loss in losses.items() if loss <= (1 + fraction) * last)
+
+
+def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None):
+    """The default run (every setting at its default but the size) on one pair for ``iterations``, its
+    full-size loss judged in float32 at every iteration; a dict for the report."""
+    content, styles = pair_images(pair, rows)
+    blend = list(pair.blend) if pair.blend else None
+    settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations)
+    precision = engine.resolve_precision(settings.precision, content.shape[0] * content.shape[1])
+    judge = EngineObjective(engine, content, styles, weights, "float32", blend=blend)
+    warm_up(engine, content, styles, blend, (precision,), [rows], warmed)
+    engine.forget_encodings()
+    keep = {mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations} | {iterations}
+    losses, evaluations, clock = {}, {}, _Clock()
+
+    def watch(report):
+        paused = clock.pause()
+        if report.rows == rows:
+            pixels = report.pixels()
+            losses[report.iteration] = judge.loss(pixels)
+            evaluations[report.iteration] = report.evaluations
+            if images and report.iteration in keep:
+                os.makedirs(images, exist_ok=True)
+                Image.fromarray(report.image()).save(os.path.join(images, f"{pair.name}-it{report.iteration}.png"))
+        clock.resume(paused)
+
+    engine.stylize(content, styles, settings, watch, style_blend_weights=blend)
+    wall, cpu = clock.read()
+    last_iteration = max(losses)
+    last = losses[last_iteration]
+    default = min(DEFAULTS.iterations, last_iteration)
+    return {
+        "pair": pair.name, "description": pair.describe(), "precision": precision,
+        "iterations": last_iteration, "last_loss": last, "wall_s": wall, "cpu_s": cpu,
+        "losses": {str(i): losses[i] for i in sorted(losses)},
+        "evaluations": {str(i): evaluations[i] for i in sorted(evaluations)},
+        "excess_at_default": losses[default] / last - 1,
+        "within": {f"{fraction:g}": _first_within(losses, last, fraction) for fraction in WITHIN},
+        "evaluations_within": {f"{fraction:g}": evaluations[_first_within(losses, last, fraction)]
+                               for fraction in WITHIN},
+    }
+
+
+def summarise_curves(pairs):
+    """Over the pairs: the median and worst first iteration within each fraction, and the excess at the default."""
+    summary = {}
+    for fraction in WITHIN:
+        key = f"{fraction:g}"
+        worst = max(pairs, key=lambda pair: pair["within"][key])
+        summary[f"within_{key}"] = {"median": statistics.median(pair["within"][key] for pair in pairs),
+                                    "worst": worst["within"][key], "worst_pair": worst["pair"]}
+    worst = max(pairs, key=lambda pair: pair["excess_at_default"])
+    summary["excess_at_default"] = {"median": statistics.median(pair["excess_at_default"] for pair in pairs),
+                                    "worst": worst["excess_at_default"], "worst_pair": worst["pair"]}
+    return summary
+
+
+def _excess_row(name, pair, width, marks):
+    last = pair["last_loss"]
+    cells = "".join(f"{100 * (pair['losses'][str(mark)] / last - 1):7.1f}%" if str(mark) in pair["losses"]
+                    else f"{'-':>8}" for mark in marks)
+    within = "".join(f"{pair['within'][f'{fraction:g}']:>6}" for fraction in WITHIN)
+    return f"  {name:<{width}} {last:8.4f} {pair['iterations']:>5}{cells}{within}"
+
+
+def run_iterations_set(engine, args, weights):
+    """Part (j) over the set's pairs (``args.pairs`` or all): print, and write ``args.json``, the curves."""
+    pairs = select_pairs(args.set, args.pairs)
+    rows, cols = set_size(args.rows)
+    iterations = args.reference_iterations
+    report = {
+        "set": args.set, "part": "iterations", "rows": rows, "cols": cols, "iterations": iterations,
+        "default_iterations": DEFAULTS.iterations, "within": list(WITHIN), "machine": machine(),
+        "backend": engine.backend, "solver": engine.solver, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "load_average_at_start": _load_average(), "pairs": [], "summary": {},
+    }
+    m = report["machine"]
+    marks = sorted({mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations})
+    width = max(len(pair.name) for pair in pairs) + 2
+    print(f"iterations on the set {args.set!r} ({len(pairs)} pairs) at {rows}x{cols} on {engine.device}: {m['cpu']}, "
+          f"{m['cores']} cores, bfloat16 instructions: {', '.join(m['bfloat16_flags']) or 'none'}")
+    print(f"  the default run (every setting at its default but the size) for {iterations} iterations, its "
+          f"full-size loss judged in float32 at every iteration; iterations do not depend on the machine's load")
+    print(f"  per pair: the last loss, then how far above it the loss is at each iteration, then the first "
+          f"iteration within {', '.join(f'{100 * f:g} %' for f in WITHIN)} of it")
+    header = (f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(mark):>8}" for mark in marks)
+              + "".join(f"{f'{100 * f:g}%':>6}" for f in WITHIN))
+    print(header)
+    warmed = set()
+    for pair in pairs:
+        result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images)
+        report["pairs"].append(result)
+        report["summary"] = summarise_curves(report["pairs"])
+        print(_excess_row(pair.name, result, width, marks) + f"   ({result['wall_s']:.0f} s wall, {result['precision']})")
+        if args.json:
+            _write_json(args.json, report)
+    summary = report["summary"]
+    print(f"\nover {len(pairs)} pairs: the first iteration within each fraction of the last loss, median and worst")
+    for fraction in WITHIN:
+        s = summary[f"within_{fraction:g}"]
+        print(f"  within {100 * fraction:>3g} %: median {s['median']:g}, worst {s['worst']} ({s['worst_pair']})")
+    s = summary["excess_at_default"]
+    print(f"  at the default {DEFAULTS.iterations} iterations: median {100 * s['median']:.1f} % above the last loss, "
+          f"worst {100 * s['worst']:.1f} % ({s['worst_pair']})")
+    report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average())
+    if args.json:
+        _write_json(args.json, report)
+        print(f"\nreport written to {args.json}")
+    if args.images:
+        print(f"pictures at iterations {', '.join(map(str, marks + [iterations]))} written to {args.images}")
+    return report

@@ -11,8 +11,8 @@ from stylecore.settings import validate_alpha
 
 from . import timing
 from .benchset import (
-    CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_set, select_candidates,
-    select_pairs,
+    CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_iterations_set, run_set,
+    select_candidates, select_pairs,
 )
 from .timing import (
     TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
@@ -48,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--evaluations", type=int, default=200,
                         help="evaluation budget of the optimiser comparison (default 200)")
     parser.add_argument("--reference-iterations", type=int,
-                        help=f"iterations of the time-to-quality reference (default 50, "
+                        help=f"iterations of the time-to-quality reference, and of part (j)'s default runs (default 50, "
                              f"{QUICK_REFERENCE_ITERATIONS} with --quick)")
     parser.add_argument("--images", help="folder for the time-to-quality images, and part (h)'s pictures at every 5th iteration and "
                         "the defaults' last (default: none saved)")
@@ -65,8 +65,8 @@ def main(argv=None):
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
                         choices=("all", "timing", "optimizer", "time-to-quality", "preview", "preview-ratio", "lbfgs", "overhead",
-                                 "defaults", "starts", "backends"),
-                        help="run only one part (default: all)")
+                                 "defaults", "starts", "backends", "iterations"),
+                        help="run only one part (default: all); 'iterations' (part j) needs --set")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
                         help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
     parser.add_argument("--start-iterations", type=int, default=30,
@@ -95,9 +95,20 @@ def main(argv=None):
     args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
     if args.give_up_below is None and not args.set:
         args.give_up_below = 3.0
+    if args.part == "iterations":
+        if not args.set or args.content or args.candidates or args.quick or args.precision != "auto":
+            parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "
+                         "--candidates, --quick or --precision")
+        try:
+            select_pairs(args.set, args.pairs)
+        except ValueError as exc:
+            parser.error(str(exc))
+        run_iterations_set(Engine(), args, (DEFAULTS.content_weight, DEFAULTS.style_weight, DEFAULTS.tv_weight))
+        return 0
     if args.set:
         if args.part != "time-to-quality" or args.content:
-            parser.error("--set runs part (c) over its own pairs: use --part time-to-quality, without images")
+            parser.error("--set runs part (c) over its own pairs (or part j: --part iterations): use --part "
+                         "time-to-quality, without images")
         if args.candidates is None and args.quick:
             args.candidates = list(QUICK_CANDIDATES)
         try:
