@@ -138,3 +138,47 @@ def test_the_starts_part_reports_each_start_and_keeps_its_pictures(tmp_path, cap
     kept = sorted(path.name for path in (tmp_path / "images").iterdir())
     assert kept == ["starts-adain-0.2-it5.png", "starts-photo-it5.png"]
     assert Image.open(tmp_path / "images" / "starts-photo-it5.png").size == (32, 24)
+
+
+def test_the_iterations_part_runs_over_a_set_only(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "run_iterations_set", lambda engine, args, weights: seen.append(args))
+    cli.main(["--part", "iterations", "--set", "default", "--pairs", "rocket-gravel,chelsea-swirls"])
+    assert (seen[0].rows, seen[0].reference_iterations) == (400, 50)
+    assert [pair.name for pair in benchset.select_pairs("default", seen[0].pairs)] == ["rocket-gravel",
+                                                                                     "chelsea-swirls"]
+    for argv in (["--part", "iterations"], ["--part", "iterations", "--set", "default", "--quick"],
+                 ["--part", "iterations", "--set", "default", "--candidates", "photo"],
+                 ["--part", "iterations", "--set", "default", "--pairs", "nope"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+
+
+def test_the_first_iteration_within_a_fraction_of_the_last_loss():
+    losses = {1: 3.0, 2: 1.5, 3: 1.2, 4: 1.04, 5: 1.0}
+    assert [benchset._first_within(losses, 1.0, fraction) for fraction in (0.6, 0.25, 0.05, 0.0)] == [2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp_path, capsys):
+    report_path = tmp_path / "report.json"
+    cli.main(["--part", "iterations", "--set", "default", "--pairs", "astronaut-swirls-brick", "--rows", "24",
+              "--reference-iterations", "6", "--json", str(report_path), "--images", str(tmp_path / "images")])
+    report = json.loads(report_path.read_text())
+    assert (report["part"], report["rows"], report["iterations"]) == ("iterations", 24, 6)
+    assert report["default_iterations"] == stylecore.DEFAULTS.iterations
+    (pair,) = report["pairs"]
+    assert pair["pair"] == "astronaut-swirls-brick" and pair["iterations"] == 6
+    losses = {int(key): value for key, value in pair["losses"].items()}
+    assert sorted(losses) == list(range(0, 7)) and losses[6] == pair["last_loss"]
+    within = [pair["within"][key] for key in ("0.1", "0.05", "0.02")]
+    assert within == sorted(within) and within[-1] <= 6
+    for key, iteration in pair["within"].items():
+        assert losses[iteration] <= (1 + float(key)) * pair["last_loss"]
+        assert all(losses[i] > (1 + float(key)) * pair["last_loss"] for i in losses if i < iteration)
+    assert report["summary"]["within_0.05"] == {"median": within[1], "worst": within[1],
+                                               "worst_pair": "astronaut-swirls-brick"}
+    out = capsys.readouterr().out
+    assert "astronaut-swirls-brick" in out and "within   5 %" in out
+    assert sorted(path.name for path in (tmp_path / "images").iterdir()) == [
+        "astronaut-swirls-brick-it5.png", "astronaut-swirls-brick-it6.png"]
