@@ -42,6 +42,7 @@ from PIL import Image
 
 from stylecore.errors import ImageError
 from stylecore.schema import DEFAULTS
+from stylecore.engine import lbfgs_memory as engine_lbfgs_memory
 from stylecore.engine import scale_plan
 from stylecore.images import centre_crop_to_aspect, load_image, resize
 from stylecore.samples import landscape, mosaic, swirls
@@ -495,9 +496,10 @@ def _first_within(losses, last, fraction):
     return min(iteration for iteration, loss in losses.items() if loss <= (1 + fraction) * last)
 
 
-def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None):
+def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None, lbfgs_memory=None):
     """The default run (every setting at its default but the size) on one pair for ``iterations``, its
-    full-size loss judged in float32 at every iteration; a dict for the report."""
+    full-size loss judged in float32 at every iteration; a dict for the report. ``lbfgs_memory``: the
+    past steps L-BFGS keeps (None: the engine's choice, as in a user's run)."""
     content, styles = pair_images(pair, rows)
     blend = list(pair.blend) if pair.blend else None
     settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations)
@@ -519,14 +521,14 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
                 Image.fromarray(report.image()).save(os.path.join(images, f"{pair.name}-it{report.iteration}.png"))
         clock.resume(paused)
 
-    engine.stylize(content, styles, settings, watch, style_blend_weights=blend)
+    engine.stylize(content, styles, settings, watch, style_blend_weights=blend, lbfgs_memory=lbfgs_memory)
     wall, cpu = clock.read()
     last_iteration = max(losses)
     last = losses[last_iteration]
     default = min(DEFAULTS.iterations, last_iteration)
     return {
         "pair": pair.name, "description": pair.describe(), "precision": precision,
-        "iterations": last_iteration, "last_loss": last, "wall_s": wall, "cpu_s": cpu,
+        "lbfgs_memory": lbfgs_memory or engine_lbfgs_memory(content.size), "iterations": last_iteration, "last_loss": last, "wall_s": wall, "cpu_s": cpu,
         "losses": {str(i): losses[i] for i in sorted(losses)},
         "evaluations": {str(i): evaluations[i] for i in sorted(evaluations)},
         "excess_at_default": losses[default] / last - 1,
@@ -565,6 +567,7 @@ def run_iterations_set(engine, args, weights):
     iterations = args.reference_iterations
     report = {
         "set": args.set, "part": "iterations", "rows": rows, "cols": cols, "iterations": iterations,
+        "lbfgs_memory_asked": args.lbfgs_memory,
         "default_iterations": DEFAULTS.iterations, "within": list(WITHIN), "machine": machine(),
         "backend": engine.backend, "solver": engine.solver, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_average_at_start": _load_average(), "pairs": [], "summary": {},
@@ -574,8 +577,9 @@ def run_iterations_set(engine, args, weights):
     width = max(len(pair.name) for pair in pairs) + 2
     print(f"iterations on the set {args.set!r} ({len(pairs)} pairs) at {rows}x{cols} on {engine.device}: {m['cpu']}, "
           f"{m['cores']} cores, bfloat16 instructions: {', '.join(m['bfloat16_flags']) or 'none'}")
-    print(f"  the default run (every setting at its default but the size) for {iterations} iterations, its "
-          f"full-size loss judged in float32 at every iteration; iterations do not depend on the machine's load")
+    memory = f"L-BFGS keeping {args.lbfgs_memory} steps" if args.lbfgs_memory else "L-BFGS memory the engine's"
+    print(f"  the default run (every setting at its default but the size; {memory}) for {iterations} iterations, "
+          f"its full-size loss judged in float32 at every iteration; iterations do not depend on the machine's load")
     print(f"  per pair: the last loss, then how far above it the loss is at each iteration, then the first "
           f"iteration within {', '.join(f'{100 * f:g} %' for f in WITHIN)} of it")
     header = (f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(mark):>8}" for mark in marks)
@@ -583,7 +587,8 @@ def run_iterations_set(engine, args, weights):
     print(header)
     warmed = set()
     for pair in pairs:
-        result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images)
+        result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images,
+                                     lbfgs_memory=args.lbfgs_memory)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
         print(_excess_row(pair.name, result, width, marks) + f"   ({result['wall_s']:.0f} s wall, {result['precision']})")

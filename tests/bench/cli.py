@@ -83,6 +83,8 @@ def main(argv=None):
                         help=f"quick mode: {QUICK_ROWS} rows, {QUICK_REFERENCE_ITERATIONS} reference iterations and "
                              f"the candidates {', '.join(QUICK_CANDIDATES)} (unless --rows, --reference-iterations or "
                              f"--candidates say otherwise)")
+    parser.add_argument("--lbfgs-memory", type=int, choices=range(3, 101), metavar="STEPS",
+                        help="part (j): the past steps L-BFGS keeps (default: the engine's choice, 30 at 400 rows)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -95,6 +97,8 @@ def main(argv=None):
     args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
     if args.give_up_below is None and not args.set:
         args.give_up_below = 3.0
+    if args.lbfgs_memory and args.part != "iterations":
+        parser.error("--lbfgs-memory goes with --part iterations")
     if args.part == "iterations":
         if not args.set or args.content or args.candidates or args.quick or args.precision != "auto":
             parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "

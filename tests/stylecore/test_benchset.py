@@ -149,7 +149,9 @@ def test_the_iterations_part_runs_over_a_set_only(monkeypatch):
                                                                                      "chelsea-swirls"]
     for argv in (["--part", "iterations"], ["--part", "iterations", "--set", "default", "--quick"],
                  ["--part", "iterations", "--set", "default", "--candidates", "photo"],
-                 ["--part", "iterations", "--set", "default", "--pairs", "nope"]):
+                 ["--part", "iterations", "--set", "default", "--pairs", "nope"],
+                 ["--part", "time-to-quality", "--set", "default", "--lbfgs-memory", "10"],
+                 ["--part", "iterations", "--set", "default", "--lbfgs-memory", "1"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
 
@@ -163,12 +165,12 @@ def test_the_first_iteration_within_a_fraction_of_the_last_loss():
 def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp_path, capsys):
     report_path = tmp_path / "report.json"
     cli.main(["--part", "iterations", "--set", "default", "--pairs", "astronaut-swirls-brick", "--rows", "24",
-              "--reference-iterations", "6", "--json", str(report_path), "--images", str(tmp_path / "images")])
+              "--reference-iterations", "6", "--lbfgs-memory", "10", "--json", str(report_path), "--images", str(tmp_path / "images")])
     report = json.loads(report_path.read_text())
     assert (report["part"], report["rows"], report["iterations"]) == ("iterations", 24, 6)
     assert report["default_iterations"] == stylecore.DEFAULTS.iterations
     (pair,) = report["pairs"]
-    assert pair["pair"] == "astronaut-swirls-brick" and pair["iterations"] == 6
+    assert pair["pair"] == "astronaut-swirls-brick" and pair["iterations"] == 6 and pair["lbfgs_memory"] == 10
     losses = {int(key): value for key, value in pair["losses"].items()}
     assert sorted(losses) == list(range(0, 7)) and losses[6] == pair["last_loss"]
     within = [pair["within"][key] for key in ("0.1", "0.05", "0.02")]
