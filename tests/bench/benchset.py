@@ -2,6 +2,8 @@
 
     python -m tests.bench --part time-to-quality --set default [--quick] [--pairs NAME,NAME]
                           [--candidates KEY,KEY] [--json PATH] [--images DIR]
+    python -m tests.bench --part iterations --set default [--pairs NAME,NAME] [--rows 400]
+                          [--reference-iterations 50] [--lbfgs-memory STEPS] [--json PATH] [--images DIR]
 
 Every pair is built here without a download: the procedural pictures of ``stylecore.samples`` and
 photos and textures that ship inside scikit-image's wheel (its ``data`` folder, read straight

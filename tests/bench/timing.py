@@ -53,6 +53,12 @@ options); nothing in ``stylecore`` imports it.
     L-BFGS on the host) and on JAX (optax's on the device), each engine in a process of its own, in
     rotating rounds; with ``--compare-with DIR`` also the engine of another checkout on TensorFlow
     (the engine before a change), so that a regression shows as a ratio measured side by side.
+(j) Iterations (``--part iterations --set default``, not in ``all``): on each pair of the set, the
+    default run (every setting at its default but the size; ``--lbfgs-memory`` changes L-BFGS's)
+    for ``--reference-iterations``, its full-size float32 loss at every iteration: how far above its
+    last loss it is at every fifth iteration and at the default's last, and the first iteration
+    within 10, 5 and 2 % of it; median and worst over the pairs. What the default iteration count
+    is chosen on. ``--images DIR`` keeps each pair's picture at those iterations.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``tests.bench.benchset``):
