@@ -498,6 +498,11 @@ def _first_within(losses, last, fraction):
     return min(iteration for iteration, loss in losses.items() if loss <= (1 + fraction) * last)
 
 
+def picture_change(picture, other):
+    """The mean absolute difference of two 8-bit pictures' channels, 0-255."""
+    return float(np.mean(np.abs(picture.astype(np.int16) - other.astype(np.int16))))
+
+
 def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None, lbfgs_memory=None):
     """The default run (every setting at its default but the size) on one pair for ``iterations``, its
     full-size loss judged in float32 at every iteration; a dict for the report. ``lbfgs_memory``: the
@@ -510,7 +515,7 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
     warm_up(engine, content, styles, blend, (precision,), [rows], warmed)
     engine.forget_encodings()
     keep = {mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations} | {iterations}
-    losses, evaluations, clock = {}, {}, _Clock()
+    losses, evaluations, pictures, clock = {}, {}, {}, _Clock()
 
     def watch(report):
         paused = clock.pause()
@@ -518,9 +523,12 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
             pixels = report.pixels()
             losses[report.iteration] = judge.loss(pixels)
             evaluations[report.iteration] = report.evaluations
-            if images and report.iteration in keep:
-                os.makedirs(images, exist_ok=True)
-                Image.fromarray(report.image()).save(os.path.join(images, f"{pair.name}-it{report.iteration}.png"))
+            if report.iteration in keep:
+                pictures[report.iteration] = report.image()
+                if images:
+                    os.makedirs(images, exist_ok=True)
+                    Image.fromarray(pictures[report.iteration]).save(
+                        os.path.join(images, f"{pair.name}-it{report.iteration}.png"))
         clock.resume(paused)
 
     engine.stylize(content, styles, settings, watch, style_blend_weights=blend, lbfgs_memory=lbfgs_memory)
@@ -528,12 +536,16 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
     last_iteration = max(losses)
     last = losses[last_iteration]
     default = min(DEFAULTS.iterations, last_iteration)
+    final = pictures[last_iteration]
     return {
         "pair": pair.name, "description": pair.describe(), "precision": precision,
         "lbfgs_memory": lbfgs_memory or engine_lbfgs_memory(content.size), "iterations": last_iteration, "last_loss": last, "wall_s": wall, "cpu_s": cpu,
         "losses": {str(i): losses[i] for i in sorted(losses)},
         "evaluations": {str(i): evaluations[i] for i in sorted(evaluations)},
         "excess_at_default": losses[default] / last - 1,
+        # How far each kept picture is from the last one a person sees: the mean absolute difference of
+        # its 8-bit channels (0-255).
+        "change_to_last": {str(i): picture_change(pictures[i], final) for i in sorted(pictures)},
         "within": {f"{fraction:g}": _first_within(losses, last, fraction) for fraction in WITHIN},
         "evaluations_within": {f"{fraction:g}": evaluations[_first_within(losses, last, fraction)]
                                for fraction in WITHIN},
@@ -548,18 +560,27 @@ def summarise_curves(pairs):
         worst = max(pairs, key=lambda pair: pair["within"][key])
         summary[f"within_{key}"] = {"median": statistics.median(pair["within"][key] for pair in pairs),
                                     "worst": worst["within"][key], "worst_pair": worst["pair"]}
+    default = str(min(DEFAULTS.iterations, min(pair["iterations"] for pair in pairs)))
+    changes = [pair["change_to_last"].get(default) for pair in pairs]
+    if None not in changes:
+        worst = max(pairs, key=lambda pair: pair["change_to_last"][default])
+        summary["change_at_default"] = {"median": statistics.median(changes), "worst": worst["change_to_last"][default],
+                                        "worst_pair": worst["pair"]}
     worst = max(pairs, key=lambda pair: pair["excess_at_default"])
     summary["excess_at_default"] = {"median": statistics.median(pair["excess_at_default"] for pair in pairs),
                                     "worst": worst["excess_at_default"], "worst_pair": worst["pair"]}
     return summary
 
 
-def _excess_row(name, pair, width, marks):
+def _excess_row(name, pair, width, marks, note=""):
     last = pair["last_loss"]
     cells = "".join(f"{100 * (pair['losses'][str(mark)] / last - 1):7.1f}%" if str(mark) in pair["losses"]
                     else f"{'-':>8}" for mark in marks)
     within = "".join(f"{pair['within'][f'{fraction:g}']:>6}" for fraction in WITHIN)
-    return f"  {name:<{width}} {last:8.4f} {pair['iterations']:>5}{cells}{within}"
+    change = "".join(f"{pair['change_to_last'][str(mark)]:8.1f}" if str(mark) in pair["change_to_last"]
+                     else f"{'-':>8}" for mark in marks)
+    return (f"  {name:<{width}} {last:8.4f} {pair['iterations']:>5}{cells}{within}{note}\n"
+            f"  {'  picture change':<{width}} {'':>8} {'':>5}{change}")
 
 
 def run_iterations_set(engine, args, weights):
@@ -587,13 +608,16 @@ def run_iterations_set(engine, args, weights):
     header = (f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(mark):>8}" for mark in marks)
               + "".join(f"{f'{100 * f:g}%':>6}" for f in WITHIN))
     print(header)
+    print(f"  (under each pair: how far the picture at that iteration is from the last one, the mean absolute "
+          f"difference of its 8-bit channels, 0-255)")
     warmed = set()
     for pair in pairs:
         result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images,
                                      lbfgs_memory=args.lbfgs_memory)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
-        print(_excess_row(pair.name, result, width, marks) + f"   ({result['wall_s']:.0f} s wall, {result['precision']})")
+        print(_excess_row(pair.name, result, width, marks,
+                          f"   ({result['wall_s']:.0f} s wall, {result['precision']})"))
         if args.json:
             _write_json(args.json, report)
     summary = report["summary"]
@@ -604,6 +628,10 @@ def run_iterations_set(engine, args, weights):
     s = summary["excess_at_default"]
     print(f"  at the default {DEFAULTS.iterations} iterations: median {100 * s['median']:.1f} % above the last loss, "
           f"worst {100 * s['worst']:.1f} % ({s['worst_pair']})")
+    if "change_at_default" in summary:
+        s = summary["change_at_default"]
+        print(f"  the picture at the default's last iteration differs from the last one by {s['median']:.1f} of 255 "
+              f"(median; worst {s['worst']:.1f}, {s['worst_pair']})")
     report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average())
     if args.json:
         _write_json(args.json, report)

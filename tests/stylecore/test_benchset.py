@@ -180,7 +180,9 @@ def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp
         assert all(losses[i] > (1 + float(key)) * pair["last_loss"] for i in losses if i < iteration)
     assert report["summary"]["within_0.05"] == {"median": within[1], "worst": within[1],
                                                "worst_pair": "astronaut-swirls-brick"}
+    assert sorted(int(key) for key in pair["change_to_last"]) == [5, 6] and pair["change_to_last"]["6"] == 0
+    assert 0 < pair["change_to_last"]["5"] < 255
     out = capsys.readouterr().out
-    assert "astronaut-swirls-brick" in out and "within   5 %" in out
+    assert "astronaut-swirls-brick" in out and "within   5 %" in out and "picture change" in out
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == [
         "astronaut-swirls-brick-it5.png", "astronaut-swirls-brick-it6.png"]
