@@ -490,6 +490,8 @@ def _write_json(path, report):
 # -- part (j): how many iterations the default run needs, over the set -----------------------------
 
 WITHIN = (0.10, 0.05, 0.02)  # part (j): how close to the run's last loss counts as there
+SLOWS = (0.05, 0.02)  # part (j): five more iterations gain less than this fraction of the loss from here
+SLOW_SPAN = 5
 CURVE_MARKS = (5, 10, 15, 20, 25, 30, 40)  # part (j)'s table: the excess over the last loss at these
 
 
@@ -498,9 +500,31 @@ def _first_within(losses, last, fraction):
     return min(iteration for iteration, loss in losses.items() if loss <= (1 + fraction) * last)
 
 
+def _first_slow(losses, gain, span=SLOW_SPAN):
+    """The first iteration from which ``span`` more lower the loss by less than ``gain`` (a fraction of
+    it); None if there is none before the run's end."""
+    return next((i for i in sorted(losses) if i + span in losses and losses[i + span] > (1 - gain) * losses[i]), None)
+
+
 def picture_change(picture, other):
     """The mean absolute difference of two 8-bit pictures' channels, 0-255."""
     return float(np.mean(np.abs(picture.astype(np.int16) - other.astype(np.int16))))
+
+
+def derive_curve(pair):
+    """Fill in what a pair's figures follow from its losses (JSON keys: iteration numbers as strings)."""
+    losses = {int(i): loss for i, loss in pair["losses"].items()}
+    evaluations = {int(i): count for i, count in pair["evaluations"].items()}
+    last_iteration = max(losses)
+    last = losses[last_iteration]
+    pair.update(
+        iterations=last_iteration, last_loss=last,
+        excess_at_default=losses[min(DEFAULTS.iterations, last_iteration)] / last - 1,
+        within={f"{f:g}": _first_within(losses, last, f) for f in WITHIN},
+        evaluations_within={f"{f:g}": evaluations[_first_within(losses, last, f)] for f in WITHIN},
+        slows={f"{g:g}": _first_slow(losses, g) for g in SLOWS},
+    )
+    return pair
 
 
 def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None, lbfgs_memory=None):
@@ -533,54 +557,86 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
 
     engine.stylize(content, styles, settings, watch, style_blend_weights=blend, lbfgs_memory=lbfgs_memory)
     wall, cpu = clock.read()
-    last_iteration = max(losses)
-    last = losses[last_iteration]
-    default = min(DEFAULTS.iterations, last_iteration)
-    final = pictures[last_iteration]
-    return {
+    final = pictures[max(losses)]
+    return derive_curve({
         "pair": pair.name, "description": pair.describe(), "precision": precision,
-        "lbfgs_memory": lbfgs_memory or engine_lbfgs_memory(content.size), "iterations": last_iteration, "last_loss": last, "wall_s": wall, "cpu_s": cpu,
+        "lbfgs_memory": lbfgs_memory or engine_lbfgs_memory(content.size), "wall_s": wall, "cpu_s": cpu,
         "losses": {str(i): losses[i] for i in sorted(losses)},
         "evaluations": {str(i): evaluations[i] for i in sorted(evaluations)},
-        "excess_at_default": losses[default] / last - 1,
         # How far each kept picture is from the last one a person sees: the mean absolute difference of
         # its 8-bit channels (0-255).
         "change_to_last": {str(i): picture_change(pictures[i], final) for i in sorted(pictures)},
-        "within": {f"{fraction:g}": _first_within(losses, last, fraction) for fraction in WITHIN},
-        "evaluations_within": {f"{fraction:g}": evaluations[_first_within(losses, last, fraction)]
-                               for fraction in WITHIN},
-    }
+    })
+
+
+def _median_and_worst(pairs, value, worst_of=max):
+    """{'median', 'worst', 'worst_pair'} of ``value(pair)`` over the pairs; a None value ranks worst."""
+    ranked = [(math.inf if value(pair) is None else value(pair), pair["pair"]) for pair in pairs]
+    worst = worst_of(ranked)
+    middle = statistics.median(number for number, _ in ranked)
+    return {"median": None if math.isinf(middle) else middle,
+            "worst": None if math.isinf(worst[0]) else worst[0], "worst_pair": worst[1]}
 
 
 def summarise_curves(pairs):
-    """Over the pairs: the median and worst first iteration within each fraction, and the excess at the default."""
-    summary = {}
-    for fraction in WITHIN:
-        key = f"{fraction:g}"
-        worst = max(pairs, key=lambda pair: pair["within"][key])
-        summary[f"within_{key}"] = {"median": statistics.median(pair["within"][key] for pair in pairs),
-                                    "worst": worst["within"][key], "worst_pair": worst["pair"]}
+    """Over the pairs: the median and worst of each figure of ``derive_curve`` and of the picture change."""
+    summary = {f"within_{f:g}": _median_and_worst(pairs, lambda pair, f=f: pair["within"][f"{f:g}"])
+               for f in WITHIN}
+    summary.update({f"slows_{g:g}": _median_and_worst(pairs, lambda pair, g=g: pair["slows"][f"{g:g}"])
+                    for g in SLOWS})
+    summary["excess_at_default"] = _median_and_worst(pairs, lambda pair: pair["excess_at_default"])
     default = str(min(DEFAULTS.iterations, min(pair["iterations"] for pair in pairs)))
-    changes = [pair["change_to_last"].get(default) for pair in pairs]
-    if None not in changes:
-        worst = max(pairs, key=lambda pair: pair["change_to_last"][default])
-        summary["change_at_default"] = {"median": statistics.median(changes), "worst": worst["change_to_last"][default],
-                                        "worst_pair": worst["pair"]}
-    worst = max(pairs, key=lambda pair: pair["excess_at_default"])
-    summary["excess_at_default"] = {"median": statistics.median(pair["excess_at_default"] for pair in pairs),
-                                    "worst": worst["excess_at_default"], "worst_pair": worst["pair"]}
+    if all(default in pair.get("change_to_last", {}) for pair in pairs):
+        summary["change_at_default"] = _median_and_worst(pairs, lambda pair: pair["change_to_last"][default])
     return summary
 
 
-def _excess_row(name, pair, width, marks, note=""):
-    last = pair["last_loss"]
-    cells = "".join(f"{100 * (pair['losses'][str(mark)] / last - 1):7.1f}%" if str(mark) in pair["losses"]
-                    else f"{'-':>8}" for mark in marks)
-    within = "".join(f"{pair['within'][f'{fraction:g}']:>6}" for fraction in WITHIN)
-    change = "".join(f"{pair['change_to_last'][str(mark)]:8.1f}" if str(mark) in pair["change_to_last"]
-                     else f"{'-':>8}" for mark in marks)
-    return (f"  {name:<{width}} {last:8.4f} {pair['iterations']:>5}{cells}{within}{note}\n"
-            f"  {'  picture change':<{width}} {'':>8} {'':>5}{change}")
+def _marks(iterations):
+    return sorted({mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations})
+
+
+def print_curve_header(pairs, iterations):
+    width = max(len(name) for name in pairs) + 2
+    print(f"  per pair: the last loss, how far above it the loss is at each iteration, the first iteration within "
+          f"{', '.join(f'{100 * f:g} %' for f in WITHIN)} of it, and the first from which {SLOW_SPAN} more gain "
+          f"less than {' and '.join(f'{100 * g:g} %' for g in SLOWS)}")
+    print(f"  (under each pair: how far the picture at that iteration is from the last one, the mean absolute "
+          f"difference of its 8-bit channels, 0-255)")
+    print(f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(m):>8}" for m in _marks(iterations))
+          + "".join(f"{f'{100 * f:g}%':>6}" for f in WITHIN) + "".join(f"{f'<{100 * g:g}%':>6}" for g in SLOWS))
+    return width
+
+
+def print_curve(pair, width, iterations, note=""):
+    last, marks = pair["last_loss"], _marks(iterations)
+    cells = "".join(f"{100 * (pair['losses'][str(m)] / last - 1):7.1f}%" if str(m) in pair["losses"] else f"{'-':>8}"
+                    for m in marks)
+    counts = "".join(f"{_count(pair['within'][f'{f:g}']):>6}" for f in WITHIN)
+    counts += "".join(f"{_count(pair['slows'][f'{g:g}']):>6}" for g in SLOWS)
+    change = "".join(f"{pair['change_to_last'][str(m)]:8.1f}" if str(m) in pair.get("change_to_last", {})
+                     else f"{'-':>8}" for m in marks)
+    print(f"  {pair['pair']:<{width}} {last:8.4f} {pair['iterations']:>5}{cells}{counts}{note}")
+    print(f"  {'  picture change':<{width}} {'':>8} {'':>5}{change}")
+
+
+def print_curve_summary(report):
+    summary, pairs = report["summary"], report["pairs"]
+    print(f"\nover {len(pairs)} pairs, median and worst (the pair in brackets; 'no' = not within the run)")
+    for f in WITHIN:
+        s = summary[f"within_{f:g}"]
+        print(f"  first iteration within {100 * f:>2g} % of the last loss: median {_count(s['median'])}, "
+              f"worst {_count(s['worst'])} ({s['worst_pair']})")
+    for g in SLOWS:
+        s = summary[f"slows_{g:g}"]
+        print(f"  first iteration from which {SLOW_SPAN} more gain less than {100 * g:g} %: median "
+              f"{_count(s['median'])}, worst {_count(s['worst'])} ({s['worst_pair']})")
+    s = summary["excess_at_default"]
+    print(f"  at the default's {DEFAULTS.iterations} iterations: median {100 * s['median']:.1f} % above the last "
+          f"loss, worst {100 * s['worst']:.1f} % ({s['worst_pair']})")
+    if "change_at_default" in summary:
+        s = summary["change_at_default"]
+        print(f"  the picture at the default's last iteration differs from the last one by {s['median']:.1f} of 255 "
+              f"(median; worst {s['worst']:.1f}, {s['worst_pair']})")
 
 
 def run_iterations_set(engine, args, weights):
@@ -596,46 +652,72 @@ def run_iterations_set(engine, args, weights):
         "load_average_at_start": _load_average(), "pairs": [], "summary": {},
     }
     m = report["machine"]
-    marks = sorted({mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations})
-    width = max(len(pair.name) for pair in pairs) + 2
     print(f"iterations on the set {args.set!r} ({len(pairs)} pairs) at {rows}x{cols} on {engine.device}: {m['cpu']}, "
           f"{m['cores']} cores, bfloat16 instructions: {', '.join(m['bfloat16_flags']) or 'none'}")
     memory = f"L-BFGS keeping {args.lbfgs_memory} steps" if args.lbfgs_memory else "L-BFGS memory the engine's"
     print(f"  the default run (every setting at its default but the size; {memory}) for {iterations} iterations, "
           f"its full-size loss judged in float32 at every iteration; iterations do not depend on the machine's load")
-    print(f"  per pair: the last loss, then how far above it the loss is at each iteration, then the first "
-          f"iteration within {', '.join(f'{100 * f:g} %' for f in WITHIN)} of it")
-    header = (f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(mark):>8}" for mark in marks)
-              + "".join(f"{f'{100 * f:g}%':>6}" for f in WITHIN))
-    print(header)
-    print(f"  (under each pair: how far the picture at that iteration is from the last one, the mean absolute "
-          f"difference of its 8-bit channels, 0-255)")
+    width = print_curve_header([pair.name for pair in pairs], iterations)
     warmed = set()
     for pair in pairs:
         result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images,
                                      lbfgs_memory=args.lbfgs_memory)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
-        print(_excess_row(pair.name, result, width, marks,
-                          f"   ({result['wall_s']:.0f} s wall, {result['precision']})"))
+        print_curve(result, width, iterations, f"   ({result['wall_s']:.0f} s wall, {result['precision']})")
         if args.json:
             _write_json(args.json, report)
-    summary = report["summary"]
-    print(f"\nover {len(pairs)} pairs: the first iteration within each fraction of the last loss, median and worst")
-    for fraction in WITHIN:
-        s = summary[f"within_{fraction:g}"]
-        print(f"  within {100 * fraction:>3g} %: median {s['median']:g}, worst {s['worst']} ({s['worst_pair']})")
-    s = summary["excess_at_default"]
-    print(f"  at the default {DEFAULTS.iterations} iterations: median {100 * s['median']:.1f} % above the last loss, "
-          f"worst {100 * s['worst']:.1f} % ({s['worst_pair']})")
-    if "change_at_default" in summary:
-        s = summary["change_at_default"]
-        print(f"  the picture at the default's last iteration differs from the last one by {s['median']:.1f} of 255 "
-              f"(median; worst {s['worst']:.1f}, {s['worst_pair']})")
+    print_curve_summary(report)
     report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average())
     if args.json:
         _write_json(args.json, report)
         print(f"\nreport written to {args.json}")
     if args.images:
-        print(f"pictures at iterations {', '.join(map(str, marks + [iterations]))} written to {args.images}")
+        print(f"pictures at iterations {', '.join(map(str, _marks(iterations) + [iterations]))} written to {args.images}")
     return report
+
+
+def summarise_iteration_reports(paths, images=None):
+    """Part (j)'s table again from its JSON reports (runs of some pairs each, e.g. over several sessions):
+    the figures are recomputed from each pair's losses, the picture change from ``images`` (the runs'
+    ``--images`` folder) where a report lacks it. A pair in several reports: the last one counts."""
+    by_pair, reports = {}, []
+    for path in paths:
+        with open(path) as source:
+            report = json.load(source)
+        if report.get("part") != "iterations":
+            raise ValueError(f"{path} is not a report of part (j) (--part iterations)")
+        reports.append(report)
+        for pair in report["pairs"]:
+            by_pair[pair["pair"]] = derive_curve(dict(pair))
+    shapes = {(r["rows"], r["cols"], r["iterations"], r.get("lbfgs_memory_asked")) for r in reports}
+    if len(shapes) != 1:
+        raise ValueError(f"the reports ran different sizes, iterations or L-BFGS memories: {sorted(shapes, key=str)}")
+    pairs = list(by_pair.values())
+    for pair in pairs:
+        if images and not pair.get("change_to_last"):
+            pair["change_to_last"] = _changes_from_pictures(images, pair["pair"], pair["iterations"])
+    rows, cols, iterations, _ = shapes.pop()
+    machines = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['bfloat16_flags']) or 'no bfloat16'})"
+                       for r in reports})
+    print(f"iterations on {len(pairs)} pairs at {rows}x{cols}, {iterations} iterations, from {len(reports)} "
+          f"report(s) of {', '.join(machines)}")
+    width = print_curve_header([pair["pair"] for pair in pairs], iterations)
+    for pair in pairs:
+        print_curve(pair, width, iterations, f"   ({pair['precision']})")
+    merged = {"pairs": pairs, "summary": summarise_curves(pairs)}
+    print_curve_summary(merged)
+    return merged
+
+
+def _changes_from_pictures(folder, name, last_iteration):
+    """The picture change to the last picture, from the pictures a run of part (j) kept in ``folder``."""
+    def read(iteration):
+        path = os.path.join(folder, f"{name}-it{iteration}.png")
+        return np.asarray(Image.open(path).convert("RGB")) if os.path.isfile(path) else None
+
+    final = read(last_iteration)
+    if final is None:
+        return {}
+    kept = {mark: read(mark) for mark in _marks(last_iteration) + [last_iteration]}
+    return {str(mark): picture_change(picture, final) for mark, picture in kept.items() if picture is not None}

@@ -12,7 +12,7 @@ from stylecore.settings import validate_alpha
 from . import timing
 from .benchset import (
     CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_iterations_set, run_set,
-    select_candidates, select_pairs,
+    select_candidates, select_pairs, summarise_iteration_reports,
 )
 from .timing import (
     TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
@@ -85,6 +85,9 @@ def main(argv=None):
                              f"--candidates say otherwise)")
     parser.add_argument("--lbfgs-memory", type=int, choices=range(3, 101), metavar="STEPS",
                         help="part (j): the past steps L-BFGS keeps (default: the engine's choice, 30 at 400 rows)")
+    parser.add_argument("--summarise", type=lambda text: [path for path in text.split(",") if path],
+                        metavar="JSON[,JSON]", help="part (j): print the table again from these reports (of runs over "
+                        "some pairs each) instead of running; with --images, the picture change from that folder")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -97,8 +100,14 @@ def main(argv=None):
     args.reference_iterations = args.reference_iterations or (QUICK_REFERENCE_ITERATIONS if args.quick else 50)
     if args.give_up_below is None and not args.set:
         args.give_up_below = 3.0
-    if args.lbfgs_memory and args.part != "iterations":
-        parser.error("--lbfgs-memory goes with --part iterations")
+    if (args.lbfgs_memory or args.summarise) and args.part != "iterations":
+        parser.error("--lbfgs-memory and --summarise go with --part iterations")
+    if args.summarise:
+        try:
+            summarise_iteration_reports(args.summarise, images=args.images)
+        except (OSError, ValueError, KeyError) as exc:
+            parser.error(f"cannot summarise {', '.join(args.summarise)}: {exc}")
+        return 0
     if args.part == "iterations":
         if not args.set or args.content or args.candidates or args.quick or args.precision != "auto":
             parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "

@@ -56,9 +56,11 @@ options); nothing in ``stylecore`` imports it.
 (j) Iterations (``--part iterations --set default``, not in ``all``): on each pair of the set, the
     default run (every setting at its default but the size; ``--lbfgs-memory`` changes L-BFGS's)
     for ``--reference-iterations``, its full-size float32 loss at every iteration: how far above its
-    last loss it is at every fifth iteration and at the default's last, and the first iteration
-    within 10, 5 and 2 % of it; median and worst over the pairs. What the default iteration count
-    is chosen on. ``--images DIR`` keeps each pair's picture at those iterations.
+    last loss it is at every fifth iteration and at the default's last, the first iteration within
+    10, 5 and 2 % of it, the first from which five more gain less than 5 and 2 %, and how far the
+    picture at each is from the last one; median and worst over the pairs. What the default
+    iteration count is chosen on. ``--images DIR`` keeps each pair's picture at those iterations;
+    ``--summarise JSON,JSON`` prints the table again from reports of runs over some pairs each.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``tests.bench.benchset``):

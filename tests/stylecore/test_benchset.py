@@ -161,6 +161,25 @@ def test_the_first_iteration_within_a_fraction_of_the_last_loss():
     assert [benchset._first_within(losses, 1.0, fraction) for fraction in (0.6, 0.25, 0.05, 0.0)] == [2, 3, 4, 5]
 
 
+def test_the_first_iteration_from_which_more_iterations_gain_little():
+    losses = {0: 10.0, 1: 5.0, 2: 4.0, 3: 3.9, 4: 3.85, 5: 3.84}
+    assert benchset._first_slow(losses, 0.05, span=1) == 2  # 4.0 -> 3.9 gains 2.5 %
+    assert benchset._first_slow(losses, 0.02, span=1) == 3  # 3.9 -> 3.85 gains 1.3 %
+    assert benchset._first_slow(losses, 0.001, span=1) is None  # never that slow before the end
+    assert benchset._first_slow(losses, 0.03, span=2) == 3  # 3.9 -> 3.84 gains 1.5 % (4.0 -> 3.85: 3.75 %)
+
+
+def test_summarising_reports_refuses_a_report_of_another_part(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"set": "default", "pairs": []}))
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(path)])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(tmp_path / "missing.json")])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "time-to-quality", "--summarise", str(path)])
+
+
 @pytest.mark.slow
 def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp_path, capsys):
     report_path = tmp_path / "report.json"
@@ -182,7 +201,17 @@ def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp
                                                "worst_pair": "astronaut-swirls-brick"}
     assert sorted(int(key) for key in pair["change_to_last"]) == [5, 6] and pair["change_to_last"]["6"] == 0
     assert 0 < pair["change_to_last"]["5"] < 255
+    assert set(pair["slows"]) == {"0.05", "0.02"}  # None: no iteration with five more before the run's end
     out = capsys.readouterr().out
-    assert "astronaut-swirls-brick" in out and "within   5 %" in out and "picture change" in out
+    assert "astronaut-swirls-brick" in out and "within  5 %" in out and "picture change" in out
+
+    # The table again from the report, its picture change from the kept pictures where the report lacks it.
+    change = report["pairs"][0].pop("change_to_last")
+    report_path.write_text(json.dumps(report))
+    merged = benchset.summarise_iteration_reports([str(report_path)], images=str(tmp_path / "images"))
+    (again,) = merged["pairs"]
+    assert again["within"] == pair["within"] and again["last_loss"] == pair["last_loss"]
+    assert again["change_to_last"] == pytest.approx(change, abs=1e-9)
+    assert merged["summary"]["change_at_default"]["median"] == 0  # 6 iterations: the default's last is the last
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == [
         "astronaut-swirls-brick-it5.png", "astronaut-swirls-brick-it6.png"]
