@@ -28,7 +28,7 @@ def test_importing_stylecore_does_not_import_tensorflow_or_keras():
 
 def test_defaults_are_readable_as_attributes_and_a_dict():
     assert stylecore.DEFAULTS.rows == 400
-    assert stylecore.DEFAULTS.as_dict()["iterations"] == 17
+    assert stylecore.DEFAULTS.as_dict()["iterations"] == 20
     assert stylecore.DEFAULTS.save_every == 10
     assert (stylecore.DEFAULTS.style_fit, stylecore.DEFAULTS.optimizer) == ("crop", "lbfgs")
     assert (stylecore.DEFAULTS.init, stylecore.DEFAULTS.precision, stylecore.DEFAULTS.start_rows) == (
