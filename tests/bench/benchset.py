@@ -555,11 +555,13 @@ def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=
                         os.path.join(images, f"{pair.name}-it{report.iteration}.png"))
         clock.resume(paused)
 
-    engine.stylize(content, styles, settings, watch, style_blend_weights=blend, lbfgs_memory=lbfgs_memory)
+    result = engine.stylize(content, styles, settings, watch, style_blend_weights=blend, lbfgs_memory=lbfgs_memory)
     wall, cpu = clock.read()
     final = pictures[max(losses)]
     return derive_curve({
         "pair": pair.name, "description": pair.describe(), "precision": precision,
+        # The iteration after which a low-precision run went on in float32 (its L-BFGS converged), or None.
+        "refined_at": result.refined_at,
         "lbfgs_memory": lbfgs_memory or engine_lbfgs_memory(content.size), "wall_s": wall, "cpu_s": cpu,
         "losses": {str(i): losses[i] for i in sorted(losses)},
         "evaluations": {str(i): evaluations[i] for i in sorted(evaluations)},
@@ -664,7 +666,8 @@ def run_iterations_set(engine, args, weights):
                                      lbfgs_memory=args.lbfgs_memory)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
-        print_curve(result, width, iterations, f"   ({result['wall_s']:.0f} s wall, {result['precision']})")
+        refined = f", float32 after {result['refined_at']}" if result["refined_at"] is not None else ""
+        print_curve(result, width, iterations, f"   ({result['wall_s']:.0f} s wall, {result['precision']}{refined})")
         if args.json:
             _write_json(args.json, report)
     print_curve_summary(report)

@@ -202,6 +202,7 @@ def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp
     assert sorted(int(key) for key in pair["change_to_last"]) == [5, 6] and pair["change_to_last"]["6"] == 0
     assert 0 < pair["change_to_last"]["5"] < 255
     assert set(pair["slows"]) == {"0.05", "0.02"}  # None: no iteration with five more before the run's end
+    assert "refined_at" in pair  # None unless a low-precision run went on in float32
     out = capsys.readouterr().out
     assert "astronaut-swirls-brick" in out and "within  5 %" in out and "picture change" in out
 
