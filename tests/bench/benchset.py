@@ -593,24 +593,25 @@ def summarise_curves(pairs):
     return summary
 
 
-def _marks(iterations):
-    return sorted({mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) if mark < iterations})
+def _marks(iterations, extra=()):
+    """The table's iterations: every fifth, the default's last and ``extra`` (e.g. an older default's)."""
+    return sorted({mark for mark in CURVE_MARKS + (DEFAULTS.iterations,) + tuple(extra) if mark < iterations})
 
 
-def print_curve_header(pairs, iterations):
+def print_curve_header(pairs, iterations, extra=()):
     width = max(len(name) for name in pairs) + 2
     print(f"  per pair: the last loss, how far above it the loss is at each iteration, the first iteration within "
           f"{', '.join(f'{100 * f:g} %' for f in WITHIN)} of it, and the first from which {SLOW_SPAN} more gain "
           f"less than {' and '.join(f'{100 * g:g} %' for g in SLOWS)}")
     print(f"  (under each pair: how far the picture at that iteration is from the last one, the mean absolute "
           f"difference of its 8-bit channels, 0-255)")
-    print(f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(m):>8}" for m in _marks(iterations))
+    print(f"  {'pair':<{width}} {'last':>8} {'its':>5}" + "".join(f"{'it ' + str(m):>8}" for m in _marks(iterations, extra))
           + "".join(f"{f'{100 * f:g}%':>6}" for f in WITHIN) + "".join(f"{f'<{100 * g:g}%':>6}" for g in SLOWS))
     return width
 
 
-def print_curve(pair, width, iterations, note=""):
-    last, marks = pair["last_loss"], _marks(iterations)
+def print_curve(pair, width, iterations, note="", extra=()):
+    last, marks = pair["last_loss"], _marks(iterations, extra)
     cells = "".join(f"{100 * (pair['losses'][str(m)] / last - 1):7.1f}%" if str(m) in pair["losses"] else f"{'-':>8}"
                     for m in marks)
     counts = "".join(f"{_count(pair['within'][f'{f:g}']):>6}" for f in WITHIN)
@@ -696,24 +697,29 @@ def summarise_iteration_reports(paths, images=None):
     shapes = {(r["rows"], r["cols"], r["iterations"], r.get("lbfgs_memory_asked")) for r in reports}
     if len(shapes) != 1:
         raise ValueError(f"the reports ran different sizes, iterations or L-BFGS memories: {sorted(shapes, key=str)}")
+    rows, cols, iterations, _ = shapes.pop()
+    # The default of when each report ran, where it differs from today's: its pictures were kept there.
+    extra = sorted({r["default_iterations"] for r in reports} - {DEFAULTS.iterations})
     pairs = list(by_pair.values())
     for pair in pairs:
         if images and not pair.get("change_to_last"):
-            pair["change_to_last"] = _changes_from_pictures(images, pair["pair"], pair["iterations"])
-    rows, cols, iterations, _ = shapes.pop()
+            pair["change_to_last"] = _changes_from_pictures(images, pair["pair"], pair["iterations"], extra)
     machines = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['bfloat16_flags']) or 'no bfloat16'})"
                        for r in reports})
     print(f"iterations on {len(pairs)} pairs at {rows}x{cols}, {iterations} iterations, from {len(reports)} "
           f"report(s) of {', '.join(machines)}")
-    width = print_curve_header([pair["pair"] for pair in pairs], iterations)
+    if extra:
+        print(f"  (the reports ran when the default was {', '.join(map(str, extra))} iterations: that column too)")
+    width = print_curve_header([pair["pair"] for pair in pairs], iterations, extra)
     for pair in pairs:
-        print_curve(pair, width, iterations, f"   ({pair['precision']})")
+        refined = f", float32 after {pair['refined_at']}" if pair.get("refined_at") is not None else ""
+        print_curve(pair, width, iterations, f"   ({pair['precision']}{refined})", extra)
     merged = {"pairs": pairs, "summary": summarise_curves(pairs)}
     print_curve_summary(merged)
     return merged
 
 
-def _changes_from_pictures(folder, name, last_iteration):
+def _changes_from_pictures(folder, name, last_iteration, extra=()):
     """The picture change to the last picture, from the pictures a run of part (j) kept in ``folder``."""
     def read(iteration):
         path = os.path.join(folder, f"{name}-it{iteration}.png")
@@ -722,5 +728,5 @@ def _changes_from_pictures(folder, name, last_iteration):
     final = read(last_iteration)
     if final is None:
         return {}
-    kept = {mark: read(mark) for mark in _marks(last_iteration) + [last_iteration]}
+    kept = {mark: read(mark) for mark in _marks(last_iteration, extra) + [last_iteration]}
     return {str(mark): picture_change(picture, final) for mark, picture in kept.items() if picture is not None}
