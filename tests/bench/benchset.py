@@ -464,12 +464,17 @@ def run_set(engine, args, weights):
     print(f"\nthe whole set took {report['total_wall_s'] / 60:.1f} min wall, {report['total_cpu_s'] / 60:.1f} min CPU "
           f"(judging and warming up included); load average {report['load_average_at_start']} at the start, "
           f"{report['load_average_at_end']} at the end")
+    _finish(args, report, "pictures (inputs, the reference, each candidate at L*)")
+    return report
+
+
+def _finish(args, report, pictures):
+    """Write the finished report to ``--json`` and say where it and the ``--images`` pictures went."""
     if args.json:
         _write_json(args.json, report)
         print(f"\nreport written to {args.json}")
     if args.images:
-        print(f"pictures (inputs, the reference, each candidate at L*) written to {args.images}")
-    return report
+        print(f"{pictures} written to {args.images}")
 
 
 def _load_average():
@@ -517,11 +522,12 @@ def derive_curve(pair):
     evaluations = {int(i): count for i, count in pair["evaluations"].items()}
     last_iteration = max(losses)
     last = losses[last_iteration]
+    within = {f: _first_within(losses, last, f) for f in WITHIN}
     pair.update(
         iterations=last_iteration, last_loss=last,
         excess_at_default=losses[min(DEFAULTS.iterations, last_iteration)] / last - 1,
-        within={f"{f:g}": _first_within(losses, last, f) for f in WITHIN},
-        evaluations_within={f"{f:g}": evaluations[_first_within(losses, last, f)] for f in WITHIN},
+        within={f"{f:g}": first for f, first in within.items()},
+        evaluations_within={f"{f:g}": evaluations[first] for f, first in within.items()},
         slows={f"{g:g}": _first_slow(losses, g) for g in SLOWS},
     )
     return pair
@@ -610,8 +616,11 @@ def print_curve_header(pairs, iterations, extra=()):
     return width
 
 
-def print_curve(pair, width, iterations, note="", extra=()):
+def print_curve(pair, width, iterations, wall="", extra=()):
+    """A pair's row and its picture-change row; ``wall``: e.g. "1328 s wall, " where the run was timed."""
     last, marks = pair["last_loss"], _marks(iterations, extra)
+    refined = f", float32 after {pair['refined_at']}" if pair.get("refined_at") is not None else ""
+    note = f"   ({wall}{pair['precision']}{refined})"
     cells = "".join(f"{100 * (pair['losses'][str(m)] / last - 1):7.1f}%" if str(m) in pair["losses"] else f"{'-':>8}"
                     for m in marks)
     counts = "".join(f"{_count(pair['within'][f'{f:g}']):>6}" for f in WITHIN)
@@ -667,17 +676,12 @@ def run_iterations_set(engine, args, weights):
                                      lbfgs_memory=args.lbfgs_memory)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
-        refined = f", float32 after {result['refined_at']}" if result["refined_at"] is not None else ""
-        print_curve(result, width, iterations, f"   ({result['wall_s']:.0f} s wall, {result['precision']}{refined})")
+        print_curve(result, width, iterations, f"{result['wall_s']:.0f} s wall, ")
         if args.json:
             _write_json(args.json, report)
     print_curve_summary(report)
     report.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), load_average_at_end=_load_average())
-    if args.json:
-        _write_json(args.json, report)
-        print(f"\nreport written to {args.json}")
-    if args.images:
-        print(f"pictures at iterations {', '.join(map(str, _marks(iterations) + [iterations]))} written to {args.images}")
+    _finish(args, report, f"pictures at iterations {', '.join(map(str, _marks(iterations) + [iterations]))}")
     return report
 
 
@@ -712,8 +716,7 @@ def summarise_iteration_reports(paths, images=None):
         print(f"  (the reports ran when the default was {', '.join(map(str, extra))} iterations: that column too)")
     width = print_curve_header([pair["pair"] for pair in pairs], iterations, extra)
     for pair in pairs:
-        refined = f", float32 after {pair['refined_at']}" if pair.get("refined_at") is not None else ""
-        print_curve(pair, width, iterations, f"   ({pair['precision']}{refined})", extra)
+        print_curve(pair, width, iterations, extra=extra)
     merged = {"pairs": pairs, "summary": summarise_curves(pairs)}
     print_curve_summary(merged)
     return merged
