@@ -685,10 +685,9 @@ def run_iterations_set(engine, args, weights):
     return report
 
 
-def summarise_iteration_reports(paths, images=None):
-    """Part (j)'s table again from its JSON reports (runs of some pairs each, e.g. over several sessions):
-    the figures are recomputed from each pair's losses, the picture change from ``images`` (the runs'
-    ``--images`` folder) where a report lacks it. A pair in several reports: the last one counts."""
+def _read_iteration_reports(paths):
+    """Part (j)'s JSON reports and their pairs by name, each pair's figures derived from its losses
+    (a pair in several reports: the last one counts)."""
     by_pair, reports = {}, []
     for path in paths:
         with open(path) as source:
@@ -698,6 +697,14 @@ def summarise_iteration_reports(paths, images=None):
         reports.append(report)
         for pair in report["pairs"]:
             by_pair[pair["pair"]] = derive_curve(dict(pair))
+    return reports, by_pair
+
+
+def summarise_iteration_reports(paths, images=None):
+    """Part (j)'s table again from its JSON reports (runs of some pairs each, e.g. over several sessions):
+    the figures are recomputed from each pair's losses, the picture change from ``images`` (the runs'
+    ``--images`` folder) where a report lacks it. A pair in several reports: the last one counts."""
+    reports, by_pair = _read_iteration_reports(paths)
     shapes = {(r["rows"], r["cols"], r["iterations"], r.get("lbfgs_memory_asked")) for r in reports}
     if len(shapes) != 1:
         raise ValueError(f"the reports ran different sizes, iterations or L-BFGS memories: {sorted(shapes, key=str)}")
@@ -720,6 +727,79 @@ def summarise_iteration_reports(paths, images=None):
     merged = {"pairs": pairs, "summary": summarise_curves(pairs)}
     print_curve_summary(merged)
     return merged
+
+
+def _iteration_reaching(losses, target):
+    """The first (fractional, linearly interpolated) iteration at which ``losses`` reach ``target``; None if never."""
+    previous = None
+    for iteration in sorted(losses):
+        if losses[iteration] <= target:
+            if previous is None:
+                return float(iteration)
+            before = losses[previous]
+            return previous + (iteration - previous) * (before - target) / (before - losses[iteration])
+        previous = iteration
+    return None
+
+
+def _memory_label(reports, by_pair):
+    memories = sorted({pair.get("lbfgs_memory") for pair in by_pair.values()} - {None})
+    asked = {report.get("lbfgs_memory_asked") for report in reports}
+    steps = "/".join(map(str, memories)) or "?"
+    return f"L-BFGS memory {steps}" + (" (the engine's)" if asked == {None} else "")
+
+
+def compare_iteration_reports(paths, against):
+    """Part (j)'s runs in ``paths`` against the runs of the same pairs in ``against`` (e.g. another L-BFGS
+    memory, or another commit), iteration by iteration: how far each loss is above (+) or below (-) the
+    other's at every fifth iteration, and the (interpolated) iteration at which the other run reaches this
+    one's loss at the default's last iteration. Losses are each run's float32 judgement; they do not
+    depend on the machine's load, so the runs need not have run side by side."""
+    reports, mine = _read_iteration_reports(paths)
+    other_reports, other = _read_iteration_reports(against)
+    sizes = {(r["rows"], r["cols"]) for r in reports + other_reports}
+    if len(sizes) != 1:
+        raise ValueError(f"the reports ran different sizes: {sorted(sizes)}")
+    missing = sorted(set(mine) - set(other))
+    if missing:
+        raise ValueError(f"no run to compare with for {', '.join(missing)} in {', '.join(against)}")
+    (rows, cols), = sizes
+    at = min(DEFAULTS.iterations, *(pair["iterations"] for pair in mine.values()))
+    marks = [mark for mark in CURVE_MARKS if mark <= min(pair["iterations"] for pair in mine.values())]
+    print(f"{_memory_label(reports, mine)} ({', '.join(paths)}) against {_memory_label(other_reports, other)} "
+          f"({', '.join(against)}), {len(mine)} pairs at {rows}x{cols}; each run's full-size loss judged in float32")
+    print(f"  per pair: how far the first run's loss is above (+) or below (-) the second's at each iteration, and the "
+          f"iteration at which the second reaches the first's loss at iteration {at}")
+    width = max(len(name) for name in mine) + 2
+    print(f"  {'pair':<{width}}" + "".join(f"{'it ' + str(m):>8}" for m in marks) + f"{'reached at':>12}")
+    rows_out = []
+    for name, pair in mine.items():
+        theirs = other[name]
+        differences = {m: pair["losses"][str(m)] / theirs["losses"][str(m)] - 1 for m in marks
+                       if str(m) in pair["losses"] and str(m) in theirs["losses"]}
+        reached = _iteration_reaching({int(i): loss for i, loss in theirs["losses"].items()},
+                                      pair["losses"][str(at)])
+        notes = [f"{label}: {run['precision']}" + (f", float32 after {run['refined_at']}"
+                                                   if run.get("refined_at") is not None else "")
+                 for label, run in (("first", pair), ("second", theirs))]
+        rows_out.append({"pair": name, "differences": differences, "reached_at": reached})
+        print(f"  {name:<{width}}" + "".join(f"{100 * differences[m]:+7.1f}%" if m in differences else f"{'-':>8}"
+                                              for m in marks)
+              + (f"{reached:12.1f}" if reached is not None else f"{'no':>12}") + f"   ({'; '.join(notes)})")
+    differences = sorted((row["differences"][at], row["pair"]) for row in rows_out if at in row["differences"])
+    reached = [row["reached_at"] for row in rows_out]
+    print(f"\nover {len(rows_out)} pairs")
+    if differences:
+        print(f"  at iteration {at} the first run is {100 * statistics.median(d for d, _ in differences):+.1f} % "
+              f"(median) from the second; range {100 * differences[0][0]:+.1f} % ({differences[0][1]}) to "
+              f"{100 * differences[-1][0]:+.1f} % ({differences[-1][1]})")
+    if None not in reached:
+        print(f"  the second reaches the first's loss at iteration {at} at iteration {statistics.median(reached):.1f} "
+              f"(median), {min(reached):.1f}-{max(reached):.1f}")
+    else:
+        print(f"  the second never reaches the first's loss at iteration {at} on "
+              f"{', '.join(row['pair'] for row in rows_out if row['reached_at'] is None)}")
+    return {"at": at, "pairs": rows_out}
 
 
 def _changes_from_pictures(folder, name, last_iteration, extra=()):

@@ -12,7 +12,7 @@ from stylecore.settings import validate_alpha
 from . import timing
 from .benchset import (
     CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_iterations_set, run_set,
-    select_candidates, select_pairs, summarise_iteration_reports,
+    compare_iteration_reports, select_candidates, select_pairs, summarise_iteration_reports,
 )
 from .timing import (
     TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
@@ -88,6 +88,9 @@ def main(argv=None):
     parser.add_argument("--summarise", type=lambda text: [path for path in text.split(",") if path],
                         metavar="JSON[,JSON]", help="part (j): print the table again from these reports (of runs over "
                         "some pairs each) instead of running; with --images, the picture change from that folder")
+    parser.add_argument("--against", type=lambda text: [path for path in text.split(",") if path],
+                        metavar="JSON[,JSON]", help="part (j), with --summarise: compare those runs, iteration by "
+                        "iteration, with the runs of the same pairs in these reports (e.g. another L-BFGS memory)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -102,9 +105,14 @@ def main(argv=None):
         args.give_up_below = 3.0
     if (args.lbfgs_memory or args.summarise) and args.part != "iterations":
         parser.error("--lbfgs-memory and --summarise go with --part iterations")
+    if args.against and not args.summarise:
+        parser.error("--against goes with --summarise")
     if args.summarise:
         try:
-            summarise_iteration_reports(args.summarise, images=args.images)
+            if args.against:
+                compare_iteration_reports(args.summarise, args.against)
+            else:
+                summarise_iteration_reports(args.summarise, images=args.images)
         except (OSError, ValueError, KeyError) as exc:
             parser.error(f"cannot summarise {', '.join(args.summarise)}: {exc}")
         return 0

@@ -60,7 +60,10 @@ options); nothing in ``stylecore`` imports it.
     10, 5 and 2 % of it, the first from which five more gain less than 5 and 2 %, and how far the
     picture at each is from the last one; median and worst over the pairs. What the default
     iteration count is chosen on. ``--images DIR`` keeps each pair's picture at those iterations;
-    ``--summarise JSON,JSON`` prints the table again from reports of runs over some pairs each.
+    ``--summarise JSON,JSON`` prints the table again from reports of runs over some pairs each, and
+    ``--summarise JSON --against JSON`` compares two sets of runs of the same pairs iteration by
+    iteration (e.g. two L-BFGS memories): where one run's loss stands against the other's, and at
+    which iteration the other reaches the first's loss at the default's last iteration.
 
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``tests.bench.benchset``):

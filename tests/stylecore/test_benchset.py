@@ -216,3 +216,48 @@ def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp
     assert merged["summary"]["change_at_default"]["median"] == 0  # 6 iterations: the default's last is the last
     assert sorted(path.name for path in (tmp_path / "images").iterdir()) == [
         "astronaut-swirls-brick-it5.png", "astronaut-swirls-brick-it6.png"]
+
+
+def _iteration_report(memory, losses, rows=40, precision="bfloat16"):
+    """A part (j) report of one pair with these losses per iteration (0, 1, 2, ...)."""
+    return {"set": "default", "part": "iterations", "rows": rows, "cols": rows * 4 // 3, "iterations": len(losses) - 1,
+            "lbfgs_memory_asked": memory, "default_iterations": stylecore.DEFAULTS.iterations,
+            "pairs": [{"pair": "chelsea-swirls", "precision": precision, "refined_at": None,
+                       "lbfgs_memory": memory or 30, "losses": {str(i): loss for i, loss in enumerate(losses)},
+                       "evaluations": {str(i): 1 + 20 * i for i in range(len(losses))}}]}
+
+
+def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
+    at = stylecore.DEFAULTS.iterations
+    # The engine's memory: the loss falls by 1 a step from 100; memory 10: 2 above it at every iteration.
+    engine = [100.0 - i for i in range(at + 11)]
+    shorter = [loss + 2.0 for loss in engine[:at + 1]]
+    first, second = tmp_path / "memory-10.json", tmp_path / "engine.json"
+    first.write_text(json.dumps(_iteration_report(10, shorter)))
+    second.write_text(json.dumps(_iteration_report(None, engine)))
+    comparison = benchset.compare_iteration_reports([str(first)], [str(second)])
+    (pair,) = comparison["pairs"]
+    assert comparison["at"] == at
+    assert pair["differences"][5] == pytest.approx(97.0 / 95.0 - 1)
+    assert pair["reached_at"] == pytest.approx(at - 2)  # the engine's run was there two iterations sooner
+    assert max(pair["differences"]) == at  # marks no later than the first runs' last iteration
+    out = capsys.readouterr().out
+    assert "L-BFGS memory 10" in out and "L-BFGS memory 30 (the engine's)" in out and f"{at - 2:.1f}" in out
+
+    # Between two iterations, the iteration is interpolated; a loss the other never reaches says so.
+    assert benchset._iteration_reaching({0: 10.0, 1: 6.0, 2: 4.0}, 5.0) == pytest.approx(1.5)
+    assert benchset._iteration_reaching({0: 10.0, 1: 6.0}, 5.0) is None
+    # Runs of another size, or a pair the other reports lack, are refused with the reason; so is --against alone.
+    other_size = tmp_path / "other-size.json"
+    other_size.write_text(json.dumps(_iteration_report(None, engine, rows=80)))
+    with pytest.raises(ValueError, match="different sizes"):
+        benchset.compare_iteration_reports([str(first)], [str(other_size)])
+    other_pair = _iteration_report(None, engine)
+    other_pair["pairs"][0]["pair"] = "coffee-brick"
+    second.write_text(json.dumps(other_pair))
+    with pytest.raises(ValueError, match="no run to compare with for chelsea-swirls"):
+        benchset.compare_iteration_reports([str(first)], [str(second)])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(first), "--against", str(second)])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--set", "default", "--against", str(second)])
