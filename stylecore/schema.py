@@ -126,7 +126,7 @@ SETTINGS = (
             "Total variation: smooths pixel noise; too high blurs details away."),
     # Chosen on the benchmark set at 400 rows (docs/PERFORMANCE.md, "How many iterations"): the default
     # run ends where more stop paying, the first iteration from which five more lower the loss by under
-    # 2 %: 14-20 on the pairs measured, median 19.5 (the benchmark's part j, AMD EPYC Zen 4,
+    # 2 %: 14-20 on the set's eight pairs, median 19 (the benchmark's part j, AMD EPYC Zen 4,
     # bfloat16). At 17 the runs were still gaining 0.4-1.2 % an iteration.
     Setting("iterations", int, 20, "Iterations",
             "Each iteration is up to 20 loss evaluations, as in the notebook. By the default {default}, five "
