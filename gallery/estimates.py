@@ -34,7 +34,7 @@ from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_p
 from stylecore.images import content_aspect as exact_aspect
 from stylecore.images import output_width
 from stylecore import backend
-from stylecore.network import cpu_has_bfloat16, resolve_precision
+from stylecore.network import cpu_flags, cpu_has_bfloat16, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +45,31 @@ MIN_SAMPLE_EVALUATIONS = 5
 # Besides its iterations' evaluations, each scale computes its targets and reports its first image.
 EVALUATIONS_PER_SCALE = 2
 # Without any measurement: seconds per evaluation per megapixel measured on 2-core CPUs of each kind
-# (docs/PERFORMANCE.md): with AVX512_BF16 or AMX, float32 1.66 s at 400×533 and bfloat16 about half;
-# with AVX2 only (AMD Zen 3), float32 5.35 s at 400×533, and the low precisions emulated ~16× slower.
+# (docs/PERFORMANCE.md; 400×533 is 0.213 megapixels):
+# - with AMX (an Intel Xeon): float32 1.66 s at 400×533 and bfloat16 about half;
+# - with AVX512_BF16 but no AMX (an AMD EPYC Zen 4, 3 Dec 2026): the default run took 1.29 s per
+#   evaluation in bfloat16 (bench --part defaults, 519 s for 401), and a float32 evaluation took 1.85×
+#   a bfloat16 one (bench --part timing);
+# - with AVX2 only (AMD Zen 3): float32 5.35 s at 400×533, and the low precisions emulated ~16× slower.
 FALLBACK_SECONDS_PER_MEGAPIXEL = {
-    "cpu with bfloat16": {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9},
-    "cpu without bfloat16": {"float32": 25.1, "bfloat16": 400.0, "float16": 400.0},
+    "CPU with AMX": {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9},
+    "CPU with AVX512_BF16, no AMX": {"float32": 11.2, "bfloat16": 6.1, "float16": 6.1},
+    "CPU without bfloat16": {"float32": 25.1, "bfloat16": 400.0, "float16": 400.0},
 }
 
 
+def cpu_kind():
+    """This machine's kind of CPU (where ``make run`` starts the worker), a key of the figures above."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "CPU with AMX"
+    return "CPU with AVX512_BF16, no AMX" if "avx512_bf16" in flags else "CPU without bfloat16"
+
+
 def fallback_seconds_per_megapixel(precision):
-    """The figure for this machine's kind of CPU (where ``make run`` starts the worker)."""
-    kind = "cpu with bfloat16" if cpu_has_bfloat16() else "cpu without bfloat16"
-    return FALLBACK_SECONDS_PER_MEGAPIXEL[kind].get(precision, FALLBACK_SECONDS_PER_MEGAPIXEL[kind]["float32"])
+    """The figure for this machine's kind of CPU."""
+    figures = FALLBACK_SECONDS_PER_MEGAPIXEL[cpu_kind()]
+    return figures.get(precision, figures["float32"])
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,11 @@ class Estimate:
     iteration_seconds: float = 0.0
     queue_ahead: int = 0
     start_in: float = 0.0
+
+    @property
+    def cpu_kind(self):
+        """The kind of CPU whose built-in figures an unmeasured estimate uses."""
+        return cpu_kind()
 
     @property
     def expected_start(self):

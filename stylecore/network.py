@@ -37,16 +37,20 @@ ADAIN_ENCODER_LAYERS = (
 ADAIN_EPSILON = 1e-5
 
 
-def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
-    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), as oneDNN uses it."""
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's feature flags from ``cpuinfo`` (an empty set where it cannot be read)."""
     try:
         with open(cpuinfo, encoding="ascii", errors="replace") as handle:
             text = handle.read()
     except OSError:
-        return False
+        return set()
     match = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    flags = set(match.group(1).split()) if match else set()
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return set(match.group(1).split()) if match else set()
+
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU computes bfloat16 natively (AVX512_BF16 or AMX), as oneDNN uses it."""
+    return bool(cpu_flags(cpuinfo) & {"avx512_bf16", "amx_bf16"})
 
 
 def gpu_supports_bfloat16(details):

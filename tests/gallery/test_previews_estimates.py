@@ -196,6 +196,7 @@ def test_without_measurements_the_estimate_says_it_uses_the_built_in_figure(owne
     html = owner_client.get(reverse("run_create", args=[project.id])).content.decode()
     assert 'data-role="estimate"' in html and "Expected duration: about" in html
     assert "No worker has measured its speed yet" in html
+    assert f"on a 2-core {estimates.cpu_kind()}, the kind of CPU this machine has" in html
 
 
 @pytest.mark.parametrize("cpu_precision", ["bfloat16", "float32"])
@@ -207,16 +208,22 @@ def test_without_measurements_auto_is_what_this_machine_would_pick(project, monk
     assert estimate.seconds == pytest.approx(estimate.evaluations * per_megapixel * 400 * 533 / 1e6)
 
 
-@pytest.mark.parametrize("flags, float32, bfloat16", [("avx2 avx512_bf16", 7.8, 3.9), ("avx2 fma", 25.1, 400.0)])
+@pytest.mark.parametrize("flags, float32, bfloat16", [
+    ("avx2 avx512_bf16 amx_tile amx_bf16", 7.8, 3.9),  # an Intel Xeon with AMX
+    ("avx2 avx512f avx512_bf16", 11.2, 6.1),  # an AMD Zen 4: bfloat16 without AMX
+    ("avx2 fma", 25.1, 400.0),  # AVX2 only: bfloat16 emulated
+])
 def test_without_measurements_the_figures_are_those_of_this_kind_of_cpu(monkeypatch, tmp_path, flags, float32,
                                                                          bfloat16):
     from stylecore import network
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor : 0\nflags : fpu {flags}\n")
-    monkeypatch.setattr(estimates, "cpu_has_bfloat16", lambda: network.cpu_has_bfloat16(str(cpuinfo)))
+    monkeypatch.setattr(estimates, "cpu_flags", lambda: network.cpu_flags(str(cpuinfo)))
     assert estimates.fallback_seconds_per_megapixel("float32") == float32
     assert estimates.fallback_seconds_per_megapixel("bfloat16") == bfloat16
+    # Every kind's native bfloat16 is faster than its float32; an emulated one far slower.
+    assert (bfloat16 < float32) == network.cpu_has_bfloat16(str(cpuinfo))
 
 
 def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, other_client, project):
