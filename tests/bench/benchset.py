@@ -764,8 +764,9 @@ def compare_iteration_reports(paths, against):
     if missing:
         raise ValueError(f"no run to compare with for {', '.join(missing)} in {', '.join(against)}")
     (rows, cols), = sizes
-    at = min(DEFAULTS.iterations, *(pair["iterations"] for pair in mine.values()))
-    marks = [mark for mark in CURVE_MARKS if mark <= min(pair["iterations"] for pair in mine.values())]
+    shortest = min(pair["iterations"] for pair in mine.values())
+    at = min(DEFAULTS.iterations, shortest)
+    marks = [mark for mark in CURVE_MARKS if mark <= shortest]
     print(f"{_memory_label(reports, mine)} ({', '.join(paths)}) against {_memory_label(other_reports, other)} "
           f"({', '.join(against)}), {len(mine)} pairs at {rows}x{cols}; each run's full-size loss judged in float32")
     print(f"  per pair: how far the first run's loss is above (+) or below (-) the second's at each iteration, and the "

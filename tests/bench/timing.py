@@ -175,6 +175,11 @@ class EngineObjective:
         return self.scale * total, gradient.ravel().astype(np.float64)
 
 
+def alternating(names, round_number):
+    """The contenders' order in round ``round_number``: as given, then reversed, and so on."""
+    return names if round_number % 2 == 0 else names[::-1]
+
+
 def time_evaluations(contenders, rounds, per_round):
     """Time {name: evaluate()} in rounds, each round in a rotated order so that load from other
     processes hits all alike; return {name: [seconds per evaluation]}."""
@@ -468,7 +473,7 @@ def time_preview_against_evaluation(engine, content, style, weights, rounds=4):
     times = {name: [] for name in contenders}
     names = list(contenders)
     for i in range(max(rounds, 1)):
-        for name in (names if i % 2 == 0 else names[::-1]):
+        for name in alternating(names, i):
             start = time.perf_counter()
             contenders[name]()
             times[name].append(time.perf_counter() - start)
@@ -524,7 +529,7 @@ def time_run_overhead(engine, content, style, args, iterations=3):
     steps = {"scipy's default": FIRST_ENGINE_LBFGS_MEMORY, "the engine's": lbfgs_memory(content.size)}
     rounds = {name: [] for name in steps}
     for i in range(2):
-        for name in (list(steps) if i % 2 == 0 else list(steps)[::-1]):
+        for name in alternating(list(steps), i):
             network.clear()
             start = time.perf_counter()
             result = engine.stylize(content, style, DEFAULTS.replace(**options), lbfgs_memory=steps[name],
@@ -594,7 +599,7 @@ def time_lbfgs_bookkeeping(shape, rounds, evaluations=None):
     times = {name: [] for name in contenders}
     names = list(contenders)
     for i in range(rounds):
-        for name in (names if i % 2 == 0 else names[::-1]):
+        for name in alternating(names, i):
             times[name].append(contenders[name]())
     b, u, m = (statistics.median(times[name]) for name in names)
     print(f"\n(e) L-BFGS-B's own seconds per evaluation at {low.size:,} variables, {evaluations} evaluations a run "
