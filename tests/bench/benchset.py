@@ -533,13 +533,15 @@ def derive_curve(pair):
     return pair
 
 
-def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None, lbfgs_memory=None):
+def run_iteration_curve(engine, pair, rows, iterations, weights, warmed, images=None, lbfgs_memory=None,
+                        precision="auto"):
     """The default run (every setting at its default but the size) on one pair for ``iterations``, its
     full-size loss judged in float32 at every iteration; a dict for the report. ``lbfgs_memory``: the
-    past steps L-BFGS keeps (None: the engine's choice, as in a user's run)."""
+    past steps L-BFGS keeps (None: the engine's choice, as in a user's run); ``precision``: the run's
+    (``auto``, a user's run's; ``float32`` with 10 steps is the first engine's reference of part (c))."""
     content, styles = pair_images(pair, rows)
     blend = list(pair.blend) if pair.blend else None
-    settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations)
+    settings = DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations, precision=precision)
     precision = engine.resolve_precision(settings.precision, content.shape[0] * content.shape[1])
     judge = EngineObjective(engine, content, styles, weights, "float32", blend=blend)
     warm_up(engine, content, styles, blend, (precision,), [rows], warmed)
@@ -658,7 +660,7 @@ def run_iterations_set(engine, args, weights):
     iterations = args.reference_iterations
     report = {
         "set": args.set, "part": "iterations", "rows": rows, "cols": cols, "iterations": iterations,
-        "lbfgs_memory_asked": args.lbfgs_memory,
+        "lbfgs_memory_asked": args.lbfgs_memory, "precision_asked": args.precision,
         "default_iterations": DEFAULTS.iterations, "within": list(WITHIN), "machine": machine(),
         "backend": engine.backend, "solver": engine.solver, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_average_at_start": _load_average(), "pairs": [], "summary": {},
@@ -667,13 +669,14 @@ def run_iterations_set(engine, args, weights):
     print(f"iterations on the set {args.set!r} ({len(pairs)} pairs) at {rows}x{cols} on {engine.device}: {m['cpu']}, "
           f"{m['cores']} cores, bfloat16 instructions: {', '.join(m['bfloat16_flags']) or 'none'}")
     memory = f"L-BFGS keeping {args.lbfgs_memory} steps" if args.lbfgs_memory else "L-BFGS memory the engine's"
-    print(f"  the default run (every setting at its default but the size; {memory}) for {iterations} iterations, "
+    precision = "" if args.precision == "auto" else f", in {args.precision}"
+    print(f"  the default run (every setting at its default but the size; {memory}{precision}) for {iterations} iterations, "
           f"its full-size loss judged in float32 at every iteration; iterations do not depend on the machine's load")
     width = print_curve_header([pair.name for pair in pairs], iterations)
     warmed = set()
     for pair in pairs:
         result = run_iteration_curve(engine, pair, args.rows, iterations, weights, warmed, images=args.images,
-                                     lbfgs_memory=args.lbfgs_memory)
+                                     lbfgs_memory=args.lbfgs_memory, precision=args.precision)
         report["pairs"].append(result)
         report["summary"] = summarise_curves(report["pairs"])
         print_curve(result, width, iterations, f"{result['wall_s']:.0f} s wall, ")

@@ -117,9 +117,10 @@ def main(argv=None):
             parser.error(f"cannot summarise {', '.join(args.summarise)}: {exc}")
         return 0
     if args.part == "iterations":
-        if not args.set or args.content or args.candidates or args.quick or args.precision != "auto":
+        if not args.set or args.content or args.candidates or args.quick or args.precision == "bfloat16":
             parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "
-                         "--candidates, --quick or --precision")
+                         "--candidates, --quick or --precision bfloat16 (--precision float32 with --lbfgs-memory 10 "
+                         "runs the first engine's reference instead)")
         try:
             select_pairs(args.set, args.pairs)
         except ValueError as exc:
