@@ -3,7 +3,9 @@
     python -m tests.bench --part time-to-quality --set default [--quick] [--pairs NAME,NAME]
                           [--candidates KEY,KEY] [--json PATH] [--images DIR]
     python -m tests.bench --part iterations --set default [--pairs NAME,NAME] [--rows 400]
-                          [--reference-iterations 50] [--lbfgs-memory STEPS] [--json PATH] [--images DIR]
+                          [--reference-iterations 50] [--lbfgs-memory STEPS] [--precision float32]
+                          [--json PATH] [--images DIR]
+    python -m tests.bench --part iterations --summarise JSON[,JSON] [--against JSON[,JSON] [--at-iteration N]]
 
 Every pair is built here without a download: the procedural pictures of ``stylecore.samples`` and
 photos and textures that ship inside scikit-image's wheel (its ``data`` folder, read straight
@@ -749,15 +751,23 @@ def _memory_label(reports, by_pair):
     memories = sorted({pair.get("lbfgs_memory") for pair in by_pair.values()} - {None})
     asked = {report.get("lbfgs_memory_asked") for report in reports}
     steps = "/".join(map(str, memories)) or "?"
-    return f"L-BFGS memory {steps}" + (" (the engine's)" if asked == {None} else "")
+    precisions = "/".join(sorted({pair["precision"] for pair in by_pair.values()}))
+    return f"L-BFGS memory {steps}" + (" (the engine's)" if asked == {None} else "") + f", {precisions}"
 
 
-def compare_iteration_reports(paths, against):
+def _interpolate(values, iteration):
+    """``values`` (by whole iteration) at a fractional ``iteration``, linearly between its neighbours."""
+    iterations = sorted(values)
+    return float(np.interp(iteration, iterations, [values[i] for i in iterations]))
+
+
+def compare_iteration_reports(paths, against, at=None):
     """Part (j)'s runs in ``paths`` against the runs of the same pairs in ``against`` (e.g. another L-BFGS
     memory, or another commit), iteration by iteration: how far each loss is above (+) or below (-) the
-    other's at every fifth iteration, and the (interpolated) iteration at which the other run reaches this
-    one's loss at the default's last iteration. Losses are each run's float32 judgement; they do not
-    depend on the machine's load, so the runs need not have run side by side."""
+    other's at every fifth iteration, and the (interpolated) iteration and evaluation count at which the
+    other run reaches this one's loss at iteration ``at`` (default: the default's last iteration; the first
+    runs' last, e.g. 50, makes it the reference's L* of part (c)), with the ratio of evaluations. Losses and
+    evaluations do not depend on the machine's load, so the runs need not have run side by side."""
     reports, mine = _read_iteration_reports(paths)
     other_reports, other = _read_iteration_reports(against)
     sizes = {(r["rows"], r["cols"]) for r in reports + other_reports}
@@ -768,14 +778,18 @@ def compare_iteration_reports(paths, against):
         raise ValueError(f"no run to compare with for {', '.join(missing)} in {', '.join(against)}")
     (rows, cols), = sizes
     shortest = min(pair["iterations"] for pair in mine.values())
-    at = min(DEFAULTS.iterations, shortest)
+    if at is not None and not 1 <= at <= shortest:
+        raise ValueError(f"--at-iteration {at}: the first runs have iterations 1 to {shortest}")
+    at = at or min(DEFAULTS.iterations, shortest)
     marks = [mark for mark in CURVE_MARKS if mark <= shortest]
     print(f"{_memory_label(reports, mine)} ({', '.join(paths)}) against {_memory_label(other_reports, other)} "
           f"({', '.join(against)}), {len(mine)} pairs at {rows}x{cols}; each run's full-size loss judged in float32")
-    print(f"  per pair: how far the first run's loss is above (+) or below (-) the second's at each iteration, and the "
-          f"iteration at which the second reaches the first's loss at iteration {at}")
+    print(f"  per pair: how far the first run's loss is above (+) or below (-) the second's at each iteration, the "
+          f"iteration and evaluations at which the second reaches the first's loss at iteration {at}, and the "
+          f"first's evaluations to it over the second's (above 1: the second needs fewer)")
     width = max(len(name) for name in mine) + 2
-    print(f"  {'pair':<{width}}" + "".join(f"{'it ' + str(m):>8}" for m in marks) + f"{'reached at':>12}")
+    print(f"  {'pair':<{width}}" + "".join(f"{'it ' + str(m):>8}" for m in marks)
+          + f"{'reached at':>12}{'evals':>8}{'ratio':>7}")
     rows_out = []
     for name, pair in mine.items():
         theirs = other[name]
@@ -783,13 +797,18 @@ def compare_iteration_reports(paths, against):
                        if str(m) in pair["losses"] and str(m) in theirs["losses"]}
         reached = _iteration_reaching({int(i): loss for i, loss in theirs["losses"].items()},
                                       pair["losses"][str(at)])
+        evaluations = None if reached is None else _interpolate(
+            {int(i): count for i, count in theirs["evaluations"].items()}, reached)
+        ratio = None if reached is None else pair["evaluations"][str(at)] / evaluations
         notes = [f"{label}: {run['precision']}" + (f", float32 after {run['refined_at']}"
                                                    if run.get("refined_at") is not None else "")
                  for label, run in (("first", pair), ("second", theirs))]
-        rows_out.append({"pair": name, "differences": differences, "reached_at": reached})
+        rows_out.append({"pair": name, "differences": differences, "reached_at": reached,
+                         "evaluations": evaluations, "evaluation_ratio": ratio})
         print(f"  {name:<{width}}" + "".join(f"{100 * differences[m]:+7.1f}%" if m in differences else f"{'-':>8}"
                                               for m in marks)
-              + (f"{reached:12.1f}" if reached is not None else f"{'no':>12}") + f"   ({'; '.join(notes)})")
+              + (f"{reached:12.1f}{evaluations:8.0f}{ratio:7.2f}" if reached is not None else f"{'no':>12}{'':>15}")
+              + f"   ({'; '.join(notes)})")
     differences = sorted((row["differences"][at], row["pair"]) for row in rows_out if at in row["differences"])
     reached = [row["reached_at"] for row in rows_out]
     print(f"\nover {len(rows_out)} pairs")
@@ -798,8 +817,10 @@ def compare_iteration_reports(paths, against):
               f"(median) from the second; range {100 * differences[0][0]:+.1f} % ({differences[0][1]}) to "
               f"{100 * differences[-1][0]:+.1f} % ({differences[-1][1]})")
     if None not in reached:
+        ratios = [row["evaluation_ratio"] for row in rows_out]
         print(f"  the second reaches the first's loss at iteration {at} at iteration {statistics.median(reached):.1f} "
-              f"(median), {min(reached):.1f}-{max(reached):.1f}")
+              f"(median), {min(reached):.1f}-{max(reached):.1f}; the first's evaluations over the second's: "
+              f"{statistics.median(ratios):.2f} (median), {min(ratios):.2f}-{max(ratios):.2f}")
     else:
         print(f"  the second never reaches the first's loss at iteration {at} on "
               f"{', '.join(row['pair'] for row in rows_out if row['reached_at'] is None)}")

@@ -91,6 +91,9 @@ def main(argv=None):
     parser.add_argument("--against", type=lambda text: [path for path in text.split(",") if path],
                         metavar="JSON[,JSON]", help="part (j), with --summarise: compare those runs, iteration by "
                         "iteration, with the runs of the same pairs in these reports (e.g. another L-BFGS memory)")
+    parser.add_argument("--at-iteration", type=int, metavar="N",
+                        help="with --against: where the second runs reach the first's loss at this iteration (default "
+                             "the default's last; the first runs' last, e.g. 50, for the reference's L*)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -107,10 +110,12 @@ def main(argv=None):
         parser.error("--lbfgs-memory and --summarise go with --part iterations")
     if args.against and not args.summarise:
         parser.error("--against goes with --summarise")
+    if args.at_iteration and not args.against:
+        parser.error("--at-iteration goes with --against")
     if args.summarise:
         try:
             if args.against:
-                compare_iteration_reports(args.summarise, args.against)
+                compare_iteration_reports(args.summarise, args.against, at=args.at_iteration)
             else:
                 summarise_iteration_reports(args.summarise, images=args.images)
         except (OSError, ValueError, KeyError) as exc:

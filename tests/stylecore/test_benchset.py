@@ -147,11 +147,15 @@ def test_the_iterations_part_runs_over_a_set_only(monkeypatch):
     assert (seen[0].rows, seen[0].reference_iterations) == (400, 50)
     assert [pair.name for pair in benchset.select_pairs("default", seen[0].pairs)] == ["rocket-gravel",
                                                                                      "chelsea-swirls"]
+    assert seen[0].precision == "auto"  # a user's run's; float32 runs the first engine's reference
+    cli.main(["--part", "iterations", "--set", "default", "--precision", "float32", "--lbfgs-memory", "10"])
+    assert (seen[1].precision, seen[1].lbfgs_memory) == ("float32", 10)
     for argv in (["--part", "iterations"], ["--part", "iterations", "--set", "default", "--quick"],
                  ["--part", "iterations", "--set", "default", "--candidates", "photo"],
                  ["--part", "iterations", "--set", "default", "--pairs", "nope"],
                  ["--part", "time-to-quality", "--set", "default", "--lbfgs-memory", "10"],
-                 ["--part", "iterations", "--set", "default", "--lbfgs-memory", "1"]):
+                 ["--part", "iterations", "--set", "default", "--lbfgs-memory", "1"],
+                 ["--part", "iterations", "--set", "default", "--precision", "bfloat16"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
 
@@ -184,9 +188,11 @@ def test_summarising_reports_refuses_a_report_of_another_part(tmp_path):
 def test_the_iterations_part_reports_each_pairs_curve_and_keeps_its_pictures(tmp_path, capsys):
     report_path = tmp_path / "report.json"
     cli.main(["--part", "iterations", "--set", "default", "--pairs", "astronaut-swirls-brick", "--rows", "24",
-              "--reference-iterations", "6", "--lbfgs-memory", "10", "--json", str(report_path), "--images", str(tmp_path / "images")])
+              "--reference-iterations", "6", "--lbfgs-memory", "10", "--precision", "float32",
+              "--json", str(report_path), "--images", str(tmp_path / "images")])
     report = json.loads(report_path.read_text())
     assert (report["part"], report["rows"], report["iterations"]) == ("iterations", 24, 6)
+    assert report["precision_asked"] == "float32" and report["pairs"][0]["precision"] == "float32"
     assert report["default_iterations"] == stylecore.DEFAULTS.iterations
     (pair,) = report["pairs"]
     assert pair["pair"] == "astronaut-swirls-brick" and pair["iterations"] == 6 and pair["lbfgs_memory"] == 10
@@ -243,6 +249,20 @@ def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
     assert max(pair["differences"]) == at  # marks no later than the first runs' last iteration
     out = capsys.readouterr().out
     assert "L-BFGS memory 10" in out and "L-BFGS memory 30 (the engine's)" in out and f"{at - 2:.1f}" in out
+    # 20 evaluations an iteration from 1: the first's 401 at its 20th against the second's 361 at its 18th.
+    assert pair["evaluations"] == pytest.approx(1 + 20 * (at - 2))
+    assert pair["evaluation_ratio"] == pytest.approx((1 + 20 * at) / (1 + 20 * (at - 2)))
+
+    # At another iteration (e.g. the reference's last, its L*): the first's 5th is the second's 3rd.
+    comparison = benchset.compare_iteration_reports([str(first)], [str(second)], at=5)
+    assert comparison["at"] == 5 and comparison["pairs"][0]["reached_at"] == pytest.approx(3)
+    with pytest.raises(ValueError, match="iterations 1 to"):
+        benchset.compare_iteration_reports([str(first)], [str(second)], at=at + 1)
+    # A loss the second never reaches, e.g. a reference's lower L*: "no", and no ratio.
+    second_shorter = tmp_path / "engine-short.json"
+    second_shorter.write_text(json.dumps(_iteration_report(None, [loss + 5.0 for loss in engine[:at + 1]])))
+    (missed,) = benchset.compare_iteration_reports([str(first)], [str(second_shorter)], at=at)["pairs"]
+    assert missed["reached_at"] is None and missed["evaluation_ratio"] is None
 
     # Between two iterations, the iteration is interpolated; a loss the other never reaches says so.
     assert benchset._iteration_reaching({0: 10.0, 1: 6.0, 2: 4.0}, 5.0) == pytest.approx(1.5)
@@ -261,3 +281,5 @@ def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
         cli.main(["--part", "iterations", "--summarise", str(first), "--against", str(second)])
     with pytest.raises(SystemExit):
         cli.main(["--part", "iterations", "--set", "default", "--against", str(second)])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(first), "--at-iteration", "5"])
