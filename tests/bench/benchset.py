@@ -747,7 +747,7 @@ def _iteration_reaching(losses, target):
     return None
 
 
-def _memory_label(reports, by_pair):
+def _run_label(reports, by_pair):
     memories = sorted({pair.get("lbfgs_memory") for pair in by_pair.values()} - {None})
     asked = {report.get("lbfgs_memory_asked") for report in reports}
     steps = "/".join(map(str, memories)) or "?"
@@ -782,7 +782,7 @@ def compare_iteration_reports(paths, against, at=None):
         raise ValueError(f"--at-iteration {at}: the first runs have iterations 1 to {shortest}")
     at = at or min(DEFAULTS.iterations, shortest)
     marks = [mark for mark in CURVE_MARKS if mark <= shortest]
-    print(f"{_memory_label(reports, mine)} ({', '.join(paths)}) against {_memory_label(other_reports, other)} "
+    print(f"{_run_label(reports, mine)} ({', '.join(paths)}) against {_run_label(other_reports, other)} "
           f"({', '.join(against)}), {len(mine)} pairs at {rows}x{cols}; each run's full-size loss judged in float32")
     print(f"  per pair: how far the first run's loss is above (+) or below (-) the second's at each iteration, the "
           f"iteration and evaluations at which the second reaches the first's loss at iteration {at}, and the "
