@@ -46,6 +46,7 @@ from PIL import Image
 
 from stylecore.errors import ImageError
 from stylecore.schema import DEFAULTS
+from stylecore.engine import EVALUATIONS_PER_ITERATION
 from stylecore.engine import lbfgs_memory as engine_lbfgs_memory
 from stylecore.engine import scale_plan
 from stylecore.images import centre_crop_to_aspect, load_image, resize
@@ -701,8 +702,45 @@ def _read_iteration_reports(paths):
             raise ValueError(f"{path} is not a report of part (j) (--part iterations)")
         reports.append(report)
         for pair in report["pairs"]:
-            by_pair[pair["pair"]] = derive_curve(dict(pair))
+            by_pair[pair["pair"]] = derive_curve(_with_refined_at(dict(pair)))
     return reports, by_pair
+
+
+def _with_refined_at(pair):
+    """``pair`` with its ``refined_at``; a report written before the field existed (3 Dec 2026) gets it from
+    the evaluation counts, marked ``refined_at_inferred``. A low-precision run at one size reports every
+    20 evaluations; where L-BFGS converged, the next iteration is due 20 evaluations after the float32
+    evaluation of the best image, so the only step between two iterations that is not 20 is the one
+    after the switch (``_Run.refine``)."""
+    if "refined_at" in pair:
+        return pair
+    pair["refined_at"] = None
+    if pair["precision"] != "float32":
+        counts = sorted((int(i), count) for i, count in pair["evaluations"].items())
+        steps = [(before, count - previous) for (before, previous), (_, count) in zip(counts, counts[1:])]
+        pair["refined_at"] = next((before for before, step in steps if step != EVALUATIONS_PER_ITERATION), None)
+        pair["refined_at_inferred"] = True
+    return pair
+
+
+def _low_precision_evaluations(run):
+    """How many of ``run``'s evaluations computed in its low precision: none in float32, all (inf) where it
+    never switched, else those to its L-BFGS's convergence (the evaluations at the iteration after the
+    switch less the float32 evaluation of the best image and the next iteration's 20)."""
+    if run["precision"] == "float32":
+        return 0
+    if run.get("refined_at") is None:
+        return math.inf
+    after = run["evaluations"].get(str(run["refined_at"] + 1))
+    return math.inf if after is None else after - EVALUATIONS_PER_ITERATION - 1
+
+
+def _time_in_float32_evaluations(run, evaluations, speedup):
+    """The time of ``run``'s first ``evaluations`` in float32 evaluations: each low-precision one counts
+    1/``speedup`` of a float32 one (``speedup``: float32's seconds per evaluation over the low precision's,
+    measured side by side)."""
+    low = min(evaluations, _low_precision_evaluations(run))
+    return low / speedup + (evaluations - low)
 
 
 def summarise_iteration_reports(paths, images=None):
@@ -761,13 +799,16 @@ def _interpolate(values, iteration):
     return float(np.interp(iteration, iterations, [values[i] for i in iterations]))
 
 
-def compare_iteration_reports(paths, against, at=None):
+def compare_iteration_reports(paths, against, at=None, speedup=None):
     """Part (j)'s runs in ``paths`` against the runs of the same pairs in ``against`` (e.g. another L-BFGS
     memory, or another commit), iteration by iteration: how far each loss is above (+) or below (-) the
     other's at every fifth iteration, and the (interpolated) iteration and evaluation count at which the
     other run reaches this one's loss at iteration ``at`` (default: the default's last iteration; the first
     runs' last, e.g. 50, makes it the reference's L* of part (c)), with the ratio of evaluations. Losses and
-    evaluations do not depend on the machine's load, so the runs need not have run side by side."""
+    evaluations do not depend on the machine's load, so the runs need not have run side by side.
+    ``speedup`` (float32's seconds per evaluation over bfloat16's, measured side by side with ``--part
+    timing``) adds the ratio of times: each run's evaluations in bfloat16 (up to its switch to float32,
+    ``refined_at``) count 1/``speedup`` of a float32 one."""
     reports, mine = _read_iteration_reports(paths)
     other_reports, other = _read_iteration_reports(against)
     sizes = {(r["rows"], r["cols"]) for r in reports + other_reports}
@@ -788,8 +829,11 @@ def compare_iteration_reports(paths, against, at=None):
           f"iteration and evaluations at which the second reaches the first's loss at iteration {at}, and the "
           f"first's evaluations to it over the second's (above 1: the second needs fewer)")
     width = max(len(name) for name in mine) + 2
+    if speedup:
+        print(f"  and the first's time to it over the second's, a bfloat16 evaluation counted 1/{speedup:g} of a "
+              f"float32 one (above 1: the second is sooner)")
     print(f"  {'pair':<{width}}" + "".join(f"{'it ' + str(m):>8}" for m in marks)
-          + f"{'reached at':>12}{'evals':>8}{'ratio':>7}")
+          + f"{'reached at':>12}{'evals':>8}{'ratio':>7}" + (f"{'time':>7}" if speedup else ""))
     rows_out = []
     for name, pair in mine.items():
         theirs = other[name]
@@ -800,15 +844,19 @@ def compare_iteration_reports(paths, against, at=None):
         evaluations = None if reached is None else _interpolate(
             {int(i): count for i, count in theirs["evaluations"].items()}, reached)
         ratio = None if reached is None else pair["evaluations"][str(at)] / evaluations
-        notes = [f"{label}: {run['precision']}" + (f", float32 after {run['refined_at']}"
-                                                   if run.get("refined_at") is not None else "")
-                 for label, run in (("first", pair), ("second", theirs))]
+        time_ratio = None if reached is None or not speedup else (
+            _time_in_float32_evaluations(pair, pair["evaluations"][str(at)], speedup)
+            / _time_in_float32_evaluations(theirs, evaluations, speedup))
+        notes = [f"{label}: {run['precision']}" + (
+            f", float32 after {run['refined_at']}" + (" (from its evaluation counts)" if run.get("refined_at_inferred")
+                                                      else "") if run.get("refined_at") is not None else "")
+            for label, run in (("first", pair), ("second", theirs))]
         rows_out.append({"pair": name, "differences": differences, "reached_at": reached,
-                         "evaluations": evaluations, "evaluation_ratio": ratio})
+                         "evaluations": evaluations, "evaluation_ratio": ratio, "time_ratio": time_ratio})
+        figures = (f"{reached:12.1f}{evaluations:8.0f}{ratio:7.2f}" + (f"{time_ratio:7.2f}" if speedup else "")
+                   if reached is not None else f"{'no':>12}{'':>{22 if speedup else 15}}")
         print(f"  {name:<{width}}" + "".join(f"{100 * differences[m]:+7.1f}%" if m in differences else f"{'-':>8}"
-                                              for m in marks)
-              + (f"{reached:12.1f}{evaluations:8.0f}{ratio:7.2f}" if reached is not None else f"{'no':>12}{'':>15}")
-              + f"   ({'; '.join(notes)})")
+                                              for m in marks) + figures + f"   ({'; '.join(notes)})")
     differences = sorted((row["differences"][at], row["pair"]) for row in rows_out if at in row["differences"])
     reached = [row["reached_at"] for row in rows_out]
     print(f"\nover {len(rows_out)} pairs")
@@ -821,6 +869,10 @@ def compare_iteration_reports(paths, against, at=None):
         print(f"  the second reaches the first's loss at iteration {at} at iteration {statistics.median(reached):.1f} "
               f"(median), {min(reached):.1f}-{max(reached):.1f}; the first's evaluations over the second's: "
               f"{statistics.median(ratios):.2f} (median), {min(ratios):.2f}-{max(ratios):.2f}")
+        if speedup:
+            times = [row["time_ratio"] for row in rows_out]
+            print(f"  the first's time to it over the second's: {statistics.median(times):.2f} (median), "
+                  f"{min(times):.2f}-{max(times):.2f}")
     else:
         print(f"  the second never reaches the first's loss at iteration {at} on "
               f"{', '.join(row['pair'] for row in rows_out if row['reached_at'] is None)}")

@@ -94,6 +94,10 @@ def main(argv=None):
     parser.add_argument("--at-iteration", type=int, metavar="N",
                         help="with --against: where the second runs reach the first's loss at this iteration (default "
                              "the default's last; the first runs' last, e.g. 50, for the reference's L*)")
+    parser.add_argument("--bfloat16-speedup", type=float, metavar="X",
+                        help="with --against: float32's seconds per evaluation over bfloat16's on the machine the "
+                             "runs are for, measured side by side (--part timing); adds the ratio of times, each "
+                             "run's bfloat16 evaluations (up to its switch to float32) counted 1/X of a float32 one")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -110,12 +114,15 @@ def main(argv=None):
         parser.error("--lbfgs-memory and --summarise go with --part iterations")
     if args.against and not args.summarise:
         parser.error("--against goes with --summarise")
-    if args.at_iteration and not args.against:
-        parser.error("--at-iteration goes with --against")
+    if (args.at_iteration or args.bfloat16_speedup) and not args.against:
+        parser.error("--at-iteration and --bfloat16-speedup go with --against")
+    if args.bfloat16_speedup is not None and not args.bfloat16_speedup > 0:
+        parser.error("--bfloat16-speedup: a ratio of two times, above 0 (e.g. 1.85)")
     if args.summarise:
         try:
             if args.against:
-                compare_iteration_reports(args.summarise, args.against, at=args.at_iteration)
+                compare_iteration_reports(args.summarise, args.against, at=args.at_iteration,
+                                          speedup=args.bfloat16_speedup)
             else:
                 summarise_iteration_reports(args.summarise, images=args.images)
         except (OSError, ValueError, KeyError) as exc:

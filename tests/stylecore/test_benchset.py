@@ -233,6 +233,46 @@ def _iteration_report(memory, losses, rows=40, precision="bfloat16"):
                        "evaluations": {str(i): 1 + 20 * i for i in range(len(losses))}}]}
 
 
+def test_the_time_ratio_counts_bfloat16_evaluations_up_to_the_switch_to_float32(tmp_path, capsys):
+    # The reference: float32, 1001 evaluations to its loss at 50 (50). The default: bfloat16 that converged 15
+    # evaluations after its 33rd iteration (661 + 15), then float32 from its best image: the next iteration is
+    # due 20 evaluations after that image's float32 evaluation, so the step to 34 is 36, not 20.
+    reference = _iteration_report(10, [100.0 - i for i in range(51)], precision="float32")
+    losses = [100.0 - 1.5 * i for i in range(61)]  # reaches 50 at iteration 33.3
+    default = _iteration_report(None, losses)
+    counts = {i: 1 + 20 * i + (15 + 1 if i > 33 else 0) for i in range(61)}
+    default["pairs"][0]["evaluations"] = {str(i): count for i, count in counts.items()}
+    del default["pairs"][0]["refined_at"]  # a report written before the field: inferred from the counts
+    first, second = tmp_path / "reference.json", tmp_path / "default.json"
+    first.write_text(json.dumps(reference))
+    second.write_text(json.dumps(default))
+    (pair,) = benchset.compare_iteration_reports([str(first)], [str(second)], at=50, speedup=2.0)["pairs"]
+    assert pair["reached_at"] == pytest.approx(100 / 3)
+    reached = counts[33] + (counts[34] - counts[33]) / 3  # interpolated evaluations at 33.3: all in bfloat16
+    assert pair["evaluations"] == pytest.approx(reached) and reached < 676
+    assert pair["time_ratio"] == pytest.approx(1001 / (reached / 2))
+    assert "float32 after 33 (from its evaluation counts)" in capsys.readouterr().out
+
+    # Reached after the switch: its 676 bfloat16 evaluations at half the price, the rest in full.
+    reference["pairs"][0]["losses"]["50"] = losses[40]
+    first.write_text(json.dumps(reference))
+    (pair,) = benchset.compare_iteration_reports([str(first)], [str(second)], at=50, speedup=2.0)["pairs"]
+    assert pair["reached_at"] == pytest.approx(40) and pair["evaluations"] == counts[40]
+    assert pair["time_ratio"] == pytest.approx(1001 / (676 / 2 + counts[40] - 676))
+    # A recorded switch is taken as recorded; without --bfloat16-speedup there is no time ratio.
+    default["pairs"][0]["refined_at"] = 35
+    second.write_text(json.dumps(default))
+    capsys.readouterr()
+    (pair,) = benchset.compare_iteration_reports([str(first)], [str(second)], at=50)["pairs"]
+    assert pair["time_ratio"] is None and "from its evaluation counts" not in capsys.readouterr().out
+    assert benchset._low_precision_evaluations(default["pairs"][0]) == counts[36] - 21
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(first), "--bfloat16-speedup", "1.85"])
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "iterations", "--summarise", str(first), "--against", str(second),
+                  "--bfloat16-speedup", "0"])
+
+
 def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
     at = stylecore.DEFAULTS.iterations
     # The engine's memory: the loss falls by 1 a step from 100; memory 10: 2 above it at every iteration.
