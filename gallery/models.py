@@ -436,7 +436,7 @@ class SpeedSample(models.Model):
 
 class PrecisionCheck(models.Model):
     """Whether a device computes a low precision natively, as its worker measured at start
-    (``Engine.emulation``: no kernel, or a test convolution slower than in float32). The launch
+    (``Engine.emulation``: no kernel, or a test convolution with its gradient slower than in float32). The launch
     form refuses a low precision that the workers' device only emulates, with this reason."""
 
     device = models.CharField(max_length=100)

@@ -94,7 +94,8 @@ SCALE_STEP = math.sqrt(2)
 FINAL_SCALE_SHARE = 0.4
 AUTO_MIN_PIXELS = 128 * 128  # smaller outputs compute in float32 under precision="auto"
 # A precision whose test convolution is this much slower than float32's is emulated, not native
-# (measured: bfloat16 ~16× slower on an AVX2-only Zen 3; 0.5× on Zen 4 with AVX512_BF16).
+# (measured with its gradient on an AVX2-only Zen 3: bfloat16 19×, float16 3.3×; without the gradient
+# only 1.3× and 1.0×, which is why the gradient is in the probe).
 EMULATED_SLOWDOWN = 1.5
 # Where a CPU computes the preview in float32 (no native bfloat16: an AVX2-only CPU), the AdaIN pass
 # is as much work as one float32 Gatys evaluation at the same size (283 against 316 GFLOP at
@@ -411,8 +412,8 @@ class Engine:
 
     def emulation(self, precision):
         """Why ``precision`` should not be used on this device, measured, or None where it should:
-        no kernel for it, or a probe convolution slower than in float32 by more than EMULATED_SLOWDOWN
-        (a CPU without AVX512_BF16 emulates bfloat16, about 16× slower than float32).
+        no kernel for it, or a probe convolution with its gradient slower than in float32 by more than
+        EMULATED_SLOWDOWN (a CPU without AVX512_BF16 emulates bfloat16: 19× measured on a Zen 3).
 
         On a GPU the compute capability decides, not the probe: bfloat16 is native from 8.0 (Ampere),
         float16 on every GPU this runs on. A 1-GFLOP convolution takes microseconds there, so the
@@ -429,31 +430,36 @@ class Engine:
             return None
         slowdown = self._probe_seconds(precision) / self._probe_seconds("float32")
         if slowdown > EMULATED_SLOWDOWN:
-            return (f"{precision} is only emulated on {self.device}: a test convolution took {slowdown:.1f}× as long "
-                    "as in float32")
+            return (f"{precision} is only emulated on {self.device}: a test convolution with its gradient took "
+                    f"{slowdown:.1f}× as long as in float32")
         return None
 
     def _probe_seconds(self, precision):
-        """Seconds of one 3×3 convolution of 256 channels at 32×32 (1.2 GFLOP) in ``precision``, the best
-        of three after a warm-up; measured once per engine."""
+        """Seconds of what a run's evaluation does, in little: one 3×3 convolution of 256 channels at
+        32×32 (1.2 GFLOP) in ``precision`` and the gradient of its loss with respect to its input; the
+        best of three after a warm-up, measured once per engine. The gradient must be in it: on an
+        AVX2-only Zen 3, oneDNN computed the bfloat16 convolution itself at 1.3× float32's time but its
+        input gradient at 19× (docs/PERFORMANCE.md, "An AVX2-only CPU measured")."""
         if precision not in self._probes:
             ops = backend.keras_ops()
             rng = np.random.default_rng(0)
             x = backend.constant(rng.standard_normal((1, 32, 32, 256)).astype(np.float32))
             kernel = backend.constant(0.05 * rng.standard_normal((3, 3, 256, 256)).astype(np.float32))
 
-            def convolve(x, kernel):
+            def loss(x, kernel):
                 value = ops.conv(ops.cast(x, precision), ops.cast(kernel, precision), 1, padding="same")
-                return ops.sum(ops.cast(value, "float32"))
+                return ops.mean(ops.square(ops.cast(value, "float32"))), ()
 
-            convolve = backend.compile(convolve)
-            backend.to_numpy(convolve(x, kernel))
-            seconds = []
-            for _ in range(3):
+            evaluate = backend.compile(backend.value_and_gradient(loss))
+
+            def seconds():
                 started = time.perf_counter()
-                backend.to_numpy(convolve(x, kernel))
-                seconds.append(time.perf_counter() - started)
-            self._probes[precision] = min(seconds)
+                value, _, gradient = evaluate(x, kernel)
+                backend.to_numpy(value), backend.to_numpy(gradient)
+                return time.perf_counter() - started
+
+            seconds()
+            self._probes[precision] = min(seconds() for _ in range(3))
         return self._probes[precision]
 
     def _precision_works(self, precision):

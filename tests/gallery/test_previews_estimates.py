@@ -380,14 +380,14 @@ def test_the_launch_form_refuses_a_precision_the_workers_device_only_emulates(ow
 
     calibrate(device="CPU (tensorflow)", precision="float32")
     PrecisionCheck.objects.create(device="CPU (tensorflow)", precision="bfloat16",
-                                  refusal="bfloat16 is only emulated on CPU (tensorflow): a test convolution took "
-                                          "16.0× as long as in float32")
+                                  refusal="bfloat16 is only emulated on CPU (tensorflow): a test convolution with its "
+                                          "gradient took 16.0× as long as in float32")
     PrecisionCheck.objects.create(device="CPU (tensorflow)", precision="float16", refusal="")
     url = reverse("run_create", args=[project.id])
     refused = owner_client.post(url, FORM | {"precision": "bfloat16"})
     assert refused.status_code == 200 and not Run.objects.exists()
-    assert "bfloat16 is only emulated on CPU (tensorflow): a test convolution took 16.0× as long as in float32. " \
-           "Choose float32 or auto." in refused.content.decode()
+    assert "bfloat16 is only emulated on CPU (tensorflow): a test convolution with its gradient took 16.0× as long " \
+           "as in float32. Choose float32 or auto." in refused.content.decode()
     assert owner_client.post(url, FORM | {"precision": "float16"}).status_code == 302
     assert owner_client.post(url, FORM | {"precision": "auto"}).status_code == 302
 
