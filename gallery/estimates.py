@@ -50,11 +50,13 @@ EVALUATIONS_PER_SCALE = 2
 # - with AVX512_BF16 but no AMX (an AMD EPYC Zen 4, 3 Dec 2026): the default run took 1.29 s per
 #   evaluation in bfloat16 (bench --part defaults, 519 s for 401), and a float32 evaluation took 1.85×
 #   a bfloat16 one (bench --part timing);
-# - with AVX2 only (AMD Zen 3): float32 5.35 s at 400×533, and the low precisions emulated ~16× slower.
+# - with AVX2 only (an AMD EPYC Zen 3, 6 Dec 2026): the default run took 3.40 s per evaluation in float32
+#   (bench --part defaults, 1364 s for 401); the low precisions are emulated, their test convolution with
+#   its gradient 9-19× slower (the workers refuse them; the figure only prices a refused request).
 FALLBACK_SECONDS_PER_MEGAPIXEL = {
     "CPU with AMX": {"float32": 7.8, "bfloat16": 3.9, "float16": 3.9},
     "CPU with AVX512_BF16, no AMX": {"float32": 11.2, "bfloat16": 6.1, "float16": 6.1},
-    "CPU without bfloat16": {"float32": 25.1, "bfloat16": 400.0, "float16": 400.0},
+    "CPU without bfloat16": {"float32": 16.0, "bfloat16": 210.0, "float16": 210.0},
 }
 
 
