@@ -413,7 +413,7 @@ class Engine:
     def emulation(self, precision):
         """Why ``precision`` should not be used on this device, measured, or None where it should:
         no kernel for it, or a probe convolution with its gradient slower than in float32 by more than
-        EMULATED_SLOWDOWN (a CPU without AVX512_BF16 emulates bfloat16: 19× measured on a Zen 3).
+        EMULATED_SLOWDOWN (a CPU without AVX512_BF16 emulates bfloat16: 9–19× measured on a Zen 3).
 
         On a GPU the compute capability decides, not the probe: bfloat16 is native from 8.0 (Ampere),
         float16 on every GPU this runs on. A 1-GFLOP convolution takes microseconds there, so the

@@ -85,3 +85,16 @@ def queued(monkeypatch):
     calls = []
     monkeypatch.setattr(queue, "async_task", lambda func, *args, **kwargs: calls.append(args[0]))
     return calls
+
+
+@pytest.fixture
+def let_bfloat16_through(monkeypatch):
+    """``let_bfloat16_through(engine)``: the engine's precision probe faked native for bfloat16, for tests of
+    bfloat16's arithmetic or bookkeeping, not of whether this CPU computes it natively (on one that only
+    emulates it, an explicit bfloat16 is refused)."""
+    def let(engine):
+        _ = engine.device
+        monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})
+        return engine
+
+    return let

@@ -35,25 +35,21 @@ def test_a_coarse_to_fine_run_saves_each_iteration_at_the_size_it_was_computed(p
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.slow
-def test_the_run_records_the_precision_it_computed_in(project, precision, monkeypatch):
-    engine = jobs.get_engine()
-    _ = engine.device
-    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})  # native on any CPU here
+def test_the_run_records_the_precision_it_computed_in(project, precision, let_bfloat16_through):
+    let_bfloat16_through(jobs.get_engine())
     run = make_run(project, iterations=1, precision=precision, init="content")
     tasks.execute_run(run.id)
     assert Run.objects.get(id=run.id).precision_used == precision
 
 
 @pytest.mark.slow
-def test_a_run_that_went_on_in_float32_says_so(owner, monkeypatch):
+def test_a_run_that_went_on_in_float32_says_so(owner, let_bfloat16_through):
     """A bfloat16 run converges early at 32 rows (its rounding stalls L-BFGS) and goes on in float32:
     the run records both, in order (stylecore's test_a_bfloat16_run_that_converges_early_goes_on_in_float32)."""
     from stylecore.samples import landscape, swirls
     from tests.factories import create_project, png_bytes
 
-    engine = jobs.get_engine()
-    _ = engine.device
-    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})  # native on any CPU here
+    let_bfloat16_through(jobs.get_engine())
     project = create_project(owner, content=png_bytes(landscape(32, 42)), style=png_bytes(swirls(32, 42)))
     run = make_run(project, rows=32, start_rows=32, iterations=16, save_every=4, precision="bfloat16",
                    init="content")

@@ -105,11 +105,8 @@ def test_the_probe_finds_bfloat16_emulated_on_a_cpu_without_it(engine):
 
 
 @pytest.fixture
-def bfloat16_let_through(engine, monkeypatch):
-    """bfloat16 allowed on any CPU: the tests using this check its arithmetic, not whether this CPU
-    computes it natively (on one that only emulates it an explicit bfloat16 is refused)."""
-    _ = engine.device
-    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})
+def bfloat16_let_through(engine, let_bfloat16_through):
+    return let_bfloat16_through(engine)
 
 
 def test_auto_keeps_float32_for_small_outputs(engine, content_image, style_image, bfloat16_let_through):
@@ -427,11 +424,9 @@ def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_ima
 
 
 @pytest.mark.backends
-def test_a_bfloat16_run_that_converges_early_goes_on_in_float32(engine, monkeypatch):
+def test_a_bfloat16_run_that_converges_early_goes_on_in_float32(engine, bfloat16_let_through):
     """bfloat16's rounding stalls L-BFGS above what float32 reaches (here at 32 rows by about iteration 9):
     the run goes on in float32 from its best image to the iterations asked, and says where it switched."""
-    _ = engine.device
-    monkeypatch.setattr(engine, "_probes", {"float32": 0.010, "bfloat16": 0.010})  # native on any CPU here
     reports = []
     result = engine.stylize(landscape(32, 42), swirls(32, 42), RunSettings(
         rows=32, start_rows=32, iterations=16, init="content", precision="bfloat16"), collect(reports))
