@@ -691,18 +691,24 @@ def run_iterations_set(engine, args, weights):
     return report
 
 
-def _read_iteration_reports(paths):
+def _read_iteration_reports(paths, only=None):
     """Part (j)'s JSON reports and their pairs by name, each pair's figures derived from its losses
-    (a pair in several reports: the last one counts)."""
+    (a pair in several reports: the last one counts); with ``only`` (pair names), just those pairs, and
+    only the reports that hold one of them."""
     by_pair, reports = {}, []
     for path in paths:
         with open(path) as source:
             report = json.load(source)
         if report.get("part") != "iterations":
             raise ValueError(f"{path} is not a report of part (j) (--part iterations)")
-        reports.append(report)
-        for pair in report["pairs"]:
+        kept = [pair for pair in report["pairs"] if not only or pair["pair"] in only]
+        if kept:
+            reports.append(report)
+        for pair in kept:
             by_pair[pair["pair"]] = derive_curve(_with_refined_at(dict(pair)))
+    missing = [name for name in only or () if name not in by_pair]
+    if missing:
+        raise ValueError(f"no run of {', '.join(missing)} in {', '.join(paths)}")
     return reports, by_pair
 
 
@@ -743,11 +749,12 @@ def _time_in_float32_evaluations(run, evaluations, speedup):
     return low / speedup + (evaluations - low)
 
 
-def summarise_iteration_reports(paths, images=None):
+def summarise_iteration_reports(paths, images=None, only=None):
     """Part (j)'s table again from its JSON reports (runs of some pairs each, e.g. over several sessions):
     the figures are recomputed from each pair's losses, the picture change from ``images`` (the runs'
-    ``--images`` folder) where a report lacks it. A pair in several reports: the last one counts."""
-    reports, by_pair = _read_iteration_reports(paths)
+    ``--images`` folder) where a report lacks it. A pair in several reports: the last one counts.
+    ``only``: just these pairs."""
+    reports, by_pair = _read_iteration_reports(paths, only)
     shapes = {(r["rows"], r["cols"], r["iterations"], r.get("lbfgs_memory_asked")) for r in reports}
     if len(shapes) != 1:
         raise ValueError(f"the reports ran different sizes, iterations or L-BFGS memories: {sorted(shapes, key=str)}")
@@ -799,7 +806,7 @@ def _interpolate(values, iteration):
     return float(np.interp(iteration, iterations, [values[i] for i in iterations]))
 
 
-def compare_iteration_reports(paths, against, at=None, speedup=None):
+def compare_iteration_reports(paths, against, at=None, speedup=None, only=None):
     """Part (j)'s runs in ``paths`` against the runs of the same pairs in ``against`` (e.g. another L-BFGS
     memory, or another commit), iteration by iteration: how far each loss is above (+) or below (-) the
     other's at every fifth iteration, and the (interpolated) iteration and evaluation count at which the
@@ -808,9 +815,10 @@ def compare_iteration_reports(paths, against, at=None, speedup=None):
     evaluations do not depend on the machine's load, so the runs need not have run side by side.
     ``speedup`` (float32's seconds per evaluation over bfloat16's, measured side by side with ``--part
     timing``) adds the ratio of times: each run's evaluations in bfloat16 (up to its switch to float32,
-    ``refined_at``) count 1/``speedup`` of a float32 one."""
-    reports, mine = _read_iteration_reports(paths)
-    other_reports, other = _read_iteration_reports(against)
+    ``refined_at``) count 1/``speedup`` of a float32 one. ``only``: just these pairs (e.g. one pair of a
+    report that ran several)."""
+    reports, mine = _read_iteration_reports(paths, only)
+    other_reports, other = _read_iteration_reports(against, only)
     sizes = {(r["rows"], r["cols"]) for r in reports + other_reports}
     if len(sizes) != 1:
         raise ValueError(f"the reports ran different sizes: {sorted(sizes)}")

@@ -75,7 +75,7 @@ def main(argv=None):
     parser.add_argument("--set", choices=sorted(SETS),
                         help="part (c) over a benchmark set of content x style pairs (tests/bench/benchset.py)")
     parser.add_argument("--pairs", type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
-                        help="with --set: only these pairs, comma-separated")
+                        help="with --set (or --summarise): only these pairs, comma-separated")
     parser.add_argument("--candidates", type=lambda text: [key.strip() for key in text.split(",") if key.strip()],
                         help=f"with --set: only these candidates, comma-separated (default all, "
                              f"{','.join(QUICK_CANDIDATES)} with --quick): {', '.join(key for key, _ in CANDIDATES)}")
@@ -122,9 +122,9 @@ def main(argv=None):
         try:
             if args.against:
                 compare_iteration_reports(args.summarise, args.against, at=args.at_iteration,
-                                          speedup=args.bfloat16_speedup)
+                                          speedup=args.bfloat16_speedup, only=args.pairs)
             else:
-                summarise_iteration_reports(args.summarise, images=args.images)
+                summarise_iteration_reports(args.summarise, images=args.images, only=args.pairs)
         except (OSError, ValueError, KeyError) as exc:
             parser.error(f"cannot summarise {', '.join(args.summarise)}: {exc}")
         return 0

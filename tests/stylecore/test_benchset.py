@@ -273,6 +273,31 @@ def test_the_time_ratio_counts_bfloat16_evaluations_up_to_the_switch_to_float32(
                   "--bfloat16-speedup", "0"])
 
 
+def test_a_comparison_can_take_one_pair_of_a_report_that_ran_several(tmp_path, capsys):
+    # The reference ran two pairs in one report; a later run of the default covers only one of them.
+    reference = _iteration_report(10, [100.0 - i for i in range(51)], precision="float32")
+    other = dict(reference["pairs"][0], pair="landscape-gravel")
+    reference["pairs"].append(other)
+    reference["machine"] = {"cpu": "a CPU", "bfloat16_flags": []}
+    default = _iteration_report(None, [99.0 - i for i in range(51)], precision="float32")
+    first, second = tmp_path / "reference.json", tmp_path / "default.json"
+    first.write_text(json.dumps(reference))
+    second.write_text(json.dumps(default))
+    with pytest.raises(ValueError, match="no run to compare with for landscape-gravel"):
+        benchset.compare_iteration_reports([str(first)], [str(second)], at=50)
+    (pair,) = benchset.compare_iteration_reports([str(first)], [str(second)], at=50, only=["chelsea-swirls"])["pairs"]
+    assert pair["pair"] == "chelsea-swirls" and pair["reached_at"] == pytest.approx(49)
+    with pytest.raises(ValueError, match="no run of rocket-gravel"):
+        benchset.compare_iteration_reports([str(first)], [str(second)], at=50, only=["rocket-gravel"])
+    capsys.readouterr()
+    merged = benchset.summarise_iteration_reports([str(first)], only=["landscape-gravel"])
+    assert [pair["pair"] for pair in merged["pairs"]] == ["landscape-gravel"]
+    # The command line: --pairs with --summarise.
+    assert cli.main(["--part", "iterations", "--summarise", str(first), "--against", str(second),
+                     "--pairs", "chelsea-swirls", "--at-iteration", "50"]) == 0
+    assert "1 pairs at 40x53" in capsys.readouterr().out
+
+
 def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
     at = stylecore.DEFAULTS.iterations
     # The engine's memory: the loss falls by 1 a step from 100; memory 10: 2 above it at every iteration.
