@@ -196,11 +196,15 @@ def wake_up_waiting_runs(now=None):
 def ensure_schedules():
     """The django-q2 schedule of the hourly orphaned-file sweep, created once and then kept as it is
     (it carries the sweep's cursor); the recovery schedule of older versions is removed (recovery
-    runs in the worker command). The worker command calls this at start."""
+    runs in the worker command). The worker command calls this at start. Workers that start at the
+    same moment may each create one (the table has no unique name); every caller then keeps the oldest,
+    which carries the cursor, so they converge on one instead of failing on the duplicate."""
     from django_q.models import Schedule
 
     Schedule.objects.filter(name=RESUME_SCHEDULE_NAME).delete()
-    Schedule.objects.get_or_create(
-        name=cleanup.SWEEP_SCHEDULE_NAME,
-        defaults={"func": cleanup.SWEEP_ORPHANED_FILES, "schedule_type": Schedule.HOURLY, "repeats": -1},
-    )
+    sweeps = Schedule.objects.filter(name=cleanup.SWEEP_SCHEDULE_NAME)
+    if not sweeps.exists():
+        Schedule.objects.create(name=cleanup.SWEEP_SCHEDULE_NAME, func=cleanup.SWEEP_ORPHANED_FILES,
+                                schedule_type=Schedule.HOURLY, repeats=-1)
+    oldest = sweeps.order_by("id").values_list("id", flat=True).first()
+    sweeps.exclude(id=oldest).delete()

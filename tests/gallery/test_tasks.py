@@ -402,6 +402,20 @@ def test_the_file_sweep_is_scheduled_once_and_the_old_recovery_schedule_removed(
     assert (sweep.func, sweep.schedule_type) == (cleanup.SWEEP_ORPHANED_FILES, "H")
 
 
+def test_two_workers_that_created_the_sweep_at_once_converge_on_the_oldest(db):
+    # Seen in the scale-out test: two workers starting together each created the schedule (get_or_create
+    # is not atomic and the name is not unique), and the next worker to start failed on the duplicate.
+    from django_q.models import Schedule
+
+    first, second = (Schedule.objects.create(name=cleanup.SWEEP_SCHEDULE_NAME, func=cleanup.SWEEP_ORPHANED_FILES,
+                                             schedule_type="H", repeats=-1, kwargs=kwargs)
+                     for kwargs in ("{'after': 'runs/b.png'}", "{}"))
+    recovery.ensure_schedules()
+
+    (kept,) = Schedule.objects.filter(name=cleanup.SWEEP_SCHEDULE_NAME)
+    assert kept.id == first.id and kept.kwargs == "{'after': 'runs/b.png'}"  # the one with the sweep's cursor
+
+
 def test_the_task_paths_stored_in_queues_and_schedules_still_resolve():
     from django.utils.module_loading import import_string
 
