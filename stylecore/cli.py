@@ -119,6 +119,8 @@ def main(argv=None):
     try:
         settings = RunSettings.from_mapping(values | ({"init": "iteration"} if start else {}))
         blend = None if args.style_blend is None else parse_style_blend(args.style_blend, len(args.styles))
+        engine = Engine()
+        engine.check_memory(args.content, settings)  # before the pictures are made at the run's size
         base, styles = engine_inputs(args.content, args.styles, rows=settings.rows, style_fit=settings.style_fit,
                                      style_blend_weights=blend, preserve_colors=settings.preserve_colors,
                                      style_scale=settings.style_scale)
@@ -153,7 +155,6 @@ def main(argv=None):
                 progress.update(report.iteration, report.loss, time.perf_counter() - started)
 
         try:
-            engine = Engine()
             result = engine.stylize(args.content, args.styles, settings, on_iteration, style_blend_weights=blend,
                                     start=start)
         except (ImageError, SettingsError) as exc:

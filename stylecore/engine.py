@@ -66,6 +66,7 @@ from .images import (
     MIN_SIDE, _load_as, caffe_bounds, deprocess, fit_style, load_image, output_size, preprocess, resize,
     validate_style_fit,
 )
+from .memory import check_run_fits, machine_memory
 from . import backend
 from .network import gpu_supports_bfloat16, resolve_precision
 from .schema import DEFAULTS, RunSettings
@@ -689,6 +690,7 @@ class Engine:
         inputs = _Inputs(content, style, style_blend_weights, settings.preserve_colors, settings.style_fit,
                          settings.style_scale)
         output_rows, output_cols = output_size(inputs.content.shape, settings.rows)  # refuses outputs too narrow
+        self.check_memory(inputs.content.shape, settings, lbfgs_memory)
         if isinstance(start, np.ndarray) and start.dtype.kind == "f":
             start = _as_pixels(start)
         precision = self.resolve_precision(settings.precision, output_rows * output_cols)
@@ -712,6 +714,22 @@ class Engine:
                 break
             x = run.reported[2]
         return run.result()
+
+    def memory_limit(self):
+        """Bytes of memory a run on this engine may use (``stylecore.memory.machine_memory``), or None
+        on a GPU, where the device's memory bounds a run and has not been measured."""
+        _ = self.device
+        return None if self._device.kind == "GPU" else machine_memory()
+
+    def check_memory(self, content, settings=DEFAULTS, lbfgs_steps=None):
+        """Raise SettingsError where a run of ``settings`` on ``content`` (an image, a path or an array's
+        shape) needs more memory than this machine lets it use, saying how many rows fit
+        (``stylecore.memory``); on a CPU only. ``stylize`` checks it first; a caller that prepares
+        pictures at the run's size before it (``engine_inputs``) may check it earlier."""
+        content_shape = content if isinstance(content, tuple) else _load_as("Content", content).shape
+        limit = self.memory_limit()
+        if limit is not None:
+            check_run_fits(content_shape, settings, limit, lbfgs_steps=lbfgs_steps)
 
     def _initial_pixels(self, init, content_image, style_images, blend, seed, alpha, precision):
         rows, cols = content_image.shape[:2]

@@ -10,6 +10,7 @@ from stylecore.samples import landscape, swirls
 from stylecore.settings import validate_alpha
 
 from . import timing
+from .memory import measure_memory
 from .benchset import (
     CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_iterations_set, run_set,
     compare_iteration_reports, select_candidates, select_pairs, summarise_iteration_reports,
@@ -65,7 +66,7 @@ def main(argv=None):
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
                         choices=("all", "timing", "optimizer", "time-to-quality", "preview", "preview-ratio", "lbfgs", "overhead",
-                                 "defaults", "starts", "backends", "iterations"),
+                                 "defaults", "starts", "backends", "iterations", "memory"),
                         help="run only one part (default: all); 'iterations' (part j) needs --set")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
                         help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
@@ -98,6 +99,8 @@ def main(argv=None):
                         help="with --against: float32's seconds per evaluation over bfloat16's on the machine the "
                              "runs are for, measured side by side (--part timing); adds the ratio of times, each "
                              "run's bfloat16 evaluations (up to its switch to float32) counted 1/X of a float32 one")
+    parser.add_argument("--sizes", help="part (k): ROWSxCOLS[@STYLE_SCALE],... the runs whose peak memory is measured "
+                        "(default 64x64,300x300,600x600,400x800,400x400@4)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -128,6 +131,16 @@ def main(argv=None):
         except (OSError, ValueError, KeyError) as exc:
             parser.error(f"cannot summarise {', '.join(args.summarise)}: {exc}")
         return 0
+    if args.part == "memory":
+        if args.set or args.content:
+            parser.error("part (k) computes random pictures of --sizes: give no --set and no images")
+        try:
+            measure_memory(args)
+        except ValueError as exc:
+            parser.error(f"--sizes: {exc}")
+        return 0
+    if args.sizes:
+        parser.error("--sizes goes with --part memory")
     if args.part == "iterations":
         if not args.set or args.content or args.candidates or args.quick or args.precision == "bfloat16":
             parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "

@@ -66,6 +66,8 @@ options); nothing in ``stylecore`` imports it.
     ``--summarise JSON --against JSON`` compares two sets of runs of the same pairs iteration by
     iteration (e.g. two L-BFGS memories): where one run's loss stands against the other's, and at
     which iteration the other reaches the first's loss at the default's last iteration.
+(k) Memory (``--part memory``, not in ``all``): each run's peak memory against ``stylecore.memory``'s
+    figures (``tests.bench.memory``).
 
 Without image paths it uses the procedural samples in ``stylecore.samples``. With ``--set default``
 part (c) runs instead over a benchmark set of content × style pairs (``tests.bench.benchset``):

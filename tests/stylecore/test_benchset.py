@@ -348,3 +348,26 @@ def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
         cli.main(["--part", "iterations", "--set", "default", "--against", str(second)])
     with pytest.raises(SystemExit):
         cli.main(["--part", "iterations", "--summarise", str(first), "--at-iteration", "5"])
+
+
+def test_the_memory_part_takes_sizes_with_an_optional_style_scale(capsys):
+    from tests.bench.memory import parse_sizes
+
+    assert parse_sizes("64x48, 600x800@4") == [(64, 48, 1.0), (600, 800, 4.0)]
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "memory", "--sizes", "64by48"])
+    assert "--sizes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--part", "timing", "--sizes", "64x48"])
+
+
+@pytest.mark.slow
+def test_the_memory_part_reports_each_runs_peak_against_the_model_and_fits_them(capsys):
+    assert cli.main(["--part", "memory", "--sizes", "32x32,48x64,32x32@2"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("32x32", "48x64"))]
+    assert [row[:2] for row in rows] == [["32x32", "32x32"], ["48x64", "48x64"], ["32x32", "64x64"]]
+    for row in rows:
+        peak, model, ratio = map(float, row[4:7])
+        assert 0.3 < peak < 8 and ratio == pytest.approx(peak / model, abs=0.03)  # each printed to 2 places
+    assert "least squares of the peaks less L-BFGS's steps:" in out

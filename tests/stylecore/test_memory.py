@@ -1,0 +1,118 @@
+"""A run too large for the machine's memory is refused before any work, with the size that fits."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylecore
+from stylecore import memory
+from stylecore.images import output_size
+from stylecore.schema import RunSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+GB = 10 ** 9
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("8G", 8 * 2 ** 30), ("512M", 512 * 2 ** 20), ("1.5GiB", int(1.5 * 2 ** 30)), ("2gb", 2 * 2 ** 30),
+    ("123456", 123456), (" 4 G ".replace(" ", ""), 4 * 2 ** 30),
+])
+def test_amounts_of_memory_are_read_as_people_write_them(text, expected):
+    assert memory.parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "lots", "-1G", "0", "nanG", "G"])
+def test_a_limit_that_is_no_amount_is_refused_clearly(text):
+    with pytest.raises(stylecore.SettingsError, match="amount of memory such as 8G"):
+        memory.parse_bytes(text)
+
+
+def test_the_configured_limit_caps_what_the_machine_has(monkeypatch):
+    monkeypatch.delenv(memory.LIMIT_VARIABLE, raising=False)
+    physical = memory.machine_memory()
+    assert physical > GB
+    monkeypatch.setenv(memory.LIMIT_VARIABLE, "1G")
+    assert memory.machine_memory() == 2 ** 30
+    monkeypatch.setenv(memory.LIMIT_VARIABLE, "100000T")
+    assert memory.machine_memory() == physical
+
+
+def test_the_need_grows_with_the_output_and_the_style_and_lbfgs_steps():
+    small, large = memory.run_memory(400, 533), memory.run_memory(800, 1066)
+    assert memory.BASE_BYTES < small < large
+    assert large - memory.BASE_BYTES == pytest.approx(4 * (small - memory.BASE_BYTES), rel=1e-3)
+    assert memory.run_memory(400, 533, style_pixels=10 ** 6) > small
+    assert memory.run_memory(400, 533, lbfgs_steps=30) - small == memory.lbfgs_history_bytes(400 * 533, 30)
+
+
+def test_a_run_that_fits_passes():
+    memory.check_run_fits((300, 400, 3), RunSettings(rows=400), available=100 * GB)
+
+
+def test_adam_keeps_less_than_lbfgs_and_a_larger_style_needs_more():
+    lbfgs = memory.settings_memory(400, 533, RunSettings())
+    assert memory.settings_memory(400, 533, RunSettings(optimizer="adam")) < lbfgs
+    assert memory.settings_memory(400, 533, RunSettings(style_scale=2.0)) > lbfgs
+    assert memory.settings_memory(400, 533, RunSettings(), lbfgs_steps=10) < lbfgs
+
+
+def test_a_run_too_large_is_refused_with_the_largest_rows_that_fit():
+    available, shape, wanted = 8 * GB, (300, 400, 3), RunSettings(rows=2048)
+    with pytest.raises(stylecore.SettingsError) as refused:
+        memory.check_run_fits(shape, wanted, available=available, where="the workers' machine")
+    message = str(refused.value)
+    assert re.search(r"^A 2048×2731-pixel picture needs about \d+ GB of memory", message)
+    assert "the workers' machine lets a run use 7.2 GB" in message
+    largest = int(re.search(r"Use at most (\d+) rows", message).group(1))
+    usable = available * memory.USABLE_SHARE
+
+    def need(rows):
+        return memory.settings_memory(*output_size(shape, rows), wanted)
+
+    assert need(largest) <= usable < need(largest + 1)
+    memory.check_run_fits(shape, RunSettings(rows=largest), available=available)
+
+
+def test_a_picture_too_elongated_for_any_size_says_to_crop_it():
+    with pytest.raises(stylecore.SettingsError, match="No size of this content image fits: crop it"):
+        memory.check_run_fits((2, 200000, 3), RunSettings(rows=400), available=2 * GB)
+
+
+def test_a_machine_too_small_for_any_run_says_so():
+    with pytest.raises(stylecore.SettingsError, match="Even the smallest run needs about 1.0 GB: compute on a machine"):
+        memory.check_run_fits((300, 400, 3), RunSettings(rows=400), available=GB // 2)
+
+
+def test_where_the_machine_memory_is_unknown_nothing_is_refused(monkeypatch):
+    monkeypatch.setattr(memory, "machine_memory", lambda: None)
+    memory.check_run_fits((2, 3000, 3), RunSettings(rows=2048))
+    monkeypatch.setattr(memory, "machine_memory", lambda: GB)
+    with pytest.raises(stylecore.SettingsError):
+        memory.check_run_fits((2, 3000, 3), RunSettings(rows=2048))
+
+
+def test_the_engine_refuses_before_computing(monkeypatch):
+    monkeypatch.setenv(memory.LIMIT_VARIABLE, "2G")
+    engine = stylecore.Engine()
+    content = np.zeros((300, 400, 3), np.uint8)
+    with pytest.raises(stylecore.SettingsError, match=r"needs about \d+ GB of memory .* Use at most \d+ rows"):
+        engine.stylize(content, content, RunSettings(rows=1600, iterations=1))
+    assert not engine._functions  # no network was built
+
+
+@pytest.mark.slow
+def test_the_command_line_says_so_and_exits_with_2(tmp_path):
+    content, style = tmp_path / "strip.png", tmp_path / "style.png"
+    Image.new("RGB", (3000, 2), "blue").save(content)
+    Image.new("RGB", (64, 64), "red").save(style)
+    done = subprocess.run([sys.executable, "-m", "stylecore", str(content), str(style), "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "A 400×600000-pixel picture needs about" in done.stderr
+    assert "or a less elongated one" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
