@@ -28,12 +28,14 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from gallery.fair_queue import fairest_owner
-from gallery.models import PrecisionCheck, Run, SpeedSample
+from gallery.models import DeviceMemory, PrecisionCheck, Run, SpeedSample
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import content_aspect as exact_aspect
 from stylecore.images import output_width
 from stylecore import backend
+from stylecore.errors import SettingsError
+from stylecore.memory import check_run_fits, machine_memory
 from stylecore.network import cpu_flags, cpu_has_bfloat16, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,28 @@ def precision_refusal(requested, device=None):
     if backend.name() == "tensorflow" and not cpu_has_bfloat16():
         return (f"{requested} is only emulated on this machine's CPU (no AVX512_BF16 or AMX), about 16× slower "
                 "than float32")
+    return ""
+
+
+def memory_refusal(run, aspect, device=None):
+    """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): it
+    would need more memory than a run may use there (``stylecore.memory``), or "". The limit is what
+    the device's worker read at start (``DeviceMemory``; none on a GPU); before any worker did, this
+    machine's, where the TensorFlow backend computes on its CPU (``make run`` starts the worker beside
+    the site)."""
+    device = current_device() if device is None else device
+    checked = list(DeviceMemory.objects.filter(device=device).values_list("limit", flat=True))
+    if checked:
+        limit = checked[0]
+    else:
+        limit = machine_memory() if backend.name() == "tensorflow" else None
+    if limit is None:
+        return ""
+    aspect = Fraction(aspect)
+    try:
+        check_run_fits((aspect.denominator, aspect.numerator), run, limit, where="the workers' machine")
+    except SettingsError as exc:
+        return str(exc)
     return ""
 
 

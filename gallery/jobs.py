@@ -32,7 +32,7 @@ from PIL import Image
 from gallery import files
 from gallery.display import finite_or_none
 from gallery.estimates import SpeedMeter, estimate_run
-from gallery.models import Iteration, PrecisionCheck, Run
+from gallery.models import DeviceMemory, Iteration, PrecisionCheck, Run
 from gallery.queue import enqueue_run_quietly, refresh_connections
 from gallery.recovery import Heartbeat
 from stylecore.schema import DEFAULTS
@@ -80,8 +80,9 @@ LOW_PRECISIONS = ("bfloat16", "float16")
 
 def calibrate():
     """Time a few evaluations at two sizes per precision on this worker's device (the
-    SpeedSamples behind gallery.estimates), and check which low precisions it computes natively
-    (PrecisionChecks, read by the launch form); a few seconds, once per worker start."""
+    SpeedSamples behind gallery.estimates), check which low precisions it computes natively
+    (PrecisionChecks) and how much memory a run may use (DeviceMemory), both read by the launch form;
+    a few seconds, once per worker start."""
     from stylecore import samples
 
     engine = get_engine()
@@ -96,6 +97,7 @@ def calibrate():
     for precision in LOW_PRECISIONS:
         PrecisionCheck.objects.update_or_create(device=engine.device[:100], precision=precision,
                                                 defaults={"refusal": engine.emulation(precision) or ""})
+    DeviceMemory.objects.update_or_create(device=engine.device[:100], defaults={"limit": engine.memory_limit()})
     return "calibrated"
 
 
@@ -261,6 +263,8 @@ class _Job:
         content = read_file(run.content_source or run.project.content_image)
         styles = [read_file(run.style_source or run.project.style_image)]
         styles += [read_file(style.source) for style in run.extra_styles.all()]
+        engine = get_engine()
+        engine.check_memory(content, run.settings)  # a run too large for this machine fails before any write
         if not run.base_image or not run.style_image:
             self._save_engine_inputs(stylecore, content, styles)
 
@@ -280,7 +284,6 @@ class _Job:
         else:
             start = None  # the run's own start (run.init)
 
-        engine = get_engine()
         Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
         self.meter = SpeedMeter(engine.device, run.precision)
         try:

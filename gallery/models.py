@@ -434,6 +434,16 @@ class SpeedSample(models.Model):
         ordering = ["-created", "-id"]
 
 
+class DeviceMemory(models.Model):
+    """How much memory a run may use on a device, as its worker read it at start
+    (``Engine.memory_limit``; empty on a GPU, where it is not checked). The launch form refuses a
+    run that would need more, with the rows that fit (``stylecore.memory``)."""
+
+    device = models.CharField(max_length=100, unique=True)
+    limit = models.BigIntegerField(null=True, blank=True, help_text="Bytes; empty where not checked.")
+    checked = models.DateTimeField(auto_now=True)
+
+
 class PrecisionCheck(models.Model):
     """Whether a device computes a low precision natively, as its worker measured at start
     (``Engine.emulation``: no kernel, or a test convolution with its gradient slower than in float32). The launch

@@ -8,6 +8,15 @@ from stylecore.engine import IterationReport, TransferResult
 real_engine = jobs.get_engine  # the worker's cached engine, built once for the whole session
 
 
+class StandIn:
+    """What every stand-in shares: its machine has the memory for any run (``Engine.check_memory``)."""
+
+    device = "CPU"
+
+    def check_memory(self, content, settings=None):
+        return None
+
+
 class EngineProxy:
     """The real engine, with a hook that runs after each callback (a user acting mid-run)."""
 
@@ -15,6 +24,7 @@ class EngineProxy:
         self.engine = real_engine()
         self.after_iteration = after_iteration
         self.device = self.engine.device
+        self.check_memory = self.engine.check_memory
 
     def stylize(self, content, style, settings, callback, **kwargs):
         def wrapped(report):
@@ -25,12 +35,10 @@ class EngineProxy:
         return self.engine.stylize(content, style, settings, wrapped, **kwargs)
 
 
-class ScriptedEngine:
+class ScriptedEngine(StandIn):
     """Stands in for the engine without TensorFlow: reports iterations 0 … ``iterations`` of a grey
     48×64 picture to the callback, ``seconds_per_iteration`` apart, calling ``during(report)`` after
     each, then returns or raises ``error``."""
-
-    device = "CPU"
 
     def __init__(self, iterations, *, seconds_per_iteration=1.0, error=None, during=lambda report: None):
         self.iterations, self.seconds_per_iteration = iterations, seconds_per_iteration
@@ -55,10 +63,8 @@ class ScriptedEngine:
         )
 
 
-class FailingEngine:
+class FailingEngine(StandIn):
     """Stands in for the engine: raises ``error`` the way a broken machine or run would."""
-
-    device = "CPU"
 
     def __init__(self, error):
         self.error = error

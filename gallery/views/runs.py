@@ -15,7 +15,7 @@ from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
     finite_or_none, format_loss, iteration_record, loss_chart, settings_rows,
 )
-from gallery.estimates import content_aspect, estimate_run, expected_starts
+from gallery.estimates import content_aspect, estimate_run, expected_starts, memory_refusal
 from gallery.previews import current_preview, preview_context, shown_alpha
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
@@ -83,7 +83,8 @@ def run_create(request, project_id):
         aspect = content_aspect(project)
         run.estimated_seconds = estimate_run(run, aspect).seconds
         styles = continued_styles(source.run) if source else form.chosen_styles(slots)
-        error = quotas.run_refusal(request.user, run, aspect) or _launch(run, source, styles)
+        error = (memory_refusal(run, aspect) or quotas.run_refusal(request.user, run, aspect)
+                 or _launch(run, source, styles))
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)
@@ -102,12 +103,14 @@ def run_create(request, project_id):
 
 
 def estimate_context(form, project, user):
-    """What _estimate.html shows for a launch form's values (no estimate while they are invalid)."""
+    """What _estimate.html shows for a launch form's values (no estimate while they are invalid), and
+    why the workers' machine could not compute the run, if it could not."""
     if not form.is_valid():
         return {"estimate": None}
     run = form.save(commit=False)
     run.project = project
-    return {"estimate": estimate_run(run, content_aspect(project), owner=user)}
+    aspect = content_aspect(project)
+    return {"estimate": estimate_run(run, aspect, owner=user), "too_large": memory_refusal(run, aspect)}
 
 
 def _preview_start(request):

@@ -22,7 +22,7 @@ from gallery.display import format_duration, format_loss
 from gallery.crop import clamp_region, full_size
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
-from gallery.estimates import estimate_run
+from gallery.estimates import current_device, estimate_run, memory_refusal
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
 from gallery.launching import LaunchError, launch_sweep
 from gallery.views.pages import (
@@ -51,6 +51,11 @@ def _estimate(runs, aspect):
     return total, measured
 
 
+def _memory_refusal(runs, aspect):
+    """The first of a sweep's runs too large for the workers' memory, as its refusal, or None."""
+    device = current_device()
+    return next((refusal for refusal in (memory_refusal(run, aspect, device) for run in runs) if refusal), None)
+
 @require_http_methods(["GET", "POST"])
 def sweep_create(request, project_id):
     """The sweep form: "Count and estimate" shows the grid's size and time; "Launch" queues it."""
@@ -76,7 +81,7 @@ def sweep_create(request, project_id):
             (sweep.axis1, sweep.axis1_values), *rest = form.axes
             if rest:
                 sweep.axis2, sweep.axis2_values = rest[0]
-            error = quotas.sweep_refusal(request.user, runs, aspect)
+            error = _memory_refusal(runs, aspect) or quotas.sweep_refusal(request.user, runs, aspect)
             if error is None:
                 try:
                     launch_sweep(sweep, runs)

@@ -290,3 +290,28 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     page.keyboard.press("Enter")
     expect(page.locator("#run-status")).to_have_text("Cancelled")
     expect(page.locator("#run-state")).to_contain_text("This run was cancelled")
+
+
+def test_a_run_too_large_for_the_workers_memory_is_refused_as_it_is_typed_and_at_launch(
+        page, live_server, owner, project, settings):
+    from gallery.models import DeviceMemory
+
+    settings.RUN_MAX_ROWS = 2048
+    DeviceMemory.objects.create(device="", limit=4 * 2 ** 30)  # the device before any worker measured
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/new/")
+    estimate = page.locator("[data-role=estimate]")
+    expect(estimate).to_contain_text("Expected duration: about")
+    expect(estimate).not_to_contain_text("Too large")
+    page.fill("#id_rows", "2048")
+    expect(estimate).to_contain_text("Too large to compute: A 2048×", timeout=15_000)
+    expect(estimate).to_contain_text("Use at most")
+    for theme in ("light", "dark"):
+        page.emulate_media(color_scheme=theme)
+        assert not axe_violations(page), theme
+        page.screenshot(path=str(SCREENSHOTS / f"launch-too-large-{theme}.png"), full_page=True)
+    page.click("button:has-text('Launch run')")
+    expect(page.locator("body")).to_contain_text("the workers' machine lets a run use 3.9 GB. Use at most")
+    assert not Run.objects.exists()
+    page.fill("#id_rows", "400")
+    expect(estimate).not_to_contain_text("Too large", timeout=15_000)

@@ -10,7 +10,8 @@ import pytest
 from django.urls import reverse
 
 from gallery import previews
-from gallery.models import Lane, Preview, Run, SpeedSample
+from gallery.models import DeviceMemory, Lane, Preview, Run, SpeedSample
+from stylecore.memory import machine_memory
 from tests.workers import start_worker, stop_worker, wait_until, worker_env_for_test_db
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -94,6 +95,10 @@ def test_a_runs_duration_is_within_30_percent_of_its_estimate(owner_client, proj
             assert SpeedSample.objects.filter(calibration=False, pixels=128 * 171).count() == attempt + 1
             if abs(ratios[-1] - 1) <= 0.3:
                 break
+        # The calibration also read how much memory a run may use there, for the launch form.
+        wait_until(lambda: DeviceMemory.objects.filter(device=shown.device).exists(), timeout=300, worker=worker,
+                   log_path=log)
+        assert DeviceMemory.objects.get(device=shown.device).limit == machine_memory()
     finally:
         stop_worker(worker)
     assert abs(ratios[-1] - 1) <= 0.3, f"actual/estimated duration of each run: {ratios}"

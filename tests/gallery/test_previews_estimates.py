@@ -449,3 +449,44 @@ def test_the_estimate_raises_the_first_scale_as_the_engine_does(owner):
     run = Run(project=project, rows=128, start_rows=16, iterations=10, save_every=1, init="content")
     engine_sizes = [size for size, _last in scale_plan(128, smallest_rows((50, 40), 16), 10)]
     assert [rows for rows, _cols, _evaluations in estimates.run_scales(run, content_aspect(project))] == engine_sizes
+
+
+# -- runs too large for the workers' memory ----------------------------------------------------------
+
+
+def test_the_launch_form_refuses_a_run_too_large_for_the_workers_memory_and_says_what_fits(
+        owner_client, project, settings):
+    from gallery.models import DeviceMemory
+
+    settings.RUN_MAX_ROWS = 2048
+    calibrate(device="CPU (tensorflow)", precision="float32")
+    DeviceMemory.objects.create(device="CPU (tensorflow)", limit=4 * 2 ** 30)
+    url = reverse("run_create", args=[project.id])
+
+    refused = owner_client.post(url, FORM | {"rows": "2048", "start_rows": "2048"})
+    assert refused.status_code == 200 and not Run.objects.exists() and not OrmQ.objects.exists()
+    page = refused.content.decode()
+    assert "the workers&#x27; machine lets a run use 3.9 GB. Use at most" in page
+    estimate = owner_client.get(reverse("run_estimate", args=[project.id]), FORM | {"rows": "2048"})
+    assert "Too large to compute: A 2048×" in estimate.content.decode()
+
+    fits = owner_client.get(reverse("run_estimate", args=[project.id]), FORM)
+    assert "Too large" not in fits.content.decode()
+    assert owner_client.post(url, FORM).status_code == 302
+
+
+def test_a_gpu_worker_or_an_unknown_machine_refuses_nothing_for_memory(owner, monkeypatch):
+    from gallery.models import DeviceMemory
+    from gallery.views.runs import content_aspect
+
+    project = create_project(owner)
+    run = Run(project=project, rows=2048, start_rows=2048, iterations=1, save_every=1, init="content")
+    aspect = content_aspect(project)
+    DeviceMemory.objects.create(device="GPU:0 NVIDIA H200 (jax)", limit=None)
+    assert estimates.memory_refusal(run, aspect, device="GPU:0 NVIDIA H200 (jax)") == ""
+    # Before any worker read its memory: this machine's, where TensorFlow computes on its CPU.
+    monkeypatch.setenv("STYLECORE_MEMORY_LIMIT", "2G")
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert "Use at most" in estimates.memory_refusal(run, aspect, device="")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert estimates.memory_refusal(run, aspect, device="") == ""

@@ -1,5 +1,6 @@
 """gallery.tasks in the test process: real engine, tiny images (48 rows), a few iterations."""
 import io
+import re
 from datetime import timedelta
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from gallery import cleanup, jobs, launching, queue, recovery, tasks
 from gallery.models import Iteration, Run
-from tests.engines import EngineProxy
+from tests.engines import EngineProxy, StandIn
 from tests.factories import TINY, create_project, make_run
 
 
@@ -271,7 +272,20 @@ def test_a_broken_image_file_fails_the_run_with_a_readable_message(project):
     assert not run.saved_iterations.exists()
 
 
-class _OutOfMemoryEngine:
+def test_a_run_too_large_for_the_machine_fails_at_once_saying_how_many_rows_fit(project, monkeypatch):
+    monkeypatch.setenv("STYLECORE_MEMORY_LIMIT", "2G")
+    run = make_run(project, rows=2048)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert re.match(r"A 2048×\d+-pixel picture needs about \d+ GB of memory to compute, and this machine lets a "
+                    r"run use 1\.9 GB\. Use at most \d+ rows", run.error), run.error
+    assert not run.base_image and not run.style_image and not run.saved_iterations.exists()
+
+
+class _OutOfMemoryEngine(StandIn):
     device = "GPU:0 Test"
 
     def stylize(self, *args, **kwargs):
