@@ -184,6 +184,18 @@ def test_a_sweep_over_the_storage_limit_is_refused(owner_client, project, queued
     assert not Sweep.objects.exists()
 
 
+def test_a_sweep_with_a_size_too_large_for_the_workers_memory_is_refused(owner_client, project, queued, settings):
+    from gallery.models import DeviceMemory
+
+    settings.RUN_MAX_ROWS = 2048
+    DeviceMemory.objects.create(device="", limit=4 * 2 ** 30)  # the device before any worker measured
+    response = post_sweep(owner_client, project, axis1=("rows", "64, 2048"), axis2=None)
+    page = html.unescape(response.content.decode())
+    assert "A 2048×" in page and "the workers' machine lets a run use 3.9 GB. Use at most" in page
+    assert not Sweep.objects.exists() and not Run.objects.exists()
+    assert post_sweep(owner_client, project, axis1=("rows", "64, 128"), axis2=None).status_code == 302
+
+
 def test_queued_sweep_runs_do_not_block_single_launches(owner, project, settings):
     from gallery.quotas import run_refusal
 
