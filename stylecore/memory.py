@@ -107,6 +107,31 @@ def settings_memory(rows, cols, settings, lbfgs_steps=None):
     return run_memory(rows, cols, style_rows * style_cols, steps)
 
 
+def _valid(content_shape, rows):
+    try:
+        output_size(content_shape, rows)
+    except SettingsError:  # too narrow at that size
+        return False
+    return True
+
+
+def _largest_rows_that_fit(content_shape, rows, need, usable):
+    """The most rows below ``rows`` (a valid size that does not fit) whose output fits in ``usable``
+    bytes, or 0. Larger outputs need more memory; smaller ones may be too narrow for VGG19."""
+    low, high = MIN_SIDE - 1, rows  # the smallest valid size is in (low, high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if _valid(content_shape, middle) else (middle, high)
+    if need(high) > usable:
+        return 0
+    low = high  # fits; the largest size that fits is in [low, rows)
+    high = rows
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if need(middle) <= usable else (low, middle)
+    return low
+
+
 def check_run_fits(content_shape, settings, available=None, *, lbfgs_steps=None, where="this machine"):
     """Raise SettingsError when a run of ``settings`` (its ``rows``, ``style_scale``, ``optimizer``)
     on a content image of ``content_shape`` needs more memory than ``available`` bytes (default
@@ -124,17 +149,7 @@ def check_run_fits(content_shape, settings, available=None, *, lbfgs_steps=None,
     needed = need(rows)
     if needed <= usable:
         return
-    low, high = 0, rows  # the largest rows in [MIN_SIDE, rows) whose output fits, 0 if none
-    while high - low > 1:
-        middle = (low + high) // 2
-        try:
-            fits = middle >= MIN_SIDE and need(middle) <= usable
-        except SettingsError:  # too narrow at that size
-            fits = False
-        if fits:
-            low = middle
-        else:
-            high = middle
+    low = _largest_rows_that_fit(content_shape, rows, need, usable)
     out_rows, out_cols = output_size(content_shape, rows)
     if low:
         advice = f"Use at most {low} rows for this content image, or a less elongated one."

@@ -78,6 +78,15 @@ def test_a_run_too_large_is_refused_with_the_largest_rows_that_fit():
     memory.check_run_fits(shape, RunSettings(rows=largest), available=available)
 
 
+def test_a_tall_narrow_picture_is_offered_a_size_wide_enough_for_vgg19():
+    # 400 times taller than wide: below 6,400 rows the output is too narrow for VGG19.
+    with pytest.raises(stylecore.SettingsError) as refused:
+        memory.check_run_fits((4000, 10, 3), RunSettings(rows=100000), available=8 * GB)
+    largest = int(re.search(r"Use at most (\d+) rows", str(refused.value)).group(1))
+    assert largest > 6400
+    memory.check_run_fits((4000, 10, 3), RunSettings(rows=largest), available=8 * GB)
+
+
 def test_a_picture_too_elongated_for_any_size_says_to_crop_it():
     with pytest.raises(stylecore.SettingsError, match="No size of this content image fits: crop it"):
         memory.check_run_fits((2, 200000, 3), RunSettings(rows=400), available=2 * GB)
