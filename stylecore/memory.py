@@ -31,6 +31,9 @@ USABLE_SHARE = 0.9
 # STYLECORE_MEMORY_LIMIT caps what the engine assumes it may use (e.g. "8G", "512M" or bytes), for a
 # worker that shares its machine with other heavy processes.
 LIMIT_VARIABLE = "STYLECORE_MEMORY_LIMIT"
+# A content image whose long side is more than this many times its short side is called elongated in the
+# advice (cropping it is a way to a larger size).
+ELONGATED = 2
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
 
 
@@ -152,7 +155,9 @@ def check_run_fits(content_shape, settings, available=None, *, lbfgs_steps=None,
     low = _largest_rows_that_fit(content_shape, rows, need, usable)
     out_rows, out_cols = output_size(content_shape, rows)
     if low:
-        advice = f"Use at most {low} rows for this content image, or a less elongated one."
+        height, width = content_shape[:2]
+        elongated = ", or a less elongated one" if max(height, width) > ELONGATED * min(height, width) else ""
+        advice = f"Use at most {low} rows for this content image{elongated}."
     elif BASE_BYTES > usable:
         advice = f"Even the smallest run needs about {gigabytes(BASE_BYTES)}: compute on a machine with more memory."
     else:

@@ -75,6 +75,7 @@ def test_a_run_too_large_is_refused_with_the_largest_rows_that_fit():
         return memory.settings_memory(*output_size(shape, rows), wanted)
 
     assert need(largest) <= usable < need(largest + 1)
+    assert message.endswith(f"Use at most {largest} rows for this content image.")  # 4:3 is not elongated
     memory.check_run_fits(shape, RunSettings(rows=largest), available=available)
 
 
