@@ -139,18 +139,25 @@ def precision_refusal(requested, device=None):
     return ""
 
 
-def memory_refusal(run, aspect, device=None):
-    """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): it
-    would need more memory than a run may use there (``stylecore.memory``), or "". The limit is what
-    the device's worker read at start (``DeviceMemory``; none on a GPU); before any worker did, this
+def workers_memory_limit(device=None):
+    """Bytes a run may use on the workers' machine: what ``device``'s worker read at start
+    (``DeviceMemory``; None on a GPU, where it is not checked); before any worker did, this
     machine's, where the TensorFlow backend computes on its CPU (``make run`` starts the worker beside
     the site)."""
     device = current_device() if device is None else device
-    checked = list(DeviceMemory.objects.filter(device=device).values_list("limit", flat=True))
-    if checked:
-        limit = checked[0]
-    else:
-        limit = machine_memory() if backend.name() == "tensorflow" else None
+    for limit in DeviceMemory.objects.filter(device=device).values_list("limit", flat=True):
+        return limit
+    return machine_memory() if backend.name() == "tensorflow" else None
+
+
+def memory_refusal(run, aspect, device=None):
+    """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): it
+    would need more memory than a run may use there (``workers_memory_limit``), or ""."""
+    return memory_refusal_within(run, aspect, workers_memory_limit(device))
+
+
+def memory_refusal_within(run, aspect, limit):
+    """``memory_refusal`` against a known ``limit`` (bytes, or None: not checked), for many runs at once."""
     if limit is None:
         return ""
     aspect = Fraction(aspect)

@@ -66,7 +66,7 @@ from .images import (
     MIN_SIDE, _load_as, caffe_bounds, deprocess, fit_style, load_image, output_size, preprocess, resize,
     validate_style_fit,
 )
-from .memory import check_run_fits, machine_memory
+from .memory import LBFGS_MEMORY, check_run_fits, lbfgs_memory, machine_memory
 from . import backend
 from .network import gpu_supports_bfloat16, resolve_precision
 from .schema import DEFAULTS, RunSettings
@@ -81,13 +81,6 @@ POOLING = DEFAULTS.pooling
 DEFAULT_STYLE_LAYERS = parse_style_layers(DEFAULTS.style_layers)
 STYLE_LAYERS = tuple(name for name, _weight in DEFAULT_STYLE_LAYERS)
 TV_EXPONENT = 1.25
-# L-BFGS keeps this many past steps (scipy's default is 10): at 400×533 in bfloat16, 30 reached
-# the first engine's 50-iteration loss at iteration 27, where 10 were still 2.4 % above it at
-# iteration 28, for 0.07 s more per evaluation (docs/PERFORMANCE.md, 29 Nov). Each step
-# is two float64 vectors of the image's size, so large images keep fewer, down to 10, within
-# LBFGS_MEMORY_BYTES (4:3 images: 400 rows keep 30 steps, 307 MB; 1024 rows 14; from 1250 rows 10).
-LBFGS_MEMORY = (10, 30)
-LBFGS_MEMORY_BYTES = 10 ** 9
 ADAM_LEARNING_RATE = 4.0  # caffe pixel units (0..255 scale) per step, before Adam's normalisation
 SCALE_STEP = math.sqrt(2)
 # Share of a run's iterations spent at its full size; the smaller scales share the rest equally
@@ -205,12 +198,6 @@ def _tv_loss(ops, x):
     a = ops.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
     b = ops.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
     return ops.mean(ops.power(a + b, TV_EXPONENT))
-
-
-def lbfgs_memory(variables):
-    """How many past steps L-BFGS keeps for an image of ``variables`` values (see LBFGS_MEMORY)."""
-    fewest, most = LBFGS_MEMORY
-    return max(fewest, min(most, LBFGS_MEMORY_BYTES // (2 * 8 * variables)))
 
 
 def lbfgs_scale(shape):
@@ -657,7 +644,7 @@ class Engine:
         ``lbfgs_memory``: how many past steps L-BFGS keeps (its history size, scipy's ``maxcor``,
         optax's ``memory_size``), at every size of the run; None (the default) keeps the engine's
         choice, ``lbfgs_memory(pixels)``: 30 steps, fewer for images so large that 30 would take more
-        than LBFGS_MEMORY_BYTES. Adam ignores it.
+        than ``stylecore.memory.LBFGS_MEMORY_BYTES``. Adam ignores it.
 
         ``on_evaluation(seconds, evaluations)``: called as the run evaluates its loss and gradient.
         On TensorFlow (scipy's L-BFGS on the host) and with Adam, once per evaluation, with

@@ -35,12 +35,19 @@ LIMIT_VARIABLE = "STYLECORE_MEMORY_LIMIT"
 # advice (cropping it is a way to a larger size).
 ELONGATED = 2
 _UNITS = {"": 1, "K": 2 ** 10, "M": 2 ** 20, "G": 2 ** 30, "T": 2 ** 40}
+# L-BFGS keeps this many past steps (scipy's default is 10): at 400×533 in bfloat16, 30 reached
+# the first engine's 50-iteration loss at iteration 27, where 10 were still 2.4 % above it at
+# iteration 28, for 0.07 s more per evaluation (docs/PERFORMANCE.md, 29 Nov). Each step
+# is two float64 vectors of the image's size, so large images keep fewer, down to 10, within
+# LBFGS_MEMORY_BYTES (4:3 images: 400 rows keep 30 steps, 307 MB; 1024 rows 14; from 1250 rows 10).
+LBFGS_MEMORY = (10, 30)
+LBFGS_MEMORY_BYTES = 10 ** 9
 
 
 def parse_bytes(text):
     """Bytes from "8G", "512M", "1.5G", "123456" (binary units, an optional trailing "B" or "iB")."""
     value = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    unit = value[-1:] if value[-1:] in _UNITS and value[-1:] else ""
+    unit = value[-1] if value and value[-1] in _UNITS else ""
     try:
         number = float(value[:-1] if unit else value)
     except ValueError:
@@ -82,6 +89,12 @@ def lbfgs_history_bytes(pixels, steps):
     return 2 * 8 * 3 * pixels * steps
 
 
+def lbfgs_memory(variables):
+    """How many past steps L-BFGS keeps for an image of ``variables`` values (see LBFGS_MEMORY)."""
+    fewest, most = LBFGS_MEMORY
+    return max(fewest, min(most, LBFGS_MEMORY_BYTES // (2 * 8 * variables)))  # two float64 vectors a step
+
+
 def run_memory(rows, cols, style_pixels=0, lbfgs_steps=0):
     """Bytes a run computing an output of rows × cols needs at its peak, on a CPU."""
     pixels = rows * cols
@@ -99,8 +112,6 @@ def settings_memory(rows, cols, settings, lbfgs_steps=None):
     """Bytes a run of ``settings`` (anything with ``style_scale`` and ``optimizer``: a RunSettings, a
     gallery Run) needs at its peak at an output of rows × cols: L-BFGS's past steps as the engine
     keeps them (``lbfgs_steps``, or its choice at that size), Adam's two moments."""
-    from .engine import lbfgs_memory  # the engine imports this module
-
     pixels = rows * cols
     if settings.optimizer == "lbfgs":
         steps = lbfgs_steps if lbfgs_steps is not None else lbfgs_memory(3 * pixels)
@@ -168,5 +179,5 @@ def check_run_fits(content_shape, settings, available=None, *, lbfgs_steps=None,
     )
 
 
-__all__ = ["machine_memory", "run_memory", "settings_memory", "check_run_fits", "lbfgs_history_bytes",
+__all__ = ["LBFGS_MEMORY", "LBFGS_MEMORY_BYTES", "lbfgs_memory", "machine_memory", "run_memory", "settings_memory", "check_run_fits", "lbfgs_history_bytes",
            "parse_bytes", "gigabytes"]

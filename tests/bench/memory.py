@@ -60,10 +60,9 @@ def peak_of(rows, cols, scale, precision):
 
 
 def measure_memory(args):
-    from stylecore.engine import lbfgs_memory
-    from stylecore.images import style_size
     from stylecore import DEFAULTS
-    from stylecore.memory import GIB, lbfgs_history_bytes, settings_memory
+    from stylecore.images import style_size
+    from stylecore.memory import GIB, lbfgs_history_bytes, lbfgs_memory, settings_memory
 
     precision = args.precision
     rows_seen = []
