@@ -41,6 +41,12 @@ def name():
     return chosen
 
 
+def named_in(label):
+    """The backend an ``Engine.device`` label names ("CPU (jax)": jax), else ``name()``."""
+    inside = str(label).rpartition("(")[2].rstrip(")")
+    return inside if inside in BACKENDS else name()
+
+
 def _configure_memory(chosen):
     """Two workers on one GPU must not both take all of its memory: TensorFlow grows its use as
     needed; JAX allocates on demand instead of preallocating 75 % of the card."""

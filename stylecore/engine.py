@@ -66,7 +66,7 @@ from .images import (
     MIN_SIDE, _load_as, caffe_bounds, deprocess, fit_style, load_image, output_size, preprocess, resize,
     validate_style_fit,
 )
-from .memory import LBFGS_MEMORY, check_run_fits, lbfgs_memory, machine_memory
+from .memory import LBFGS_MEMORY, check_preview_fits, check_run_fits, lbfgs_memory, machine_memory
 from . import backend
 from .network import gpu_supports_bfloat16, resolve_precision
 from .schema import DEFAULTS, RunSettings
@@ -579,15 +579,21 @@ class Engine:
         time of one Gatys evaluation. ``alpha`` blends the content's features (0) with the
         style's statistics (1). The style image is fitted as for a run (``style_fit``, ``style_scale``);
         ``style`` may be a list of images blended by ``style_blend_weights``; ``preserve_colors``
-        (None, "luminance" or "histogram") keeps the content's colours as in a run."""
+        (None, "luminance" or "histogram") keeps the content's colours as in a run. A preview too large
+        for this machine's memory is refused first (SettingsError), as a run is."""
         alpha = validate_alpha(alpha)
         inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
         rows = validate_rows(rows)
+        output_size(inputs.content.shape, rows)  # refuses outputs too narrow
+        _ = self.device
+        if self._device.kind == "CPU":
+            check_preview_fits(inputs.content.shape, rows, inputs.style_scale, self.preview_fraction,
+                               backend=self.backend)
         base, colour_base, styles = inputs.at(rows)
         pixels = base.shape[0] * base.shape[1]
         precision = self.resolve_precision(precision, pixels)
-        scale = self.preview_scale(pixels)
-        if scale < 1 and min(base.shape[:2]) * scale >= 2 * MIN_SIDE:  # a narrow picture stays whole
+        scale = self.preview_fraction(*base.shape[:2])
+        if scale < 1:
             base_at, _colour, styles = inputs.at(round(rows * scale))
         else:
             base_at = base
@@ -603,6 +609,12 @@ class Engine:
         if pixels < AUTO_MIN_PIXELS or self._device.kind != "CPU" or self.resolve_precision("auto") != "float32":
             return 1.0
         return FLOAT32_CPU_PREVIEW_SCALE
+
+    def preview_fraction(self, rows, cols):
+        """The fraction of each side at which ``preview`` computes an output of rows × cols:
+        ``preview_scale``, but 1 where that would leave a side under twice VGG19's smallest."""
+        scale = self.preview_scale(rows * cols)
+        return scale if scale < 1 and min(rows, cols) * scale >= 2 * MIN_SIDE else 1.0
 
     def _preview_pixels(self, content_image, style_images, blend, alpha, precision):
         from .network import adain_statistics
@@ -714,9 +726,9 @@ class Engine:
         (``stylecore.memory``); on a CPU only. ``stylize`` checks it first; a caller that prepares
         pictures at the run's size before it (``engine_inputs``) may check it earlier."""
         content_shape = content if isinstance(content, tuple) else _load_as("Content", content).shape
-        limit = self.memory_limit()
-        if limit is not None:
-            check_run_fits(content_shape, settings, limit, lbfgs_steps=lbfgs_steps)
+        _ = self.device
+        if self._device.kind == "CPU":
+            check_run_fits(content_shape, settings, lbfgs_steps=lbfgs_steps, backend=self.backend)
 
     def _initial_pixels(self, init, content_image, style_images, blend, seed, alpha, precision):
         rows, cols = content_image.shape[:2]

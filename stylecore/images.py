@@ -20,9 +20,14 @@ STYLE_FITS = ("crop", "resize")
 
 # VGG19 pools four times before block5_conv2: each side needs at least 16 pixels.
 MIN_SIDE = 16
+# The largest picture (pixels) that goes through the network on TensorFlow's CPU: its 3×3
+# convolutions of 64 channels end the process with a segmentation fault above about 10.95 megapixels
+# (TensorFlow 2.21, with oneDNN and without: 3000×3650 computes, 1000×11000 crashes; XLA's do not).
+# ``stylecore.memory`` refuses larger runs and previews there.
+MAX_NETWORK_PIXELS = 10_000_000
 # A style image seen at a large style_scale is capped at this many pixels (the network's memory
-# grows with them; 4x of a 2048-row output would be about 90 megapixels).
-MAX_STYLE_PIXELS = 16_000_000
+# grows with them, and 4x of a 2048-row output would be about 90 megapixels), on every backend.
+MAX_STYLE_PIXELS = MAX_NETWORK_PIXELS
 
 _FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 

@@ -10,7 +10,7 @@ from stylecore.samples import landscape, swirls
 from stylecore.settings import validate_alpha
 
 from . import timing
-from .memory import measure_memory
+from .memory import DEFAULT_PREVIEW_SIZES, measure_memory
 from .benchset import (
     CANDIDATES, QUICK_CANDIDATES, QUICK_REFERENCE_ITERATIONS, QUICK_ROWS, SETS, run_iterations_set, run_set,
     compare_iteration_reports, select_candidates, select_pairs, summarise_iteration_reports,
@@ -99,8 +99,15 @@ def main(argv=None):
                         help="with --against: float32's seconds per evaluation over bfloat16's on the machine the "
                              "runs are for, measured side by side (--part timing); adds the ratio of times, each "
                              "run's bfloat16 evaluations (up to its switch to float32) counted 1/X of a float32 one")
-    parser.add_argument("--sizes", help="part (k): ROWSxCOLS[@STYLE_SCALE],... the runs whose peak memory is measured "
-                        "(default 64x64,300x300,600x600,400x800,400x400@4)")
+    parser.add_argument("--sizes", help="part (k): ROWSxCOLS[@STYLE_SCALE][/FRACTION],... the runs whose peak memory is "
+                        "measured (default 64x64,300x300,600x600,400x800,400x400@4); with --preview, the previews, "
+                        "computed at FRACTION of each side (default the engine's own on this machine; default "
+                        f"sizes {DEFAULT_PREVIEW_SIZES})")
+    parser.add_argument("--preview", action="store_true",
+                        help="part (k): measure the AdaIN preview's peak memory instead of a run's")
+    parser.add_argument("--convolutions", metavar="SIZES",
+                        help="part (k): ROWSxCOLS,... try one 3×3 convolution of 64 channels at each size, each in a "
+                             "process of its own, and say which compute (TensorFlow's CPU kernels crash above ~11 Mpx)")
     parser.add_argument("--json", help="with --set: write the report's fields to this JSON file")
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
                         help="with --set: the precision the candidates compute in (default auto, what a user's run "
@@ -139,8 +146,8 @@ def main(argv=None):
         except ValueError as exc:
             parser.error(f"--sizes: {exc}")
         return 0
-    if args.sizes:
-        parser.error("--sizes goes with --part memory")
+    if args.sizes or args.preview or args.convolutions:
+        parser.error("--sizes, --preview and --convolutions go with --part memory")
     if args.part == "iterations":
         if not args.set or args.content or args.candidates or args.quick or args.precision == "bfloat16":
             parser.error("part (j) runs the default run over a set's pairs: give --set, and no images, "

@@ -353,12 +353,18 @@ def test_two_sets_of_runs_are_compared_iteration_by_iteration(tmp_path, capsys):
 def test_the_memory_part_takes_sizes_with_an_optional_style_scale(capsys):
     from tests.bench.memory import parse_sizes
 
-    assert parse_sizes("64x48, 600x800@4") == [(64, 48, 1.0), (600, 800, 4.0)]
+    assert parse_sizes("64x48, 600x800@4, 600x800/0.6") == [(64, 48, 1.0, None), (600, 800, 4.0, None),
+                                                            (600, 800, 1.0, 0.6)]
+    with pytest.raises(ValueError, match="above 0 and at most 1"):
+        parse_sizes("64x48/2")
     with pytest.raises(SystemExit):
         cli.main(["--part", "memory", "--sizes", "64by48"])
     assert "--sizes" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["--part", "timing", "--sizes", "64x48"])
+    with pytest.raises(SystemExit):  # a fraction of each side is a preview's
+        cli.main(["--part", "memory", "--sizes", "64x48/0.5"])
+    for option in (["--sizes", "64x48"], ["--preview"], ["--convolutions", "64x48"]):
+        with pytest.raises(SystemExit):
+            cli.main(["--part", "timing", *option])
 
 
 @pytest.mark.slow
@@ -371,3 +377,18 @@ def test_the_memory_part_reports_each_runs_peak_against_the_model_and_fits_them(
         peak, model, ratio = map(float, row[4:7])
         assert 0.3 < peak < 8 and ratio == pytest.approx(peak / model, abs=0.03)  # each printed to 2 places
     assert "least squares of the peaks less L-BFGS's steps:" in out
+
+
+@pytest.mark.slow
+def test_the_memory_part_measures_previews_at_a_given_fraction_and_tries_convolutions(capsys):
+    assert cli.main(["--part", "memory", "--preview", "--sizes", "32x32,96x128/0.5,48x64@2/1,64x64/1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("32x32", "96x128", "48x64", "64x64"))]
+    assert [row[:3] for row in rows] == [["32x32", "32x32", "32x32"], ["96x128", "48x64", "48x64"],
+                                         ["48x64", "48x64", "96x128"], ["64x64", "64x64", "64x64"]]
+    for row in rows:
+        peak, model, ratio = map(float, row[3:6])
+        assert 0.3 < peak < 8 and ratio == pytest.approx(peak / model, abs=0.03)
+    assert "least squares of the peaks:" in out
+    assert cli.main(["--part", "memory", "--convolutions", "32x48"]) == 0
+    assert "32x48     0.00 megapixels: computes (" in capsys.readouterr().out
