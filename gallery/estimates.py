@@ -139,30 +139,35 @@ def precision_refusal(requested, device=None):
     return ""
 
 
-def workers_memory_limit(device=None):
-    """Bytes a run may use on the workers' machine: what ``device``'s worker read at start
-    (``DeviceMemory``; None on a GPU, where it is not checked); before any worker did, this
-    machine's, where the TensorFlow backend computes on its CPU (``make run`` starts the worker beside
-    the site)."""
+def workers_machine(device=None):
+    """(bytes a run may use, backend) on the workers' machine: what ``device``'s worker read at start
+    (``DeviceMemory``; None on a GPU, where nothing is checked) and the backend its label names; before
+    any worker did, this machine's, where the TensorFlow backend computes on its CPU (``make run`` starts
+    the worker beside the site)."""
     device = current_device() if device is None else device
     for limit in DeviceMemory.objects.filter(device=device).values_list("limit", flat=True):
-        return limit
-    return machine_memory() if backend.name() == "tensorflow" else None
+        return limit, backend.named_in(device)
+    chosen = backend.name()
+    return (machine_memory() if chosen == "tensorflow" else None), chosen
 
 
 def memory_refusal(run, aspect, device=None):
-    """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): it
-    would need more memory than a run may use there (``workers_memory_limit``), or ""."""
-    return memory_refusal_within(run, aspect, workers_memory_limit(device))
+    """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): too
+    large for its backend's network on a CPU, or more memory than a run may use there
+    (``workers_machine``), or ""."""
+    return memory_refusal_within(run, aspect, workers_machine(device))
 
 
-def memory_refusal_within(run, aspect, limit):
-    """``memory_refusal`` against a known ``limit`` (bytes, or None: not checked), for many runs at once."""
+def memory_refusal_within(run, aspect, machine):
+    """``memory_refusal`` on a known ``machine`` (``workers_machine``: its limit in bytes, or None where
+    nothing is checked, and its backend), for many runs at once."""
+    limit, chosen = machine
     if limit is None:
         return ""
     aspect = Fraction(aspect)
     try:
-        check_run_fits((aspect.denominator, aspect.numerator), run, limit, where="the workers' machine")
+        check_run_fits((aspect.denominator, aspect.numerator), run, limit, where="the workers' machine",
+                       backend=chosen)
     except SettingsError as exc:
         return str(exc)
     return ""

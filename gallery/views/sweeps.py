@@ -22,7 +22,7 @@ from gallery.display import format_duration, format_loss
 from gallery.crop import clamp_region, full_size
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
-from gallery.estimates import estimate_run, memory_refusal_within, workers_memory_limit
+from gallery.estimates import estimate_run, memory_refusal_within, workers_machine
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
 from gallery.launching import LaunchError, launch_sweep
 from gallery.views.pages import (
@@ -53,8 +53,8 @@ def _estimate(runs, aspect):
 
 def _memory_refusal(runs, aspect):
     """The first of a sweep's runs too large for the workers' memory, as its refusal, or None."""
-    limit = workers_memory_limit()
-    return next((refusal for refusal in (memory_refusal_within(run, aspect, limit) for run in runs) if refusal), None)
+    machine = workers_machine()
+    return next((refusal for refusal in (memory_refusal_within(run, aspect, machine) for run in runs) if refusal), None)
 
 
 @require_http_methods(["GET", "POST"])

@@ -490,3 +490,29 @@ def test_a_gpu_worker_or_an_unknown_machine_refuses_nothing_for_memory(owner, mo
     assert "Use at most" in estimates.memory_refusal(run, aspect, device="")
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert estimates.memory_refusal(run, aspect, device="") == ""
+
+
+def test_the_workers_backend_decides_the_figures_and_tensorflows_cpu_limit(owner, monkeypatch):
+    from gallery.models import DeviceMemory
+    from gallery.views.runs import content_aspect
+    from stylecore.memory import settings_memory
+    from tests.factories import make_image
+
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    project = create_project(owner, content=make_image(256, 64, seed=3))  # 4:1, the widest allowed
+    aspect = content_aspect(project)
+    plenty = 2 ** 40
+    DeviceMemory.objects.create(device="CPU (tensorflow)", limit=plenty)
+    DeviceMemory.objects.create(device="CPU (jax)", limit=plenty)
+    widest = Run(project=project, rows=2048, start_rows=2048, iterations=1, save_every=1, init="content")
+    # 2048×8192 is 16.8 megapixels: TensorFlow's CPU convolutions crash above about 11, XLA's do not.
+    refusal = estimates.memory_refusal(widest, aspect, device="CPU (tensorflow)")
+    assert refusal.startswith("A 2048×8192-pixel picture would put 16.8 megapixels through the network")
+    assert refusal.endswith("Use at most 1581 rows for this content image, or a less elongated one.")
+    assert estimates.memory_refusal(widest, aspect, device="CPU (jax)") == ""
+    # With memory for a 1024-row run on TensorFlow's figures, XLA's need more.
+    run = Run(project=project, rows=1024, start_rows=1024, iterations=1, save_every=1, init="content")
+    need = settings_memory(1024, 4096, run, backend="tensorflow")
+    DeviceMemory.objects.filter(device__startswith="CPU").update(limit=int(need / 0.9) + 2 ** 27)
+    assert estimates.memory_refusal(run, aspect, device="CPU (tensorflow)") == ""
+    assert "Use at most" in estimates.memory_refusal(run, aspect, device="CPU (jax)")
