@@ -584,9 +584,7 @@ class Engine:
         alpha = validate_alpha(alpha)
         inputs = _Inputs(content, style, style_blend_weights, preserve_colors, style_fit, style_scale)
         rows = validate_rows(rows)
-        output_size(inputs.content.shape, rows)  # refuses outputs too narrow
-        _ = self.device
-        if self._device.kind == "CPU":
+        if self._on_cpu():
             check_preview_fits(inputs.content.shape, rows, inputs.style_scale, self.preview_fraction,
                                backend=self.backend)
         base, colour_base, styles = inputs.at(rows)
@@ -717,8 +715,12 @@ class Engine:
     def memory_limit(self):
         """Bytes of memory a run on this engine may use (``stylecore.memory.machine_memory``), or None
         on a GPU, where the device's memory bounds a run and has not been measured."""
+        return machine_memory() if self._on_cpu() else None
+
+    def _on_cpu(self):
+        """Whether this engine computes on the CPU, where its memory and TensorFlow's size limit are checked."""
         _ = self.device
-        return None if self._device.kind == "GPU" else machine_memory()
+        return self._device.kind == "CPU"
 
     def check_memory(self, content, settings=DEFAULTS, lbfgs_steps=None):
         """Raise SettingsError where a run of ``settings`` on ``content`` (an image, a path or an array's
@@ -726,8 +728,7 @@ class Engine:
         (``stylecore.memory``); on a CPU only. ``stylize`` checks it first; a caller that prepares
         pictures at the run's size before it (``engine_inputs``) may check it earlier."""
         content_shape = content if isinstance(content, tuple) else _load_as("Content", content).shape
-        _ = self.device
-        if self._device.kind == "CPU":
+        if self._on_cpu():
             check_run_fits(content_shape, settings, lbfgs_steps=lbfgs_steps, backend=self.backend)
 
     def _initial_pixels(self, init, content_image, style_images, blend, seed, alpha, precision):

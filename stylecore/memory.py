@@ -236,13 +236,14 @@ def _check_fits(content_shape, rows, need_at, computed_at, available, where, wha
         return
     noun = "picture" if what == "run" else what
     out_rows, out_cols = output_size(content_shape, rows)
-    if largest is not None and computed(rows) > largest:
-        reason = (f"A {out_rows}×{out_cols}-pixel {noun} would put {computed(rows) / 1e6:,.1f} megapixels through "
+    through = computed_at(out_rows, out_cols)
+    if largest is not None and through > largest:
+        reason = (f"A {out_rows}×{out_cols}-pixel {noun} would put {through / 1e6:,.1f} megapixels through "
                   f"the network; on a CPU the engine takes at most {largest / 1e6:g} (TensorFlow's convolutions crash "
                   f"above about 11).")
     else:
-        reason = (f"A {out_rows}×{out_cols}-pixel {noun} needs about {gigabytes(need(rows))} of memory to compute, "
-                  f"and {where} lets a {what} use {gigabytes(usable)}.")
+        reason = (f"A {out_rows}×{out_cols}-pixel {noun} needs about {gigabytes(need_at(out_rows, out_cols))} of "
+                  f"memory to compute, and {where} lets a {what} use {gigabytes(usable)}.")
     low = _largest_rows_that_fit(content_shape, rows, fits)
     smallest = need_at(MIN_SIDE, MIN_SIDE)
     if low:
@@ -279,10 +280,9 @@ def check_preview_fits(content_shape, rows, style_scale=1.0, fraction=None, avai
     def need_at(rows, cols):
         return preview_memory(rows, cols, style_scale, fraction_at(rows, cols), backend)
 
-    def computed_at(rows, cols):
+    def computed_at(rows, cols):  # the content as computed (a style is never seen over the limit)
         at_rows, at_cols = preview_size(rows, cols, fraction_at(rows, cols))
-        style_rows, style_cols = style_size(at_rows, at_cols, style_scale)
-        return max(at_rows * at_cols, style_rows * style_cols)
+        return at_rows * at_cols
 
     _check_fits(content_shape, rows, need_at, computed_at, available, where, "preview", backend)
 

@@ -30,6 +30,7 @@ import sys
 
 import numpy as np
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout the children import
 DEFAULT_SIZES = "64x64,300x300,600x600,400x800,400x400@4"
 DEFAULT_PREVIEW_SIZES = "64x64,400x400,1000x1000,1600x2000,1000x1000@2,1000x1000/1,1600x2000/1"
 
@@ -77,12 +78,11 @@ def try_convolutions(text):
     of that size computes in a process of its own, or how that process ended."""
     import signal
 
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, PYTHONPATH=here, TF_CPP_MIN_LOG_LEVEL="2")
+    environment = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     print("(k) one 3×3 convolution of 64 channels into 64, each in a process of its own")
     for rows, cols, _scale, _fraction in parse_sizes(text):
         done = subprocess.run([sys.executable, "-c", CONVOLUTION, str(rows), str(cols)], capture_output=True,
-                              text=True, env=environment, cwd=here)
+                              text=True, env=environment, cwd=ROOT)
         if done.returncode == 0:
             _, _value, chosen = next(line for line in done.stdout.splitlines() if line.startswith("computed ")).split()
             outcome = f"computes ({chosen})"
@@ -110,10 +110,9 @@ def parse_sizes(text):
 def peak_of(rows, cols, scale, precision, what="run"):
     """(peak bytes, fraction of each side computed, device) of a child process computing that run
     (``what`` "run"), or that preview at the engine's own fraction ("engine") or at a given one ("0.6")."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = dict(os.environ, PYTHONPATH=here)
     output = subprocess.run([sys.executable, "-c", CHILD, str(rows), str(cols), str(scale), precision, what],
-                            capture_output=True, text=True, env=environment, cwd=here, check=True).stdout
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT,
+                            check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("peak "))
     _, peak, computed, device = line.split(" ", 3)
     return int(peak), float(computed), device
@@ -161,7 +160,8 @@ def measure_preview_memory(args):
     print(f"(k) peak memory of an AdaIN preview's process, {args.precision}")
     print(f"    {'output':>11} {'computed':>11} {'style':>11} {'peak GiB':>9} {'model GiB':>9} {'peak/model':>10}")
     for rows, cols, scale, fraction in parse_sizes(args.sizes or DEFAULT_PREVIEW_SIZES):
-        peak, computed, device = peak_of(rows, cols, scale, args.precision, "engine" if fraction is None else str(fraction))
+        at = "engine" if fraction is None else str(fraction)
+        peak, computed, device = peak_of(rows, cols, scale, args.precision, at)
         at_rows, at_cols = preview_size(rows, cols, computed)
         style_rows, style_cols = style_size(at_rows, at_cols, scale)
         model = preview_memory(rows, cols, scale, computed)
