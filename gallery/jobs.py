@@ -9,7 +9,10 @@ thread (gallery.recovery) keeps ``Run.heartbeat`` fresh while the engine compute
 A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
 (storage, database, weights, memory) re-queues it with back-off, so one broken disk does not fail
 every queued run in seconds; it fails only after RUN_MAX_INFRA_RETRIES. On SIGTERM (``manage.py
-worker`` sets ``shutdown``) the run stops after its current iteration and goes back to the queue.
+worker`` sets ``shutdown``) the run stops after the evaluation it is computing (``_Job.on_evaluation``;
+on JAX after its current iteration) and goes back to the queue; a cancelled run stops the same way
+(looked up at most every ``STOP_CHECK_SECONDS``), since an iteration at a large size on a CPU takes
+minutes.
 
 Each claim increments ``Run.attempts``; every later write of this worker is filtered on ``attempts``
 too, so a worker that lost its run (re-queued while it was thought dead, or the project deleted)
@@ -20,6 +23,7 @@ web process must not load it, and django-q2 forks its workers before the first t
 """
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -44,9 +48,14 @@ log = logging.getLogger(__name__)
 # an iteration's time being the longer of its measured average and its estimate at full size.
 STALL_ITERATIONS = 10
 
+# How often, at most, a running run looks up between iterations whether it was cancelled: once per
+# evaluation of its loss (a few seconds at 400 rows on a CPU, minutes at 2048), but not more often
+# than this.
+STOP_CHECK_SECONDS = 1.0
+
 
 # Set when the worker cluster is asked to stop: the run in progress stops after its current
-# iteration and is re-queued, and no further run is taken. ``manage.py worker`` replaces it with
+# evaluation and is re-queued, and no further run is taken. ``manage.py worker`` replaces it with
 # a multiprocessing event before django-q2 forks, so that its workers see the signal.
 shutdown = threading.Event()
 
@@ -250,6 +259,7 @@ class _Job:
         self.cancelled = False
         self.lost = False
         self.stopping = False
+        self.stop_checked = time.monotonic()
 
     def execute(self):
         import stylecore
@@ -319,7 +329,7 @@ class _Job:
     def _stylize(self, engine, content, styles, start):
         return engine.stylize(content, styles, self.run.settings, self.on_iteration,
                               style_blend_weights=self.run.blend_weights, start=start,
-                              first_iteration=self.first_iteration)
+                              first_iteration=self.first_iteration, on_evaluation=self.on_evaluation)
 
     def _save_engine_inputs(self, stylecore, content, styles):
         """Iteration 0's companions: the base and (first) style images exactly as the engine sees them."""
@@ -361,6 +371,22 @@ class _Job:
             return True
         if shutdown.is_set():
             self.stopping = True
+            return True
+        return False
+
+    def on_evaluation(self, seconds, evaluations):
+        """Between two iterations: True (stop now, keeping the iterations saved) when the worker is
+        stopping or the run was cancelled, looked up at most every STOP_CHECK_SECONDS."""
+        if shutdown.is_set():
+            self.stopping = True
+            return True
+        now = time.monotonic()
+        if now - self.stop_checked < STOP_CHECK_SECONDS:
+            return False
+        self.stop_checked = now
+        refresh_connections()
+        if Run.objects.filter(id=self.run.id, cancel_requested=True).exists():
+            self.cancelled = True
             return True
         return False
 

@@ -127,8 +127,8 @@ def _initial_data(form):
 
 
 def cancel_runs(runs):
-    """Cancel the queued runs among ``runs`` at once and ask the running ones to stop after their
-    current iteration; (how many were cancelled, how many are stopping)."""
+    """Cancel the queued runs among ``runs`` at once and ask the running ones to stop (after the
+    evaluation each is computing); (how many were cancelled, how many are stopping)."""
     cancelled = runs.filter(status=Run.Status.QUEUED).update(
         status=Run.Status.CANCELLED, cancel_requested=True, finished=timezone.now()
     )
@@ -137,7 +137,7 @@ def cancel_runs(runs):
 
 @require_POST
 def run_cancel(request, run_id):
-    """A queued run is cancelled at once; a running one stops at its next iteration.
+    """A queued run is cancelled at once; a running one stops after the evaluation it is computing.
 
     The run page then shows the run's state ("Cancelling…", later "cancelled"), so there is no
     flash message to go stale."""
@@ -218,7 +218,7 @@ def _after(request):
 # Run page: the notebook's print_iterations grid, live. The first load and every live update
 # are rendered from the same partials; the page's script only swaps what changed.
 
-CANCELLING = "Cancelling: the run stops after its current iteration and keeps what it saved."
+CANCELLING = "Cancelling: the run stops after the step it is computing and keeps the iterations it saved."
 
 
 def _input_figures(run):

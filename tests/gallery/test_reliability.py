@@ -438,7 +438,7 @@ def test_each_sweep_pass_looks_at_a_bounded_batch_and_the_next_pass_goes_on_from
 
 
 @pytest.mark.slow
-def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
+def test_on_shutdown_the_run_stops_within_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
     monkeypatch.setattr(jobs, "shutdown", threading.Event())
     first, second = make_run(project, iterations=6), make_run(project, iterations=1)
     Run.objects.filter(id=second.id).update(created=timezone.now() + timedelta(seconds=1))
@@ -452,7 +452,9 @@ def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queu
 
     first.refresh_from_db()
     assert first.status == Run.Status.QUEUED
-    assert [i.number for i in first.saved_iterations.all()] == [0, 1, 2]  # stopped at the next iteration
+    # Stopped at the next evaluation, inside iteration 2 (an iteration at a large size on a CPU takes
+    # minutes): it resumes from iteration 1.
+    assert [i.number for i in first.saved_iterations.all()] == [0, 1] and first.iterations_done == 1
     assert queued == [first.id]  # a task for the re-queued run
     assert Run.objects.get(id=second.id).status == Run.Status.QUEUED  # not started
 
@@ -460,6 +462,35 @@ def test_on_shutdown_the_run_stops_after_its_iteration_and_goes_back_to_the_queu
     monkeypatch.setattr(jobs, "get_engine", real_engine)
     assert tasks.execute_run(first.id) == "done"
     assert Run.objects.get(id=first.id).status == Run.Status.DONE
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
+    """The cancel is looked up between evaluations, not only when an iteration ends."""
+    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
+    run = make_run(project, iterations=6)
+    evaluations = []
+
+    class Counting(EngineProxy):
+        def stylize(self, *args, on_evaluation, **kwargs):
+            def counted(seconds, count):
+                evaluations.append(count)
+                return on_evaluation(seconds, count)
+
+            return super().stylize(*args, on_evaluation=counted, **kwargs)
+
+    def cancel_after(number):
+        if number == 1:
+            Run.objects.filter(id=run.id).update(cancel_requested=True)
+            evaluations.clear()
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: Counting(cancel_after))
+    assert tasks.execute_run(run.id) == "cancelled"
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED and run.iterations_done == 1
+    assert [i.number for i in run.saved_iterations.all()] == [0, 1]
+    assert evaluations == [1]  # iteration 2's first evaluation, of its 20, was the last
 
 
 def _named(buffer, name="new.png"):

@@ -52,6 +52,26 @@ def test_the_evaluation_hook_sees_every_evaluation_with_its_seconds(engine, cont
         assert calls[0][1] == 1 and len(calls) == 1 + SETTINGS.iterations
 
 
+@pytest.mark.backends
+def test_the_evaluation_hook_can_stop_the_run_before_its_iteration_ends(engine, content_image, style_image):
+    calls, reports = [], []
+
+    def stop(seconds, evaluations):
+        calls.append(evaluations)
+        return True  # ignored before the first report: the callback has its say then
+
+    result = engine.stylize(content_image, style_image, SETTINGS, lambda report: reports.append(report.iteration),
+                            on_evaluation=stop)
+    assert result.stopped and result.evaluations == sum(calls)
+    if engine.backend == "tensorflow":
+        # On the host: at the evaluation after the start image's report, 19 before iteration 1.
+        assert reports == [0] and result.last_iteration == 0 and result.evaluations == 2
+    else:
+        # JAX: after the compiled iteration it was told in, and its report.
+        assert reports == [0, 1] and result.last_iteration == 1 and len(calls) == 2
+    assert np.isfinite(result.loss) and result.image.shape[0] == SETTINGS.rows
+
+
 def test_the_evaluation_hook_is_called_by_adam_too(engine, content_image, style_image):
     calls = []
     settings = SETTINGS.replace(optimizer="adam", iterations=1)
