@@ -16,7 +16,7 @@ minutes.
 
 Each claim increments ``Run.attempts``; every later write of this worker is filtered on ``attempts``
 too, so a worker that lost its run (re-queued while it was thought dead, or the project deleted)
-stops at its next iteration instead of writing over the new owner's work.
+stops at its next evaluation instead of writing over the new owner's work.
 
 The engine (and with it TensorFlow) is imported inside the functions, never at module import: the
 web process must not load it, and django-q2 forks its workers before the first task.
@@ -376,7 +376,8 @@ class _Job:
 
     def on_evaluation(self, seconds, evaluations):
         """Between two iterations: True (stop now, keeping the iterations saved) when the worker is
-        stopping or the run was cancelled, looked up at most every STOP_CHECK_SECONDS."""
+        stopping, or the run was cancelled or taken from this worker (looked up at most every
+        STOP_CHECK_SECONDS)."""
         if shutdown.is_set():
             self.stopping = True
             return True
@@ -385,10 +386,12 @@ class _Job:
             return False
         self.stop_checked = now
         refresh_connections()
-        if Run.objects.filter(id=self.run.id, cancel_requested=True).exists():
+        row = Run.objects.filter(id=self.run.id).values_list("status", "attempts", "cancel_requested").first()
+        if row is None or row[:2] != (Run.Status.RUNNING, self.attempt):
+            self.lost = True
+        elif row[2]:
             self.cancelled = True
-            return True
-        return False
+        return self.lost or self.cancelled
 
     def _is_saved(self, number):
         return self.run.saves_iteration(number)

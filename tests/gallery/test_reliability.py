@@ -464,35 +464,6 @@ def test_on_shutdown_the_run_stops_within_its_iteration_and_goes_back_to_the_que
     assert Run.objects.get(id=first.id).status == Run.Status.DONE
 
 
-@pytest.mark.slow
-def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
-    """The cancel is looked up between evaluations, not only when an iteration ends."""
-    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
-    run = make_run(project, iterations=6)
-    evaluations = []
-
-    class Counting(EngineProxy):
-        def stylize(self, *args, on_evaluation, **kwargs):
-            def counted(seconds, count):
-                evaluations.append(count)
-                return on_evaluation(seconds, count)
-
-            return super().stylize(*args, on_evaluation=counted, **kwargs)
-
-    def cancel_after(number):
-        if number == 1:
-            Run.objects.filter(id=run.id).update(cancel_requested=True)
-            evaluations.clear()
-
-    monkeypatch.setattr(jobs, "get_engine", lambda: Counting(cancel_after))
-    assert tasks.execute_run(run.id) == "cancelled"
-
-    run.refresh_from_db()
-    assert run.status == Run.Status.CANCELLED and run.iterations_done == 1
-    assert [i.number for i in run.saved_iterations.all()] == [0, 1]
-    assert evaluations == [1]  # iteration 2's first evaluation, of its 20, was the last
-
-
 def _named(buffer, name="new.png"):
     from django.core.files.uploadedfile import SimpleUploadedFile
 

@@ -203,25 +203,38 @@ def test_a_cancelled_queued_run_is_never_started(project):
 
 
 @pytest.mark.slow
-def test_a_running_run_stops_at_its_next_iteration_when_cancelled(project, monkeypatch):
+def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
+    """The cancel is looked up between evaluations, not only when an iteration ends."""
+    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
     run = make_run(project, iterations=6)
+    evaluations = []
 
-    def user_cancels(number):
+    class Counting(EngineProxy):
+        def stylize(self, *args, on_evaluation, **kwargs):
+            def counted(seconds, count):
+                evaluations.append(count)
+                return on_evaluation(seconds, count)
+
+            return super().stylize(*args, on_evaluation=counted, **kwargs)
+
+    def cancel_after(number):
         if number == 1:
             Run.objects.filter(id=run.id).update(cancel_requested=True)
+            evaluations.clear()
 
-    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(user_cancels))
+    monkeypatch.setattr(jobs, "get_engine", lambda: Counting(cancel_after))
     assert tasks.execute_run(run.id) == "cancelled"
 
     run.refresh_from_db()
-    assert run.status == Run.Status.CANCELLED
+    assert run.status == Run.Status.CANCELLED and run.iterations_done == 1
     assert run.finished is not None
-    assert [i.number for i in run.saved_iterations.all()] == [0, 1, 2]
-    assert run.iterations_done == 2
+    assert [i.number for i in run.saved_iterations.all()] == [0, 1]
+    assert evaluations == [1]  # iteration 2's first evaluation, of its 20, was the last
 
 
 @pytest.mark.slow
 def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
+    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)  # found at the next evaluation
     run = make_run(project, iterations=6)
 
     def another_worker_claims(number):
