@@ -5,11 +5,16 @@ images also DIR/style_2.png, …),
 DIR/output_at_iteration_N.png for N = 0, every multiple of --save-every and the
 last iteration, and DIR/log.jsonl with one JSON object per iteration. All of
 stylecore's file writing (the weights cache aside) happens here.
+
+Ctrl-C stops the run after the evaluation it is computing (at a large size on a CPU an iteration
+takes minutes), saves the last finished iteration's image and exits with 130; a second Ctrl-C
+ends the process at once.
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -22,6 +27,7 @@ from .settings import parse_style_blend, precisions_text
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by SIGINT
 
 
 def _flag_type(setting):
@@ -102,6 +108,27 @@ def _duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+class _Interrupted:
+    """Inside ``with``: the first SIGINT only sets ``asked`` (the run stops at its next evaluation);
+    the next one raises KeyboardInterrupt as usual."""
+
+    def __init__(self):
+        self.asked = False
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, signum, frame):
+        self.asked = True
+        signal.signal(signal.SIGINT, self.previous)
+        print("\nStopping after this evaluation (Ctrl-C again to quit at once)…", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 def _save_png(image, path):
     Image.fromarray(image).save(path)
 
@@ -135,6 +162,10 @@ def main(argv=None):
     last = args.iterations
     started = time.perf_counter()
     used = {"precisions": ""}
+    rows, cols = base.shape[:2]
+    print(f"Painting {cols}×{rows} pixels ({rows * cols / 1e6:.2f} megapixels): {last} iterations of up to 20 "
+          f"evaluations each on {engine.device}. Ctrl-C stops it and keeps the images.", file=sys.stderr)
+    interrupted = _Interrupted()
 
     with open(os.path.join(args.out, "log.jsonl"), "w", encoding="utf-8") as log:
         def on_iteration(report):
@@ -153,10 +184,12 @@ def main(argv=None):
                     args.out, f"output_at_iteration_{report.iteration}.png"))
             if report.iteration:
                 progress.update(report.iteration, report.loss, time.perf_counter() - started)
+            return interrupted.asked
 
         try:
-            result = engine.stylize(args.content, args.styles, settings, on_iteration, style_blend_weights=blend,
-                                    start=start)
+            with interrupted:
+                result = engine.stylize(args.content, args.styles, settings, on_iteration, style_blend_weights=blend,
+                                        start=start, on_evaluation=lambda seconds, evaluations: interrupted.asked)
         except (ImageError, SettingsError) as exc:
             return fail(str(exc))
         except WeightsError as exc:
@@ -165,6 +198,15 @@ def main(argv=None):
             _save_png(exc.last_image, os.path.join(
                 args.out, f"output_at_iteration_{exc.iteration}.png"))
             return fail(f"{exc} The last good image was saved.", EXIT_FAILURE)
+    if result.stopped:
+        path = os.path.join(args.out, f"output_at_iteration_{result.last_iteration}.png")
+        if not os.path.exists(path):
+            _save_png(result.image, path)
+        if progress.tty:
+            sys.stderr.write("\n")
+        print(f"Stopped (Ctrl-C) at iteration {result.last_iteration} of {last} after {_duration(result.seconds)}; "
+              f"loss {result.loss:.4g}. Images in {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     ending = "converged" if result.converged else "done"
     switched = f" from iteration {result.refined_at}" if result.refined_at is not None else ""
     print(f"Done ({ending}): {result.last_iteration} iterations, {result.evaluations} evaluations in "

@@ -649,7 +649,7 @@ class Engine:
         style images rather than to the settings.
 
         Two options for benchmarks and tools (not run settings: they do not change what a run means,
-        and the gallery never sets them):
+        and the gallery's form never sets them; its worker and the CLI stop runs with ``on_evaluation``):
 
         ``lbfgs_memory``: how many past steps L-BFGS keeps (its history size, scipy's ``maxcor``,
         optax's ``memory_size``), at every size of the run; None (the default) keeps the engine's

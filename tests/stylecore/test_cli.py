@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,31 @@ def test_it_writes_the_images_and_a_log_of_every_iteration(tmp_path):
         assert line["device"].endswith(f"({line['backend']})")
     assert lines[-1]["loss"] < lines[0]["loss"]
     assert "3/3" in done.stderr and "ETA" in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_at_the_next_evaluation_and_keeps_the_last_iteration(tmp_path):
+    content, style = write_images(tmp_path)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stylecore", *map(str, (content, style, "--out", out, "--rows", 48, "--iterations", 500,
+                                                      "--save-every", 100, "--init", "content"))],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.exists() and len(log.read_text().splitlines()) >= 3) and time.monotonic() < deadline:
+        time.sleep(0.05)  # iterations 0, 1 and 2 reported
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    last = lines[-1]["iteration"]
+    assert 2 <= last < 100  # stopped long before the 500th
+    assert f"Stopped (Ctrl-C) at iteration {last} of 500" in stderr and "Traceback" not in stderr
+    assert "Painting 64×48 pixels (0.00 megapixels): 500 iterations" in stderr
+    assert sorted(os.listdir(out)) == sorted(["base.png", "style.png", "log.jsonl", "output_at_iteration_0.png",
+                                              f"output_at_iteration_{last}.png"])
+    assert np.asarray(Image.open(out / f"output_at_iteration_{last}.png")).shape == (48, 64, 3)
 
 
 def test_it_exits_with_2_and_a_message_for_an_unreadable_image(tmp_path):
