@@ -52,6 +52,8 @@ STALL_ITERATIONS = 10
 # evaluation of its loss (a few seconds at 400 rows on a CPU, minutes at 2048), but not more often
 # than this.
 STOP_CHECK_SECONDS = 1.0
+# How often, at most, it writes how many evaluations of the iteration in progress are done.
+PROGRESS_SECONDS = 5.0
 
 
 # Set when the worker cluster is asked to stop: the run in progress stops after its current
@@ -259,7 +261,9 @@ class _Job:
         self.cancelled = False
         self.lost = False
         self.stopping = False
-        self.stop_checked = time.monotonic()
+        self.stop_checked = self.progress_written = time.monotonic()
+        self.evaluations_here = 0  # the engine's evaluations in this attempt, as on_evaluation counts them
+        self.reported_evaluations = 0  # ... at its last report
 
     def execute(self):
         import stylecore
@@ -296,6 +300,7 @@ class _Job:
 
         Run.objects.filter(id=run.id, attempts=self.attempt).update(device=engine.device[:100])
         self.meter = SpeedMeter(engine.device, run.precision)
+        self.stylize_started = time.perf_counter()
         try:
             result = self._stylize(engine, content, styles, start)
         except stylecore.DivergedError as exc:
@@ -354,6 +359,7 @@ class _Job:
         """Record progress (and the iteration when it is due); return True to stop the engine."""
         refresh_connections()
         self.last_report = report
+        self.reported_evaluations = report.evaluations
         try:
             self.meter.report(report)
             if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
@@ -377,7 +383,9 @@ class _Job:
     def on_evaluation(self, seconds, evaluations):
         """Between two iterations: True (stop now, keeping the iterations saved) when the worker is
         stopping, or the run was cancelled or taken from this worker (looked up at most every
-        STOP_CHECK_SECONDS)."""
+        STOP_CHECK_SECONDS); every PROGRESS_SECONDS it records how far the iteration in progress is, and
+        the time elapsed."""
+        self.evaluations_here += evaluations
         if shutdown.is_set():
             self.stopping = True
             return True
@@ -386,6 +394,11 @@ class _Job:
             return False
         self.stop_checked = now
         refresh_connections()
+        if now - self.progress_written >= PROGRESS_SECONDS:
+            self.progress_written = now
+            Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(
+                next_iteration_evaluations=self.evaluations_here - self.reported_evaluations,
+                elapsed_seconds=self.seconds_before + time.perf_counter() - self.stylize_started)
         row = Run.objects.filter(id=self.run.id).values_list("status", "attempts", "cancel_requested").first()
         if row is None or row[:2] != (Run.Status.RUNNING, self.attempt):
             self.lost = True
@@ -411,6 +424,7 @@ class _Job:
             "tv_loss": finite_or_none(report.tv_loss),
             "precision_used": self.precisions,
             "heartbeat": timezone.now(),
+            "next_iteration_evaluations": 0,
         }
         if done_here > 0:
             # Time per iteration in this attempt, without the model build before the first report.

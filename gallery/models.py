@@ -8,6 +8,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.deconstruct import deconstructible
 
+from stylecore.engine import EVALUATIONS_PER_ITERATION
 from stylecore.schema import DEFAULTS, SETTING, SETTINGS, RunSettings, format_number, run_label, saves_iteration
 from stylecore.settings import PRECISIONS_TEXT_LENGTH, parse_style_blend
 
@@ -200,6 +201,10 @@ class Run(RunSettingsColumns):
 
     iterations_done = models.PositiveIntegerField(default=0)
     evaluations = models.PositiveIntegerField(default=0)
+    # Loss evaluations done of the iteration being computed (up to EVALUATIONS_PER_ITERATION), written
+    # every few seconds and back to 0 at each report, so that the page moves while an iteration takes
+    # minutes (a large run on a CPU).
+    next_iteration_evaluations = models.PositiveIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
     content_loss = models.FloatField(null=True, blank=True)
     style_loss = models.FloatField(null=True, blank=True)
@@ -264,11 +269,31 @@ class Run(RunSettingsColumns):
     def is_active(self):
         return self.status in self.ACTIVE
 
+    EVALUATIONS_PER_ITERATION = EVALUATIONS_PER_ITERATION  # for the templates
+
+    @property
+    def next_iteration_done(self):
+        """Evaluations done of the iteration being computed, while the run is running (an iteration that
+        goes on in float32 after a low precision has one more: not shown)."""
+        if self.status != self.Status.RUNNING:
+            return 0
+        return min(self.next_iteration_evaluations, EVALUATIONS_PER_ITERATION)
+
+    @property
+    def next_iteration_part(self):
+        """How much of the iteration being computed is done (0–1)."""
+        return self.next_iteration_done / EVALUATIONS_PER_ITERATION
+
+    @property
+    def progress_value(self):
+        """Iterations done, with the part done of the one being computed."""
+        return min(self.iterations, self.iterations_done + self.next_iteration_part)
+
     @property
     def progress_percent(self):
         if not self.iterations:
             return 0
-        return min(100, round(100 * self.iterations_done / self.iterations))
+        return min(100, round(100 * self.progress_value / self.iterations))
 
     @property
     def eta_seconds(self):

@@ -192,6 +192,7 @@ def run_progress(request, run_id):
         "style_loss": finite_or_none(run.style_loss),
         "tv_loss": finite_or_none(run.tv_loss),
         "evaluations": run.evaluations,
+        "next_iteration_evaluations": run.next_iteration_done,
         "seconds_per_iteration": run.seconds_per_iteration,
         "elapsed_seconds": run.elapsed_seconds,
         "eta_seconds": run.eta_seconds,

@@ -280,6 +280,25 @@ def test_progress_reports_status_losses_speed_and_eta(owner_client, project):
     assert owner_client.get(data["saved"][1]["thumbnail_url"]).status_code == 200
 
 
+def test_progress_moves_inside_an_iteration_of_a_running_run(owner_client, project):
+    # At 1024 rows on a CPU an iteration takes minutes: the worker writes its evaluations as they come.
+    run = Run.objects.create(project=project, status=Run.Status.RUNNING, iterations=20, iterations_done=3,
+                             next_iteration_evaluations=7)
+    data = progress(owner_client, run).json()
+    assert (data["iteration"], data["next_iteration_evaluations"], data["percent"]) == (3, 7, 17)  # 3.35 of 20
+    page = owner_client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert "computing iteration 4: 7 of 20 evaluations" in page and 'value="3.35"' in page
+
+    # An iteration that goes on in float32 after bfloat16 has one evaluation more; a run no longer
+    # running shows none of it.
+    Run.objects.filter(id=run.id).update(next_iteration_evaluations=21)
+    assert progress(owner_client, run).json()["next_iteration_evaluations"] == 20
+    Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
+    data = progress(owner_client, run).json()
+    assert (data["next_iteration_evaluations"], data["percent"]) == (0, 15)
+    assert "computing iteration" not in owner_client.get(reverse("run_detail", args=[run.id])).content.decode()
+
+
 def test_progress_lists_only_iterations_after_the_given_number(owner_client, project):
     run = Run.objects.create(project=project, status=Run.Status.RUNNING)
     for number in (0, 10, 20):

@@ -233,6 +233,37 @@ def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
 
 
 @pytest.mark.slow
+def test_the_run_records_the_evaluations_of_the_iteration_in_progress(project, monkeypatch):
+    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(jobs, "PROGRESS_SECONDS", 0.0)
+    run = make_run(project, iterations=2, save_every=1, start_rows=TINY["rows"], init="content")
+    seen = []
+
+    class Watching(EngineProxy):
+        def stylize(self, *args, on_evaluation, **kwargs):
+            def watched(seconds, count):
+                stop = on_evaluation(seconds, count)
+                seen.append(Run.objects.values_list("iterations_done", "next_iteration_evaluations",
+                                                    "elapsed_seconds").get(id=run.id))
+                return stop
+
+            return super().stylize(*args, on_evaluation=watched, **kwargs)
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: Watching(lambda number: None))
+    assert tasks.execute_run(run.id) == "done"
+
+    # The start image's evaluation, before iteration 0 is reported; then 1 … 19 of each iteration
+    # (its 20th is reported as the iteration, which sets the count back to 0).
+    counts = [(done, evaluations) for done, evaluations, _ in seen]
+    assert counts[:1] == [(0, 1)]
+    assert counts[1:20] == [(0, k) for k in range(1, 20)] and counts[20] == (0, 20)
+    assert counts[21:40] == [(1, k) for k in range(1, 20)]
+    elapsed = [seconds for _, _, seconds in seen[21:40]]  # the clock moves inside the iteration too
+    assert elapsed == sorted(elapsed) and elapsed[-1] > elapsed[0] > 0
+    assert Run.objects.values_list("iterations_done", "next_iteration_evaluations").get(id=run.id) == (2, 0)
+
+
+@pytest.mark.slow
 def test_a_worker_that_lost_its_run_stops_without_writing(project, monkeypatch):
     monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)  # found at the next evaluation
     run = make_run(project, iterations=6)
