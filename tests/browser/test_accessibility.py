@@ -31,7 +31,7 @@ def world(owner, other):
     smooth = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.01)
     sharp = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.0001)
     running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72),
-                         tv_weight=0.001)
+                         tv_weight=0.001, next_iteration_evaluations=7)  # "computing iteration 2: 7 of 20 …"
     sweep = Sweep.objects.create(project=project, axis1="tv_weight", axis1_values=[0.01, 0.001, 0.0001])
     for row, run in enumerate((smooth, running, sharp)):
         Run.objects.filter(id=run.id).update(sweep=sweep, sweep_row=row, sweep_column=0)
