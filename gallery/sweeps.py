@@ -215,9 +215,10 @@ def sweep_runs(project, cells):
 
 
 def sweep_progress(runs):
-    """How far a sweep's runs are: counts by status and the share of iterations done."""
+    """How far a sweep's runs are: counts by status and the share of iterations done (with the part
+    done of each iteration in progress)."""
     total = sum(run.iterations for run in runs) or 1
-    done = sum(min(run.iterations_done, run.iterations) for run in runs)
+    done = sum(run.progress_value for run in runs)
     statuses = [run.status for run in runs]
     return {
         "runs": len(runs),

@@ -11,7 +11,7 @@ from PIL import Image
 from gallery import queue
 from gallery.matrix_figure import CELL, GAP, LINE, MARGIN, cell_picture
 from gallery.models import Iteration, Run, Sweep
-from gallery.sweeps import log_spaced
+from gallery.sweeps import log_spaced, sweep_progress
 from gallery.queue import next_queued_run
 from tests.factories import create_project
 from tests.factories import create_run
@@ -301,6 +301,12 @@ def test_the_project_page_lists_sweeps_with_their_progress(owner_client, project
     assert f"Sweep {sweep.id}: TV weight × Style weight" in page
     assert "0 of 4 runs done · 4 queued or running" in page
     assert "Cancel sweep" in page
+
+
+def test_a_sweeps_progress_counts_the_part_done_of_each_iteration_in_progress():
+    done = Run(status=Run.Status.DONE, iterations=10, iterations_done=10)
+    running = Run(status=Run.Status.RUNNING, iterations=10, iterations_done=4, next_iteration_evaluations=8)
+    assert sweep_progress([done, running])["percent"] == 72  # (10 + 4 + 8/20) of 20 iterations
 
 
 # ---------------------------------------------------------------------------------------------
