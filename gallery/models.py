@@ -280,14 +280,9 @@ class Run(RunSettingsColumns):
         return min(self.next_iteration_evaluations, EVALUATIONS_PER_ITERATION)
 
     @property
-    def next_iteration_part(self):
-        """How much of the iteration being computed is done (0–1)."""
-        return self.next_iteration_done / EVALUATIONS_PER_ITERATION
-
-    @property
     def progress_value(self):
         """Iterations done, with the part done of the one being computed."""
-        return min(self.iterations, self.iterations_done + self.next_iteration_part)
+        return min(self.iterations, self.iterations_done + self.next_iteration_done / EVALUATIONS_PER_ITERATION)
 
     @property
     def progress_percent(self):

@@ -21,6 +21,7 @@ import time
 from PIL import Image
 
 from . import Engine, engine_inputs
+from .engine import EVALUATIONS_PER_ITERATION
 from .errors import DivergedError, ImageError, SettingsError, WeightsError
 from .schema import SETTING, SETTINGS, RunSettings, help_text, saves_iteration
 from .settings import parse_style_blend, precisions_text
@@ -163,8 +164,8 @@ def main(argv=None):
     started = time.perf_counter()
     used = {"precisions": ""}
     rows, cols = base.shape[:2]
-    print(f"Painting {cols}×{rows} pixels ({rows * cols / 1e6:.2f} megapixels): {last} iterations of up to 20 "
-          f"evaluations each on {engine.device}. Ctrl-C stops it and keeps the images.", file=sys.stderr)
+    print(f"Painting {cols}×{rows} pixels ({rows * cols / 1e6:.2f} megapixels): {last} iterations of up to "
+          f"{EVALUATIONS_PER_ITERATION} evaluations each on {engine.device}. Ctrl-C stops it and keeps the images.", file=sys.stderr)
     interrupted = _Interrupted()
 
     with open(os.path.join(args.out, "log.jsonl"), "w", encoding="utf-8") as log:
