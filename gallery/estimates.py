@@ -24,11 +24,13 @@ from datetime import timedelta
 from fractions import Fraction
 
 import numpy as np
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from gallery.fair_queue import fairest_owner
+from gallery.fair_queue import fairest_owner, turn_goes_to_another
 from gallery.models import DeviceMemory, PrecisionCheck, Run, SpeedSample
+from gallery.queue import QUEUE_ORDER
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import content_aspect as exact_aspect
@@ -313,6 +315,24 @@ def remaining_seconds(run, aspect=None, measured=None):
     return max(0.0, pace * ahead)
 
 
+@dataclass
+class _Turns:
+    """A run as the forecast plays it: ``key`` (its id; None for a run launched now; ("running", id)
+    for one in progress, not reported), its owner, the seconds of computing it has left, and the
+    seconds of one of its iterations (a turn ends only when an iteration does)."""
+
+    key: object
+    owner: int
+    left: float
+    iteration: float
+
+    def compute(self, seconds):
+        """Compute for up to ``seconds`` (at least one iteration); return how long it took."""
+        spent = min(self.left, max(seconds, self.iteration))
+        self.left -= spent
+        return spent
+
+
 def queue_forecast(extra=None):
     """{run id: (runs ahead of it, seconds until it starts)} for every queued run; ``extra`` =
     (owner id, seconds) adds a run launched now, reported under the key None.
@@ -321,51 +341,71 @@ def queue_forecast(extra=None):
     less in progress, and it takes the run the fair queue's rule picks among those due by then (a
     run in its retry back-off is due at ``not_before``). When none may start (not due yet, or their
     owners at the cap), the worker waits for the next worker to free up or the next run to fall due.
+    Runs take turns as the workers make them (gallery.jobs): once a run has computed RUN_TURN_SECONDS,
+    it pauses after an iteration at which another user's run is due, and goes back in the queue behind
+    the runs waiting then, with the time it has left.
     """
     now = timezone.now()
+    turn = settings.RUN_TURN_SECONDS
     running = list(Run.objects.filter(status=Run.Status.RUNNING).select_related("project"))
-    queued = [
-        (run_id, owner, seconds or 0.0, max(0.0, (not_before - now).total_seconds()) if not_before else 0.0)
-        for run_id, owner, seconds, not_before in Run.objects.filter(status=Run.Status.QUEUED)
-        .order_by("created", "id")
-        .values_list("id", "project__owner_id", "estimated_seconds", "not_before")
-    ]
+    waiting = []  # (place in the queue, run, seconds until it is due), oldest first
+    rows = (Run.objects.filter(status=Run.Status.QUEUED).order_by(*QUEUE_ORDER)
+            .values_list("id", "project__owner_id", "estimated_seconds", "not_before", "iterations", "iterations_done"))
+    for run_id, owner, seconds, not_before, iterations, done in rows:
+        todo = max(0, iterations - done)  # a run that paused, or stopped with its worker, has done some
+        left = (seconds or 0.0) * todo / iterations if iterations else 0.0
+        due_in = max(0.0, (not_before - now).total_seconds()) if not_before else 0.0
+        waiting.append((len(waiting), _Turns(run_id, owner, left, left / max(1, todo)), due_in))
     if extra is not None:
-        queued.append((None, extra[0], extra[1], 0.0))
+        waiting.append((len(waiting), _Turns(None, extra[0], extra[1], extra[1]), 0.0))
     in_progress = {}
+    # Workers as (next event, tie-breaker, the run they compute or None): the event is the run's end,
+    # or the end of its turn; at least one worker.
+    workers = []
+    measured = {}
     for run in running:
         owner = run.project.owner_id
         in_progress[owner] = in_progress.get(owner, 0) + 1
-    # Workers as (free at, tie-breaker, owner of the run they compute); at least one.
-    measured = {}
-    workers = [(remaining_seconds(run, measured=measured), index, run.project.owner_id)
-               for index, run in enumerate(running)]
+        left = remaining_seconds(run, measured=measured)
+        job = _Turns(("running", run.id), owner, left, left / max(1, run.iterations - run.iterations_done))
+        turn_left = turn - (now - run.claimed).total_seconds() if run.claimed else turn
+        workers.append((job.compute(max(0.0, turn_left)), len(workers), job))
     workers = workers or [(0.0, 0, None)]
     heapq.heapify(workers)
     ticket = len(workers)
-    waiting = list(enumerate(queued))  # (place in the queue, run), oldest first
+    places = len(waiting)
     forecast = {}
-    while waiting:
-        clock, _, finished_owner = heapq.heappop(workers)
-        if finished_owner is not None:
-            in_progress[finished_owner] -= 1
-        oldest_due = {}
-        for place, (_run_id, owner, _seconds, due_in) in waiting:
-            if due_in <= clock:
-                oldest_due.setdefault(owner, place)
-        owner = fairest_owner(oldest_due, in_progress)
+    started = 0
+    while any(not isinstance(run.key, tuple) for _, run, _ in waiting):  # a queued run has no start yet
+        clock, _, job = heapq.heappop(workers)
         ticket += 1
+        due_owners = {run.owner for _, run, due_in in waiting if due_in <= clock}
+        if job is not None and job.left > 0:  # its turn is over
+            if not turn_goes_to_another(job.owner, due_owners, in_progress):
+                heapq.heappush(workers, (clock + job.compute(0.0), ticket, job))
+                continue
+            waiting.append((places, job, 0.0))  # behind the runs waiting now
+            places += 1
+        if job is not None:
+            in_progress[job.owner] -= 1
+        oldest_due = {}
+        for place, run, due_in in waiting:
+            if due_in <= clock:
+                oldest_due.setdefault(run.owner, place)
+        owner = fairest_owner(oldest_due, in_progress)
         if owner is None:
-            next_event = min([due_in for _, (_, _, _, due_in) in waiting if due_in > clock]
-                             + [free_at for free_at, _, busy_owner in workers if busy_owner is not None])
+            next_event = min([due_in for _, _, due_in in waiting if due_in > clock]
+                             + [free_at for free_at, _, busy in workers if busy is not None])
             heapq.heappush(workers, (next_event, ticket, None))
             continue
         entry = next(item for item in waiting if item[0] == oldest_due[owner])
         waiting.remove(entry)
-        run_id, _owner, seconds, _due_in = entry[1]
-        forecast[run_id] = (len(forecast), clock)
+        run = entry[1]
+        if not isinstance(run.key, tuple):
+            forecast[run.key] = (started, clock)
+        started += 1
         in_progress[owner] = in_progress.get(owner, 0) + 1
-        heapq.heappush(workers, (clock + seconds, ticket, owner))
+        heapq.heappush(workers, (clock + run.compute(turn), ticket, run))
     return forecast
 
 

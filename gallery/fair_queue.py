@@ -1,5 +1,6 @@
-"""The fair queue's rule, written once: workers claim runs by it (``gallery.queue.claim_next_run``)
-and the expected starts play the queue forward by it (``gallery.estimates.queue_forecast``)."""
+"""The fair queue's rules, written once: workers claim runs and pause them by them
+(``gallery.queue.claim_next_run``, ``gallery.jobs``), and the expected starts play the queue forward
+by them (``gallery.estimates.queue_forecast``)."""
 from django.conf import settings
 
 
@@ -17,3 +18,11 @@ def fairest_owner(waiting, running):
         if running.get(owner, 0) < settings.USER_MAX_RUNNING_RUNS
     ]
     return min(eligible)[2] if eligible else None
+
+
+def turn_goes_to_another(owner, waiting, running):
+    """Whether a run of ``owner`` that has had its turn (RUN_TURN_SECONDS of computing) pauses: another
+    owner below USER_MAX_RUNNING_RUNS has a due run waiting for a worker. ``waiting``: the owners
+    with a due queued run; ``running``: {owner: runs in progress}. The owner's own queued runs do not
+    pause it: turns are taken between users."""
+    return any(other != owner and running.get(other, 0) < settings.USER_MAX_RUNNING_RUNS for other in waiting)

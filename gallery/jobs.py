@@ -14,6 +14,11 @@ on JAX after its current iteration) and goes back to the queue; a cancelled run 
 (looked up at most every ``STOP_CHECK_SECONDS``), since an iteration at a large size on a CPU takes
 minutes.
 
+Runs take turns: once a run has computed ``RUN_TURN_SECONDS`` in this attempt, it pauses after each
+iteration at which another user's run waits for a worker (gallery.queue.another_user_waits). It
+saves that iteration (with its exact pixels, so nothing is computed twice) and goes back to the
+queue behind the runs waiting then, with a notice on its page; the worker takes the next run.
+
 Each claim increments ``Run.attempts``; every later write of this worker is filtered on ``attempts``
 too, so a worker that lost its run (re-queued while it was thought dead, or the project deleted)
 stops at its next evaluation instead of writing over the new owner's work.
@@ -34,10 +39,10 @@ from django_q.tasks import async_task
 from PIL import Image
 
 from gallery import files
-from gallery.display import finite_or_none
+from gallery.display import finite_or_none, format_duration
 from gallery.estimates import SpeedMeter, estimate_run
 from gallery.models import DeviceMemory, Iteration, PrecisionCheck, Run
-from gallery.queue import enqueue_run_quietly, refresh_connections
+from gallery.queue import another_user_waits, enqueue_run_quietly, refresh_connections
 from gallery.recovery import Heartbeat
 from stylecore.schema import DEFAULTS
 from stylecore.settings import precisions_text
@@ -119,8 +124,8 @@ def enqueue_calibration():
 
 
 def compute(run):
-    """Compute a run this worker has just claimed; return its outcome ("done", "failed",
-    "cancelled", "retry", "stopped" or "lost"). Never raises for a run's own failure."""
+    """Compute a run this worker has just claimed; return its outcome ("done", "failed", "cancelled",
+    "retry", "stopped", "paused" (its turn is over) or "lost"). Never raises for a run's own failure."""
     log.info("Computing run %s (attempt %s).", run.id, run.attempts)
     heartbeat = Heartbeat(run.id, run.attempts)
     heartbeat.start()
@@ -261,6 +266,8 @@ class _Job:
         self.cancelled = False
         self.lost = False
         self.stopping = False
+        self.pausing = False
+        self.turn_started = time.monotonic()
         self.stop_checked = self.progress_written = time.monotonic()
         self.evaluations_here = 0  # the engine's evaluations in this attempt, as on_evaluation counts them
         self.reported_evaluations = 0  # ... at its last report
@@ -321,8 +328,22 @@ class _Job:
             if _requeue(run.id, self.attempt):
                 enqueue_run_quietly(run.id)
             return "stopped"
+        if self.pausing:
+            return self._pause(result.last_iteration)
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
+
+    def _pause(self, iteration):
+        """Back to the queue after its turn, behind the runs waiting now; it goes on from ``iteration``."""
+        run = self.run
+        turn = format_duration(time.monotonic() - self.turn_started)
+        notice = (f"Paused at iteration {iteration} of {run.iterations} after {turn} of computing, so that "
+                  f"another user's waiting run could start. It goes on from iteration {iteration} when a worker "
+                  "is free.")
+        log.info("Run %s pauses at iteration %s: another user's run waits.", run.id, iteration)
+        if _requeue(run.id, self.attempt, queued_since=timezone.now(), notice=notice):
+            enqueue_run_quietly(run.id)
+        return "paused"
 
     def _keep_last_good_iteration(self, diverged):
         """The engine's message offers to continue from the last iteration with a finite loss: save
@@ -362,7 +383,9 @@ class _Job:
         self.reported_evaluations = report.evaluations
         try:
             self.meter.report(report)
-            if report.iteration > self.last_saved and (report.converged or self._is_saved(report.iteration)):
+            pausing = self._turn_is_over(report)
+            if report.iteration > self.last_saved and (
+                    report.converged or pausing or self._is_saved(report.iteration)):
                 self._save_iteration(report)
             else:
                 self._record_progress(report)
@@ -378,7 +401,19 @@ class _Job:
         if shutdown.is_set():
             self.stopping = True
             return True
-        return False
+        self.pausing = pausing
+        return pausing
+
+    def _turn_is_over(self, report):
+        """Whether the run pauses at this iteration for another user's run: it has computed for
+        RUN_TURN_SECONDS and at least one iteration in this attempt, it has iterations left, and
+        another user's run waits."""
+        return (
+            time.monotonic() - self.turn_started >= settings.RUN_TURN_SECONDS
+            and self.first_iteration < report.iteration < self.run.iterations
+            and not report.converged
+            and another_user_waits(self.run.project.owner_id)
+        )
 
     def on_evaluation(self, seconds, evaluations):
         """Between two iterations: True (stop now, keeping the iterations saved) when the worker is

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
 from stylecore.engine import EVALUATIONS_PER_ITERATION
@@ -228,6 +229,12 @@ class Run(RunSettingsColumns):
     stored_bytes = models.PositiveBigIntegerField(default=0)
 
     created = models.DateTimeField(auto_now_add=True)
+    # The run's place in the queue: its launch, or when it last paused to let another user's run
+    # have a worker (gallery.jobs, RUN_TURN_SECONDS), which puts it behind the runs queued by then. A
+    # worker's shutdown, a crash or a retry keep its place.
+    queued_since = models.DateTimeField(default=timezone.now, db_index=True)
+    # When the worker computing it claimed it (the start of its turn).
+    claimed = models.DateTimeField(null=True, blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True, db_index=True)

@@ -8,7 +8,10 @@ a lost one is replaced by recovery's wake-up (gallery.recovery).
 
 The order is the fair queue's rule (gallery.fair_queue, written once and also played forward by
 gallery.estimates): owners at USER_MAX_RUNNING_RUNS wait, then the owner with the fewest runs in
-progress, then the one whose oldest due run has waited longest.
+progress, then the one whose oldest due run has waited longest (``queued_since``: its launch, or
+when it last paused). Runs take turns: one that has computed RUN_TURN_SECONDS pauses after its next
+iteration while another user's run waits (``another_user_waits``; gallery.jobs saves that iteration
+and re-queues it with a new ``queued_since``, behind the runs waiting then).
 
 ``claim_next_run`` picks and claims in one transaction, so two workers never take the same run and
 an owner's cap holds however many workers claim at once:
@@ -41,7 +44,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from gallery.fair_queue import fairest_owner
+from gallery.fair_queue import fairest_owner, turn_goes_to_another
 from gallery.models import Run
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,10 @@ def is_due(now):
     return Q(status=Run.Status.QUEUED) & (Q(not_before__isnull=True) | Q(not_before__lte=now))
 
 
+# Queued runs oldest first: their place in the queue.
+QUEUE_ORDER = ("queued_since", "id")
+
+
 def running_per_owner():
     """{owner id: runs in progress}."""
     return dict(
@@ -92,7 +99,7 @@ def running_per_owner():
 def _due_per_owner(now):
     """{owner id: [(place in the queue, run id), …] oldest first}: every due queued run."""
     due = defaultdict(list)
-    rows = Run.objects.filter(is_due(now)).order_by("created", "id").values_list("id", "project__owner_id")
+    rows = Run.objects.filter(is_due(now)).order_by(*QUEUE_ORDER).values_list("id", "project__owner_id")
     for place, (run_id, owner_id) in enumerate(rows):
         due[owner_id].append((place, run_id))
     return due
@@ -105,6 +112,14 @@ def next_queued_run(now=None):
     due = _due_per_owner(now)
     owner = fairest_owner({owner: runs[0][0] for owner, runs in due.items()}, running_per_owner())
     return None if owner is None else due[owner][0][1]
+
+
+def another_user_waits(owner_id, now=None):
+    """Whether a run of ``owner_id`` that has had its turn should pause for another user's due run."""
+    now = now or timezone.now()
+    waiting = Run.objects.filter(is_due(now)).exclude(project__owner_id=owner_id).order_by()
+    owners = set(waiting.values_list("project__owner_id", flat=True).distinct())
+    return turn_goes_to_another(owner_id, owners, running_per_owner())
 
 
 def claim_next_run(now=None):
@@ -166,6 +181,7 @@ def _claim(run_id, owner_id, now):
     return Run.objects.filter(is_due(now), id=run_id).exclude(Exists(at_limit[limit - 1:limit])).update(
         status=Run.Status.RUNNING,
         started=Coalesce(F("started"), now),
+        claimed=now,
         heartbeat=now,
         stall_deadline=now + timedelta(seconds=settings.RUN_STALL_SECONDS),
         attempts=F("attempts") + 1,

@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from gallery import cleanup
 from gallery.models import Run
-from gallery.queue import enqueue_run_quietly, is_due, refresh_connections, running_per_owner
+from gallery.queue import QUEUE_ORDER, enqueue_run_quietly, is_due, refresh_connections, running_per_owner
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def wake_up_waiting_runs(now=None):
     waiting = Run.objects.filter(is_due(now)).filter(_waited(cutoff))
     running = running_per_owner()
     woken = 0
-    for run_id, owner_id in waiting.order_by("created", "id").values_list("id", "project__owner_id"):
+    for run_id, owner_id in waiting.order_by(*QUEUE_ORDER).values_list("id", "project__owner_id"):
         if running.get(owner_id, 0) >= settings.USER_MAX_RUNNING_RUNS:
             continue
         # Marked first (a conditional UPDATE), so two recoverers never wake the same run twice.

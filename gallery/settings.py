@@ -200,6 +200,10 @@ RUN_RETRY_SECONDS = _env_int("RUN_RETRY_SECONDS", 60)
 RUN_MAX_INFRA_RETRIES = _env_int("RUN_MAX_INFRA_RETRIES", 5)
 # A run keeps at most this many saved iterations (each a full-size PNG).
 RUN_MAX_SAVED_ITERATIONS = _env_int("RUN_MAX_SAVED_ITERATIONS", 200)
+# Runs take turns: one that has computed this long pauses after its next iteration when another
+# user's run is waiting for a worker (it saves that iteration and goes on from it later), so one
+# user's hours-long run does not keep everyone else waiting. 0: pause after every iteration then.
+RUN_TURN_SECONDS = _env_int("RUN_TURN_SECONDS", 900)
 
 # Per-user limits, so that one user cannot flood the workers or the disk. Launches and uploads
 # over a limit are refused with a message; a user's runs beyond USER_MAX_RUNNING_RUNS wait while

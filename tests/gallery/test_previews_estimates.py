@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django_q.models import OrmQ
 
 from gallery import estimates, previews
@@ -278,6 +279,30 @@ def test_the_forecast_keeps_the_per_user_cap_and_the_retry_wait_as_the_workers_d
     assert forecast[waiting.id] == (1, pytest.approx(600.0, abs=1))
 
 
+def test_the_forecast_lets_a_long_run_take_turns_with_other_users_runs(owner, other, project, settings):
+    """One worker computes their run of about 9900 s more, claimed 100 s ago; turns of 600 s."""
+    settings.RUN_TURN_SECONDS = 600
+    theirs = create_project(other)
+    now = timezone.now()
+    Run.objects.create(project=theirs, status=Run.Status.RUNNING, rows=64, start_rows=64, iterations=1000,
+                       iterations_done=10, seconds_per_iteration=10.0, started=now, claimed=now - timedelta(seconds=100))
+    mine = Run.objects.create(project=project, estimated_seconds=100.0, iterations=10)
+    their_queued = Run.objects.create(project=theirs, estimated_seconds=50.0)
+
+    forecast = estimates.queue_forecast()
+
+    # Their turn ends in 500 s, and their run pauses for mine; then their own queued run, which has
+    # waited longer than their paused one.
+    assert forecast[mine.id] == (0, pytest.approx(500.0, abs=1))
+    assert forecast[their_queued.id] == (1, pytest.approx(600.0, abs=1))
+    # A run of mine launched now goes before their paused run (which queued again after it).
+    estimate = estimates.estimate_run(Run(project=project, rows=64, iterations=2, start_rows=64), 4 / 3, owner=owner)
+    assert (estimate.queue_ahead, estimate.start_in) == (2, pytest.approx(650.0, abs=1))
+
+    settings.RUN_TURN_SECONDS = 10**9  # no turns: everyone waits for the long run
+    assert estimates.queue_forecast()[mine.id][1] > 9000
+
+
 def test_queued_runs_show_their_expected_start_on_the_project_and_run_pages(owner_client, project):
     Run.objects.create(project=project, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
                        seconds_per_iteration=60.0, started=timezone.now())
@@ -292,6 +317,17 @@ def test_queued_runs_show_their_expected_start_on_the_project_and_run_pages(owne
     expected = {before, in_five_minutes()}  # the clock may pass a minute's turn during the requests
     assert any(f"starts ~{time}" in html for time in expected)
     assert any(f"Expected to start around {time}" in run_html for time in expected)
+
+
+def test_a_paused_run_says_why_it_waits_and_when_it_goes_on(owner_client, project):
+    notice = ("Paused at iteration 5 of 10 after 15 min 02 s of computing, so that another user's waiting run "
+              "could start. It goes on from iteration 5 when a worker is free.")
+    paused = Run.objects.create(project=project, iterations=10, iterations_done=5, estimated_seconds=100.0,
+                                notice=notice)
+    html = owner_client.get(reverse("run_detail", args=[paused.id])).content.decode()
+    assert escape(notice) in html and "Expected to start around" in html
+    assert "and to take about" not in html  # the launch's estimate was for all of it
+    assert estimates.queue_forecast()[paused.id] == (0, pytest.approx(0.0))
 
 
 def test_launching_records_the_estimate_on_the_run(owner_client, project):

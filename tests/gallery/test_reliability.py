@@ -15,7 +15,7 @@ from django.utils import timezone
 
 import stylecore
 from gallery import cleanup, jobs, recovery, tasks
-from gallery.queue import claim_next_run, next_queued_run
+from gallery.queue import another_user_waits, claim_next_run, next_queued_run
 from gallery.models import Run
 from tests.engines import EngineProxy, FailingEngine, ScriptedEngine, real_engine
 from tests.factories import TINY_FORM, create_project, make_image, make_run
@@ -25,7 +25,7 @@ def queue(project, count, *, minutes_ago=0):
     runs = [make_run(project) for _ in range(count)]
     for offset, run in enumerate(runs):
         created = timezone.now() - timedelta(minutes=minutes_ago, seconds=count - offset)
-        Run.objects.filter(id=run.id).update(created=created)
+        Run.objects.filter(id=run.id).update(created=created, queued_since=created)
     return runs
 
 
@@ -89,6 +89,34 @@ def test_a_claim_takes_the_fairest_due_run_and_marks_it_running(project, other):
     assert (theirs.status, theirs.attempts, theirs.heartbeat is not None) == (Run.Status.RUNNING, 1, True)
     assert claim_next_run().id == mine[0].id
     assert claim_next_run() is None  # I am at the limit of 2
+
+
+def test_a_run_that_had_its_turn_pauses_only_for_another_users_due_run_below_their_limit(project, other, settings):
+    settings.USER_MAX_RUNNING_RUNS = 1
+    mine = running(project)
+    queue(project, 2)
+    assert not another_user_waits(project.owner_id)  # my own queued runs do not pause mine
+    theirs = create_project(other)
+    waiting = make_run(theirs, not_before=timezone.now() + timedelta(minutes=5))
+    assert not another_user_waits(project.owner_id)  # theirs waits out a back-off
+    Run.objects.filter(id=waiting.id).update(not_before=None)
+    assert another_user_waits(project.owner_id)
+    their_running = running(theirs)
+    assert not another_user_waits(project.owner_id)  # they are at their limit: a free worker would not take it
+    assert not another_user_waits(other.id)  # nor theirs for mine: I am at my limit too
+    settings.USER_MAX_RUNNING_RUNS = 2
+    assert another_user_waits(project.owner_id) and another_user_waits(other.id)
+    assert mine.status == their_running.status == Run.Status.RUNNING
+
+
+def test_a_paused_run_goes_behind_the_runs_waiting_when_it_paused(project, other):
+    mine = queue(project, 1, minutes_ago=60)[0]  # launched first, paused just now
+    Run.objects.filter(id=mine.id).update(queued_since=timezone.now(), iterations_done=5)
+    theirs = queue(create_project(other), 1, minutes_ago=10)[0]
+    assert claim_next_run().id == theirs.id
+    assert claim_next_run().id == mine.id
+    mine.refresh_from_db()
+    assert mine.claimed is not None and mine.claimed >= mine.queued_since
 
 
 def test_the_claims_update_rechecks_the_owners_running_limit(project, settings):
@@ -441,7 +469,8 @@ def test_each_sweep_pass_looks_at_a_bounded_batch_and_the_next_pass_goes_on_from
 def test_on_shutdown_the_run_stops_within_its_iteration_and_goes_back_to_the_queue(project, monkeypatch, queued):
     monkeypatch.setattr(jobs, "shutdown", threading.Event())
     first, second = make_run(project, iterations=6), make_run(project, iterations=1)
-    Run.objects.filter(id=second.id).update(created=timezone.now() + timedelta(seconds=1))
+    later = timezone.now() + timedelta(seconds=1)
+    Run.objects.filter(id=second.id).update(created=later, queued_since=later)
 
     def asked_to_stop(number):
         if number == 1:

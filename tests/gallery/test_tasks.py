@@ -233,6 +233,49 @@ def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_run_that_had_its_turn_pauses_for_another_users_run_then_goes_on(project, other, settings, queued):
+    """Runs take turns: one user's long run does not keep another's waiting until it ends."""
+    settings.RUN_TURN_SECONDS = 0  # every turn is over after an iteration
+    mine = make_run(project, iterations=3, save_every=10)  # saves 0 and 3 on its own
+    theirs = make_run(create_project(other), iterations=1)
+
+    claimed = queue.claim_next_run()
+    assert claimed.id == mine.id  # launched first
+    assert jobs.compute(claimed) == "paused"
+
+    mine.refresh_from_db()
+    assert (mine.status, mine.iterations_done, mine.attempts) == (Run.Status.QUEUED, 1, 1)
+    paused_at = mine.saved_iterations.get(number=1)  # saved for the pause, with its exact pixels
+    assert [i.number for i in mine.saved_iterations.all()] == [0, 1] and paused_at.checkpoint
+    assert mine.notice.startswith("Paused at iteration 1 of 3 after ")
+    assert "so that another user's waiting run could start. It goes on from iteration 1" in mine.notice
+    assert mine.queued_since > Run.objects.get(id=theirs.id).queued_since
+    assert queued == [mine.id]
+
+    # The worker's chain: theirs first (mine is behind it now), then mine again, from iteration 1.
+    # Nobody waits any more, so mine computes to its end.
+    assert tasks.execute_run(mine.id) == "done"
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert theirs.status == mine.status == Run.Status.DONE
+    assert theirs.finished <= mine.claimed
+    assert (mine.attempts, mine.iterations_done, mine.notice) == (2, 3, "")
+    saved = list(mine.saved_iterations.all())
+    assert [i.number for i in saved] == [0, 1, 3]
+    assert saved[1].id == paused_at.id and saved[2].evaluations > paused_at.evaluations
+    assert saved[2].loss < paused_at.loss
+
+
+@pytest.mark.slow
+def test_a_run_does_not_pause_for_its_owners_other_runs(project, settings, queued):
+    settings.RUN_TURN_SECONDS = 0
+    first, second = make_run(project, iterations=2), make_run(project, iterations=1)
+    assert jobs.compute(queue.claim_next_run()) == "done"
+    assert Run.objects.get(id=first.id).attempts == 1
+    assert Run.objects.get(id=second.id).status == Run.Status.QUEUED
+
+
+@pytest.mark.slow
 def test_the_run_records_the_evaluations_of_the_iteration_in_progress(project, monkeypatch):
     monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
     monkeypatch.setattr(jobs, "PROGRESS_SECONDS", 0.0)
