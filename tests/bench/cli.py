@@ -16,9 +16,9 @@ from .benchset import (
     compare_iteration_reports, select_candidates, select_pairs, summarise_iteration_reports,
 )
 from .timing import (
-    TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_starts, time_all,
-    time_defaults, time_lbfgs_bookkeeping, time_preview, time_preview_against_evaluation, time_run_overhead,
-    time_to_quality,
+    TIME_TO_QUALITY_VARIANTS, EngineObjective, compare_backends, compare_optimizers, compare_pauses, compare_starts,
+    time_all, time_defaults, time_lbfgs_bookkeeping, time_preview, time_preview_against_evaluation,
+    time_run_overhead, time_to_quality,
 )
 
 
@@ -66,7 +66,7 @@ def main(argv=None):
                              f"{', '.join(TIME_TO_QUALITY_VARIANTS)}")
     parser.add_argument("--part", default="all",
                         choices=("all", "timing", "optimizer", "time-to-quality", "preview", "preview-ratio", "lbfgs", "overhead",
-                                 "defaults", "starts", "backends", "iterations", "memory"),
+                                 "defaults", "starts", "backends", "iterations", "memory", "pauses"),
                         help="run only one part (default: all); 'iterations' (part j) needs --set")
     parser.add_argument("--alphas", type=_alpha_list, default=(1.0, 0.5, 0.3, 0.2),
                         help="AdaIN strengths that part (h) starts from, comma-separated (default 1,0.5,0.3,0.2)")
@@ -99,6 +99,10 @@ def main(argv=None):
                         help="with --against: float32's seconds per evaluation over bfloat16's on the machine the "
                              "runs are for, measured side by side (--part timing); adds the ratio of times, each "
                              "run's bfloat16 evaluations (up to its switch to float32) counted 1/X of a float32 one")
+    parser.add_argument("--pause-at", type=int, default=6, metavar="N",
+                        help="part (l): the iteration at which the run paused once pauses (default 6)")
+    parser.add_argument("--pause-iterations", type=int, default=20, metavar="N",
+                        help="part (l): the run's iterations (default 20)")
     parser.add_argument("--sizes", help="part (k): ROWSxCOLS[@STYLE_SCALE][/FRACTION],... the runs whose peak memory is "
                         "measured (default 64x64,300x300,600x600,400x800,400x400@4); with --preview, the previews, "
                         "computed at FRACTION of each side (default the engine's own on this machine; default "
@@ -126,6 +130,8 @@ def main(argv=None):
         parser.error("--against goes with --summarise")
     if (args.at_iteration or args.bfloat16_speedup) and not args.against:
         parser.error("--at-iteration and --bfloat16-speedup go with --against")
+    if not 0 < args.pause_at < args.pause_iterations:
+        parser.error("--pause-at: an iteration from 1 to --pause-iterations − 1")
     if args.bfloat16_speedup is not None and not args.bfloat16_speedup > 0:
         parser.error("--bfloat16-speedup: a ratio of two times, above 0 (e.g. 1.85)")
     if args.summarise:
@@ -209,4 +215,6 @@ def main(argv=None):
         time_to_quality(engine, content, style, weights, args)
     if args.part in ("all", "starts"):
         compare_starts(engine, content, style, weights, args)
+    if args.part in ("all", "pauses"):
+        compare_pauses(engine, content, style, args.pause_iterations, args.pause_at)
     return 0

@@ -246,6 +246,43 @@ def compare_optimizers(engine, objective, content, style, budget):
           f"({restart_seconds:.0f} s vs {engine_seconds:.0f} s wall)")
 
 
+def compare_pauses(engine, content, style, iterations, pause_at):
+    """Part (l): what pausing costs a run (its turn given to another user's run, or a worker's
+    shutdown): the worker resumes it from the saved iteration's exact pixels, and L-BFGS starts its
+    curvature memory afresh. The same run uninterrupted, paused once at ``pause_at``, and paused
+    after every iteration (a run whose iterations outlast a turn while others wait), side by side."""
+    settings = DEFAULTS.replace(rows=content.shape[0], start_rows=content.shape[0], iterations=iterations,
+                                precision="float32", init="content")
+
+    def resumed(pauses):
+        losses, start, first = {}, None, 0
+        started = time.perf_counter()
+        for end in [*pauses, iterations]:
+            reports = []
+
+            def record(report, end=end):
+                losses[report.iteration] = report.loss
+                reports.append(report)
+                return report.iteration >= end
+
+            engine.stylize(content, style, settings, record, start=start, first_iteration=first)
+            start, first = reports[-1].pixels(), reports[-1].iteration
+        return losses, time.perf_counter() - started
+
+    whole, whole_seconds = resumed([])
+    once, once_seconds = resumed([pause_at])
+    every, every_seconds = resumed(range(1, iterations))
+    print(f"\n(l) loss per iteration: uninterrupted, paused once at iteration {pause_at}, paused after every "
+          f"iteration ({content.shape[0]}x{content.shape[1]}, float32, from the content image)")
+    print("    it    uninterrupted  paused once  ratio   paused every it  ratio")
+    for number in sorted(whole):
+        print(f"    {number:<5d} {whole[number]:<14.5g} {once[number]:<12.5g} {once[number] / whole[number]:<7.3f} "
+              f"{every[number]:<16.5g} {every[number] / whole[number]:.3f}")
+    caught_up = next((number for number in sorted(whole) if whole[number] <= every[iterations]), None)
+    print(f"    the uninterrupted run reached the every-iteration run's final loss at iteration {caught_up}; "
+          f"wall {whole_seconds:.0f} s, {once_seconds:.0f} s, {every_seconds:.0f} s")
+
+
 def keras_vgg19(engine):
     """Keras' VGG19 model (no top) with the engine's weights."""
     import keras
