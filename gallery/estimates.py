@@ -252,6 +252,12 @@ class Estimate:
     def expected_start(self):
         return timezone.now() + timedelta(seconds=self.start_in)
 
+    @property
+    def turn_seconds(self):
+        """RUN_TURN_SECONDS when the run would compute longer than one turn (it may then pause for
+        other users' runs and finish later than its duration), else None."""
+        return settings.RUN_TURN_SECONDS if self.seconds > settings.RUN_TURN_SECONDS else None
+
 
 def estimate_run(run, aspect, owner=None, measured=None):
     """The Estimate of an unsaved (or queued) run of a content image ``aspect`` wide per row.

@@ -9,7 +9,7 @@ from django.utils.html import escape
 from django_q.models import OrmQ
 
 from gallery import estimates, previews
-from gallery.display import loss_chart, scale_starts
+from gallery.display import format_duration, loss_chart, scale_starts
 from gallery.models import Iteration, Lane, Preview, Run, SpeedSample
 from gallery.views import previews as preview_views
 from tests.factories import create_project
@@ -240,6 +240,16 @@ def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, othe
     bad = owner_client.get(url, FORM | {"rows": "abc"})
     assert bad.context["estimate"] is None and b"not valid yet" in bad.content
     assert other_client.get(url, FORM).status_code == 404
+
+
+def test_the_estimate_says_when_a_run_would_take_turns(owner_client, project, settings):
+    calibrate()
+    url = reverse("run_estimate", args=[project.id])
+    settings.RUN_TURN_SECONDS = round(owner_client.get(url, FORM).context["estimate"].seconds) + 60
+    turns = "Runs take turns: after {} of computing, it pauses whenever another person's run is waiting"
+    assert "Runs take turns" not in owner_client.get(url, FORM).content.decode()
+    longer = owner_client.get(url, FORM | {"iterations": "200", "save_every": "50"}).content.decode()
+    assert turns.format(format_duration(settings.RUN_TURN_SECONDS)) in longer
 
 
 def test_the_queue_forecast_is_fair_and_gives_expected_starts(owner, other, project):
