@@ -337,6 +337,8 @@ def test_a_paused_run_says_why_it_waits_and_when_it_goes_on(owner_client, projec
     html = owner_client.get(reverse("run_detail", args=[paused.id])).content.decode()
     assert escape(notice) in html and "Expected to start around" in html
     assert "and to take about" not in html  # the launch's estimate was for all of it
+    project_html = owner_client.get(reverse("project_detail", args=[project.id])).content.decode()
+    assert "goes on ~" in project_html and "starts ~" not in project_html
     assert estimates.queue_forecast()[paused.id] == (0, pytest.approx(0.0))
 
 
