@@ -323,14 +323,15 @@ def remaining_seconds(run, aspect=None, measured=None):
 
 @dataclass
 class _Turns:
-    """A run as the forecast plays it: ``key`` (its id; None for a run launched now; ("running", id)
-    for one in progress, not reported), its owner, the seconds of computing it has left, and the
-    seconds of one of its iterations (a turn ends only when an iteration does)."""
+    """A run as the forecast plays it: ``key`` (its id; None for a run launched now), its owner, the
+    seconds of computing it has left, the seconds of one of its iterations (a turn ends only when an
+    iteration does), and whether it is queued (its start is forecast) or in progress."""
 
     key: object
     owner: int
     left: float
     iteration: float
+    queued: bool = True
 
     def compute(self, seconds):
         """Compute for up to ``seconds`` (at least one iteration); return how long it took."""
@@ -373,31 +374,31 @@ def queue_forecast(extra=None):
         owner = run.project.owner_id
         in_progress[owner] = in_progress.get(owner, 0) + 1
         left = remaining_seconds(run, measured=measured)
-        job = _Turns(("running", run.id), owner, left, left / max(1, run.iterations - run.iterations_done))
+        job = _Turns(run.id, owner, left, left / max(1, run.iterations - run.iterations_done), queued=False)
         turn_left = turn - (now - run.claimed).total_seconds() if run.claimed else turn
         workers.append((job.compute(max(0.0, turn_left)), len(workers), job))
     workers = workers or [(0.0, 0, None)]
     heapq.heapify(workers)
     ticket = len(workers)
-    places = len(waiting)
+    places = unstarted = len(waiting)
     forecast = {}
     started = 0
-    while any(not isinstance(run.key, tuple) for _, run, _ in waiting):  # a queued run has no start yet
+    while unstarted:
         clock, _, job = heapq.heappop(workers)
         ticket += 1
-        due_owners = {run.owner for _, run, due_in in waiting if due_in <= clock}
-        if job is not None and job.left > 0:  # its turn is over
-            if not turn_goes_to_another(job.owner, due_owners, in_progress):
-                heapq.heappush(workers, (clock + job.compute(0.0), ticket, job))
-                continue
-            waiting.append((places, job, 0.0))  # behind the runs waiting now
-            places += 1
-        if job is not None:
-            in_progress[job.owner] -= 1
         oldest_due = {}
         for place, run, due_in in waiting:
             if due_in <= clock:
                 oldest_due.setdefault(run.owner, place)
+        if job is not None and job.left > 0:  # its turn is over
+            if not turn_goes_to_another(job.owner, oldest_due, in_progress):
+                heapq.heappush(workers, (clock + job.compute(0.0), ticket, job))
+                continue
+            waiting.append((places, job, 0.0))  # behind the runs waiting now
+            oldest_due.setdefault(job.owner, places)
+            places += 1
+        if job is not None:
+            in_progress[job.owner] -= 1
         owner = fairest_owner(oldest_due, in_progress)
         if owner is None:
             next_event = min([due_in for _, _, due_in in waiting if due_in > clock]
@@ -407,8 +408,9 @@ def queue_forecast(extra=None):
         entry = next(item for item in waiting if item[0] == oldest_due[owner])
         waiting.remove(entry)
         run = entry[1]
-        if not isinstance(run.key, tuple):
+        if run.queued:
             forecast[run.key] = (started, clock)
+            unstarted -= 1
         started += 1
         in_progress[owner] = in_progress.get(owner, 0) + 1
         heapq.heappush(workers, (clock + run.compute(turn), ticket, run))

@@ -267,8 +267,7 @@ class _Job:
         self.lost = False
         self.stopping = False
         self.pausing = False
-        self.turn_started = time.monotonic()
-        self.stop_checked = self.progress_written = time.monotonic()
+        self.turn_started = self.stop_checked = self.progress_written = time.monotonic()
         self.evaluations_here = 0  # the engine's evaluations in this attempt, as on_evaluation counts them
         self.reported_evaluations = 0  # ... at its last report
 
