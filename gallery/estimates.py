@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from gallery.fair_queue import fairest_owner, turn_goes_to_another
 from gallery.models import DeviceMemory, PrecisionCheck, Run, SpeedSample
-from gallery.queue import QUEUE_ORDER
+from gallery.queue import QUEUE_ORDER, another_user_waits
 from gallery.quotas import estimated_run_bytes
 from stylecore.engine import AUTO_MIN_PIXELS, EVALUATIONS_PER_ITERATION, scale_plan, smallest_rows
 from stylecore.images import content_aspect as exact_aspect
@@ -426,6 +426,20 @@ def expected_starts(runs):
         run_id: (ahead, now + timedelta(seconds=seconds))
         for run_id, (ahead, seconds) in queue_forecast().items()
     }
+
+
+def turn_ends(run, now=None):
+    """When a running run is expected to pause for another user's run: the time its turn
+    (RUN_TURN_SECONDS of computing in this attempt) ends, or None when it will finish first, or
+    another user's run does not wait now. It pauses at the end of the iteration it computes then,
+    never after its last one (gallery.jobs). The queue's forecast plays the same rule forward."""
+    if run.status != Run.Status.RUNNING or not run.claimed or run.iterations - run.iterations_done < 2:
+        return None
+    now = now or timezone.now()
+    turn_left = max(0.0, settings.RUN_TURN_SECONDS - (now - run.claimed).total_seconds())
+    if remaining_seconds(run) <= turn_left or not another_user_waits(run.project.owner_id, now):
+        return None
+    return now + timedelta(seconds=turn_left)
 
 
 class SpeedMeter:

@@ -4,6 +4,7 @@ Continue from a saved iteration: ``/projects/<project_id>/runs/new/?from_run=<ru
 """
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
     finite_or_none, format_loss, iteration_record, loss_chart, settings_rows,
 )
-from gallery.estimates import content_aspect, estimate_run, expected_starts, memory_refusal
+from gallery.estimates import content_aspect, estimate_run, expected_starts, memory_refusal, turn_ends
 from gallery.previews import current_preview, preview_context, shown_alpha
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
@@ -196,6 +197,7 @@ def run_progress(request, run_id):
         "seconds_per_iteration": run.seconds_per_iteration,
         "elapsed_seconds": run.elapsed_seconds,
         "eta_seconds": run.eta_seconds,
+        "turn_ends": turn_ends(run),
         "device": run.device,
         "started": run.started,
         "finished": run.finished,
@@ -308,6 +310,9 @@ def run_detail(request, run_id):
         "poll_milliseconds": POLL_MILLISECONDS,
     }
     context["queue_ahead"], context["expected_start"] = expected_starts([run]).get(run.id, (None, None))
+    context["turn_ends"] = turn_ends(run)
+    context["turn_over"] = context["turn_ends"] is not None and context["turn_ends"] <= timezone.now()
+    context["turn_seconds"] = settings.RUN_TURN_SECONDS
     if live:
         response = render(request, "gallery/run_live.html", context)
         response["Cache-Control"] = "no-store"

@@ -342,6 +342,51 @@ def test_a_paused_run_says_why_it_waits_and_when_it_goes_on(owner_client, projec
     assert estimates.queue_forecast()[paused.id] == (0, pytest.approx(0.0))
 
 
+def test_a_running_run_says_when_it_will_pause_for_another_users_run(owner_client, other, project, settings):
+    """Their run waits; mine has about 500 s left at 10 s an iteration, 100 s into a turn of 300 s."""
+    settings.RUN_TURN_SECONDS = 300
+    now = timezone.now()
+    mine = Run.objects.create(project=project, status=Run.Status.RUNNING, rows=64, start_rows=64, iterations=60,
+                              iterations_done=10, seconds_per_iteration=10.0, started=now,
+                              claimed=now - timedelta(seconds=100))
+    url = reverse("run_detail", args=[mine.id])
+    progress = reverse("run_progress", args=[mine.id])
+
+    def said(html):
+        return "Another person's run is waiting, and runs take turns" in html
+
+    # Nobody else waits: no pause to announce; my own queued run does not pause mine either.
+    Run.objects.create(project=project, estimated_seconds=50.0)
+    assert not said(owner_client.get(url).content.decode())
+    assert owner_client.get(progress).json()["turn_ends"] is None
+
+    theirs = Run.objects.create(project=create_project(other), estimated_seconds=50.0)
+    html = owner_client.get(url).content.decode()
+    pause = timezone.localtime(now + timedelta(seconds=200))
+    assert said(html) and "after 5 min 00 s of computing (around" in html
+    assert any(f"(around {time:%H:%M})" in html for time in (pause, pause + timedelta(seconds=60)))
+    assert "It will finish later than its time left says." in html
+    assert owner_client.get(progress).json()["turn_ends"] is not None
+    # The live update carries it too.
+    assert said(owner_client.get(url, {"fragment": "live", "after": -1}).content.decode())
+
+    # Its turn is over: it pauses when the iteration it computes ends.
+    Run.objects.filter(id=mine.id).update(claimed=now - timedelta(seconds=400))
+    html = owner_client.get(url).content.decode()
+    assert said(html) and "this run has computed 5 min 00 s, so it pauses when the iteration it is computing ends" in html
+
+    # It finishes within its turn, or has one iteration left (it never pauses after its last): no pause.
+    Run.objects.filter(id=mine.id).update(claimed=now - timedelta(seconds=10), iterations=20, iterations_done=18)
+    assert not said(owner_client.get(url).content.decode())
+    Run.objects.filter(id=mine.id).update(claimed=now - timedelta(seconds=400), iterations=60, iterations_done=59)
+    assert not said(owner_client.get(url).content.decode())
+
+    # Their run in its retry back-off is not waiting for a worker.
+    Run.objects.filter(id=mine.id).update(iterations_done=10)
+    Run.objects.filter(id=theirs.id).update(not_before=now + timedelta(seconds=600))
+    assert not said(owner_client.get(url).content.decode())
+
+
 def test_launching_records_the_estimate_on_the_run(owner_client, project):
     calibrate()
     response = owner_client.post(reverse("run_create", args=[project.id]), FORM)
