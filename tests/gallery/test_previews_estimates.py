@@ -365,7 +365,7 @@ def test_a_running_run_says_when_it_will_pause_for_another_users_run(owner_clien
     pause = timezone.localtime(now + timedelta(seconds=200))
     assert said(html) and "after 5 min 00 s of computing (around" in html
     assert any(f"(around {time:%H:%M})" in html for time in (pause, pause + timedelta(seconds=60)))
-    assert "It will finish later than its time left says." in html
+    assert "so it will take longer to finish than it would alone." in html
     assert owner_client.get(progress).json()["turn_ends"] is not None
     # The live update carries it too.
     assert said(owner_client.get(url, {"fragment": "live", "after": -1}).content.decode())
@@ -373,7 +373,7 @@ def test_a_running_run_says_when_it_will_pause_for_another_users_run(owner_clien
     # Its turn is over: it pauses when the iteration it computes ends.
     Run.objects.filter(id=mine.id).update(claimed=now - timedelta(seconds=400))
     html = owner_client.get(url).content.decode()
-    assert said(html) and "this run has computed 5 min 00 s, so it pauses when the iteration it is computing ends" in html
+    assert said(html) and "this run has had its turn (5 min 00 s of computing), so it pauses when the iteration it is computing ends" in html
 
     # It finishes within its turn, or has one iteration left (it never pauses after its last): no pause.
     Run.objects.filter(id=mine.id).update(claimed=now - timedelta(seconds=10), iterations=20, iterations_done=18)
