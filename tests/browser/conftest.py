@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.helpers import SCREENSHOTS
 
@@ -62,12 +63,22 @@ def page(browser):
 
 @pytest.fixture
 def screenshot():
-    """screenshot(page, "name") saves test-artifacts/screenshots/name.png (the whole page)."""
+    """screenshot(page, "name") saves test-artifacts/screenshots/name.png (the whole page) as a person
+    sees it once it has settled: the page's lazy images below the fold are loaded first (a full-page
+    picture does not scroll to them; it waits up to 15 s for every image, then takes what is there),
+    and CSS animations and transitions are fast-forwarded to their end (a tile fading in shows as it
+    will look)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     def take(page, name, *, full_page=True):
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        if full_page:
+            page.evaluate("() => document.querySelectorAll('img[loading=lazy]').forEach(img => { img.loading = 'eager'; })")
+        try:
+            page.wait_for_function("() => Array.from(document.images).every(img => img.complete)", timeout=15_000)
+        except PlaywrightTimeout:
+            pass  # a picture of the page as it is is still worth having; the tests check the images
+        page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path
 
     return take

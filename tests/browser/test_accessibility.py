@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from gallery.models import Run, Sweep
-from tests.browser.helpers import SCREENSHOTS, log_in
+from tests.browser.helpers import log_in
 from tests.factories import PASSWORD, create_project
 from tests.factories import add_iteration, create_run
 
@@ -77,7 +77,7 @@ def settle(page):
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme):
+def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme, screenshot):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=theme, reduced_motion="reduce")
     page = context.new_page()
     found = {}
@@ -87,7 +87,7 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
                 page.set_viewport_size({"width": width, "height": height})
                 page.goto(live_server.url + path)
                 found[f"{name} {size}"] = axe_violations(page)
-                page.screenshot(path=str(SCREENSHOTS / f"a11y-{name}-{size}-{theme}.png"), full_page=True)
+                screenshot(page, f"a11y-{name}-{size}-{theme}")
         log_in(page, live_server.url, owner)
         for name, path in pages_of(world).items():
             for size, (width, height) in SIZES.items():
@@ -95,13 +95,13 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
                 page.goto(live_server.url + path)
                 settle(page)
                 found[f"{name} {size}"] = axe_violations(page)
-                page.screenshot(path=str(SCREENSHOTS / f"a11y-{name}-{size}-{theme}.png"), full_page=True)
+                screenshot(page, f"a11y-{name}-{size}-{theme}")
         page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(live_server.url + pages_of(world)["run"])
         page.locator('.grid-item[data-number="2"] .grid-link').click()
         expect(page.locator("#lightbox")).to_be_visible()
         found["lightbox"] = axe_violations(page)
-        page.screenshot(path=str(SCREENSHOTS / f"a11y-lightbox-{theme}.png"))
+        screenshot(page, f"a11y-lightbox-{theme}", full_page=False)
     finally:
         context.close()
     failing = {view: violations for view, violations in found.items() if violations}
@@ -293,7 +293,7 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
 
 
 def test_a_run_too_large_for_the_workers_memory_is_refused_as_it_is_typed_and_at_launch(
-        page, live_server, owner, project, settings):
+        page, live_server, owner, project, settings, screenshot):
     from gallery.models import DeviceMemory
 
     settings.RUN_MAX_ROWS = 2048
@@ -309,7 +309,7 @@ def test_a_run_too_large_for_the_workers_memory_is_refused_as_it_is_typed_and_at
     for theme in ("light", "dark"):
         page.emulate_media(color_scheme=theme)
         assert not axe_violations(page), theme
-        page.screenshot(path=str(SCREENSHOTS / f"launch-too-large-{theme}.png"), full_page=True)
+        screenshot(page, f"launch-too-large-{theme}")
     page.click("button:has-text('Launch run')")
     expect(page.locator("body")).to_contain_text("the workers' machine lets a run use 3.9 GB. Use at most")
     assert not Run.objects.exists()
