@@ -161,6 +161,36 @@ def value_and_gradient(function):
     return with_gradient
 
 
+def same_convolution(ops, kernel):
+    """x → ``ops.conv(x, kernel, 1, padding="same")`` for an odd, square HWIO ``kernel`` (a constant
+    tensor), differentiable in x.
+
+    On JAX its input gradient is a "same" convolution with the kernel flipped and its channels
+    swapped, made once here: left to JAX's own gradient, XLA's CPU compiler keeps that kernel as a
+    transposed layout inside a loop body (the device-side L-BFGS, ``stylecore.lbfgs``), where those
+    convolutions ran 2.3-2.6× slower per evaluation than the same gradient outside a loop
+    (jax-ml/jax#12868; docs/PERFORMANCE.md, "JAX's convolutions inside the L-BFGS loop")."""
+    if name() != "jax":
+        return lambda x: ops.conv(x, kernel, 1, padding="same")
+    import jax
+    import jax.numpy as jnp
+
+    flipped = jax.device_put(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+
+    @jax.custom_vjp
+    def convolve(x):
+        return ops.conv(x, kernel, 1, padding="same")
+
+    def forward(x):
+        return convolve(x), None
+
+    def backward(_residual, gradient):
+        return (ops.conv(gradient, flipped, 1, padding="same"),)
+
+    convolve.defvjp(forward, backward)
+    return convolve
+
+
 def to_numpy(value):
     """A backend tensor as a numpy array (copied off the device)."""
     import numpy as np

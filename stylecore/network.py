@@ -92,16 +92,17 @@ def vgg_features(ops, layers, outputs, dtype, pooling="max"):
     """
     pool = ops.average_pool if pooling == "average" else ops.max_pool
     deepest = max(i for i, (name, _, _) in enumerate(layers) if name in outputs)
-    weights = _constants(ops, layers[:deepest + 1], dtype)
+    weights = [(name, backend.same_convolution(ops, kernel), bias)
+               for name, kernel, bias in _constants(ops, layers[:deepest + 1], dtype)]
     wanted = set(outputs)
 
     def forward(image):
         x = ops.cast(image, dtype)
         features = {}
-        for name, kernel, bias in weights:
+        for name, convolve, bias in weights:
             if name.endswith("_conv1") and name != "block1_conv1":
                 x = pool(x, 2, 2, padding="valid")
-            x = ops.relu(ops.conv(x, kernel, 1, padding="same") + bias)
+            x = ops.relu(convolve(x) + bias)
             if name in wanted:
                 features[name] = ops.cast(x, "float32")
         return features

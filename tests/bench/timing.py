@@ -53,8 +53,9 @@ options); nothing in ``stylecore`` imports it.
 
 (i) Backends (``--part backends``, not in ``all``): whole L-BFGS iterations on TensorFlow (scipy's
     L-BFGS on the host) and on JAX (optax's on the device), each engine in a process of its own, in
-    rotating rounds; with ``--compare-with DIR`` also the engine of another checkout on TensorFlow
-    (the engine before a change), so that a regression shows as a ratio measured side by side.
+    rotating rounds; with ``--compare-with DIR`` also the engine of another checkout (the engine
+    before a change) on TensorFlow, or on each of ``--compare-backends``, so that a change shows as a
+    ratio measured side by side.
 (j) Iterations (``--part iterations --set default``, not in ``all``): on each pair of the set, the
     default run (every setting at its default but the size; ``--lbfgs-memory`` changes L-BFGS's)
     for ``--reference-iterations``, its full-size float32 loss at every iteration: how far above its
@@ -353,16 +354,18 @@ for line in sys.stdin:
 
 def compare_backends(args):
     """(i) Seconds per evaluation of whole L-BFGS iterations (the optimiser included) on TensorFlow and
-    on JAX, and on TensorFlow with the engine of ``--compare-with`` (another checkout, e.g. the engine
-    before the port), each in a process of its own, in rotating rounds of ``--per-round`` iterations."""
+    on JAX, and with the engine of ``--compare-with`` (another checkout, e.g. the engine before the
+    port) on each of ``--compare-backends``, each in a process of its own, in rotating rounds of
+    ``--per-round`` iterations."""
     import os
     import subprocess
 
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's root
     contenders = {chosen: (here, chosen) for chosen in args.backends.split(",")}
     if args.compare_with:
-        contenders["tensorflow, " + os.path.basename(os.path.abspath(args.compare_with))] = (
-            args.compare_with, "tensorflow")
+        for chosen in args.compare_backends.split(","):
+            contenders[f"{chosen}, " + os.path.basename(os.path.abspath(args.compare_with))] = (
+                args.compare_with, chosen)
     children, solvers = {}, {}
     for name, (tree, chosen) in contenders.items():
         environment = dict(os.environ, KERAS_BACKEND=chosen, PYTHONPATH=tree, JAX_PLATFORMS="cpu")

@@ -98,3 +98,55 @@ def test_the_gpu_bundle_holds_what_an_offline_gpu_host_lacks(tmp_path, monkeypat
     script = (tmp_path / "gpu" / "run.sh").read_text()
     assert "KERAS_BACKEND=${KERAS_BACKEND:-jax}" in script and "STYLECORE_WEIGHTS=" in script
     assert "--target /tmp/stylecore-site" in script and "stylecore.gpucheck --json" in script
+
+
+CONVOLUTION_CHILD = """
+import json, re
+import numpy as np
+import jax, jax.numpy as jnp
+from stylecore import backend
+
+ops = backend.keras_ops()
+rng = np.random.default_rng(0)
+found = {}
+for dtype in ("float32", "bfloat16"):
+    kernels = [ops.convert_to_tensor(rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32) / 10, dtype)
+               for c_in, c_out in ((3, 8), (8, 8), (8, 4))]
+    convolutions = [backend.same_convolution(ops, kernel) for kernel in kernels]
+
+    def loss(x, convolve):
+        for kernel, convolution in zip(kernels, convolutions):
+            x = ops.relu(convolve(x, kernel, convolution))
+        return jnp.sum(ops.cast(x, "float32") ** 2)
+
+    ours = lambda x: loss(x, lambda x, kernel, convolution: convolution(x))
+    autodiff = lambda x: loss(x, lambda x, kernel, convolution: ops.conv(x, kernel, 1, padding="same"))
+    x = jnp.asarray(rng.standard_normal((1, 12, 17, 3)), dtype)
+    mine, theirs = (np.asarray(jax.grad(f)(x), np.float32) for f in (ours, autodiff))
+
+    @jax.jit
+    def in_a_loop(x):
+        return jax.lax.fori_loop(0, 3, lambda i, x: x - 1e-3 * jax.grad(ours)(x), x)
+
+    hlo = in_a_loop.lower(x).compile().as_text()
+    found[dtype] = {"same_loss": float(ours(x)) == float(autodiff(x)),
+                    "gradient_difference": float(np.abs(mine - theirs).max() / np.abs(theirs).max()),
+                    "kernel_layouts": sorted(set(re.findall(r"dim_labels=b01f_(\\w+)->b01f", hlo)))}
+print(json.dumps(found))
+"""
+
+
+def test_on_jax_a_convolutions_gradient_is_autodiffs_and_keeps_its_kernel_layout_inside_a_loop():
+    """backend.same_convolution's input gradient (the flipped, transposed kernel made once) is the one
+    JAX's autodiff computes; inside a compiled loop (the device-side L-BFGS) XLA's CPU compiler then
+    lays every kernel out as a forward convolution's (01io), not as a transposed one (01oi), which ran
+    2.3-2.6x slower (docs/PERFORMANCE.md, "JAX's convolutions inside the L-BFGS loop")."""
+    environment = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    child = subprocess.run([sys.executable, "-c", CONVOLUTION_CHILD], capture_output=True, text=True,
+                           env=environment, timeout=600)
+    assert child.returncode == 0, child.stderr[-2000:]
+    found = json.loads(child.stdout.strip().splitlines()[-1])
+    for dtype, seen in found.items():
+        assert seen["same_loss"], dtype
+        assert seen["gradient_difference"] <= (1e-6 if dtype == "float32" else 1e-2), (dtype, seen)
+        assert seen["kernel_layouts"] == ["01io"], (dtype, seen)

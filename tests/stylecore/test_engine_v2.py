@@ -425,16 +425,17 @@ def test_a_converged_run_ends_early_and_says_so(engine, content_image, style_ima
 
 @pytest.mark.backends
 def test_a_bfloat16_run_that_converges_early_goes_on_in_float32(engine, bfloat16_let_through):
-    """bfloat16's rounding stalls L-BFGS above what float32 reaches (here at 32 rows by about iteration 9):
-    the run goes on in float32 from its best image to the iterations asked, and says where it switched."""
+    """bfloat16's rounding stalls L-BFGS above what float32 reaches (here at 32 rows by about iteration 9
+    on TensorFlow, 15 on JAX): the run goes on in float32 from its best image to the iterations asked, and
+    says where it switched."""
     reports = []
     result = engine.stylize(landscape(32, 42), swirls(32, 42), RunSettings(
-        rows=32, start_rows=32, iterations=16, init="content", precision="bfloat16"), collect(reports))
+        rows=32, start_rows=32, iterations=24, init="content", precision="bfloat16"), collect(reports))
     switched = result.refined_at
-    assert switched is not None and 0 < switched < 16
-    assert result.last_iteration == 16 and not result.converged and result.precision == "float32"
-    assert [r.iteration for r in reports] == list(range(17))
-    assert [r.precision for r in reports] == ["bfloat16"] * (switched + 1) + ["float32"] * (16 - switched)
+    assert switched is not None and 0 < switched < 20
+    assert result.last_iteration == 24 and not result.converged and result.precision == "float32"
+    assert [r.iteration for r in reports] == list(range(25))
+    assert [r.precision for r in reports] == ["bfloat16"] * (switched + 1) + ["float32"] * (24 - switched)
     # float32 goes on lowering the loss where bfloat16 had stopped
     assert reports[-1].loss < 0.998 * reports[switched].loss
     assert all(later.loss <= earlier.loss for earlier, later in zip(reports[switched + 1:], reports[switched + 2:]))
