@@ -436,8 +436,10 @@ def turn_ends(run, now=None):
     if run.status != Run.Status.RUNNING or not run.claimed or run.iterations - run.iterations_done < 2:
         return None
     now = now or timezone.now()
+    if not another_user_waits(run.project.owner_id, now):  # the cheaper test first: pages poll this
+        return None
     turn_left = max(0.0, settings.RUN_TURN_SECONDS - (now - run.claimed).total_seconds())
-    if remaining_seconds(run) <= turn_left or not another_user_waits(run.project.owner_id, now):
+    if remaining_seconds(run) <= turn_left:
         return None
     return now + timedelta(seconds=turn_left)
 

@@ -310,8 +310,9 @@ def run_detail(request, run_id):
         "poll_milliseconds": POLL_MILLISECONDS,
     }
     context["queue_ahead"], context["expected_start"] = expected_starts([run]).get(run.id, (None, None))
-    context["turn_ends"] = turn_ends(run)
-    context["turn_over"] = context["turn_ends"] is not None and context["turn_ends"] <= timezone.now()
+    now = timezone.now()
+    context["turn_ends"] = turn_ends(run, now)
+    context["turn_over"] = context["turn_ends"] == now  # no turn left: it pauses at this iteration's end
     context["turn_seconds"] = settings.RUN_TURN_SECONDS
     if live:
         response = render(request, "gallery/run_live.html", context)

@@ -112,15 +112,15 @@ found = {}
 for dtype in ("float32", "bfloat16"):
     kernels = [ops.convert_to_tensor(rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32) / 10, dtype)
                for c_in, c_out in ((3, 8), (8, 8), (8, 4))]
-    convolutions = [backend.same_convolution(ops, kernel) for kernel in kernels]
+    def network(convolutions):
+        def loss(x):
+            for convolve in convolutions:
+                x = ops.relu(convolve(x))
+            return jnp.sum(ops.cast(x, "float32") ** 2)
+        return loss
 
-    def loss(x, convolve):
-        for kernel, convolution in zip(kernels, convolutions):
-            x = ops.relu(convolve(x, kernel, convolution))
-        return jnp.sum(ops.cast(x, "float32") ** 2)
-
-    ours = lambda x: loss(x, lambda x, kernel, convolution: convolution(x))
-    autodiff = lambda x: loss(x, lambda x, kernel, convolution: ops.conv(x, kernel, 1, padding="same"))
+    ours = network([backend.same_convolution(ops, kernel) for kernel in kernels])
+    autodiff = network([lambda x, kernel=kernel: ops.conv(x, kernel, 1, padding="same") for kernel in kernels])
     x = jnp.asarray(rng.standard_normal((1, 12, 17, 3)), dtype)
     mine, theirs = (np.asarray(jax.grad(f)(x), np.float32) for f in (ours, autodiff))
 
