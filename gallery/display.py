@@ -29,14 +29,21 @@ def format_loss(value):
     return text.rstrip(".")
 
 
+# The losses that a run, a saved iteration, a loss point and an engine report each have, by name.
+LOSS_FIELDS = ("loss", "content_loss", "style_loss", "tv_loss")
+
+
+def loss_values(row):
+    """{name: value} of LOSS_FIELDS of a run, iteration, loss point or engine report; None where not
+    finite (a diverged loss), for JSON and the database."""
+    return {name: finite_or_none(getattr(row, name)) for name in LOSS_FIELDS}
+
+
 def iteration_record(iteration):
     """One saved iteration's numbers, as the progress endpoint and run.json give them."""
     return {
         "number": iteration.number,
-        "loss": finite_or_none(iteration.loss),
-        "content_loss": finite_or_none(iteration.content_loss),
-        "style_loss": finite_or_none(iteration.style_loss),
-        "tv_loss": finite_or_none(iteration.tv_loss),
+        **loss_values(iteration),
         "evaluations": iteration.evaluations,
         "seconds": iteration.seconds,
         "rows": iteration.rows,
@@ -111,6 +118,7 @@ CHART_SERIES = (
     ("tv", "Total variation × weight", "tv_weight", "tv_loss"),
 )
 CHART_WIDTH, CHART_HEIGHT = 640, 250
+CHART_MOST_POINTS = 320  # a curve's points on long runs: about one per two pixels of the plot
 CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 62, 14, 12, 32
 
 
@@ -143,14 +151,39 @@ def _plottable(value):
     return value is not None and math.isfinite(value) and value > 0
 
 
-def loss_chart(run, iterations):
+def computed_losses(iterations, points):
+    """Every computed iteration's losses in order of number: the run's loss points, and its saved
+    iterations where there is no point (runs from before points were kept have only those)."""
+    merged = {point.number: point for point in points}
+    for iteration in iterations:
+        merged.setdefault(iteration.number, iteration)
+    return [merged[number] for number in sorted(merged)]
+
+
+def _drawn(numbers, kept, most):
+    """At most about ``most`` of the iteration ``numbers`` (evenly spread), always with ``kept``."""
+    if len(numbers) <= most:
+        return numbers
+    stride = math.ceil(len(numbers) / most)
+    return [n for i, n in enumerate(numbers) if i % stride == 0 or n in kept]
+
+
+def loss_chart(run, iterations, points=()):
     """Polylines, dots, axis ticks and a table of the values; None when there is nothing to draw.
 
-    Losses are drawn on a log scale (they fall by orders of magnitude); zero, negative and
-    non-finite values cannot be placed on it and are left out of the drawing (not the table).
+    The curves go through every computed iteration (``points``, the run's ``LossPoint`` rows; at most
+    about CHART_MOST_POINTS of them, evenly spread, on long runs); the dots and the table are the
+    saved ``iterations`` and the latest computed one. Losses are drawn on a log scale (they fall by
+    orders of magnitude); zero, negative and non-finite values cannot be placed on it and are left
+    out of the drawing (not the table).
     """
-    rows = [(it.number, weighted_losses(run, it)) for it in iterations]
-    points = {key: [(n, v[key]) for n, v in rows if _plottable(v[key])] for key, *_rest in CHART_SERIES}
+    computed = computed_losses(iterations, points)
+    values_at = {row.number: weighted_losses(run, row) for row in computed}
+    numbers = list(values_at)
+    marked = {it.number for it in iterations} | set(numbers[-1:])
+    drawn = _drawn(numbers, marked, CHART_MOST_POINTS)
+    points = {key: [(n, values_at[n][key]) for n in drawn if _plottable(values_at[n][key])]
+              for key, *_rest in CHART_SERIES}
     values = [value for series in points.values() for _number, value in series]
     if not values:
         return None
@@ -158,7 +191,7 @@ def loss_chart(run, iterations):
     high = math.ceil(math.log10(max(values)))
     if high == low:
         high += 1
-    x_max = max([run.iterations, 1] + [it.number for it in iterations])
+    x_max = max([run.iterations, 1] + numbers)
     plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
 
@@ -176,19 +209,20 @@ def loss_chart(run, iterations):
     for key, name, _weight, _field in CHART_SERIES:
         dots = [
             {"x": x_of(number), "y": y_of(value), "title": f"{name} at iteration {number}: {format_loss(value)}"}
-            for number, value in points[key]
+            for number, value in points[key] if number in marked
         ]
         series.append(
             {
                 "key": key,
                 "name": name,
-                "polyline": " ".join(f"{dot['x']},{dot['y']}" for dot in dots),
+                "polyline": " ".join(f"{x_of(number)},{y_of(value)}" for number, value in points[key]),
                 "dots": dots,
                 "last": format_loss(points[key][-1][1]) if points[key] else "–",
             }
         )
     table = [
-        {"number": number, "values": [format_loss(v[key]) for key, *_rest in CHART_SERIES]} for number, v in rows
+        {"number": number, "values": [format_loss(values_at[number][key]) for key, *_rest in CHART_SERIES]}
+        for number in numbers if number in marked
     ]
     scale_marks = [
         {"x": x_of(start), "label": f"{size} rows", "number": start}

@@ -39,9 +39,9 @@ from django_q.tasks import async_task
 from PIL import Image
 
 from gallery import files
-from gallery.display import finite_or_none, format_duration
+from gallery.display import LOSS_FIELDS, format_duration, loss_values
 from gallery.estimates import SpeedMeter, estimate_run
-from gallery.models import DeviceMemory, Iteration, PrecisionCheck, Run
+from gallery.models import DeviceMemory, Iteration, LossPoint, PrecisionCheck, Run
 from gallery.queue import another_user_waits, enqueue_run_quietly, refresh_connections
 from gallery.recovery import Heartbeat
 from stylecore.schema import DEFAULTS
@@ -297,6 +297,8 @@ class _Job:
         self.full_size_iteration_seconds = None
         self.last_report = None
         self.precisions = run.precision_used  # "bfloat16, then float32" once a run went on in float32
+        # The iterations after the last saved one are computed again: their losses go with them.
+        LossPoint.objects.filter(run_id=run.id, number__gt=self.first_iteration).delete()
         if last is not None:
             start = _start_image(last.checkpoint, last.image)
         elif run.init == Run.Init.ITERATION:
@@ -452,10 +454,7 @@ class _Job:
             "iterations_done": report.iteration,
             "evaluations": self.evaluations_before + report.evaluations,
             "elapsed_seconds": self.seconds_before + report.seconds,
-            "loss": finite_or_none(report.loss),
-            "content_loss": finite_or_none(report.content_loss),
-            "style_loss": finite_or_none(report.style_loss),
-            "tv_loss": finite_or_none(report.tv_loss),
+            **loss_values(report),
             "precision_used": self.precisions,
             "heartbeat": timezone.now(),
             "next_iteration_evaluations": 0,
@@ -478,13 +477,20 @@ class _Job:
         patience = max(settings.RUN_STALL_SECONDS, STALL_ITERATIONS * iteration_seconds)
         return timezone.now() + timedelta(seconds=patience)
 
-    def _update_run(self, fields):
-        updated = Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING, attempts=self.attempt).update(**fields)
-        if updated != 1:
-            raise _Lost()
+    def _update_run(self, fields, report):
+        """The run's progress and this iteration's losses (a point of the loss curves), together, while
+        the run is still this attempt's."""
+        with transaction.atomic():
+            updated = Run.objects.filter(id=self.run.id, status=Run.Status.RUNNING,
+                                         attempts=self.attempt).update(**fields)
+            if updated != 1:
+                raise _Lost()
+            LossPoint.objects.bulk_create([LossPoint(run_id=self.run.id, number=report.iteration, **loss_values(report))],
+                                          update_conflicts=True, unique_fields=["run", "number"],
+                                          update_fields=list(LOSS_FIELDS))
 
     def _record_progress(self, report):
-        self._update_run(self._progress_fields(report))
+        self._update_run(self._progress_fields(report), report)
 
     def _save_iteration(self, report):
         """Files first, then the row and the progress in one transaction; files go if that fails."""
@@ -512,7 +518,7 @@ class _Job:
                 if previous is not None:
                     fields["stored_bytes"] -= _stored_size(previous.checkpoint)
                     Iteration.objects.filter(id=previous.id).update(checkpoint="")
-                self._update_run(fields)
+                self._update_run(fields, report)
                 iteration.save()
         except BaseException:
             files.delete_names(files.stored_names([iteration.image, iteration.thumbnail, iteration.checkpoint]))

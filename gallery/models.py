@@ -398,6 +398,25 @@ class Iteration(models.Model):
         return math.isfinite(self.loss)
 
 
+class LossPoint(models.Model):
+    """The losses of one computed iteration of a run, every iteration (the loss curves' points);
+    ``Iteration`` keeps the saved ones with their images. None: the loss was not finite."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="loss_points")
+    number = models.PositiveIntegerField()
+    loss = models.FloatField(null=True)
+    content_loss = models.FloatField(null=True)
+    style_loss = models.FloatField(null=True)
+    tv_loss = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_loss_point_per_iteration")]
+
+    def __str__(self):
+        return f"{self.run_id} #{self.number}: {self.loss}"
+
+
 class Preview(models.Model):
     """An AdaIN picture of a project's images at one alpha and size, computed on the preview lane.
 

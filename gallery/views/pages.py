@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
-from gallery.display import RUN_SETTINGS_SHOWN, finite_or_none, iteration_record
+from gallery.display import RUN_SETTINGS_SHOWN, computed_losses, finite_or_none, iteration_record, loss_values
 from gallery.models import Iteration
 from gallery.query import query_number
 from gallery.views.runs import POLL_MILLISECONDS
@@ -73,6 +73,10 @@ def run_record(run, iterations, file_names):
         "saved_iterations": [
             iteration_record(it) | {"file": file_names[it.number]}
             for it in iterations
+        ],
+        "losses": [
+            {"iteration": row.number} | loss_values(row)
+            for row in computed_losses(iterations, run.loss_points.all())
         ],
     }
 

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_sweep_for_user
-from gallery.display import format_duration, format_loss
+from gallery.display import LOSS_FIELDS, format_duration, format_loss
 from gallery.crop import clamp_region, full_size
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
@@ -231,7 +231,7 @@ def sweep_png(request, sweep_id):
 
 
 SETTING_COLUMNS = tuple(SETTING)
-LOSS_COLUMNS = ("loss", "content_loss", "style_loss", "tv_loss", "evaluations", "seconds")
+LOSS_COLUMNS = LOSS_FIELDS + ("evaluations", "seconds")
 
 
 def _csv_text(sweep, runs, folders, records):

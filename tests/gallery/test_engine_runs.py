@@ -7,7 +7,7 @@ from django.urls import reverse
 from PIL import Image
 
 from gallery import jobs, launching, queue, tasks
-from gallery.models import RUN_DEFAULTS, Run
+from gallery.models import RUN_DEFAULTS, LossPoint, Run
 
 
 def stored_size(field_file):
@@ -180,6 +180,28 @@ def test_a_resumed_run_starts_from_the_exact_checkpoint(project, monkeypatch):
     saved = list(Run.objects.get(id=run.id).saved_iterations.all())
     assert [i.number for i in saved] == [0, 1, 2, 3, 4]
     assert [bool(i.checkpoint) for i in saved] == [False] * 4 + [True]
+
+
+@pytest.mark.slow
+def test_every_computed_iteration_keeps_its_losses_and_a_resume_replaces_those_after_the_checkpoint(project):
+    run = make_run(project, iterations=3, save_every=10, init="content")
+    assert tasks.execute_run(run.id) == "done"
+    points = {point.number: point for point in run.loss_points.all()}
+    assert sorted(points) == [0, 1, 2, 3]
+    for iteration in run.saved_iterations.all():  # 0 and 3
+        assert points[iteration.number].loss == pytest.approx(iteration.loss)
+        assert points[iteration.number].style_loss == pytest.approx(iteration.style_loss)
+    assert points[3].loss < points[1].loss < points[0].loss
+
+    # As if the worker had computed iterations 4 and 6 after saving 3, then died: the resumed
+    # attempt computes them again, and the dead attempt's losses go.
+    Run.objects.filter(id=run.id).update(iterations=5, status=Run.Status.QUEUED)
+    LossPoint.objects.create(run=run, number=4, loss=123.0, content_loss=1, style_loss=1, tv_loss=1)
+    LossPoint.objects.create(run=run, number=6, loss=123.0, content_loss=1, style_loss=1, tv_loss=1)
+    assert tasks.execute_run(run.id) == "done"
+    resumed = list(run.loss_points.all())
+    assert [point.number for point in resumed] == [0, 1, 2, 3, 4, 5]
+    assert resumed[4].loss != 123.0 and resumed[5].loss == pytest.approx(run.saved_iterations.last().loss)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from gallery.models import Run
+from gallery.models import LossPoint, Run
 from gallery.display import format_duration, format_loss, loss_chart
 from tests.factories import add_iteration, create_project, create_run
 
@@ -68,6 +68,46 @@ def test_the_chart_draws_the_weighted_parts_that_add_up_to_the_total(db, project
     assert [series["name"] for series in chart["series"]] == [
         "Total", "Content × weight", "Style × weight", "Total variation × weight"
     ]
+
+
+def add_points(run, numbers, loss=lambda n: 1000 / (n + 1)):
+    LossPoint.objects.bulk_create(
+        LossPoint(run=run, number=n, loss=loss(n), content_loss=1.0, style_loss=2.0, tv_loss=3.0) for n in numbers)
+    return list(run.loss_points.all())
+
+
+def test_the_curves_go_through_every_computed_iteration_and_the_dots_mark_the_saved_ones(db, project):
+    run = create_run(project, numbers=(0, 10), iterations=20, status=Run.Status.RUNNING)
+    points = add_points(run, range(0, 14))
+    chart = loss_chart(run, list(run.saved_iterations.all()), points)
+    total = next(series for series in chart["series"] if series["key"] == "total")
+    assert len(total["polyline"].split()) == 14
+    # The dots and the table: the saved iterations and the latest computed, 13.
+    assert [dot["title"] for dot in total["dots"]] == [
+        "Total at iteration 0: 1.00e3", "Total at iteration 10: 90.9", "Total at iteration 13: 71.4"]
+    assert [row["number"] for row in chart["table"]] == [0, 10, 13]
+    assert total["last"] == "71.4"
+    # A run from before loss points were kept draws its saved iterations only.
+    assert len(loss_chart(run, list(run.saved_iterations.all()))["series"][0]["polyline"].split()) == 2
+
+
+def test_a_long_runs_curves_are_thinned_to_a_few_hundred_points_keeping_the_saved_ones(db, project):
+    from gallery.display import CHART_MOST_POINTS
+
+    run = create_run(project, numbers=(0, 10, 4990, 5000), iterations=5000)
+    points = add_points(run, range(0, 5001))
+    total = loss_chart(run, list(run.saved_iterations.all()), points)["series"][0]
+    xs = [float(point.split(",")[0]) for point in total["polyline"].split()]
+    assert CHART_MOST_POINTS / 2 < len(xs) <= CHART_MOST_POINTS + 4
+    assert xs == sorted(xs) and len(total["dots"]) == 4
+
+
+def test_the_run_page_draws_every_iteration_computed_so_far(owner_client, project):
+    run = create_run(project, numbers=(0,), iterations=20, status=Run.Status.RUNNING)
+    add_points(run, range(0, 6))
+    fragment = html(live_fragment(owner_client, run, after=0))
+    assert fragment.count('<circle') == 4 * 2  # iteration 0 and the latest, 5, on four curves
+    assert "Total at iteration 5: 167" in fragment
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +293,19 @@ def test_the_run_download_is_a_zip_named_like_the_notebook(owner_client, project
     assert [it["number"] for it in record["saved_iterations"]] == [0, 1, 2]
     assert record["saved_iterations"][2]["loss"] == pytest.approx(1000 / 3)
     assert record["saved_iterations"][2]["file"] == "output_at_iteration_2.png"
+    # Every computed iteration's losses (this run's saved iterations: it has no loss points).
+    assert [row["iteration"] for row in record["losses"]] == [0, 1, 2]
+
+
+def test_run_json_has_the_losses_of_every_computed_iteration(owner_client, project):
+    run = create_run(project, numbers=(0, 4), iterations=4)
+    add_points(run, range(0, 5))
+    response = owner_client.get(reverse("run_download", args=[run.id]))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    record = json.loads(archive.read(f"output_{run.label}/run.json"))
+    assert [row["iteration"] for row in record["losses"]] == [0, 1, 2, 3, 4]
+    assert record["losses"][3] == {"iteration": 3, "loss": 250.0, "content_loss": 1.0, "style_loss": 2.0,
+                                   "tv_loss": 3.0}
 
 
 def test_a_diverged_loss_is_null_in_run_json(owner_client, project):
