@@ -117,7 +117,8 @@ CHART_SERIES = (
     ("style", "Style × weight", "style_weight", "style_loss"),
     ("tv", "Total variation × weight", "tv_weight", "tv_loss"),
 )
-CHART_WIDTH, CHART_HEIGHT = 640, 250
+CHART_WIDTH, CHART_HEIGHT = 640, 250  # the run page's chart, in the SVG's units (CSS pixels at 640 wide)
+COMPARE_CHART_SIZE = (380, 240)  # the compare page's, three abreast
 CHART_MOST_POINTS = 320  # a curve's points on long runs: about one per two pixels of the plot
 CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 62, 14, 12, 32
 
@@ -169,31 +170,90 @@ def _drawn(numbers, kept, most):
 
 
 def loss_chart(run, iterations, points=()):
-    """Polylines, dots, axis ticks and a table of the values; None when there is nothing to draw.
+    """The run page's chart: polylines, dots, axis ticks and a table of the values; None when there
+    is nothing to draw.
 
     The curves go through every computed iteration (``points``, the run's ``LossPoint`` rows; at most
     about CHART_MOST_POINTS of them, evenly spread, on long runs); the dots and the table are the
-    saved ``iterations`` and the latest computed one. Losses are drawn on a log scale (they fall by
-    orders of magnitude); zero, negative and non-finite values cannot be placed on it and are left
-    out of the drawing (not the table).
+    saved ``iterations`` and the latest computed one. Zero, negative and non-finite values cannot be
+    placed on a log scale and are left out of the drawing (not the table).
     """
     computed = computed_losses(iterations, points)
     values_at = {row.number: weighted_losses(run, row) for row in computed}
     numbers = list(values_at)
     marked = {it.number for it in iterations} | set(numbers[-1:])
-    drawn = _drawn(numbers, marked, CHART_MOST_POINTS)
-    points = {key: [(n, values_at[n][key]) for n in drawn if _plottable(values_at[n][key])]
-              for key, *_rest in CHART_SERIES}
-    values = [value for series in points.values() for _number, value in series]
+    series = [
+        {"key": key, "name": name, "points": [(n, values_at[n][key]) for n in numbers], "marked": marked}
+        for key, name, _weight, _field in CHART_SERIES
+    ]
+    marks = [(start, f"{size} rows") for size, start in scale_starts(run, iterations)[1:]]
+    chart = line_chart(series, max([run.iterations, 1] + numbers), marks)
+    if chart is not None:
+        chart["table"] = [
+            {"number": number, "values": [format_loss(values_at[number][key]) for key, *_rest in CHART_SERIES]}
+            for number in numbers if number in marked
+        ]
+    return chart
+
+
+# The compare page's charts: each loss before its weight, one line per run, so that runs with
+# different weights can be set side by side.
+COMPARED_LOSSES = (
+    # (loss field, name, what a lower value means)
+    ("content_loss", "Content loss", "lower: closer to the photo's shapes and edges"),
+    ("style_loss", "Style loss", "lower: closer to the painting's textures and colours"),
+    ("tv_loss", "Total variation", "lower: smoother, with less pixel noise"),
+)
+
+
+def compared_losses(runs, iterations_by_run, points_by_run):
+    """The compare page's charts (COMPARED_LOSSES, each over every run's computed iterations) and a
+    table of each run's latest values; charts is empty when nothing can be drawn."""
+    computed = {run.id: computed_losses(iterations_by_run[run.id], points_by_run.get(run.id, ())) for run in runs}
+    x_max = max([1] + [run.iterations for run in runs] + [rows[-1].number for rows in computed.values() if rows])
+    charts = []
+    for field, name, meaning in COMPARED_LOSSES:
+        series = [
+            {"key": f"run-{position}", "name": run.label,
+             "points": [(row.number, getattr(row, field)) for row in computed[run.id]],
+             "marked": {row.number for row in computed[run.id][-1:]}}
+            for position, run in enumerate(runs, 1)
+        ]
+        chart = line_chart(series, x_max, size=COMPARE_CHART_SIZE)
+        if chart is not None:
+            charts.append({"key": field, "name": name, "meaning": meaning, "chart": chart})
+    table = [
+        {"label": run.label, "number": computed[run.id][-1].number,
+         "values": [format_loss(getattr(computed[run.id][-1], field)) for field, *_rest in COMPARED_LOSSES]}
+        for run in runs if computed[run.id]
+    ]
+    return {"charts": charts, "table": table, "names": [name for _field, name, _meaning in COMPARED_LOSSES]}
+
+
+def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):
+    """Lines on a log scale over iterations 0..x_max, as data for templates/gallery/_chart_svg.html;
+    None when no value can be drawn.
+
+    ``series``: [{"key", "name", "points": [(iteration, value)] in order, "marked": iterations that get a
+    dot}]; each line is thinned to about CHART_MOST_POINTS points, keeping the marked ones. ``marks``:
+    [(iteration, label)] drawn as dashed vertical lines (where a larger size begins). ``size``: the
+    SVG's width and height, in the units of its text (11 px).
+    """
+    width, height = size
+    plotted = []
+    for line in series:
+        kept = dict(line["points"])
+        drawn = _drawn(list(kept), line["marked"], CHART_MOST_POINTS)
+        plotted.append([(n, kept[n]) for n in drawn if _plottable(kept[n])])
+    values = [value for points in plotted for _number, value in points]
     if not values:
         return None
     low = math.floor(math.log10(min(values)))
     high = math.ceil(math.log10(max(values)))
     if high == low:
         high += 1
-    x_max = max([run.iterations, 1] + numbers)
-    plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
-    plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
+    plot_width = width - CHART_LEFT - CHART_RIGHT
+    plot_height = height - CHART_TOP - CHART_BOTTOM
 
     def x_of(number):
         return round(CHART_LEFT + plot_width * number / x_max, 1)
@@ -202,47 +262,34 @@ def loss_chart(run, iterations, points=()):
         return round(CHART_TOP + plot_height * (high - math.log10(value)) / (high - low), 1)
 
     decade_step = max(1, math.ceil((high - low) / 6))
-    y_ticks = [{"y": y_of(10.0**k), "label": _decade_label(k)} for k in range(low, high + 1, decade_step)]
-    x_step = _nice_step(x_max)
-    x_ticks = [{"x": x_of(n), "label": n} for n in range(0, x_max + 1, x_step)]
-    series = []
-    for key, name, _weight, _field in CHART_SERIES:
-        dots = [
-            {"x": x_of(number), "y": y_of(value), "title": f"{name} at iteration {number}: {format_loss(value)}"}
-            for number, value in points[key] if number in marked
-        ]
-        series.append(
-            {
-                "key": key,
-                "name": name,
-                "polyline": " ".join(f"{x_of(number)},{y_of(value)}" for number, value in points[key]),
-                "dots": dots,
-                "last": format_loss(points[key][-1][1]) if points[key] else "–",
-            }
-        )
-    table = [
-        {"number": number, "values": [format_loss(values_at[number][key]) for key, *_rest in CHART_SERIES]}
-        for number in numbers if number in marked
-    ]
-    scale_marks = [
-        {"x": x_of(start), "label": f"{size} rows", "number": start}
-        for size, start in scale_starts(run, iterations)[1:]
-    ]
+    x_step = _nice_step(x_max, most_ticks=max(3, plot_width // 70))
     return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
+        "width": width,
+        "height": height,
         "left": CHART_LEFT,
-        "right": CHART_WIDTH - CHART_RIGHT,
+        "right": width - CHART_RIGHT,
         "top": CHART_TOP,
-        "bottom": CHART_HEIGHT - CHART_BOTTOM,
-        "x_label_y": CHART_HEIGHT - CHART_BOTTOM + 16,
-        "axis_title_y": CHART_HEIGHT - 2,
-        "y_ticks": y_ticks,
-        "x_ticks": x_ticks,
-        "series": series,
-        "table": table,
-        "scale_marks": scale_marks,
+        "bottom": height - CHART_BOTTOM,
+        "x_label_y": height - CHART_BOTTOM + 16,
+        "axis_title_y": height - 2,
         "label_y": CHART_TOP + 10,
+        "y_ticks": [{"y": y_of(10.0**k), "label": _decade_label(k)} for k in range(low, high + 1, decade_step)],
+        "x_ticks": [{"x": x_of(n), "label": n} for n in range(0, x_max + 1, x_step)],
+        "scale_marks": [{"x": x_of(number), "label": label, "number": number} for number, label in marks],
+        "series": [
+            {
+                "key": line["key"],
+                "name": line["name"],
+                "polyline": " ".join(f"{x_of(number)},{y_of(value)}" for number, value in points),
+                "dots": [
+                    {"x": x_of(number), "y": y_of(value),
+                     "title": f"{line['name']} at iteration {number}: {format_loss(value)}"}
+                    for number, value in points if number in line["marked"]
+                ],
+                "last": format_loss(points[-1][1]) if points else "–",
+            }
+            for line, points in zip(series, plotted)
+        ],
     }
 
 

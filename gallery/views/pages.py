@@ -15,8 +15,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
-from gallery.display import RUN_SETTINGS_SHOWN, computed_losses, finite_or_none, iteration_record, loss_values
-from gallery.models import Iteration
+from gallery.display import (
+    LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none, iteration_record, loss_values,
+)
+from gallery.models import Iteration, LossPoint
 from gallery.query import query_number
 from gallery.views.runs import POLL_MILLISECONDS
 from stylecore.schema import SETTING
@@ -196,10 +198,19 @@ def selected_iteration(request, numbers):
 def iterations_by_run(runs):
     """{run id: its saved iterations in order} (only the fields the pages need), and every number saved."""
     by_run = {run.id: [] for run in runs}
-    saved = Iteration.objects.filter(run__in=runs).order_by("number").only("id", "run_id", "number", "loss", "seconds")
+    saved = Iteration.objects.filter(run__in=runs).order_by("number").only(
+        "id", "run_id", "number", "seconds", *LOSS_FIELDS)
     for iteration in saved:
         by_run[iteration.run_id].append(iteration)
     return by_run, sorted({it.number for its in by_run.values() for it in its})
+
+
+def loss_points_by_run(runs):
+    """{run id: its loss points in order}."""
+    by_run = {}
+    for point in LossPoint.objects.filter(run__in=runs):
+        by_run.setdefault(point.run_id, []).append(point)
+    return by_run
 
 
 def shown_iteration(iterations, selected):
@@ -254,6 +265,7 @@ def compare(request):
         "columns": columns,
         "runs": runs,
         "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
+        "losses": compared_losses(runs, by_run, loss_points_by_run(runs)),
         "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
     } | view_context(numbers, selected, slider_value, crop)
     return render_page_or_live_parts(request, "gallery/compare.html", "gallery/compare_live.html", context)

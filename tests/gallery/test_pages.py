@@ -405,6 +405,39 @@ def test_it_shows_each_runs_last_iteration_by_default_and_one_chosen_iteration_o
     assert "Iteration 0 (its latest before 1)" in page
 
 
+def test_it_charts_each_loss_before_its_weight_one_line_per_run_with_the_latest_values_as_a_table(
+    owner_client, project
+):
+    light = create_run(project, numbers=(0, 4), iterations=4, style_weight=0.1)
+    heavy = create_run(project, numbers=(0, 2), iterations=6, style_weight=10, status=Run.Status.RUNNING)
+    add_points(light, range(0, 5))
+    add_points(heavy, range(0, 4), loss=lambda n: 5000 / (n + 1))
+    page = html(owner_client.get(compare_url(light, heavy)))
+    section = page[page.index('id="compare-losses"'):]
+    assert section.count("<svg viewBox") == 3 and section.count('<svg class="swatch"') == 2  # charts; legend
+    for name in ("Content loss", "Style loss", "Total variation"):
+        assert f"<strong>{name}</strong>" in section
+    # One line per run, through every computed iteration, in launch order, on every chart.
+    assert section.count('data-series="run-1"') == 3 and section.count('data-series="run-2"') == 3
+    first_line = section[section.index('data-series="run-1"'):]
+    assert len(first_line[first_line.index('points="') + 8:].split('"')[0].split()) == 5
+    # Unweighted: the style losses are the points' 2.0, whatever each run's style weight.
+    assert f"{light.label} at iteration 4: 2.00" in section and f"{heavy.label} at iteration 3: 2.00" in section
+    # The table: each run's latest computed iteration.
+    assert '<td>4</td><td class="mono">1.00</td><td class="mono">2.00</td><td class="mono">3.00</td>' in section
+    assert '<td>3</td><td class="mono">1.00</td>' in section
+    # The live fragment carries the section, so a running run's lines grow.
+    fragment = html(owner_client.get(compare_url(light, heavy, fragment="live")))
+    assert 'id="compare-losses" data-live-part' in fragment
+
+
+def test_runs_that_have_computed_nothing_yet_say_where_their_losses_will_appear(owner_client, project):
+    a = create_run(project, numbers=(), status=Run.Status.QUEUED)
+    b = create_run(project, numbers=(), status=Run.Status.QUEUED, tv_weight=2)
+    page = html(owner_client.get(compare_url(a, b)))
+    assert "The runs' losses appear here once they have computed their first iteration." in page
+
+
 def test_it_lists_runs_in_launch_order_whatever_the_order_ticked(owner_client, project):
     first, second = create_run(project, tv_weight=0.1), create_run(project, tv_weight=1)
     page = html(owner_client.get(compare_url(second, first)))
