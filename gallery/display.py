@@ -206,9 +206,16 @@ COMPARED_LOSSES = (
 )
 
 
+COMPARED_MOST_RUNS = 6  # lines a chart tells apart: one colour and dash each (static/gallery/style.css)
+
+
 def compared_losses(runs, iterations_by_run, points_by_run):
-    """The compare page's charts (COMPARED_LOSSES, each over every run's computed iterations) and a
-    table of each run's latest values; charts is empty when nothing can be drawn."""
+    """The compare and sweep pages' charts (COMPARED_LOSSES, each over every run's computed
+    iterations), the runs' labels in order, and a table of each run's latest values; charts is empty
+    when nothing can be drawn or there are more than COMPARED_MOST_RUNS runs ("too_many")."""
+    labels = [run.label for run in runs]
+    if len(runs) > COMPARED_MOST_RUNS:
+        return {"charts": [], "labels": labels, "too_many": True, "most": COMPARED_MOST_RUNS}
     computed = {run.id: computed_losses(iterations_by_run[run.id], points_by_run.get(run.id, ())) for run in runs}
     x_max = max([1] + [run.iterations for run in runs] + [rows[-1].number for rows in computed.values() if rows])
     charts = []
@@ -227,7 +234,8 @@ def compared_losses(runs, iterations_by_run, points_by_run):
          "values": [format_loss(getattr(computed[run.id][-1], field)) for field, *_rest in COMPARED_LOSSES]}
         for run in runs if computed[run.id]
     ]
-    return {"charts": charts, "table": table, "names": [name for _field, name, _meaning in COMPARED_LOSSES]}
+    return {"charts": charts, "labels": labels, "table": table,
+            "names": [name for _field, name, _meaning in COMPARED_LOSSES]}
 
 
 def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):

@@ -275,6 +275,22 @@ def test_the_matrix_has_axis_1_down_and_axis_2_across(owner_client, project):
     assert page.count("data-crop-canvas") == 4
 
 
+def test_a_sweep_of_up_to_six_runs_charts_their_losses_and_a_larger_one_says_how_to_see_them(owner_client, project):
+    sweep = make_sweep(project)
+    page = owner_client.get(reverse("sweep_detail", args=[sweep.id])).content.decode()
+    section = page[page.index('id="compare-losses"'):]
+    assert section.count("<svg viewBox") == 3
+    for position, run in enumerate(sweep.runs.order_by("sweep_row", "sweep_column"), 1):
+        assert section.count(f'data-series="run-{position}"') == 3 and f"{run.label} at iteration 2:" in section
+    live = owner_client.get(reverse("sweep_detail", args=[sweep.id]), {"fragment": "live"}).content.decode()
+    assert 'id="compare-losses" data-live-part' in live
+
+    large = make_sweep(project, rows=(0.001, 0.01, 0.1), columns=(0.1, 1.0, 10.0))
+    page = owner_client.get(reverse("sweep_detail", args=[large.id])).content.decode()
+    assert "9 runs are more lines than a chart can tell apart: tick up to 6 of them" in page
+    assert 'data-series="run-' not in page
+
+
 def test_the_live_fragment_follows_the_iteration(owner_client, project):
     sweep = make_sweep(project, status=Run.Status.RUNNING)
     live = owner_client.get(reverse("sweep_detail", args=[sweep.id]) + "?fragment=live&iteration=1").content.decode()
