@@ -485,8 +485,8 @@ class _Job:
                                          attempts=self.attempt).update(**fields)
             if updated != 1:
                 raise _Lost()
-            LossPoint.objects.bulk_create([LossPoint(run_id=self.run.id, number=report.iteration, **loss_values(report))],
-                                          update_conflicts=True, unique_fields=["run", "number"],
+            point = LossPoint(run_id=self.run.id, number=report.iteration, **loss_values(report))
+            LossPoint.objects.bulk_create([point], update_conflicts=True, unique_fields=["run", "number"],
                                           update_fields=list(LOSS_FIELDS))
 
     def _record_progress(self, report):

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
 from gallery.display import (
-    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none, iteration_record, loss_values,
+    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none,
+    iteration_record, loss_values,
 )
 from gallery.models import Iteration, LossPoint
 from gallery.query import query_number

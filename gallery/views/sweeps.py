@@ -26,8 +26,8 @@ from gallery.estimates import estimate_run, memory_refusal_within, workers_machi
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
 from gallery.launching import LaunchError, launch_sweep
 from gallery.views.pages import (
-    iteration_text, iterations_by_run, loss_points_by_run, parse_crop, render_page_or_live_parts, run_record, selected_iteration,
-    shown_iteration, stream_zip, view_context, zip_entries, zip_response,
+    iteration_text, iterations_by_run, loss_points_by_run, parse_crop, render_page_or_live_parts, run_record,
+    selected_iteration, shown_iteration, stream_zip, view_context, zip_entries, zip_response,
 )
 from gallery.views.runs import cancel_runs, content_aspect
 from stylecore.schema import SETTING
