@@ -5,6 +5,7 @@ no copies in JavaScript. The chart is computed here and drawn by templates/galle
 so the pages need no chart library and work offline.
 """
 import math
+from collections import namedtuple
 
 from stylecore.engine import scale_plan
 from stylecore.schema import SETTINGS, format_number
@@ -31,6 +32,15 @@ def format_loss(value):
 
 # The losses that a run, a saved iteration, a loss point and an engine report each have, by name.
 LOSS_FIELDS = ("loss", "content_loss", "style_loss", "tv_loss")
+
+
+# A loss point's values, read without building a model instance (a long run has thousands).
+LossRow = namedtuple("LossRow", ("number",) + LOSS_FIELDS)
+
+
+def loss_rows(points):
+    """A queryset of one run's ``LossPoint`` rows as LossRow tuples, in order of number."""
+    return [LossRow(*values) for values in points.values_list("number", *LOSS_FIELDS)]
 
 
 def loss_values(row):
@@ -216,7 +226,11 @@ def compared_losses(runs, iterations_by_run, points_by_run):
     labels = [run.label for run in runs]
     if len(runs) > COMPARED_MOST_RUNS:
         return {"charts": [], "labels": labels, "too_many": True, "most": COMPARED_MOST_RUNS}
-    computed = {run.id: computed_losses(iterations_by_run[run.id], points_by_run.get(run.id, ())) for run in runs}
+    computed = {}
+    for run in runs:
+        rows = computed_losses(iterations_by_run[run.id], points_by_run.get(run.id, ()))
+        drawn = set(_drawn([row.number for row in rows], {row.number for row in rows[-1:]}, CHART_MOST_POINTS))
+        computed[run.id] = [row for row in rows if row.number in drawn]  # thinned once, for three charts
     x_max = max([1] + [run.iterations for run in runs] + [rows[-1].number for rows in computed.values() if rows])
     charts = []
     for field, name, meaning in COMPARED_LOSSES:

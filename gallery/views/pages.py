@@ -16,8 +16,8 @@ from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
 from gallery.display import (
-    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none,
-    iteration_record, loss_values,
+    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, LossRow, compared_losses, computed_losses, finite_or_none,
+    iteration_record, loss_rows, loss_values,
 )
 from gallery.models import Iteration, LossPoint
 from gallery.query import query_number
@@ -79,7 +79,7 @@ def run_record(run, iterations, file_names):
         ],
         "losses": [
             {"iteration": row.number} | loss_values(row)
-            for row in computed_losses(iterations, run.loss_points.all())
+            for row in computed_losses(iterations, loss_rows(run.loss_points))
         ],
     }
 
@@ -207,10 +207,10 @@ def iterations_by_run(runs):
 
 
 def loss_points_by_run(runs):
-    """{run id: its loss points in order}."""
+    """{run id: its loss points in order, as LossRow tuples}."""
     by_run = {}
-    for point in LossPoint.objects.filter(run__in=runs):
-        by_run.setdefault(point.run_id, []).append(point)
+    for run_id, *values in LossPoint.objects.filter(run__in=runs).values_list("run_id", "number", *LOSS_FIELDS):
+        by_run.setdefault(run_id, []).append(LossRow(*values))
     return by_run
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from gallery import quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
-    format_loss, iteration_record, loss_chart, loss_values, settings_rows,
+    format_loss, iteration_record, loss_chart, loss_rows, loss_values, settings_rows,
 )
 from gallery.estimates import content_aspect, estimate_run, expected_starts, memory_refusal, turn_ends
 from gallery.previews import current_preview, preview_context, shown_alpha
@@ -300,7 +300,7 @@ def run_detail(request, run_id):
         "iterations": [it for it in iterations if it.number > after],
         "saved_count": len(iterations),
         "latest": latest,
-        "chart": loss_chart(run, iterations, run.loss_points.all()),
+        "chart": loss_chart(run, iterations, loss_rows(run.loss_points)),
         "cancelling_text": CANCELLING,
         "announcement": announcement(run),
         "live_url": _live_url(run, latest.number if latest else -1) if run.is_active else "",
