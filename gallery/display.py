@@ -219,16 +219,17 @@ COMPARED_LOSSES = (
 COMPARED_MOST_RUNS = 6  # lines a chart tells apart: one colour and dash each (static/gallery/style.css)
 
 
-def compared_losses(runs, iterations_by_run, points_by_run):
+def compared_losses(runs, iterations_by_run):
     """The compare and sweep pages' charts (COMPARED_LOSSES, each over every run's computed
-    iterations), the runs' labels in order, and a table of each run's latest values; charts is empty
-    when nothing can be drawn or there are more than COMPARED_MOST_RUNS runs ("too_many")."""
+    iterations, read here, one query per run), the runs' labels in order, and a table of each run's
+    latest values; charts is empty when nothing can be drawn or there are more than
+    COMPARED_MOST_RUNS runs ("too_many", and nothing is read)."""
     labels = [run.label for run in runs]
     if len(runs) > COMPARED_MOST_RUNS:
         return {"charts": [], "labels": labels, "too_many": True, "most": COMPARED_MOST_RUNS}
     computed = {}
     for run in runs:
-        rows = computed_losses(iterations_by_run[run.id], points_by_run.get(run.id, ()))
+        rows = computed_losses(iterations_by_run[run.id], loss_rows(run.loss_points))
         drawn = set(_drawn([row.number for row in rows], {row.number for row in rows[-1:]}, CHART_MOST_POINTS))
         computed[run.id] = [row for row in rows if row.number in drawn]  # thinned once, for three charts
     x_max = max([1] + [run.iterations for run in runs] + [rows[-1].number for rows in computed.values() if rows])

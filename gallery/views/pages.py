@@ -16,10 +16,10 @@ from django.views.decorators.http import require_GET
 
 from gallery.access import get_run_for_user, visible_runs
 from gallery.display import (
-    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, LossRow, compared_losses, computed_losses, finite_or_none,
+    COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none,
     iteration_record, loss_rows, loss_values,
 )
-from gallery.models import Iteration, LossPoint
+from gallery.models import Iteration
 from gallery.query import query_number
 from gallery.views.runs import POLL_MILLISECONDS
 from stylecore.schema import SETTING
@@ -206,14 +206,6 @@ def iterations_by_run(runs):
     return by_run, sorted({it.number for its in by_run.values() for it in its})
 
 
-def loss_points_by_run(runs):
-    """{run id: its loss points in order, as LossRow tuples}."""
-    by_run = {}
-    for run_id, *values in LossPoint.objects.filter(run__in=runs).values_list("run_id", "number", *LOSS_FIELDS):
-        by_run.setdefault(run_id, []).append(LossRow(*values))
-    return by_run
-
-
 def shown_iteration(iterations, selected):
     """The saved iteration to show for one run: the selected number, else the latest before it."""
     if not iterations:
@@ -266,7 +258,7 @@ def compare(request):
         "columns": columns,
         "runs": runs,
         "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
-        "losses": compared_losses(runs, by_run, loss_points_by_run(runs)),
+        "losses": compared_losses(runs, by_run),
         "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
     } | view_context(numbers, selected, slider_value, crop)
     return render_page_or_live_parts(request, "gallery/compare.html", "gallery/compare_live.html", context)

@@ -26,7 +26,7 @@ from gallery.estimates import estimate_run, memory_refusal_within, workers_machi
 from gallery.sweeps import SweepForm, choice_names, setting_label, sweep_progress, sweep_runs, value_text
 from gallery.launching import LaunchError, launch_sweep
 from gallery.views.pages import (
-    iteration_text, iterations_by_run, loss_points_by_run, parse_crop, render_page_or_live_parts, run_record,
+    iteration_text, iterations_by_run, parse_crop, render_page_or_live_parts, run_record,
     selected_iteration, shown_iteration, stream_zip, view_context, zip_entries, zip_response,
 )
 from gallery.views.runs import cancel_runs, content_aspect
@@ -167,7 +167,7 @@ def sweep_detail(request, sweep_id):
         "matrix": matrix,
         "columns": [cell for row in matrix for cell in row["cells"] if cell],
         "progress": sweep_progress(runs),
-        "losses": compared_losses(runs, by_run, loss_points_by_run(runs)),
+        "losses": compared_losses(runs, by_run),
         "view_query": view_query,
         "live_url": f"{reverse('sweep_detail', args=[sweep.id])}?{live_query}" if active else "",
     } | view_context(numbers, selected, slider_value, crop)
