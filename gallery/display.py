@@ -5,10 +5,11 @@ no copies in JavaScript. The chart is computed here and drawn by templates/galle
 so the pages need no chart library and work offline.
 """
 import math
+import re
 from collections import namedtuple
 
 from stylecore.engine import scale_plan
-from stylecore.schema import SETTINGS, format_number
+from stylecore.schema import SETTING, SETTINGS, format_number
 
 
 def finite_or_none(value):
@@ -253,6 +254,103 @@ def compared_losses(runs, iterations_by_run):
             "names": [name for _field, name, _meaning in COMPARED_LOSSES]}
 
 
+# The sweep page's charts: each run's losses (before their weights) against the values swept.
+SWEEP_CHART_PAD = 0.07  # of the plot's width kept free at each end, so the outer values' labels fit
+SWEEP_TICK_CHAR_WIDTH = 6.5  # about how wide a character of the axis labels is (11 px text), to cut long values
+
+
+# Settings that leave what the losses measure as it is: the weights only weigh the losses, and the
+# optimiser, the start and the number type only change how the picture gets there. The others change
+# the network's inputs or layers (pooling, layers, size, the style's scale, fit or colours), so their
+# losses are numbers on different scales.
+SAME_MEASURE = ("content_weight", "style_weight", "tv_weight", "optimizer", "init", "precision")
+
+
+def _axis_places(name, values):
+    """Where each of an axis's values lies across a chart (0 to 1), and the scale's words: numbers on
+    their own scale (a log scale for the weights, which span decades), and choices, and weights with
+    a zero among them, evenly in the sweep's order."""
+    setting = SETTING[name]
+    if setting.type in (int, float) and len(set(values)) == len(values) > 1:
+        logarithmic = setting.sweep == "log"
+        if not logarithmic or min(values) > 0:
+            keys = [math.log10(value) if logarithmic else value for value in values]
+            low, high = min(keys), max(keys)
+            return [(key - low) / (high - low) for key in keys], "log scale" if logarithmic else ""
+    if len(values) == 1:
+        return [0.5], ""
+    return [i / (len(values) - 1) for i in range(len(values))], ""
+
+
+def _tick_text(text, most):
+    """A value as an axis label of at most ``most`` characters: a choice's name without its
+    explanation ("Resize" of "Resize (squash)"), cut short beyond that; the table has it whole."""
+    text = re.split(r" \(|: ", text, maxsplit=1)[0]
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def _swept_row(run, axes, shown):
+    """A run's line in the sweep page's table: its values of the axes, the iteration shown, its losses."""
+    return {"label": run.label,
+            "axes": [SETTING[name].text(values[getattr(run, index)]) for name, values, index in axes],
+            "number": shown.number if shown else "–",
+            "values": [format_loss(getattr(shown, field) if shown else None) for field, *_rest in COMPARED_LOSSES]}
+
+
+def swept_losses(sweep, runs, shown, size=COMPARE_CHART_SIZE):
+    """The sweep page's charts: each of COMPARED_LOSSES against the swept values, at the iteration the
+    matrix shows (``shown``: {run id: its saved iteration shown, or None}).
+
+    Across: the axis with more values (the first on a tie); one line per value of the other axis, at
+    most COMPARED_MOST_RUNS of them ("too_many" beyond, and no charts). Also a table of every run's
+    values, in the matrix's order."""
+    axes = [(sweep.axis1, sweep.axis1_values, "sweep_row")]
+    if sweep.axis2:
+        axes.append((sweep.axis2, sweep.axis2_values, "sweep_column"))
+    (across, across_values, across_index), *by = sorted(axes, key=lambda axis: -len(axis[1]))
+    across_label = SETTING[across].label
+    result = {"across": across_label, "by": SETTING[by[0][0]].label if by else "",
+              "names": [name for _field, name, _meaning in COMPARED_LOSSES],
+              "axes": [SETTING[name].label for name, _values, _index in axes], "charts": [], "legend": []}
+    result["measured_differently"] = [SETTING[name].label for name, _values, _index in axes
+                                      if name not in SAME_MEASURE]
+    result["title_end"] = (f" of each run against {across_label}" + (f", one line per {result['by']}" if by else "")
+                           + ", log scale; every run's values are in the table below the charts")
+    result["table"] = [_swept_row(run, axes, shown.get(run.id)) for run in runs]
+    if by and len(by[0][1]) > COMPARED_MOST_RUNS:
+        return result | {"too_many": True, "most": COMPARED_MOST_RUNS}
+    places, scale = _axis_places(across, across_values)
+    texts = [SETTING[across].text(value) for value in across_values]
+
+    def x_of(index):
+        return SWEEP_CHART_PAD + (1 - 2 * SWEEP_CHART_PAD) * places[index]
+
+    lines = [(None, "Runs", "")]  # (the other axis's index, the line's name, its dots' titles begin)
+    if by:
+        name, values, by_index = by[0]
+        label = SETTING[name].label
+        lines = [(j, f"{label}: {text}", f"{label} {text}, ") for j, text in enumerate(map(SETTING[name].text, values))]
+        result["legend"] = [line_name for _j, line_name, _on_line in lines]
+    plot_width = size[0] - CHART_LEFT - CHART_RIGHT
+    stride = math.ceil(len(texts) / max(2, plot_width // 60))  # every stride-th value labelled
+    most = max(5, int(plot_width * stride / len(texts) / SWEEP_TICK_CHAR_WIDTH))
+    x_ticks = [(x_of(i), _tick_text(text, most) if i % stride == 0 else "") for i, text in enumerate(texts)]
+    for field, name, meaning in COMPARED_LOSSES:
+        series = []
+        for position, (j, line_name, on_line) in enumerate(lines, 1):
+            members = sorted((run for run in runs if j is None or getattr(run, by_index) == j),
+                             key=lambda run: x_of(getattr(run, across_index)))
+            series.append({"key": f"run-{position}", "name": line_name, "points": [
+                (x_of(getattr(run, across_index)), getattr(shown[run.id], field),
+                 f"{on_line}{across_label} {texts[getattr(run, across_index)]}")
+                for run in members if shown.get(run.id) is not None
+            ]})
+        chart = log_chart(series, size, x_ticks, axis_title=across_label + (f" ({scale})" if scale else ""))
+        if chart is not None:
+            result["charts"].append({"key": field, "name": name, "meaning": meaning, "chart": chart})
+    return result
+
+
 def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):
     """Lines on a log scale over iterations 0..x_max, as data for templates/gallery/_chart_svg.html;
     None when no value can be drawn.
@@ -262,13 +360,27 @@ def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):
     [(iteration, label)] drawn as dashed vertical lines (where a larger size begins). ``size``: the
     SVG's width and height, in the units of its text (11 px).
     """
-    width, height = size
-    plotted = []
+    lines = []
     for line in series:
         kept = dict(line["points"])
         drawn = _drawn(list(kept), line["marked"], CHART_MOST_POINTS)
-        plotted.append([(n, kept[n]) for n in drawn if _plottable(kept[n])])
-    values = [value for points in plotted for _number, value in points]
+        lines.append({"key": line["key"], "name": line["name"], "points": [
+            (n / x_max, kept[n], f"{line['name']} at iteration {n}" if n in line["marked"] else None) for n in drawn
+        ]})
+    x_step = _nice_step(x_max, most_ticks=max(3, (size[0] - CHART_LEFT - CHART_RIGHT) // 70))
+    return log_chart(lines, size, x_ticks=[(n / x_max, n) for n in range(0, x_max + 1, x_step)],
+                     marks=[(number / x_max, label, number) for number, label in marks], axis_title="iteration →")
+
+
+def log_chart(lines, size, x_ticks, marks=(), axis_title=""):
+    """Lines on a log scale, as data for templates/gallery/_chart_svg.html; None when no value can be
+    drawn. ``lines``: [{"key", "name", "points": [(x, value, dot title or None)]}], x from 0 (the
+    plot's left edge) to 1 (its right edge); a point with a title gets a dot, the title followed by
+    its value. ``x_ticks``: [(x, label)]; ``marks``: [(x, label, iteration)], dashed vertical lines.
+    Zero, negative and non-finite values cannot be placed and are left out."""
+    width, height = size
+    plotted = [[point for point in line["points"] if _plottable(point[1])] for line in lines]
+    values = [value for points in plotted for _x, value, _title in points]
     if not values:
         return None
     low = math.floor(math.log10(min(values)))
@@ -278,14 +390,13 @@ def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):
     plot_width = width - CHART_LEFT - CHART_RIGHT
     plot_height = height - CHART_TOP - CHART_BOTTOM
 
-    def x_of(number):
-        return round(CHART_LEFT + plot_width * number / x_max, 1)
+    def x_of(x):
+        return round(CHART_LEFT + plot_width * x, 1)
 
     def y_of(value):
         return round(CHART_TOP + plot_height * (high - math.log10(value)) / (high - low), 1)
 
     decade_step = max(1, math.ceil((high - low) / 6))
-    x_step = _nice_step(x_max, most_ticks=max(3, plot_width // 70))
     return {
         "width": width,
         "height": height,
@@ -294,24 +405,22 @@ def line_chart(series, x_max, marks=(), size=(CHART_WIDTH, CHART_HEIGHT)):
         "top": CHART_TOP,
         "bottom": height - CHART_BOTTOM,
         "x_label_y": height - CHART_BOTTOM + 16,
-        "axis_title_y": height - 2,
+        "axis_title_y": height - 4,  # room below for descenders (g, y)
+        "axis_title": axis_title,
         "label_y": CHART_TOP + 10,
         "y_ticks": [{"y": y_of(10.0**k), "label": _decade_label(k)} for k in range(low, high + 1, decade_step)],
-        "x_ticks": [{"x": x_of(n), "label": n} for n in range(0, x_max + 1, x_step)],
-        "scale_marks": [{"x": x_of(number), "label": label, "number": number} for number, label in marks],
+        "x_ticks": [{"x": x_of(x), "label": label} for x, label in x_ticks],
+        "scale_marks": [{"x": x_of(x), "label": label, "number": number} for x, label, number in marks],
         "series": [
             {
                 "key": line["key"],
                 "name": line["name"],
-                "polyline": " ".join(f"{x_of(number)},{y_of(value)}" for number, value in points),
-                "dots": [
-                    {"x": x_of(number), "y": y_of(value),
-                     "title": f"{line['name']} at iteration {number}: {format_loss(value)}"}
-                    for number, value in points if number in line["marked"]
-                ],
+                "polyline": " ".join(f"{x_of(x)},{y_of(value)}" for x, value, _title in points),
+                "dots": [{"x": x_of(x), "y": y_of(value), "title": f"{title}: {format_loss(value)}"}
+                         for x, value, title in points if title is not None],
                 "last": format_loss(points[-1][1]) if points else "–",
             }
-            for line, points in zip(series, plotted)
+            for line, points in zip(lines, plotted)
         ],
     }
 

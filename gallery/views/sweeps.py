@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from gallery import quotas
 from gallery.access import get_project_for_user, get_sweep_for_user
-from gallery.display import LOSS_FIELDS, compared_losses, format_duration, format_loss
+from gallery.display import LOSS_FIELDS, compared_losses, format_duration, format_loss, swept_losses
 from gallery.crop import clamp_region, full_size
 from gallery.matrix_figure import cell_picture, matrix_png
 from gallery.models import Sweep
@@ -154,6 +154,7 @@ def sweep_detail(request, sweep_id):
     sweep = get_sweep_for_user(request, sweep_id)
     runs, by_run, numbers, selected, slider_value, crop = _sweep_state(request, sweep)
     matrix = sweep_matrix(sweep, runs, selected, by_run)
+    columns = [cell for row in matrix for cell in row["cells"] if cell]
     view_query = _view_query(selected, crop)
     active = any(run.is_active for run in runs)
     live_query = view_query + ("&" if view_query else "") + "fragment=live"
@@ -165,9 +166,10 @@ def sweep_detail(request, sweep_id):
         "axis2_label": setting_label(sweep.axis2),
         "column_values": [value_text(sweep.axis2, value) for value in sweep.axis2_values],
         "matrix": matrix,
-        "columns": [cell for row in matrix for cell in row["cells"] if cell],
+        "columns": columns,
         "progress": sweep_progress(runs),
         "losses": compared_losses(runs, by_run),
+        "swept": swept_losses(sweep, runs, {cell["run"].id: cell["shown"] for cell in columns}),
         "view_query": view_query,
         "live_url": f"{reverse('sweep_detail', args=[sweep.id])}?{live_query}" if active else "",
     } | view_context(numbers, selected, slider_value, crop)

@@ -62,12 +62,21 @@ def test_a_user_launches_a_2x2_sweep_and_reads_it_as_a_matrix(page, live_server,
         expect(page.locator(f"#sweep-progress-{sweep.id} [data-sweep-progress-text]")).to_have_text("4 of 4 runs done")
         expect(page.locator("[data-sweep-cancel]")).to_have_count(0)
 
-        # One slider for every cell.
+        # The losses against the swept values: TV weight across, a line per style weight, a dot per run.
+        swept = page.locator("#sweep-losses")
+        expect(swept.locator("h2")).to_contain_text("Losses against TV weight, by Style weight")
+        expect(swept.locator("svg[role=img]")).to_have_count(3)
+        expect(swept.locator("svg[role=img]").first.locator("circle")).to_have_count(4)
+        swept.scroll_into_view_if_needed()
+        screenshot(page, "sweep-losses")
+
+        # One slider for every cell, and for the losses against the swept values.
         page.locator("#iteration-slider").fill("1")
         expect(page).to_have_url(re.compile(r"\?iteration=1$"))
         for run in sweep.runs.all():
             expect(page.locator(f"#compare-image-{run.id} img")).to_have_attribute(
                 "src", re.compile(rf"/runs/{run.id}/iterations/1/image/$"))
+        expect(swept.locator("h2")).to_contain_text(f"at iteration 1 of {ITERATIONS}")
 
         # A crop dragged on one cell shows the region of all four, magnified pixel for pixel.
         page.wait_for_function(

@@ -2,6 +2,7 @@
 import csv
 import html
 import io
+import re
 import zipfile
 
 import pytest
@@ -9,6 +10,7 @@ from django.urls import reverse
 from PIL import Image
 
 from gallery import queue
+from gallery.display import _axis_places, _tick_text
 from gallery.matrix_figure import CELL, GAP, LINE, MARGIN, cell_picture
 from gallery.models import Iteration, Run, Sweep
 from gallery.sweeps import log_spaced, sweep_progress
@@ -287,8 +289,77 @@ def test_a_sweep_of_up_to_six_runs_charts_their_losses_and_a_larger_one_says_how
 
     large = make_sweep(project, rows=(0.001, 0.01, 0.1), columns=(0.1, 1.0, 10.0))
     page = owner_client.get(reverse("sweep_detail", args=[large.id])).content.decode()
-    assert "9 runs are more lines than a chart can tell apart: tick up to 6 of them" in page
-    assert 'data-series="run-' not in page
+    section = page[page.index('id="compare-losses"'):]
+    assert "9 runs are more lines than a chart can tell apart." in section and "tick up to 6 of them" in section
+    assert 'data-series="run-' not in section
+
+
+def swept_section(client, sweep, **query):
+    page = client.get(reverse("sweep_detail", args=[sweep.id]), query).content.decode()
+    return html.unescape(page[page.index('id="sweep-losses"'):page.index('id="compare-losses"')])
+
+
+def test_every_sweep_charts_its_runs_losses_against_the_swept_values_at_the_iteration_shown(owner_client, project):
+    sweep = make_sweep(project, rows=(0.0001, 0.001, 0.01), columns=(0.1, 0.3, 1.0))
+    for run in sweep.runs.all():  # a content loss that says which cell it is
+        Iteration.objects.filter(run=run).update(content_loss=10 ** run.sweep_row * (run.sweep_column + 1))
+    section = swept_section(owner_client, sweep)
+    assert "Losses against TV weight, by Style weight" in section and "at each run’s last iteration" in section
+    assert section.count("<svg viewBox") == 3  # content, style, total variation
+    assert [f"Style weight: {value}<" in section for value in ("0.1", "0.3", "1")] == [True] * 3  # the legend
+    assert section.count('data-series="run-') == 9  # 3 lines on each of 3 charts
+    assert "Style weight 0.3, TV weight 0.01: 200" in section  # a dot's title: its line, its value across, its loss
+    # Across on a log scale, evenly spaced for 0.0001, 0.001, 0.01, with the labels in order.
+    ticks = re.findall(r'chart-tick-x" x="([\d.]+)" y="\d+">([^<]+)<', section)
+    assert [label for _x, label in ticks[:3]] == ["0.0001", "0.001", "0.01"] and "TV weight (log scale)" in section
+    xs = [float(x) for x, _label in ticks[:3]]
+    assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1], abs=0.2)
+    table = section[section.index("<table"):]
+    assert table.count("<tr>") == 10 and "<td>0.3</td><td>2</td>" in table  # the runs, their values and iteration
+
+    first = swept_section(owner_client, sweep, iteration=1)
+    assert "at iteration 1 of 2" in first and "<td>1</td>" in first and "<td>2</td><td class" not in first
+    live = owner_client.get(reverse("sweep_detail", args=[sweep.id]), {"fragment": "live"}).content.decode()
+    assert 'id="sweep-losses" data-live-part' in live
+
+
+def test_the_axis_with_more_values_goes_across_and_too_many_lines_leave_the_table(owner_client, project):
+    wide = make_sweep(project, rows=(0.001, 0.01), columns=(0.1, 0.3, 1.0), numbers=(0, 1))
+    section = swept_section(owner_client, wide)
+    assert "Losses against Style weight, by TV weight" in section and section.count('data-series="run-') == 6
+
+    many = make_sweep(project, rows=tuple(10.0 ** -k for k in range(1, 8)), columns=tuple(range(1, 8)),
+                      numbers=(0,))
+    section = swept_section(owner_client, many)
+    assert "Style weight has more values than a chart can tell apart as lines (at most 6)" in section
+    assert "<svg viewBox" not in section and section.count("<tr>") == 50
+    assert "change what the losses measure" not in section  # weights weigh them only
+
+
+def test_a_sweep_of_settings_that_change_what_the_losses_measure_says_so(owner_client, project):
+    sweep = make_sweep(project, numbers=(0, 1))
+    Sweep.objects.filter(id=sweep.id).update(axis1="pooling", axis1_values=["max", "average"],
+                                             axis2="rows", axis2_values=[64, 96])
+    section = swept_section(owner_client, sweep)
+    assert "Losses against Pooling, by Rows" in section and "Rows: 96 px" in section
+    assert "Pooling and Rows change what the losses measure" in section and "across them" in section
+
+
+def test_a_sweep_not_yet_computed_says_where_its_losses_will_be(owner_client, project):
+    sweep = make_sweep(project, status=Run.Status.QUEUED, numbers=())
+    section = swept_section(owner_client, sweep)
+    assert "The runs' losses appear here once they have computed their first iteration." in section
+
+
+@pytest.mark.parametrize("name, values, places, scale", [
+    ("tv_weight", [0.0001, 0.01, 0.001], [0.0, 1.0, 0.5], "log scale"),
+    ("tv_weight", [0.0, 0.001, 0.1], [0.0, 0.5, 1.0], ""),  # a zero has no place on a log scale: evenly
+    ("rows", [64, 128, 256], [0.0, 1 / 3, 1.0], ""),
+    ("optimizer", ["lbfgs", "adam"], [0.0, 1.0], ""),
+    ("style_scale", [1.0], [0.5], ""),
+])
+def test_each_axis_has_its_own_scale(name, values, places, scale):
+    assert _axis_places(name, values) == (pytest.approx(places), scale)
 
 
 def test_the_live_fragment_follows_the_iteration(owner_client, project):
@@ -442,3 +513,13 @@ def test_the_matrix_png_crops_coarse_iterations_in_full_size_pixels_as_the_page_
     # 16×12 full-size pixels are 8×6 of the coarse picture, magnified ×32 (the most).
     assert figure.height == MARGIN + LINE + 6 + 2 * LINE + 2 * (6 * 32 + LINE + GAP) + MARGIN
     assert figure.text["Title"].endswith("crop x 8, y 6, 16x12 px")
+
+
+@pytest.mark.parametrize("text, most, label", [
+    ("Resize (squash)", 20, "Resize"),
+    ("Luminance: restyle the brightness only", 20, "Luminance"),
+    ("Instant AdaIN picture", 12, "Instant Ada…"),
+    ("0.001", 5, "0.001"),
+])
+def test_long_values_are_named_short_on_the_axis(text, most, label):
+    assert _tick_text(text, most) == label
