@@ -257,9 +257,23 @@ def _csv_text(sweep, runs, folders, records):
     return buffer.getvalue()
 
 
+def _losses_csv_text(sweep, runs, records):
+    """Every computed iteration's losses of every run, one line each, for a chart in a spreadsheet."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    axes = [name for name in (sweep.axis1, sweep.axis2) if name]
+    writer.writerow(["run", "label", *[f"axis:{name}" for name in axes], "iteration", *LOSS_FIELDS])
+    for run in runs:
+        head = [run.id, run.label, *[getattr(run, name) for name in axes]]
+        for row in records[run.id]["losses"]:
+            writer.writerow(head + [row["iteration"], *[row[name] for name in LOSS_FIELDS]])
+    return buffer.getvalue()
+
+
 @require_GET
 def sweep_download(request, sweep_id):
-    """A zip: sweep.csv (settings and losses of every run), and each run's folder as the run download has it."""
+    """A zip: sweep.csv (every run's settings and saved iterations), losses.csv (every computed
+    iteration's losses), and each run's folder as the run download has it."""
     sweep = get_sweep_for_user(request, sweep_id)
     runs = list(sweep.runs.order_by("sweep_row", "sweep_column"))
     name = f"sweep-{sweep.id}"
@@ -271,6 +285,7 @@ def sweep_download(request, sweep_id):
         records[run.id] = run_record(run, iterations, file_names)
         entries += [(f"{name}/{folders[run.id]}/{entry}", field_file) for entry, field_file in run_entries]
         texts.append((f"{name}/{folders[run.id]}/run.json", json.dumps(records[run.id], indent=2)))
-    texts.insert(0, (f"{name}/sweep.csv", _csv_text(sweep, runs, folders, records)))
+    texts[:0] = [(f"{name}/sweep.csv", _csv_text(sweep, runs, folders, records)),
+                 (f"{name}/losses.csv", _losses_csv_text(sweep, runs, records))]
     return zip_response(stream_zip(entries, texts), f"{sweep.project_id}-{name}.zip")
 

@@ -12,7 +12,7 @@ from PIL import Image
 from gallery import queue
 from gallery.display import _axis_places, _tick_text
 from gallery.matrix_figure import CELL, GAP, LINE, MARGIN, cell_picture
-from gallery.models import Iteration, Run, Sweep
+from gallery.models import Iteration, LossPoint, Run, Sweep
 from gallery.sweeps import log_spaced, sweep_progress
 from gallery.queue import next_queued_run
 from tests.factories import create_project
@@ -459,6 +459,17 @@ def test_the_zip_holds_a_csv_of_every_run_and_the_images(owner_client, project):
     assert first["iteration"] == "0" and float(first["loss"]) == 1000.0
     assert all(f"sweep-{sweep.id}/{row['image']}" in names for row in rows)
     assert sum(name.endswith("run.json") for name in names) == 4
+    # losses.csv: every computed iteration, the unsaved ones too.
+    run = sweep.runs.get(sweep_row=1, sweep_column=1)
+    LossPoint.objects.bulk_create(LossPoint(run=run, number=n, loss=9.0, content_loss=1.0, style_loss=2.0,
+                                            tv_loss=3.0) for n in (0, 1, 2))
+    response = owner_client.get(reverse("sweep_download", args=[sweep.id]))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    losses = list(csv.DictReader(io.StringIO(archive.read(f"sweep-{sweep.id}/losses.csv").decode())))
+    assert len(losses) == 3 * 2 + 3  # the runs without points: their saved iterations
+    last = losses[-1]
+    assert (last["run"], last["axis:tv_weight"], last["axis:style_weight"]) == (str(run.id), "0.01", "1.0")
+    assert (last["iteration"], last["loss"], last["tv_loss"]) == ("2", "9.0", "3.0")
 
 
 # ---------------------------------------------------------------------------------------------
