@@ -191,6 +191,22 @@ def same_convolution(ops, kernel):
     return convolve
 
 
+def peak_memory():
+    """The most device memory this process has held, in bytes, where the backend says (a GPU); None
+    on a CPU."""
+    keras_ops()
+    if name() == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return (gpus[0].memory_stats() or {}).get("peak_bytes_in_use") if gpus else None
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0").get("peak")
+
+
 def to_numpy(value):
     """A backend tensor as a numpy array (copied off the device)."""
     import numpy as np
@@ -203,5 +219,5 @@ def constant(value, dtype="float32"):
     return keras_ops().convert_to_tensor(value, dtype=dtype)
 
 
-__all__ = ["BACKENDS", "Device", "name", "keras_ops", "device", "compile", "value_and_gradient", "to_numpy",
-           "constant"]
+__all__ = ["BACKENDS", "Device", "name", "keras_ops", "device", "compile", "value_and_gradient", "peak_memory",
+           "to_numpy", "constant"]

@@ -9,7 +9,12 @@ Under either backend (``KERAS_BACKEND``: tensorflow or jax), on the GPU the back
 4. the wall time of the default run (``--run-rows`` 400, the default iterations and start);
 5. the AdaIN preview at ``--rows``²;
 6. agreement: the same ``--agreement-iterations`` (20) iterations at 64 rows in float32 on the GPU and
-   on the CPU (a child process without the GPU); the final losses must agree within 1 %.
+   on the CPU (a child process without the GPU); the final losses must agree within 1 %;
+7. workers: how many worker processes one GPU serves. For each count in ``--workers`` (1,2,3), that
+   many processes (as django-q2's workers are) each compile and warm up, then all start together and
+   each does ``--worker-runs`` (3) default runs: runs per second together, seconds a run, and each
+   process's peak GPU memory. The suggested count is the smallest within 10 % of the most runs per
+   second measured. Counts are skipped once ``--workers-seconds`` (240) have gone by.
 
 Each timing follows an untimed warm-up of the same shape, so it leaves out compilation (JAX compiles
 once per image size; the first run's time is printed too). Targets (issue 22, bfloat16 on an H200)
@@ -27,6 +32,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -124,6 +130,17 @@ def default_run(engine, rows, iterations):
                           DEFAULTS.replace(rows=rows, start_rows=rows, iterations=iterations))
 
 
+def _counts(text):
+    """"1,2,3" as [1, 2, 3]; "0" or "" as []."""
+    try:
+        counts = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"worker counts are whole numbers separated by commas, not {text!r}")
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("worker counts cannot be negative")
+    return [count for count in counts if count > 0]
+
+
 def verdict(name, value, better="lower"):
     target = TARGETS[name]
     met = value <= target if better == "lower" else value >= target
@@ -192,6 +209,92 @@ def agreement(engine, args, report, failures):
         failures.append(f"the losses differ by {100 * difference:.2f} % (more than {100 * AGREEMENT:.0f} %)")
 
 
+WORKERS_WITHIN = 0.9  # the suggested worker count: the smallest reaching this share of the best throughput
+
+
+def worker_leg(args):
+    """One process of the workers check: compile and warm up, say "ready", wait for the start on stdin,
+    then time ``--worker-runs`` default runs; the last line printed is JSON."""
+    engine = Engine()
+    default_run(engine, args.run_rows, args.run_iterations)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    started = time.perf_counter()
+    for _ in range(args.worker_runs):
+        default_run(engine, args.run_rows, args.run_iterations)
+    print(json.dumps({"seconds": time.perf_counter() - started, "peak_bytes": backend.peak_memory()}), flush=True)
+    return 0
+
+
+def _start_workers(count, args, logs):
+    command = [sys.executable, "-m", "stylecore.gpucheck", "--worker-leg", "--run-rows", str(args.run_rows),
+               "--run-iterations", str(args.run_iterations), "--worker-runs", str(args.worker_runs)]
+    return [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+            for log in logs[:count]]
+
+
+def _ready(process):
+    """Reads the process's output up to its "ready"; False when it ended first."""
+    for line in process.stdout:
+        if line.strip() == "ready":
+            return True
+    return False
+
+
+def _failed(count, processes, logs):
+    """What a failed worker process of the workers check wrote on stderr, as a failure."""
+    failed = next((log for process, log in zip(processes, logs) if process.returncode), logs[0])
+    failed.seek(0)
+    return f"a worker process of the {count}-worker check failed: {failed.read().strip()[-500:]}"
+
+
+def workers(args, report, failures, save=lambda: None):
+    """Item 7 of the module's docstring: throughput of 1, 2, 3 … worker processes on one device."""
+    budget_ends = time.perf_counter() + args.workers_seconds
+    measured = []
+    for count in args.workers:
+        if time.perf_counter() > budget_ends:
+            print(f"{count} workers: skipped, past --workers-seconds {args.workers_seconds}")
+            continue
+        logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
+        processes = _start_workers(count, args, logs)
+        if not all([_ready(process) for process in processes]):
+            for process in processes:
+                process.kill()
+                process.wait()
+            failures.append(_failed(count, processes, logs))
+            return
+        started = time.perf_counter()
+        for process in processes:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outputs = [process.communicate()[0].strip().splitlines() for process in processes]
+        wall = time.perf_counter() - started
+        if any(process.returncode != 0 for process in processes):
+            failures.append(_failed(count, processes, logs))
+            return
+        legs = [json.loads(lines[-1]) for lines in outputs]
+        runs = count * args.worker_runs
+        peaks = [leg["peak_bytes"] for leg in legs if leg["peak_bytes"] is not None]
+        row = {"workers": count, "runs": runs, "wall_seconds": wall, "runs_per_second": runs / wall,
+               "seconds_a_run": statistics.mean(leg["seconds"] for leg in legs) / args.worker_runs,
+               "peak_bytes": max(peaks) if peaks else None}
+        measured.append(row)
+        report["workers"] = {"rows": args.run_rows, "iterations": args.run_iterations, "measured": measured}
+        save()
+        ratio = row["runs_per_second"] / measured[0]["runs_per_second"]
+        memory = f", at most {row['peak_bytes'] / 2**30:.1f} GiB of GPU memory a process" if peaks else ""
+        print(f"{count} worker{'s' if count > 1 else ''} on one {report['device']}: {runs} default run{'s' if runs > 1 else ''} in "
+              f"{wall:.2f} s, {row['runs_per_second']:.3f} runs/s "
+              f"({ratio:.2f}x the rate of {measured[0]['workers']}), {row['seconds_a_run']:.2f} s a run{memory}")
+    if measured:
+        best = max(row["runs_per_second"] for row in measured)
+        suggested = next(row["workers"] for row in measured if row["runs_per_second"] >= WORKERS_WITHIN * best)
+        report["workers"]["suggested"] = suggested
+        print(f"suggested run workers for this device: {suggested} (Q_WORKERS; the fewest within "
+              f"{100 - 100 * WORKERS_WITHIN:.0f} % of the most runs per second measured)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m stylecore.gpucheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=512, help="side of the square timings (default 512)")
@@ -202,11 +305,19 @@ def main(argv=None):
     parser.add_argument("--agreement-iterations", type=int, default=20)
     parser.add_argument("--cpu", action="store_true", help="measure on the CPU where there is no GPU")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--workers", type=_counts, default=[1, 2, 3],
+                        help="worker process counts to time together on the device (default 1,2,3; 0: none)")
+    parser.add_argument("--worker-runs", type=int, default=3, help="default runs each worker process times")
+    parser.add_argument("--workers-seconds", type=float, default=240,
+                        help="no further worker count is started after this many seconds of the check")
     parser.add_argument("--cpu-leg", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-leg", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cpu_leg:
         print(json.dumps({"loss": agreement_run(Engine(), args.agreement_iterations)}))
         return 0
+    if args.worker_leg:
+        return worker_leg(args)
 
     gpus = nvidia_gpus()
     if not gpus and not args.cpu:
@@ -215,6 +326,11 @@ def main(argv=None):
     print("nvidia-smi:", *(gpus or ["no GPU"]), sep="\n  ")
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "nvidia_smi": gpus}
     failures = []
+
+    def save():
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                json.dump(report | {"failures": failures}, handle, indent=2)
     engine = Engine()
     try:
         device = engine.device
@@ -225,12 +341,13 @@ def main(argv=None):
         failures.append(f"the machine has a GPU but {backend.name()} computes on the CPU; see docs/DEPLOY.md for "
                         "the GPU install")
     else:
-        measure(engine, args, report)
-        agreement(engine, args, report, failures)
+        # The figures are written after each part, so that a check cut short keeps what it measured.
+        for part in (lambda: measure(engine, args, report), lambda: agreement(engine, args, report, failures),
+                     lambda: workers(args, report, failures, save)):
+            part()
+            save()
     report["failures"] = failures
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
+    save()
     if failures:
         print("FAIL:", "; ".join(failures))
         return 1

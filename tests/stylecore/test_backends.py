@@ -4,6 +4,7 @@ Keras' backend is chosen once per process, so each backend runs in a child proce
 rest of tests/stylecore runs under either (``make test`` runs it under both).
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 CHILD = """
+import argparse
 import json
 import stylecore
 from stylecore.samples import landscape, swirls
@@ -75,7 +77,8 @@ def test_the_gpu_check_measures_and_writes_its_figures_where_it_is_told_to_use_t
     environment = dict(os.environ, KERAS_BACKEND="tensorflow")
     child = subprocess.run(
         [sys.executable, "-m", "stylecore.gpucheck", "--cpu", "--rows", "32", "--evaluations", "20", "--run-rows",
-         "32", "--run-iterations", "1", "--agreement-iterations", "1", "--json", str(report)],
+         "32", "--run-iterations", "1", "--agreement-iterations", "1", "--workers", "1,2", "--worker-runs", "1",
+         "--json", str(report)],
         capture_output=True, text=True, env=environment, timeout=900)
     assert child.returncode == 0, child.stdout[-2000:] + child.stderr[-2000:]
     assert "gpu-check passed." in child.stdout and "one evaluation at 32x32, float32" in child.stdout
@@ -84,6 +87,12 @@ def test_the_gpu_check_measures_and_writes_its_figures_where_it_is_told_to_use_t
     assert figures["seconds_per_evaluation"]["float32"] > 0 and figures["lbfgs"]["evaluations"] >= 20
     assert 0 < figures["lbfgs"]["network_share"] and figures["default_run"]["iterations"] == 1
     assert figures["agreement"]["difference"] == 0.0 and figures["failures"] == []
+    # Worker processes timed together: 1, then 2 at once, each its own process (no GPU memory on a CPU).
+    workers = figures["workers"]
+    assert [row["workers"] for row in workers["measured"]] == [1, 2] and workers["suggested"] in (1, 2)
+    assert [row["runs"] for row in workers["measured"]] == [1, 2]
+    assert all(row["runs_per_second"] > 0 and row["peak_bytes"] is None for row in workers["measured"])
+    assert "2 workers on one CPU (tensorflow): 2 default runs in" in child.stdout
 
 
 def test_the_gpu_bundle_holds_what_an_offline_gpu_host_lacks(tmp_path, monkeypatch):
@@ -150,3 +159,28 @@ def test_on_jax_a_convolutions_gradient_is_autodiffs_and_keeps_its_kernel_layout
         assert seen["same_loss"], dtype
         assert seen["gradient_difference"] <= (1e-6 if dtype == "float32" else 1e-2), (dtype, seen)
         assert seen["kernel_layouts"] == ["01io"], (dtype, seen)
+
+
+def test_a_worker_process_that_fails_fails_the_workers_check_with_its_message():
+    from stylecore import gpucheck
+
+    args = argparse.Namespace(workers=[2], worker_runs=1, workers_seconds=60, run_rows=1, run_iterations=1)
+    report, failures = {"device": "CPU"}, []
+    gpucheck.workers(args, report, failures)
+    assert len(failures) == 1 and failures[0].startswith("a worker process of the 2-worker check failed:")
+    assert "rows" in failures[0].lower() and "workers" not in report
+
+
+@pytest.mark.parametrize("text, counts", [("1,2,3", [1, 2, 3]), ("0", []), ("", []), (" 2, 4 ", [2, 4])])
+def test_worker_counts_are_read_from_a_list(text, counts):
+    from stylecore import gpucheck
+
+    assert gpucheck._counts(text) == counts
+
+
+@pytest.mark.parametrize("text", ["two", "1,-2"])
+def test_bad_worker_counts_are_refused_clearly(text):
+    from stylecore import gpucheck
+
+    with pytest.raises(argparse.ArgumentTypeError, match="worker counts"):
+        gpucheck._counts(text)
