@@ -26,6 +26,7 @@ check fails. ``--cpu`` measures on the CPU instead (the dry run of ``docs/gpu-ch
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -241,11 +242,34 @@ def _ready(process):
     return False
 
 
-def _failed(count, processes, logs):
-    """What a failed worker process of the workers check wrote on stderr, as a failure."""
-    failed = next((log for process, log in zip(processes, logs) if process.returncode), logs[0])
-    failed.seek(0)
-    return f"a worker process of the {count}-worker check failed: {failed.read().strip()[-500:]}"
+def _failed(count, log):
+    """What a failed worker process of the workers check wrote on stderr (``log``), as a failure."""
+    log.seek(0)
+    return f"a worker process of the {count}-worker check failed: {log.read().strip()[-500:]}"
+
+
+def _time_workers(count, args):
+    """Each process's JSON line and the wall seconds of ``count`` worker processes started together;
+    RuntimeError with the failing one's stderr when one fails."""
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(count)]
+        processes = _start_workers(count, args, logs)
+        ready = [_ready(process) for process in processes]
+        if not all(ready):
+            for process in processes:
+                process.kill()
+                process.wait()
+            raise RuntimeError(_failed(count, next(log for log, ok in zip(logs, ready) if not ok)))
+        started = time.perf_counter()
+        for process in processes:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        outputs = [process.communicate()[0].strip().splitlines() for process in processes]
+        wall = time.perf_counter() - started
+        failed = [log for process, log in zip(processes, logs) if process.returncode != 0]
+        if failed:
+            raise RuntimeError(_failed(count, failed[0]))
+        return [json.loads(lines[-1]) for lines in outputs], wall
 
 
 def workers(args, report, failures, save=lambda: None):
@@ -256,24 +280,11 @@ def workers(args, report, failures, save=lambda: None):
         if time.perf_counter() > budget_ends:
             print(f"{count} workers: skipped, past --workers-seconds {args.workers_seconds}")
             continue
-        logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
-        processes = _start_workers(count, args, logs)
-        if not all([_ready(process) for process in processes]):
-            for process in processes:
-                process.kill()
-                process.wait()
-            failures.append(_failed(count, processes, logs))
+        try:
+            legs, wall = _time_workers(count, args)
+        except RuntimeError as exc:
+            failures.append(str(exc))
             return
-        started = time.perf_counter()
-        for process in processes:
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        outputs = [process.communicate()[0].strip().splitlines() for process in processes]
-        wall = time.perf_counter() - started
-        if any(process.returncode != 0 for process in processes):
-            failures.append(_failed(count, processes, logs))
-            return
-        legs = [json.loads(lines[-1]) for lines in outputs]
         runs = count * args.worker_runs
         peaks = [leg["peak_bytes"] for leg in legs if leg["peak_bytes"] is not None]
         row = {"workers": count, "runs": runs, "wall_seconds": wall, "runs_per_second": runs / wall,
@@ -284,8 +295,8 @@ def workers(args, report, failures, save=lambda: None):
         save()
         ratio = row["runs_per_second"] / measured[0]["runs_per_second"]
         memory = f", at most {row['peak_bytes'] / 2**30:.1f} GiB of GPU memory a process" if peaks else ""
-        print(f"{count} worker{'s' if count > 1 else ''} on one {report['device']}: {runs} default run{'s' if runs > 1 else ''} in "
-              f"{wall:.2f} s, {row['runs_per_second']:.3f} runs/s "
+        print(f"{count} worker{'s' if count > 1 else ''} on one {report['device']}: {runs} default "
+              f"run{'s' if runs > 1 else ''} in {wall:.2f} s, {row['runs_per_second']:.3f} runs/s "
               f"({ratio:.2f}x the rate of {measured[0]['workers']}), {row['seconds_a_run']:.2f} s a run{memory}")
     if measured:
         best = max(row["runs_per_second"] for row in measured)
