@@ -335,16 +335,18 @@ def swept_losses(sweep, runs, shown, size=COMPARE_CHART_SIZE):
     stride = math.ceil(len(texts) / max(2, plot_width // 60))  # every stride-th value labelled
     most = max(5, int(plot_width * stride / len(texts) / SWEEP_TICK_CHAR_WIDTH))
     x_ticks = [(x_of(i), _tick_text(text, most) if i % stride == 0 else "") for i, text in enumerate(texts)]
+    def line_points(j, on_line):
+        """Line j's runs that have an iteration to show, left to right: (x, the dot's title, the iteration)."""
+        points = [(x_of(getattr(run, across_index)), f"{on_line}{across_label} {texts[getattr(run, across_index)]}",
+                   shown[run.id])
+                  for run in runs if (j is None or getattr(run, by_index) == j) and shown.get(run.id) is not None]
+        return sorted(points, key=lambda point: point[0])
+
+    placed = [line_points(j, on_line) for j, _line_name, on_line in lines]  # once, for the three charts
     for field, name, meaning in COMPARED_LOSSES:
-        series = []
-        for position, (j, line_name, on_line) in enumerate(lines, 1):
-            members = sorted((run for run in runs if j is None or getattr(run, by_index) == j),
-                             key=lambda run: x_of(getattr(run, across_index)))
-            series.append({"key": f"run-{position}", "name": line_name, "points": [
-                (x_of(getattr(run, across_index)), getattr(shown[run.id], field),
-                 f"{on_line}{across_label} {texts[getattr(run, across_index)]}")
-                for run in members if shown.get(run.id) is not None
-            ]})
+        series = [{"key": f"run-{position}", "name": line_name,
+                   "points": [(x, getattr(iteration, field), title) for x, title, iteration in points]}
+                  for position, ((_j, line_name, _on_line), points) in enumerate(zip(lines, placed), 1)]
         chart = log_chart(series, size, x_ticks, axis_title=across_label + (f" ({scale})" if scale else ""))
         if chart is not None:
             result["charts"].append({"key": field, "name": name, "meaning": meaning, "chart": chart})

@@ -94,13 +94,17 @@ class Device:
     compute_capability: tuple = field(default=(0, 0))
 
 
+def _jax_gpus():
+    import jax
+
+    return [d for d in jax.devices() if d.platform == "gpu"]
+
+
 def device():
     """The first accelerator the backend sees, else the CPU."""
     keras_ops()
     if name() == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        gpus = _jax_gpus()
         if not gpus:
             return Device("CPU", "CPU")
         capability = getattr(gpus[0], "compute_capability", "0.0")
@@ -196,9 +200,7 @@ def peak_memory():
     on a CPU."""
     keras_ops()
     if name() == "jax":
-        import jax
-
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        gpus = _jax_gpus()
         return (gpus[0].memory_stats() or {}).get("peak_bytes_in_use") if gpus else None
     import tensorflow as tf
 
