@@ -9,6 +9,7 @@ Nothing here imports TensorFlow, JAX or Keras at module level: django-q2 forks i
 does not survive a fork, so each worker initialises its backend on first use (``keras_ops``).
 """
 
+import functools
 import os
 import threading
 from dataclasses import dataclass, field
@@ -120,19 +121,48 @@ def device():
                   tuple(details.get("compute_capability") or (0, 0)))
 
 
-def compile(function, signature=None):
+def compile(function, signature=None, weights=None):
     """``function`` compiled for the backend: ``tf.function`` (``signature``: [(shape, dtype)], None in
-    a shape for any size, so one graph serves every image size) or ``jax.jit`` (one program per shape)."""
+    a shape for any size, so one graph serves every image size) or ``jax.jit`` (one program per shape).
+
+    ``weights`` (a network's arrays, any nesting of lists and tuples): ``function`` takes them as its
+    last argument and the result is called without them. JAX passes them to each program as an
+    argument. Closed over, they would be constants of every program, one copy per image size and per
+    function in the device's memory, and they made XLA's compile 2.4× as long at 64 rows
+    (docs/PERFORMANCE.md, "The network's weights: arguments, not constants")."""
     if name() == "jax":
         import jax
 
-        return jax.jit(function)
+        compiled = jax.jit(function)
+        return compiled if weights is None else _WithWeights(compiled, weights)
     import tensorflow as tf
 
+    if weights is not None:
+        function = _bound(function, weights)  # captured by the graph, as a closure's tensors are
     specs = None if signature is None else [_spec(tf, item) for item in signature]
     # No AutoGraph: the engine has no Python control flow over tensors to convert, and AutoGraph's
     # converted copies of keras.ops-based helpers mixed up two functions of network.py.
     return tf.function(function, input_signature=specs, autograph=False)
+
+
+class _WithWeights:
+    """A jitted function called with ``weights`` as its last argument; ``lower`` shows its program."""
+
+    def __init__(self, compiled, weights):
+        self._compiled, self._weights = compiled, weights
+
+    def __call__(self, *args):
+        return self._compiled(*args, self._weights)
+
+    def lower(self, *args):
+        return self._compiled.lower(*args, self._weights)
+
+
+def _bound(function, weights):
+    def bound(*args):
+        return function(*args, weights)
+
+    return bound
 
 
 def _spec(tf, item):
@@ -165,31 +195,46 @@ def value_and_gradient(function):
     return with_gradient
 
 
-def same_convolution(ops, kernel):
-    """x → ``ops.conv(x, kernel, 1, padding="same")`` for an odd, square HWIO ``kernel`` (a constant
-    tensor), differentiable in x.
-
-    On JAX its input gradient is a "same" convolution with the kernel flipped and its channels
-    swapped, made once here: left to JAX's own gradient, XLA's CPU compiler keeps that kernel as a
-    transposed layout inside a loop body (the device-side L-BFGS, ``stylecore.lbfgs``), where those
-    convolutions ran 2.3-2.6× slower per evaluation than the same gradient outside a loop
-    (jax-ml/jax#12868; docs/PERFORMANCE.md, "JAX's convolutions inside the L-BFGS loop")."""
+def convolution_weights(ops, kernel, dtype):
+    """A 3×3 (odd, square) HWIO ``kernel`` as ``same_convolution`` takes it: (kernel, its input
+    gradient's kernel) in ``dtype``. On JAX the second is the kernel flipped with its channels swapped,
+    made once here (below); elsewhere None."""
+    kernel = ops.convert_to_tensor(kernel, dtype)
     if name() != "jax":
-        return lambda x: ops.conv(x, kernel, 1, padding="same")
-    import jax
+        return kernel, None
     import jax.numpy as jnp
 
-    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)  # computed now, a constant of every program
+    return kernel, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+
+
+def same_convolution(ops, x, kernel, flipped):
+    """``ops.conv(x, kernel, 1, padding="same")``, differentiable in x, for (kernel, flipped) from
+    ``convolution_weights``.
+
+    On JAX its input gradient is a "same" convolution with ``flipped``: left to JAX's own gradient,
+    XLA's CPU compiler keeps that kernel as a transposed layout inside a loop body (the device-side
+    L-BFGS, ``stylecore.lbfgs``), where those convolutions ran 2.3-2.6× slower per evaluation than the
+    same gradient outside a loop (jax-ml/jax#12868; docs/PERFORMANCE.md, "JAX's convolutions inside
+    the L-BFGS loop"). No gradient flows to the kernels: the engine optimises pictures, not weights."""
+    if name() != "jax":
+        return ops.conv(x, kernel, 1, padding="same")
+    return _jax_same_convolution()(x, kernel, flipped)
+
+
+@functools.cache
+def _jax_same_convolution():
+    import jax
+    from keras import ops
 
     @jax.custom_vjp
-    def convolve(x):
+    def convolve(x, kernel, flipped):
         return ops.conv(x, kernel, 1, padding="same")
 
-    def forward(x):
-        return convolve(x), None
+    def forward(x, kernel, flipped):
+        return convolve(x, kernel, flipped), flipped
 
-    def backward(_residual, gradient):
-        return (ops.conv(gradient, flipped, 1, padding="same"),)
+    def backward(flipped, gradient):
+        return ops.conv(gradient, flipped, 1, padding="same"), None, None
 
     convolve.defvjp(forward, backward)
     return convolve

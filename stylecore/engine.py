@@ -286,12 +286,14 @@ def _model_key(key):
 
 
 class LossFunctions:
-    """The compiled loss functions over ``forward`` (image → {layer name: float32 features}), for one
-    content layer and one set of style layers. The style layers' weights are an argument, so every
-    weighting of the same layers (a sweep over them, say) shares one compiled program.
+    """The compiled loss functions over ``forward`` ((image, network weights) → {layer name: float32
+    features}, its weights in ``forward.weights``), for one content layer and one set of style layers.
+    The style layers' weights are an argument, so every weighting of the same layers (a sweep over
+    them, say) shares one compiled program.
 
     ``objective`` and ``parts`` are the plain functions, for callers that compile them into a larger
-    program (the device-side L-BFGS); ``targets``, ``loss_and_gradient`` are compiled here.
+    program (the device-side L-BFGS), with the network's weights (``network``) as their last argument;
+    ``targets``, ``loss_and_gradient`` are compiled here and take the weights themselves.
     ``Engine.loss_functions`` gives a run's; built directly (``ops``: ``backend.keras_ops()``), they
     take any ``forward`` and a ``gram(ops, features)`` other than the engine's one-product gradient
     (the benchmark compares formulations so).
@@ -301,40 +303,41 @@ class LossFunctions:
         names = tuple(style_names)
         self.content_layer, self.style_names = content_layer, names
 
-        def targets(image):
-            features = forward(image)
+        def targets(image, network):
+            features = forward(image, network)
             return features[content_layer], [gram(ops, features[name]) for name in names]
 
-        def parts(x, content_target, style_grams, layer_weights):
+        def parts(x, content_target, style_grams, layer_weights, network):
             """(content, style, tv) losses of the image x."""
-            features = forward(x)
+            features = forward(x, network)
             content = ops.mean(ops.square(features[content_layer] - content_target))
             per_layer = ops.stack([ops.mean(ops.square(gram(ops, features[name]) - target))
                                    for name, target in zip(names, style_grams)])
             style = ops.sum(layer_weights * per_layer) / ops.sum(layer_weights)
             return ops.stack([content, style, _tv_loss(ops, x)])
 
-        def objective(x, content_target, style_grams, weights, layer_weights, gradient_scale):
+        def objective(x, content_target, style_grams, weights, layer_weights, gradient_scale, network):
             """(total × gradient_scale, (total, parts)): the optimisers' scaled loss, the reported one."""
-            losses = parts(x, content_target, style_grams, layer_weights)
+            losses = parts(x, content_target, style_grams, layer_weights, network)
             total = ops.sum(weights * losses)
             return total * gradient_scale, (total, losses)
 
         gradient = backend.value_and_gradient(objective)
 
-        def loss_and_gradient(x, content_target, style_grams, weights, layer_weights, gradient_scale):
+        def loss_and_gradient(x, content_target, style_grams, weights, layer_weights, gradient_scale, network):
             _scaled, (total, losses), grad = gradient(x, content_target, style_grams, weights, layer_weights,
-                                                      gradient_scale)
+                                                      gradient_scale, network)
             return total, losses, grad
 
         image = ([1, None, None, 3], "float32")
         content = ([1, None, None, _channels(content_layer)], "float32")
         grams = [([_channels(name), _channels(name)], "float32") for name in names]
         layer_weights = ([len(names)], "float32")
-        self.objective, self.parts = objective, parts
-        self.targets = backend.compile(targets, [image])
+        self.objective, self.parts, self.network = objective, parts, forward.weights
+        self.targets = backend.compile(targets, [image], forward.weights)
         self.loss_and_gradient = backend.compile(
-            loss_and_gradient, [image, content, grams, ([3], "float32"), layer_weights, ([], "float32")])
+            loss_and_gradient, [image, content, grams, ([3], "float32"), layer_weights, ([], "float32")],
+            forward.weights)
 
 
 class Engine:
@@ -540,15 +543,16 @@ class Engine:
 
         bundle = self._weights_bundle()
         ops = backend.keras_ops()
-        encode = backend.compile(adain_encoder(ops, bundle.vgg, precision), [([1, None, None, 3], "float32")])
+        encoder = adain_encoder(ops, bundle.vgg, precision)
+        encode = backend.compile(encoder, [([1, None, None, 3], "float32")], encoder.weights)
         decode = adain_decoder(ops, bundle.decoder, precision)
 
-        def stylise(content_features, style_mean, style_std, alpha):
-            return decode(adain(ops, content_features, style_mean, style_std, alpha))
+        def stylise(content_features, style_mean, style_std, alpha, network):
+            return decode(adain(ops, content_features, style_mean, style_std, alpha), network)
 
         statistics = ([1, 1, 1, 512], "float32")
         stylise = backend.compile(stylise, [([1, None, None, 512], "float32"), statistics, statistics,
-                                            ([], "float32")])
+                                            ([], "float32")], decode.weights)
         with self._lock:
             self._adain[precision] = (encode, stylise)
         return encode, stylise

@@ -37,12 +37,12 @@ class DeviceLBFGS:
             # of every image size would compile the loop twice.
             return jax.tree.map(lambda leaf: jnp.asarray(leaf, leaf.dtype), state)
 
-        def iterate(x, state, budget, arguments, scale, low, high):
+        def iterate(x, state, budget, arguments, scale, low, high, network):
             content_target, style_grams, weights, layer_weights = arguments
 
             def scaled_loss(params):
                 scaled, _ = functions.objective(jnp.clip(params, low, high)[None], content_target, style_grams,
-                                                weights, layer_weights, scale)
+                                                weights, layer_weights, scale, network)
                 return scaled
 
             def going(carry):
@@ -62,11 +62,12 @@ class DeviceLBFGS:
             x, state, used, _stalled = jax.lax.while_loop(
                 going, step, (x, state, jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
             picture = jnp.clip(x, low, high)
-            losses = functions.parts(picture[None], content_target, style_grams, layer_weights)
+            losses = functions.parts(picture[None], content_target, style_grams, layer_weights, network)
             return x, state, used, jnp.sum(weights * losses), losses, picture
 
         self._start = jax.jit(start)
         self._iterate = jax.jit(iterate)
+        self._network = functions.network  # an argument of the program, not constants (backend.compile)
 
     def start(self, pixels, loss, gradient, scale):
         """The state at the start image, whose loss and gradient (× scale) the host evaluated."""
@@ -83,7 +84,7 @@ class DeviceLBFGS:
 
         x, optimiser_state = state
         x, optimiser_state, used, total, losses, picture = self._iterate(
-            x, optimiser_state, jnp.int32(max(budget, 1)), arguments, scale, low, high)
+            x, optimiser_state, jnp.int32(max(budget, 1)), arguments, scale, low, high, self._network)
         report = (float(total), tuple(float(value) for value in np.asarray(losses)), np.asarray(picture),
                   int(used))
         return (x, optimiser_state), report

@@ -1,8 +1,10 @@
 """The networks as plain ``keras.ops`` functions: VGG19 features for Gatys, and AdaIN's encoder/decoder.
 
-Both are written with ``keras.ops`` over constant weights rather than as Keras models, so one
+Both are written with ``keras.ops`` over plain weight arrays rather than as Keras models, so one
 function serves every image size and every precision: the convolutions run in ``compute_dtype``
-(float32, bfloat16 or float16) while inputs, outputs, Gram matrices and losses stay float32.
+(float32, bfloat16 or float16) while inputs, outputs, Gram matrices and losses stay float32. The
+weights are each function's last argument (its ``weights`` attribute holds them), so that a compiled
+program takes them rather than carrying its own copy (``backend.compile``).
 
 * ``vgg_features`` is Keras' ``VGG19(include_top=False)``: 3×3 convolutions with zero
   ("same") padding, ReLU, 2×2 max (or, as Gatys et al. prefer, average) pooling without
@@ -78,13 +80,14 @@ def resolve_precision(precision, gpu_details=None):
 
 
 def _constants(ops, layers, dtype):
-    return [(name, ops.convert_to_tensor(kernel, dtype), ops.convert_to_tensor(bias, dtype))
-            for name, kernel, bias in layers]
+    return [(ops.convert_to_tensor(kernel, dtype), ops.convert_to_tensor(bias, dtype))
+            for _name, kernel, bias in layers]
 
 
 def vgg_features(ops, layers, outputs, dtype, pooling="max"):
-    """A function image → {layer name: float32 features} for the names in ``outputs``; its
-    ``convolutions`` attribute names the layers it computes (up to the deepest output).
+    """A function (image, weights) → {layer name: float32 features} for the names in ``outputs``;
+    its ``weights`` attribute holds the weights to pass (compiled functions take them as an argument,
+    ``backend.compile``), and ``convolutions`` names the layers it computes (up to the deepest output).
 
     ``layers``: [(keras conv layer name, kernel HWIO, bias)] in network order. The image is
     caffe BGR float32 (1, H, W, 3); convolutions run in ``dtype`` (a name such as "bfloat16"); ``pooling``
@@ -92,22 +95,23 @@ def vgg_features(ops, layers, outputs, dtype, pooling="max"):
     """
     pool = ops.average_pool if pooling == "average" else ops.max_pool
     deepest = max(i for i, (name, _, _) in enumerate(layers) if name in outputs)
-    weights = [(name, backend.same_convolution(ops, kernel), bias)
-               for name, kernel, bias in _constants(ops, layers[:deepest + 1], dtype)]
+    names = tuple(name for name, _kernel, _bias in layers[:deepest + 1])
     wanted = set(outputs)
 
-    def forward(image):
+    def forward(image, weights):
         x = ops.cast(image, dtype)
         features = {}
-        for name, convolve, bias in weights:
+        for name, (kernel, flipped, bias) in zip(names, weights):
             if name.endswith("_conv1") and name != "block1_conv1":
                 x = pool(x, 2, 2, padding="valid")
-            x = ops.relu(convolve(x) + bias)
+            x = ops.relu(backend.same_convolution(ops, x, kernel, flipped) + bias)
             if name in wanted:
                 features[name] = ops.cast(x, "float32")
         return features
 
-    forward.convolutions = tuple(name for name, _kernel, _bias in weights)
+    forward.weights = [backend.convolution_weights(ops, kernel, dtype) + (ops.convert_to_tensor(bias, dtype),)
+                       for _name, kernel, bias in layers[:deepest + 1]]
+    forward.convolutions = names
     return forward
 
 
@@ -116,17 +120,19 @@ def _reflect(ops, x):
 
 
 def adain_encoder(ops, layers, dtype):
-    """caffe BGR float32 (1, H, W, 3) → relu4_1 features (float32), as AdaIN's decoder expects."""
-    weights = _constants(ops, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
+    """(caffe BGR float32 (1, H, W, 3), weights) → relu4_1 features (float32), as AdaIN's decoder
+    expects; the function's ``weights`` attribute holds the weights to pass."""
+    names = [layer[0] for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS]
 
-    def encode(image):
+    def encode(image, weights):
         x = ops.cast(image, dtype)
-        for name, kernel, bias in weights:
+        for name, (kernel, bias) in zip(names, weights):
             if name.endswith("_conv1") and name != "block1_conv1":
                 x = ops.max_pool(x, 2, 2, padding="same")  # keeps a last odd row, like ceil_mode
             x = ops.relu(ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias)
         return ops.cast(x, "float32")
 
+    encode.weights = _constants(ops, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
     return encode
 
 
@@ -167,7 +173,8 @@ def _upsampled_conv(ops, x, kernel, bias):
 
 
 def adain_decoder(ops, convs, dtype):
-    """relu4_1-sized features (float32) → RGB in [0, 1] (float32), 8× the features' size.
+    """(relu4_1-sized features (float32), weights) → RGB in [0, 1] (float32), 8× the features' size;
+    the function's ``weights`` attribute holds the weights to pass.
 
     ``convs``: [(torch index, kernel HWIO, bias)] of DECODER_CONVS. The convolution after each
     upsampling runs at the low resolution (``upsampling_kernel``), as the torch decoder's
@@ -180,13 +187,12 @@ def adain_decoder(ops, convs, dtype):
             kernel, bias = upsampling_kernel(kernel), np.tile(np.asarray(bias, np.float32), 4)
         folded.append((index, upsampled, kernel, bias))
         upsampled = index in UPSAMPLE_AFTER
-    weights = [(index, after, ops.convert_to_tensor(kernel, dtype), ops.convert_to_tensor(bias, dtype))
-               for index, after, kernel, bias in folded]
+    steps = [(index, after) for index, after, _kernel, _bias in folded]
     last = DECODER_CONVS[-1]
 
-    def decode(features):
+    def decode(features, weights):
         x = ops.cast(features, dtype)
-        for index, after_upsampling, kernel, bias in weights:
+        for (index, after_upsampling), (kernel, bias) in zip(steps, weights):
             if after_upsampling:
                 x = _upsampled_conv(ops, x, kernel, bias)
             else:
@@ -195,6 +201,7 @@ def adain_decoder(ops, convs, dtype):
                 x = ops.relu(x)
         return ops.cast(x, "float32")
 
+    decode.weights = _constants(ops, [(index, kernel, bias) for index, _after, kernel, bias in folded], dtype)
     return decode
 
 

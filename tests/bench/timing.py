@@ -300,7 +300,12 @@ def keras_functions(vgg):
 
     names = STYLE_LAYERS + (CONTENT_LAYER,)
     model = keras.Model(vgg.inputs, [vgg.get_layer(name).output for name in names])
-    return LossFunctions(backend.keras_ops(), lambda image: dict(zip(names, model(image, training=False))))
+
+    def forward(image, _weights):  # the model holds its own weights
+        return dict(zip(names, model(image, training=False)))
+
+    forward.weights = ()
+    return LossFunctions(backend.keras_ops(), forward)
 
 
 def autodiff_gram(ops, features):
@@ -322,33 +327,40 @@ def autodiff_gram_functions(engine, precision):
 TIME_TO_QUALITY_VARIANTS = ("defaults", "precision", "precision+adain", "double", "coarse-to-fine", "adain")
 
 
-# One engine in a child process (Keras' backend is chosen once per process): each line "N" on stdin
-# runs N iterations at one size from the photo; it answers seconds per evaluation (the optimiser
-# included), the loss and the precision used. It speaks to older engines too (keyword settings).
+# One engine in a child process (Keras' backend is chosen once per process): it first times what a run of
+# one iteration at the size takes beyond the same run again (the engine built, its programs compiled),
+# and the same at a size it has not seen (compiled only); then each line "N" on stdin runs N iterations at
+# the size from the photo; it answers
+# seconds per evaluation (the optimiser included), the loss and the precision used. It speaks to older
+# engines too (keyword settings).
 BACKEND_CHILD = """
 import sys, time
 import stylecore
 from stylecore.samples import landscape, swirls
 
 rows, precision = int(sys.argv[1]), sys.argv[2]
-cols = round(rows * 4 / 3)
-content, style = landscape(rows, cols), swirls(rows, cols)
 engine = stylecore.Engine()
 
-def run(iterations):
+def run(iterations, rows=rows):
+    cols = round(rows * 4 / 3)
+    content, style = landscape(rows, cols), swirls(rows, cols)
     options = dict(rows=rows, start_rows=rows, iterations=iterations, init="content", precision=precision)
     started = time.perf_counter()
     if hasattr(stylecore.DEFAULTS, "replace"):
         result = engine.stylize(content, style, stylecore.DEFAULTS.replace(**options))
     else:
         result = engine.stylize(content, style, **options)
-    return (time.perf_counter() - started) / result.evaluations, result.loss, result.precision
+    seconds = time.perf_counter() - started
+    return seconds, seconds / result.evaluations, result.loss, result.precision
 
-run(1)  # build, compile and warm up
-print("ready", getattr(engine, "solver", "scipy L-BFGS-B on the host"), "|", engine.device, flush=True)
+# What the first run at a size costs beyond the same run again: building the engine (the first), compiling.
+built = run(1)[0] - run(1)[0]
+compiled = run(1, rows - 16)[0] - run(1, rows - 16)[0]
+print("ready", built, compiled, getattr(engine, "solver", "scipy L-BFGS-B on the host"), "|", engine.device,
+      flush=True)
 for line in sys.stdin:
-    seconds, loss, used = run(int(line))
-    print(seconds, loss, used, flush=True)
+    _seconds, per_evaluation, loss, used = run(int(line))
+    print(per_evaluation, loss, used, flush=True)
 """
 
 
@@ -356,7 +368,8 @@ def compare_backends(args):
     """(i) Seconds per evaluation of whole L-BFGS iterations (the optimiser included) on TensorFlow and
     on JAX, and with the engine of ``--compare-with`` (another checkout, e.g. the engine before the
     port) on each of ``--compare-backends``, each in a process of its own, in rotating rounds of
-    ``--per-round`` iterations."""
+    ``--per-round`` iterations; and what each one's first run at the size, then at a new size (16 rows
+    fewer), takes beyond the same run again: where JAX compiles (once per image size)."""
     import os
     import subprocess
 
@@ -366,13 +379,14 @@ def compare_backends(args):
         for chosen in args.compare_backends.split(","):
             contenders[f"{chosen}, " + os.path.basename(os.path.abspath(args.compare_with))] = (
                 args.compare_with, chosen)
-    children, solvers = {}, {}
+    children, solvers, firsts = {}, {}, {}
     for name, (tree, chosen) in contenders.items():
         environment = dict(os.environ, KERAS_BACKEND=chosen, PYTHONPATH=tree, JAX_PLATFORMS="cpu")
         children[name] = subprocess.Popen(
             [sys.executable, "-c", BACKEND_CHILD, str(args.rows), args.backends_precision], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, env=environment, cwd=tree)
-        solvers[name] = children[name].stdout.readline().split(" ", 1)[1].strip()
+        _ready, built, compiled, solvers[name] = children[name].stdout.readline().split(" ", 3)
+        firsts[name] = (float(built), float(compiled))
     times = {name: [] for name in children}
     names = list(children)
     for i in range(args.rounds):
@@ -389,7 +403,13 @@ def compare_backends(args):
     print(f"\n(i) whole L-BFGS iterations at {args.rows} rows from the photo, precision {args.backends_precision} "
           f"({used}); seconds per evaluation, median of {args.rounds} rounds of {args.per_round} iterations")
     for name in names:
-        print(f"    {name:<34} {median[name]:7.3f}  ({median[name] / median[first]:.3f}x {first})  {solvers[name]}")
+        print(f"    {name:<34} {median[name]:7.3f}  ({median[name] / median[first]:.3f}x {first})  "
+              f"{solvers[name].strip()}")
+    print(f"    a first run of 1 iteration, seconds beyond the same run again: at {args.rows} rows (the engine "
+          f"built, its programs compiled), at {args.rows - 16} rows after it (compiled)")
+    for name in names:
+        built, compiled = firsts[name]
+        print(f"    {name:<34} {built:7.2f}  {compiled:7.2f}")
 
 
 def time_all(engine, content, style, weights, args):

@@ -119,26 +119,27 @@ ops = backend.keras_ops()
 rng = np.random.default_rng(0)
 found = {}
 for dtype in ("float32", "bfloat16"):
-    kernels = [ops.convert_to_tensor(rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32) / 10, dtype)
-               for c_in, c_out in ((3, 8), (8, 8), (8, 4))]
-    def network(convolutions):
-        def loss(x):
-            for convolve in convolutions:
-                x = ops.relu(convolve(x))
+    weights = [backend.convolution_weights(ops, rng.standard_normal((3, 3, c_in, c_out)).astype(np.float32) / 10,
+                                           dtype) for c_in, c_out in ((3, 8), (8, 8), (8, 4))]
+    def network(convolve):
+        def loss(x, weights):
+            for kernel, flipped in weights:
+                x = ops.relu(convolve(x, kernel, flipped))
             return jnp.sum(ops.cast(x, "float32") ** 2)
         return loss
 
-    ours = network([backend.same_convolution(ops, kernel) for kernel in kernels])
-    autodiff = network([lambda x, kernel=kernel: ops.conv(x, kernel, 1, padding="same") for kernel in kernels])
+    ours = network(lambda x, kernel, flipped: backend.same_convolution(ops, x, kernel, flipped))
+    autodiff = network(lambda x, kernel, _flipped: ops.conv(x, kernel, 1, padding="same"))
     x = jnp.asarray(rng.standard_normal((1, 12, 17, 3)), dtype)
-    mine, theirs = (np.asarray(jax.grad(f)(x), np.float32) for f in (ours, autodiff))
+    mine, theirs = (np.asarray(jax.grad(f)(x, weights), np.float32) for f in (ours, autodiff))
 
+    # The weights are the program's arguments, as the engine passes them (backend.compile).
     @jax.jit
-    def in_a_loop(x):
-        return jax.lax.fori_loop(0, 3, lambda i, x: x - 1e-3 * jax.grad(ours)(x), x)
+    def in_a_loop(x, weights):
+        return jax.lax.fori_loop(0, 3, lambda i, x: x - 1e-3 * jax.grad(ours)(x, weights), x)
 
-    hlo = in_a_loop.lower(x).compile().as_text()
-    found[dtype] = {"same_loss": float(ours(x)) == float(autodiff(x)),
+    hlo = in_a_loop.lower(x, weights).compile().as_text()
+    found[dtype] = {"same_loss": float(ours(x, weights)) == float(autodiff(x, weights)),
                     "gradient_difference": float(np.abs(mine - theirs).max() / np.abs(theirs).max()),
                     "kernel_layouts": sorted(set(re.findall(r"dim_labels=b01f_(\\w+)->b01f", hlo)))}
 print(json.dumps(found))
@@ -159,6 +160,55 @@ def test_on_jax_a_convolutions_gradient_is_autodiffs_and_keeps_its_kernel_layout
         assert seen["same_loss"], dtype
         assert seen["gradient_difference"] <= (1e-6 if dtype == "float32" else 1e-2), (dtype, seen)
         assert seen["kernel_layouts"] == ["01io"], (dtype, seen)
+
+
+PROGRAMS_CHILD = """
+import json
+import numpy as np
+import jax.numpy as jnp
+import stylecore
+from stylecore import backend
+from stylecore.engine import _model_key, lbfgs_scale
+from stylecore.images import caffe_bounds, preprocess
+from stylecore.samples import landscape, swirls
+
+engine = stylecore.Engine()
+functions = engine.loss_functions("float32")
+content, style = landscape(32, 43), swirls(32, 43)
+image = backend.constant(preprocess(content)[None])
+target, _ = functions.targets(image)
+_, grams = functions.targets(backend.constant(preprocess(style)[None]))
+weights = backend.constant(np.array([1.0, 1.0, 1e-3], np.float32))
+layer_weights = backend.constant(np.ones(len(functions.style_names), np.float32))
+scale = backend.constant(lbfgs_scale(content.shape))
+total, _, gradient = functions.loss_and_gradient(image, target, grams, weights, layer_weights, scale)
+solver = engine._device_lbfgs(_model_key("float32"), 5)
+x, state = solver.start(preprocess(content), float(total), backend.to_numpy(gradient)[0], scale)
+low, high = (backend.constant(bound) for bound in caffe_bounds(content.shape))
+encode, stylise = engine._adain_functions("float32")
+programs = {
+    "targets": functions.targets.lower(image),
+    "loss_and_gradient": functions.loss_and_gradient.lower(image, target, grams, weights, layer_weights, scale),
+    "lbfgs_iteration": solver._iterate.lower(x, state, jnp.int32(20), (target, grams, weights, layer_weights),
+                                             scale, low, high, solver._network),
+    "adain_encoder": encode.lower(image),
+}
+print(json.dumps({name: len(program.as_text()) for name, program in programs.items()}))
+"""
+
+
+def test_on_jax_the_networks_weights_are_arguments_of_each_program_not_constants_in_it():
+    """Each compiled program takes VGG19's weights as an argument (backend.compile): baked in, every
+    program (one per function and image size) held its own copy, 120-245 MB of program text, and XLA took
+    2.4x as long to compile (docs/PERFORMANCE.md, "The network's weights: arguments, not constants")."""
+    environment = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    child = subprocess.run([sys.executable, "-c", PROGRAMS_CHILD], capture_output=True, text=True,
+                           env=environment, timeout=600)
+    assert child.returncode == 0, child.stderr[-2000:]
+    sizes = json.loads(child.stdout.strip().splitlines()[-1])
+    assert set(sizes) == {"targets", "loss_and_gradient", "lbfgs_iteration", "adain_encoder"}
+    # The weights up to block5_conv2 are 80 MB in float32; the programs' own text is well under 1 MB.
+    assert all(size < 1_000_000 for size in sizes.values()), sizes
 
 
 def test_a_worker_process_that_fails_fails_the_workers_check_with_its_message():

@@ -312,7 +312,8 @@ def test_the_decoder_folds_each_upsampling_into_the_next_convolution_exactly(row
               rng.normal(0, 0.1, channels[i + 1]).astype(np.float32))
              for i, index in enumerate(network.DECODER_CONVS)]
     features = rng.uniform(0, 2, (1, rows, cols, 8)).astype(np.float32)
-    folded = backend.to_numpy(network.adain_decoder(ops, convs, "float32")(backend.constant(features)))
+    decode = network.adain_decoder(ops, convs, "float32")
+    folded = backend.to_numpy(decode(backend.constant(features), decode.weights))
     expected = backend.to_numpy(_upsampling_decoder(ops, convs)(backend.constant(features)))
     assert folded.shape == expected.shape == (1, 8 * rows, 8 * cols, 3)
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-4)

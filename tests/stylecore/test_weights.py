@@ -63,7 +63,7 @@ def test_the_features_are_keras_vgg19s_and_stop_after_the_deepest_layer_used(eng
     # Cut after block3_conv1 when that is the deepest layer asked for: nothing deeper is computed.
     forward = network.vgg_features(backend.keras_ops(), engine.vgg_layers(), ("block1_conv1", "block3_conv1"),
                                    "float32")
-    assert set(forward(image)) == {"block1_conv1", "block3_conv1"}
+    assert set(forward(image, forward.weights)) == {"block1_conv1", "block3_conv1"}
     assert forward.convolutions == ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2", "block3_conv1")
 
 
