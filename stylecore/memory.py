@@ -12,8 +12,9 @@ computing in float32 on a CPU, measured with ``python -m tests.bench --part memo
 (docs/PERFORMANCE.md, "A run's memory"): on TensorFlow's CPU build (Keras 3, oneDNN) a run needs
 0.95 GiB for the process and the network, 3.9 GiB per megapixel of output, 0.15 GiB per megapixel of
 the largest style image (its features are computed once, without a gradient), plus L-BFGS's past
-steps (``LBFGS_MEMORY_BYTES`` at most), counted exactly; XLA on the CPU (JAX) about half as much
-again. Lower precisions were not measured apart (the CPU measured only emulates bfloat16): float32's
+steps (``LBFGS_MEMORY_BYTES`` at most), counted exactly; XLA on the CPU (JAX) 0.9 GiB, 4.0 GiB per
+output megapixel and 1.1 GiB per style megapixel (7 Dec 2026, with the network's weights passed to
+its programs rather than copied into each). Lower precisions were not measured apart (the CPU measured only emulates bfloat16): float32's
 figure stands for them, likely above what their half-size features need.
 
 TensorFlow's CPU convolutions also have a size limit of their own: a 3×3 convolution of 64 channels
@@ -61,9 +62,11 @@ FIGURES = {
                           preview_base=int(1.0 * GIB), preview_per_pixel=0.1 * GIB / 1e6,
                           preview_per_style_pixel=0.5 * GIB / 1e6, preview_per_output_pixel=0.01 * GIB / 1e6,
                           largest_picture=MAX_NETWORK_PIXELS),
-    # XLA on the CPU: runs at 64-800 rows; previews as TensorFlow's, the style again the costly part
-    # (0.36 megapixels of content, 1.44 of style: 2.86 GiB), within -2 %…+16 % from 1000×1000 up.
-    "jax": Figures(base=int(1.75 * GIB), per_output_pixel=5.6 * GIB / 1e6, per_style_pixel=0.85 * GIB / 1e6,
+    # XLA on the CPU: runs at 64-800 rows (7 Dec 2026, the weights each program's argument: 0.85 GiB + 3.80
+    # per output megapixel + 1.08 per style megapixel, rounded up; the peaks at 0.92-0.98 of the figures).
+    # Previews (6 Dec, the weights still copied into each program): as TensorFlow's, the style again the
+    # costly part (0.36 megapixels of content, 1.44 of style: 2.86 GiB), within -2 %…+16 % from 1000×1000 up.
+    "jax": Figures(base=int(0.9 * GIB), per_output_pixel=4.0 * GIB / 1e6, per_style_pixel=1.1 * GIB / 1e6,
                    preview_base=int(0.8 * GIB), preview_per_pixel=0.3 * GIB / 1e6,
                    preview_per_style_pixel=1.3 * GIB / 1e6, preview_per_output_pixel=0.03 * GIB / 1e6,
                    largest_picture=None),

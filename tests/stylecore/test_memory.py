@@ -165,9 +165,9 @@ def test_the_engine_refuses_a_preview_too_large_before_computing(monkeypatch):
     assert not engine._adain  # no network was built
 
 
-def test_xla_on_a_cpu_needs_more_than_tensorflow_and_is_checked_with_its_own_figures():
+def test_xla_on_a_cpu_needs_more_per_pixel_than_tensorflow_and_is_checked_with_its_own_figures():
     tensorflow, jax = memory.figures("tensorflow"), memory.figures("jax")
-    assert jax.base > tensorflow.base and jax.per_output_pixel > tensorflow.per_output_pixel
+    assert jax.per_output_pixel > tensorflow.per_output_pixel and jax.per_style_pixel > tensorflow.per_style_pixel
     shape, settings = (300, 400, 3), RunSettings(rows=1024)
     need = memory.settings_memory(*output_size(shape, 1024), settings, backend="tensorflow")
     memory.check_run_fits(shape, settings, available=need / memory.USABLE_SHARE + GB // 10, backend="tensorflow")
