@@ -134,7 +134,7 @@ def compile(function, signature=None, weights=None):
         import jax
 
         compiled = jax.jit(function)
-        return compiled if weights is None else _WithWeights(compiled, weights)
+        return compiled if weights is None else _bound(compiled, weights)
     import tensorflow as tf
 
     if weights is not None:
@@ -145,23 +145,13 @@ def compile(function, signature=None, weights=None):
     return tf.function(function, input_signature=specs, autograph=False)
 
 
-class _WithWeights:
-    """A jitted function called with ``weights`` as its last argument; ``lower`` shows its program."""
-
-    def __init__(self, compiled, weights):
-        self._compiled, self._weights = compiled, weights
-
-    def __call__(self, *args):
-        return self._compiled(*args, self._weights)
-
-    def lower(self, *args):
-        return self._compiled.lower(*args, self._weights)
-
-
 def _bound(function, weights):
+    """``function`` called with ``weights`` as its last argument; a jitted one's ``lower`` shows its program."""
     def bound(*args):
         return function(*args, weights)
 
+    if hasattr(function, "lower"):
+        bound.lower = lambda *args: function.lower(*args, weights)
     return bound
 
 

@@ -122,7 +122,8 @@ def _reflect(ops, x):
 def adain_encoder(ops, layers, dtype):
     """(caffe BGR float32 (1, H, W, 3), weights) → relu4_1 features (float32), as AdaIN's decoder
     expects; the function's ``weights`` attribute holds the weights to pass."""
-    names = [layer[0] for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS]
+    chosen = [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS]
+    names = [name for name, _kernel, _bias in chosen]
 
     def encode(image, weights):
         x = ops.cast(image, dtype)
@@ -132,7 +133,7 @@ def adain_encoder(ops, layers, dtype):
             x = ops.relu(ops.conv(_reflect(ops, x), kernel, 1, padding="valid") + bias)
         return ops.cast(x, "float32")
 
-    encode.weights = _constants(ops, [layer for layer in layers if layer[0] in ADAIN_ENCODER_LAYERS], dtype)
+    encode.weights = _constants(ops, chosen, dtype)
     return encode
 
 
@@ -180,14 +181,14 @@ def adain_decoder(ops, convs, dtype):
     upsampling runs at the low resolution (``upsampling_kernel``), as the torch decoder's
     upsampling and padding would feed it, in 4/9 of the multiplications.
     """
-    folded = []
+    steps, folded = [], []  # (index, after an upsampling), (index, kernel, bias) of each convolution
     upsampled = False
     for index, kernel, bias in convs:
         if upsampled:
             kernel, bias = upsampling_kernel(kernel), np.tile(np.asarray(bias, np.float32), 4)
-        folded.append((index, upsampled, kernel, bias))
+        steps.append((index, upsampled))
+        folded.append((index, kernel, bias))
         upsampled = index in UPSAMPLE_AFTER
-    steps = [(index, after) for index, after, _kernel, _bias in folded]
     last = DECODER_CONVS[-1]
 
     def decode(features, weights):
@@ -201,7 +202,7 @@ def adain_decoder(ops, convs, dtype):
                 x = ops.relu(x)
         return ops.cast(x, "float32")
 
-    decode.weights = _constants(ops, [(index, kernel, bias) for index, _after, kernel, bias in folded], dtype)
+    decode.weights = _constants(ops, folded, dtype)
     return decode
 
 
