@@ -7,6 +7,7 @@ so the pages need no chart library and work offline.
 import math
 import re
 from collections import namedtuple
+from operator import attrgetter
 
 from stylecore.engine import scale_plan
 from stylecore.schema import SETTING, SETTINGS, format_number
@@ -290,23 +291,65 @@ def _tick_text(text, most):
 
 
 def _swept_row(run, axes, shown):
-    """A run's line in the sweep page's table: its values of the axes, the iteration shown, its losses."""
+    """A run's line in losses_against's table: its values of the axes, the iteration shown, its losses."""
     return {"label": run.label,
-            "axes": [SETTING[name].text(values[getattr(run, index)]) for name, values, index in axes],
+            "axes": [SETTING[name].text(values[index_of(run)]) for name, values, index_of in axes],
             "number": shown.number if shown else "–",
             "values": [format_loss(getattr(shown, field) if shown else None) for field, *_rest in COMPARED_LOSSES]}
 
 
 def swept_losses(sweep, runs, shown, size=COMPARE_CHART_SIZE):
-    """The sweep page's charts: each of COMPARED_LOSSES against the swept values, at the iteration the
-    matrix shows (``shown``: {run id: its saved iteration shown, or None}).
-
-    Across: the axis with more values (the first on a tie); one line per value of the other axis, at
-    most COMPARED_MOST_RUNS of them ("too_many" beyond, and no charts). Also a table of every run's
-    values, in the matrix's order."""
-    axes = [(sweep.axis1, sweep.axis1_values, "sweep_row")]
+    """The sweep page's charts (losses_against): its runs' losses against the values swept."""
+    axes = [(sweep.axis1, sweep.axis1_values, attrgetter("sweep_row"))]
     if sweep.axis2:
-        axes.append((sweep.axis2, sweep.axis2_values, "sweep_column"))
+        axes.append((sweep.axis2, sweep.axis2_values, attrgetter("sweep_column")))
+    return losses_against(axes, runs, shown, size)
+
+
+# Settings that may differ among compared runs and leave their losses comparable against the others:
+# which iterations are kept.
+AGAINST_IGNORES = ("save_every",)
+
+
+def _value_index(name, values):
+    return lambda run: values.index(getattr(run, name))
+
+
+def setting_axes(runs):
+    """The compare page's axes for losses_against: the one or two settings a sweep could vary in which 3 or
+    more runs differ, when nothing else differs (the same pictures and style blend; AGAINST_IGNORES aside),
+    each applies to every run and no two runs share their values; else none. An axis's values in the
+    setting's order: numbers ascending, choices as offered, others (style layers) as the runs come."""
+    if len(runs) < 3:
+        return []
+    pictures = {(run.content_source.name, run.style_source.name, run.style_blend,
+                 tuple(style.source.name for style in run.extra_styles.all())) for run in runs}
+    differing = [setting for setting in SETTINGS
+                 if setting.name not in AGAINST_IGNORES and len({getattr(run, setting.name) for run in runs}) > 1]
+    if len(pictures) > 1 or not 1 <= len(differing) <= 2 or any(
+            not setting.sweep or (setting.applies and not all(map(setting.applies, runs))) for setting in differing):
+        return []
+    axes = []
+    for setting in differing:
+        values = list(dict.fromkeys(getattr(run, setting.name) for run in runs))
+        if setting.choices:
+            order = [key for key, _text in setting.choices]
+            values.sort(key=order.index)
+        elif setting.type in (int, float):
+            values.sort()
+        axes.append((setting.name, values, _value_index(setting.name, values)))
+    places = {tuple(index_of(run) for _name, _values, index_of in axes) for run in runs}
+    return axes if len(places) == len(runs) else []
+
+
+def losses_against(axes, runs, shown, size=COMPARE_CHART_SIZE):
+    """Each of COMPARED_LOSSES against one or two settings' values, at the iteration a sweep's matrix or a
+    compare page's slider shows (``shown``: {run id: its saved iteration shown, or None}).
+
+    ``axes``: [(setting name, its values, a function run → the index of its value)]. Across: the axis
+    with more values (the first on a tie); one line per value of the other axis, at most
+    COMPARED_MOST_RUNS of them ("too_many" beyond, and no charts). Also a table of every run's values,
+    in the runs' order."""
     (across, across_values, across_index), *by = sorted(axes, key=lambda axis: -len(axis[1]))
     across_label = SETTING[across].label
     result = {"across": across_label, "by": SETTING[by[0][0]].label if by else "",
@@ -335,11 +378,16 @@ def swept_losses(sweep, runs, shown, size=COMPARE_CHART_SIZE):
     stride = math.ceil(len(texts) / max(2, plot_width // 60))  # every stride-th value labelled
     most = max(5, int(plot_width * stride / len(texts) / SWEEP_TICK_CHAR_WIDTH))
     x_ticks = [(x_of(i), _tick_text(text, most) if i % stride == 0 else "") for i, text in enumerate(texts)]
+    numbers = sorted({iteration.number for iteration in shown.values() if iteration is not None})
+    result["iterations_differ"] = (numbers[0], numbers[-1]) if len(numbers) > 1 else None
+
     def line_points(j, on_line):
         """Line j's runs that have an iteration to show, left to right: (x, the dot's title, the iteration)."""
-        points = [(x_of(getattr(run, across_index)), f"{on_line}{across_label} {texts[getattr(run, across_index)]}",
-                   shown[run.id])
-                  for run in runs if (j is None or getattr(run, by_index) == j) and shown.get(run.id) is not None]
+        def title(run):
+            return (f"{on_line}{across_label} {texts[across_index(run)]}"
+                    + (f", iteration {shown[run.id].number}" if result["iterations_differ"] else ""))
+        points = [(x_of(across_index(run)), title(run), shown[run.id])
+                  for run in runs if (j is None or by_index(run) == j) and shown.get(run.id) is not None]
         return sorted(points, key=lambda point: point[0])
 
     placed = [line_points(j, on_line) for j, _line_name, on_line in lines]  # once, for the three charts

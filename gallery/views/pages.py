@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from gallery.access import get_run_for_user, visible_runs
 from gallery.display import (
     COMPARED_MOST_RUNS, LOSS_FIELDS, RUN_SETTINGS_SHOWN, compared_losses, computed_losses, finite_or_none,
-    iteration_record, loss_rows, loss_values,
+    iteration_record, loss_rows, loss_values, losses_against, setting_axes,
 )
 from gallery.models import Iteration
 from gallery.query import query_number
@@ -250,6 +250,7 @@ def compare(request):
             if name != "Project" or "Project" in differing
         ]
         columns.append({"run": run, "shown": shown_iteration(by_run[run.id], selected), "settings": settings})
+    axes = setting_axes(runs)  # the settings that differ, for the losses against them
     crop = parse_crop(request.GET.get("crop"))
     query = {"runs": ",".join(str(run_id) for run_id in ids), "fragment": "live"}
     if selected is not None:
@@ -259,6 +260,8 @@ def compare(request):
         "runs": runs,
         "differing": [name for name, _v in COMPARED_SETTINGS if name in differing],
         "losses": compared_losses(runs, by_run),
+        "against": losses_against(axes, runs, {column["run"].id: column["shown"] for column in columns})
+        if axes else None,
         "live_url": f"{reverse('compare')}?{urlencode(query)}" if any(run.is_active for run in runs) else "",
     } | view_context(numbers, selected, slider_value, crop)
     return render_page_or_live_parts(request, "gallery/compare.html", "gallery/compare_live.html", context)

@@ -30,7 +30,7 @@ def world(owner, other):
     project = create_project(owner, "Lake house in swirls", is_public=True)
     smooth = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.01)
     sharp = create_run(project, numbers=(0, 1, 2, 3), size=(96, 72), tv_weight=0.0001)
-    running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=8, size=(96, 72),
+    running = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=3, size=(96, 72),
                          tv_weight=0.001, next_iteration_evaluations=7)  # "computing iteration 2: 7 of 20 …"
     sweep = Sweep.objects.create(project=project, axis1="tv_weight", axis1_values=[0.01, 0.001, 0.0001])
     for row, run in enumerate((smooth, running, sharp)):
@@ -51,6 +51,7 @@ def pages_of(world):
         "run": f"/runs/{sharp.id}/",
         "run-computing": f"/runs/{running.id}/",
         "compare": f"/compare/?runs={smooth.id},{sharp.id}&crop=20,16,24,18",
+        "compare-three": f"/compare/?runs={smooth.id},{running.id},{sharp.id}",  # charted against the TV weight
         "styles": f"/projects/{project.id}/styles/",
         "new-sweep": f"/projects/{project.id}/sweeps/new/",
         "sweep": f"/sweeps/{world['sweep'].id}/?crop=20,16,24,18",

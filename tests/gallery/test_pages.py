@@ -431,6 +431,80 @@ def test_it_charts_each_loss_before_its_weight_one_line_per_run_with_the_latest_
     assert 'id="compare-losses" data-live-part' in fragment
 
 
+def setting_section(client, *runs, **params):
+    """The compare page's losses against the settings that differ, or "" when it has none."""
+    page = html(client.get(compare_url(*runs, **params)))
+    if 'id="setting-losses"' not in page:
+        return ""
+    return page[page.index('id="setting-losses"'):page.index('id="compare-losses"')]
+
+
+def test_three_or_more_runs_that_differ_in_one_setting_get_their_losses_charted_against_it(owner_client, project):
+    # Launched out of order: the axis runs from the lowest weight up, on a log scale.
+    runs = [create_run(project, style_weight=weight) for weight in (1.0, 0.01, 0.1)]
+    for run in runs:  # a style loss that says which run it is
+        run.saved_iterations.update(style_loss=100 * run.style_weight)
+    section = setting_section(owner_client, *runs)
+    assert "Losses against Style weight" in section and "at each run’s last iteration" in section
+    assert "at the iteration the slider shows" in section and "against the settings that differ" in section
+    assert section.count("<svg viewBox") == 3 and section.count('data-series="run-1"') == 3  # one line a chart
+    ticks = re.findall(r'chart-tick-x" x="([\d.]+)" y="\d+">([^<]+)<', section)
+    assert [label for _x, label in ticks] == ["0.01", "0.1", "1"] * 3 and "Style weight (log scale)" in section
+    xs = [float(x) for x, _label in ticks[:3]]
+    assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1], abs=0.2)
+    assert "Style weight 0.1: 10.0" in section and "Style weight 1: 100" in section  # each dot: its run's loss
+    table = section[section.index("<table"):]
+    assert table.count("<tr>") == 4 and '<td>0.01</td><td>3</td><td class="mono">25.0</td>' in table
+    assert "different iterations" not in section
+    # The slider's iteration; the live fragment carries the section.
+    assert "at iteration 1 of 3" in setting_section(owner_client, *runs, iteration=1)
+    # A run that has not got as far is said to be behind, on the page and on its dot.
+    runs[0].saved_iterations.filter(number=3).delete()
+    section = html_text(setting_section(owner_client, *runs))
+    assert "The runs are at different iterations (2 to 3)" in section and "Style weight 1, iteration 2: 100" in section
+    fragment = html(owner_client.get(compare_url(*runs, fragment="live")))
+    assert 'id="setting-losses" data-live-part' in fragment
+
+
+def test_runs_that_differ_in_two_settings_get_one_line_per_value_of_the_one_with_fewer(owner_client, project):
+    runs = [create_run(project, tv_weight=tv, style_weight=style, pooling=pooling)
+            for tv, style, pooling in ((0.01, 0.1, "max"), (0.1, 1.0, "max"), (1.0, 10.0, "average"))]
+    assert setting_section(owner_client, *runs) == ""  # three settings differ
+    runs = [create_run(project, tv_weight=tv, style_weight=style)
+            for tv in (0.01, 0.1) for style in (0.1, 1.0, 10.0)]
+    section = setting_section(owner_client, *runs)
+    assert "Losses against Style weight, by TV weight" in section
+    assert section.count('data-series="run-') == 6 and "TV weight: 0.1<" in section  # 2 lines a chart; the legend
+    pooled = [create_run(project, pooling=pooling, style_weight=style)
+              for pooling in ("max", "average") for style in (0.1, 1.0)]
+    section = setting_section(owner_client, *pooled)
+    assert "Losses against Pooling, by Style weight" in section or "Losses against Style weight, by Pooling" in section
+    assert "Pooling changes what the losses measure" in html_text(section)
+
+
+def html_text(markup):
+    return re.sub(r"<[^>]+>", "", markup)
+
+
+@pytest.mark.parametrize("case", ["two runs", "a setting no sweep varies", "the same settings twice",
+                                  "other pictures", "a setting that applies to some runs"])
+def test_runs_that_cannot_be_read_against_one_setting_get_no_such_chart(owner_client, project, case):
+    runs = [create_run(project, style_weight=weight) for weight in (0.1, 1.0, 10.0)]
+    if case == "two runs":
+        runs = runs[:2]
+    elif case == "a setting no sweep varies":
+        runs = [create_run(project, numbers=(0, 1, 2, n)) for n in (3, 4, 5)]  # their iterations differ
+    elif case == "the same settings twice":
+        runs.append(create_run(project, style_weight=0.1))
+    elif case == "other pictures":
+        Run.objects.filter(id=runs[0].id).update(content_source="runs/another.png")
+    else:
+        runs = [create_run(project, init="adain", adain_alpha=alpha) for alpha in (0.2, 0.5)]
+        runs.append(create_run(project, init="content"))
+    page = html(owner_client.get(compare_url(*runs)))
+    assert 'id="compare-losses"' in page and 'id="setting-losses"' not in page
+
+
 def test_runs_that_have_computed_nothing_yet_say_where_their_losses_will_appear(owner_client, project):
     a = create_run(project, numbers=(), status=Run.Status.QUEUED)
     b = create_run(project, numbers=(), status=Run.Status.QUEUED, tv_weight=2)
