@@ -378,8 +378,11 @@ def losses_against(axes, runs, shown, size=COMPARE_CHART_SIZE):
     stride = math.ceil(len(texts) / max(2, plot_width // 60))  # every stride-th value labelled
     most = max(5, int(plot_width * stride / len(texts) / SWEEP_TICK_CHAR_WIDTH))
     x_ticks = [(x_of(i), _tick_text(text, most) if i % stride == 0 else "") for i, text in enumerate(texts)]
+    # Runs shown before the latest iteration shown that have gone or will go further: behind, not ended.
     numbers = sorted({iteration.number for iteration in shown.values() if iteration is not None})
-    result["iterations_differ"] = (numbers[0], numbers[-1]) if len(numbers) > 1 else None
+    behind = any(shown.get(run.id) is not None and shown[run.id].number < numbers[-1]
+                 and (run.is_active or shown[run.id].number < run.iterations_done) for run in runs)
+    result["iterations_differ"] = (numbers[0], numbers[-1]) if behind else None
 
     def line_points(j, on_line):
         """Line j's runs that have an iteration to show, left to right: (x, the dot's title, the iteration)."""

@@ -458,8 +458,12 @@ def test_three_or_more_runs_that_differ_in_one_setting_get_their_losses_charted_
     assert "different iterations" not in section
     # The slider's iteration; the live fragment carries the section.
     assert "at iteration 1 of 3" in setting_section(owner_client, *runs, iteration=1)
-    # A run that has not got as far is said to be behind, on the page and on its dot.
+    # A run that ended sooner (L-BFGS converged) is not behind; one that has not got as far yet is said to
+    # be, on the page and on its dot.
     runs[0].saved_iterations.filter(number=3).delete()
+    Run.objects.filter(id=runs[0].id).update(iterations_done=2, converged=True)
+    assert "different iterations" not in setting_section(owner_client, *runs)
+    Run.objects.filter(id=runs[0].id).update(status=Run.Status.RUNNING, converged=False)
     section = html_text(setting_section(owner_client, *runs))
     assert "The runs are at different iterations (2 to 3)" in section and "Style weight 1, iteration 2: 100" in section
     fragment = html(owner_client.get(compare_url(*runs, fragment="live")))
