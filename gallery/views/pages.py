@@ -200,7 +200,7 @@ def iterations_by_run(runs):
     """{run id: its saved iterations in order} (only the fields the pages need), and every number saved."""
     by_run = {run.id: [] for run in runs}
     saved = Iteration.objects.filter(run__in=runs).order_by("number").only(
-        "id", "run_id", "number", "seconds", *LOSS_FIELDS)
+        "id", "run_id", "number", "seconds", "rows", "width", *LOSS_FIELDS)
     for iteration in saved:
         by_run[iteration.run_id].append(iteration)
     return by_run, sorted({it.number for its in by_run.values() for it in its})
@@ -230,7 +230,8 @@ def compare(request):
         ids = parse_run_ids(request)
     except CompareError as error:
         return render(request, "gallery/compare.html", {"error": str(error)}, status=400)
-    runs = list(visible_runs(request.user).filter(id__in=ids).order_by("created", "id"))
+    runs = list(visible_runs(request.user).filter(id__in=ids).order_by("created", "id")
+                .prefetch_related("extra_styles"))
     if len(runs) != len(ids):
         raise Http404("No such run.")
 
