@@ -29,12 +29,16 @@ def max_rows():
     return max(MIN_ROWS, min(MAX_ROWS, settings.RUN_MAX_ROWS))
 
 
+def _bounds(setting):
+    """A number setting's bounds as a number input's attributes."""
+    return {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {})
+
+
 def _widget(setting):
     """Number inputs that take any decimal and know the schema's bounds (choices keep Django's select)."""
     if setting.choices or setting.type not in (int, float):
         return None
-    attrs = {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {})
-    return forms.NumberInput(attrs=attrs | ({"step": "any"} if setting.type is float else {}))
+    return forms.NumberInput(attrs=_bounds(setting) | ({"step": "any"} if setting.type is float else {}))
 
 
 class RunForm(forms.ModelForm):
@@ -99,6 +103,8 @@ class RunForm(forms.ModelForm):
             if setting.type in (int, float) and not setting.choices:
                 field.validators += [MinValueValidator(setting.minimum)] + (
                     [MaxValueValidator(setting.maximum)] if setting.maximum is not None else [])
+                # A positive integer column's form field puts its own min="0" over the widget's.
+                field.widget.attrs.update(_bounds(setting))
         self.fields["preserve_colors"].help_text = format_lazy("{} {}", help_text(SETTING["preserve_colors"]),
                                                                GUIDE_HELP)
         top = max_rows()

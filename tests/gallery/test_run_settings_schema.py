@@ -85,3 +85,15 @@ def test_the_estimate_reads_the_form_with_pooling(owner_client, project):
     url = reverse("run_estimate", args=[project.id])
     assert owner_client.get(url, {**VALID, "pooling": "average"}).context["estimate"] is not None
     assert owner_client.get(url, {**VALID, "pooling": "median"}).context["estimate"] is None
+
+
+def test_every_number_input_of_the_form_has_the_schemas_bounds(owner_client, project):
+    # Django's form field of a positive integer column would put min="0" on iterations and save every.
+    page = owner_client.get(new_run_url(project)).content.decode()
+    for setting in SETTING.values():
+        if setting.type in (int, float) and not setting.choices and setting.name not in ("rows", "start_rows"):
+            tag = page[page.rindex("<input", 0, page.index(f'name="{setting.name}"')):]
+            tag = tag[:tag.index(">")]
+            assert f'min="{setting.minimum}"' in tag, tag
+            if setting.maximum is not None:
+                assert f'max="{setting.maximum}"' in tag or setting.name == "iterations", tag
