@@ -169,7 +169,7 @@ def sweep_detail(request, sweep_id):
         "columns": columns,
         "progress": sweep_progress(runs),
         "losses": compared_losses(runs, by_run),
-        "swept": swept_losses(sweep, runs, {cell["run"].id: cell["shown"] for cell in columns}),
+        "against": swept_losses(sweep, runs, {cell["run"].id: cell["shown"] for cell in columns}),
         "view_query": view_query,
         "live_url": f"{reverse('sweep_detail', args=[sweep.id])}?{live_query}" if active else "",
     } | view_context(numbers, selected, slider_value, crop)
