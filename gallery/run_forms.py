@@ -29,18 +29,6 @@ def max_rows():
     return max(MIN_ROWS, min(MAX_ROWS, settings.RUN_MAX_ROWS))
 
 
-def _bounds(setting):
-    """A number setting's bounds as a number input's attributes."""
-    return {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {})
-
-
-def _widget(setting):
-    """Number inputs that take any decimal and know the schema's bounds (choices keep Django's select)."""
-    if setting.choices or setting.type not in (int, float):
-        return None
-    return forms.NumberInput(attrs=_bounds(setting) | ({"step": "any"} if setting.type is float else {}))
-
-
 class RunForm(forms.ModelForm):
     """Settings of a new run, as stylecore.schema defines them (labels, help, bounds, validation).
     ``continuing`` hides the start choice: the run starts from an iteration."""
@@ -73,7 +61,9 @@ class RunForm(forms.ModelForm):
         fields = tuple(SETTING)
         labels = {setting.name: setting.label for setting in SETTINGS}
         help_texts = {setting.name: help_text(setting) for setting in SETTINGS}
-        widgets = {setting.name: _widget(setting) for setting in SETTINGS if _widget(setting)}
+        # Decimal inputs take any decimal; every number input gets the schema's bounds in __init__.
+        widgets = {setting.name: forms.NumberInput(attrs={"step": "any"})
+                   for setting in SETTINGS if setting.type is float and not setting.choices}
 
     def __init__(self, *args, continuing=False, style_count=1, **kwargs):
         kwargs.setdefault("initial", {})
@@ -103,8 +93,9 @@ class RunForm(forms.ModelForm):
             if setting.type in (int, float) and not setting.choices:
                 field.validators += [MinValueValidator(setting.minimum)] + (
                     [MaxValueValidator(setting.maximum)] if setting.maximum is not None else [])
-                # A positive integer column's form field puts its own min="0" over the widget's.
-                field.widget.attrs.update(_bounds(setting))
+                # Here, not in Meta.widgets: a positive integer column's form field puts its own min="0" there.
+                field.widget.attrs.update(
+                    {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {}))
         self.fields["preserve_colors"].help_text = format_lazy("{} {}", help_text(SETTING["preserve_colors"]),
                                                                GUIDE_HELP)
         top = max_rows()
