@@ -44,8 +44,9 @@ def log_spaced(start, stop, steps):
     """``steps`` values from start to stop, evenly spaced in log scale, to three significant digits."""
     if steps == 1:
         return [start]
-    ratio = math.log(stop / start)
-    return [float(f"{start * math.exp(ratio * i / (steps - 1)):.3g}") for i in range(steps)]
+    # In logs, so that no quotient or product of the ends can underflow or overflow (1e-300 to 1e300).
+    low, ratio = math.log(start), math.log(stop) - math.log(start)
+    return [float(f"{math.exp(low + ratio * i / (steps - 1)):.3g}") for i in range(steps)]
 
 
 class SweepAxisForm(forms.Form):

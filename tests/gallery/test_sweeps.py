@@ -2,6 +2,7 @@
 import csv
 import html
 import io
+import math
 import re
 import zipfile
 
@@ -146,6 +147,19 @@ def test_it_refuses_bad_log_ranges(owner_client, project, queued, extra, message
     response = post_sweep(owner_client, project, **data, **extra)
     assert message in response.content.decode()
     assert not Sweep.objects.exists()
+
+
+@pytest.mark.parametrize("start, stop", [("1e300", "1e-300"), ("1e-300", "1e300"), ("5e-324", "1.7e308")])
+def test_a_log_range_spanning_the_floats_is_refused_per_value_not_with_an_error(owner_client, project, queued,
+                                                                              start, stop):
+    # The quotient of such ends under- or overflows; the values are spaced in logs, and each is checked as a run.
+    values = log_spaced(float(start), float(stop), 3)
+    assert all(math.isfinite(value) and value > 0 for value in values) and len(set(values)) == 3
+    response = post_sweep(owner_client, project, axis1=("tv_weight", ""), axis2=None,
+                          **{"axis1-log_from": start, "axis1-log_to": stop, "axis1-log_steps": "3"})
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to" in response.content.decode()
+    assert not Sweep.objects.exists() and not Run.objects.exists() and not queued
 
 
 def test_only_weights_can_be_log_spaced(owner_client, project, queued):
