@@ -9,6 +9,7 @@ import math
 import re
 
 from django import forms
+from django.core import validators
 from django.conf import settings
 
 from gallery.models import Run
@@ -68,8 +69,12 @@ class SweepAxisForm(forms.Form):
         choices = [(name, setting_label(name)) for name in SWEEPABLE]
         self.fields["setting"].choices = ([] if required else [("", "— none: one row —")]) + choices
         self.fields["setting"].label = "Setting down the matrix" if required else "Setting across the matrix"
-        self.fields["log_steps"].max_value = settings.SWEEP_MAX_RUNS
-        self.fields["log_steps"].widget.attrs.update(min=2, max=settings.SWEEP_MAX_RUNS)
+        # The maximum is the settings' of the moment; a max_value set after the field was made reaches
+        # neither its validators nor its widget by itself.
+        steps = self.fields["log_steps"]
+        steps.max_value = settings.SWEEP_MAX_RUNS
+        steps.validators.append(validators.MaxValueValidator(steps.max_value))
+        steps.widget.attrs.update(min=2, max=steps.max_value)
         for name in ("log_from", "log_to"):
             self.fields[name].widget.attrs.update(step="any", min=0)
 

@@ -139,6 +139,10 @@ def test_it_refuses_bad_axes_with_a_clear_message(owner_client, project, queued,
         ({"axis1-log_from": "1", "axis1-log_to": "10"}, "needs a start, an end and a number of steps"),
         ({"axis1-log_from": "1", "axis1-log_to": "10", "axis1-log_steps": "1"}, "greater than or equal to 2"),
         ({"axis1-log_from": "1", "axis1-log_to": "1.001", "axis1-log_steps": "20"}, "too close together"),
+        # Refused by the field, before any value is computed (a count in the billions once took gigabytes).
+        ({"axis1-log_from": "1", "axis1-log_to": "2", "axis1-log_steps": "99999999999999999999"},
+         "less than or equal to 25"),
+        ({"axis1-log_from": "1", "axis1-log_to": "2", "axis1-log_steps": "26"}, "less than or equal to 25"),
         ({"axis1-log_from": "1", "axis1-log_to": "10", "axis1-log_steps": "3", "axis1-values": "1"}, "not both"),
     ],
 )
