@@ -454,6 +454,13 @@ class Preview(models.Model):
         return f"{self.project.title} preview α={self.alpha:g}"
 
 
+class Signup(models.Model):
+    """An account made in the last hour, by a keyed hash of its client's address (gallery.signups)."""
+
+    address = models.CharField(max_length=32, db_index=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+
 class Lane(models.Model):
     """A worker lane's state as the pages tell it: ``warm`` once its model is loaded."""
 

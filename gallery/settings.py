@@ -139,6 +139,11 @@ AXES_COOLOFF_MESSAGE = (
     "Too many failed log-in attempts for this account from your address. "
     "Log-in is locked for a while; try again later."
 )
+# One client address may make this many accounts an hour (gallery.signups); 0: no limit. Behind the
+# proxy (BEHIND_HTTPS_PROXY) the address is the one the proxy appended to X-Forwarded-For.
+SIGNUP_LIMIT_PER_HOUR = _env_int("SIGNUP_LIMIT_PER_HOUR", 20)
+BEHIND_HTTPS_PROXY = _env_bool("BEHIND_HTTPS_PROXY", False)
+AXES_CLIENT_IP_CALLABLE = "gallery.signups.client_address"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "project_list"
@@ -293,7 +298,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", True)
-    if _env_bool("BEHIND_HTTPS_PROXY", False):
+    if BEHIND_HTTPS_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {

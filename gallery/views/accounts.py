@@ -1,10 +1,12 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from gallery import signups
 from gallery.forms import SignupForm
 
 
@@ -13,12 +15,21 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("project_list")
     form = SignupForm(request.POST or None)
+    status = 200
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}. Start by creating a project.")
-        return redirect("project_list")
-    return render(request, "registration/signup.html", {"form": form})
+        with transaction.atomic():
+            wait = signups.wait_before_signup(request)
+            if wait is None:
+                user = form.save()
+                signups.record_signup(request)
+        if wait is None:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}. Start by creating a project.")
+            return redirect("project_list")
+        form.add_error(None, f"Too many accounts were made from your network in the last hour. "
+                             f"Try again in {signups.wait_text(wait)}.")
+        status = 429
+    return render(request, "registration/signup.html", {"form": form}, status=status)
 
 
 THEMES = ("light", "dark")

@@ -41,3 +41,13 @@ def test_another_users_lockout_does_not_lock_me_out(owner, other):
     for _ in range(3):
         log_in(client, "/accounts/login/", "wrong", username="bob")
     assert log_in(client, "/accounts/login/", PASSWORD).status_code == 302
+
+
+def test_behind_the_proxy_a_lock_holds_the_client_that_guessed_not_everyone_behind_it(owner, settings):
+    settings.BEHIND_HTTPS_PROXY = True
+    guesser = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.7")
+    for _ in range(3):
+        log_in(guesser, "/accounts/login/", "wrong")
+    assert log_in(guesser, "/accounts/login/", PASSWORD).status_code == 429
+    owner_elsewhere = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.1")
+    assert log_in(owner_elsewhere, "/accounts/login/", PASSWORD).status_code == 302
