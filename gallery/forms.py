@@ -1,4 +1,6 @@
 """Forms for accounts and projects. Run forms live in gallery/run_forms.py."""
+import unicodedata
+
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
@@ -11,6 +13,20 @@ IMAGE_ACCEPT = "image/jpeg,image/png,image/webp,image/gif,image/bmp,image/tiff"
 class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         fields = ("username",)
+
+
+# Bidirectional embeddings, overrides and isolates: they can make a title read backwards in a file name.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+class TitleField(forms.CharField):
+    """A one-line title: line breaks, tabs and other control characters become spaces, runs of
+    spaces one, and bidirectional controls are dropped (a title is shown in headings and file names)."""
+
+    def to_python(self, value):
+        text = super().to_python(value).translate(_BIDI_CONTROLS)
+        text = "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
+        return " ".join(text.split())
 
 
 class ImageUploadField(forms.FileField):
@@ -29,7 +45,7 @@ class ImageUploadField(forms.FileField):
 
 
 class ProjectForm(forms.Form):
-    title = forms.CharField(max_length=120)
+    title = TitleField(max_length=120)
     content_image = ImageUploadField(help_text="The picture to repaint.")
     style_image = ImageUploadField(help_text="The painting whose style to borrow.")
 
@@ -45,6 +61,7 @@ class ProjectEditForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ("title", "is_public", "cover_run")
+        field_classes = {"title": TitleField}
         labels = {
             "is_public": "Public: every signed-in user can see this project read-only",
             "cover_run": "Cover in the public gallery",

@@ -81,6 +81,15 @@ def test_it_shows_a_project_to_its_owner(project, owner_client):
     assert f"/projects/{project.id}/runs/new/".encode() in response.content
 
 
+def test_a_title_is_kept_on_one_line_without_control_characters(project, owner_client, media_root):
+    pasted = "Bird\r\nand\tthe\x0bScream\u2028at\u0085dusk  \u202egpj.exe\u202c  "
+    owner_client.post("/projects/new/", new_project_data(title=pasted))
+    assert Project.objects.latest("id").title == "Bird and the Scream at dusk gpj.exe"
+    owner_client.post(f"/projects/{project.id}/edit/", {"title": "Renamed\n\x00twice"})
+    project.refresh_from_db()
+    assert project.title == "Renamed twice"
+
+
 def test_it_renames_a_project_and_keeps_its_images(project, owner_client, media_root):
     before = stored_files(media_root)
     response = owner_client.post(f"/projects/{project.id}/edit/", {"title": "Renamed"})
