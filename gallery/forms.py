@@ -66,11 +66,11 @@ class ProjectEditForm(forms.ModelForm):
             "is_public": "Public: every signed-in user can see this project read-only",
             "cover_run": "Cover in the public gallery",
         }
-        help_texts = {"cover_run": "The run whose latest image shows this project; by default the finished run with the lowest final loss."}
+        help_texts = {"cover_run": "The run whose latest image shows this project; by default the run that finished last."}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         cover = self.fields["cover_run"]
         cover.queryset = self.instance.runs.filter(status=Run.Status.DONE).order_by("created", "id")
-        cover.empty_label = "The best finished run"
+        cover.empty_label = "The run that finished last"
         cover.label_from_instance = lambda run: f"Run {run.id}: {run.label}"

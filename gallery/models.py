@@ -36,7 +36,7 @@ class Project(models.Model):
     style_thumbnail = models.ImageField(upload_to="projects", max_length=200)
     is_public = models.BooleanField(default=False, help_text="Public projects are visible read-only to every signed-in user.")
     stored_bytes = models.PositiveBigIntegerField(default=0, help_text="Bytes of the project's own image files.")
-    # The run whose latest image shows the project in the public gallery; none: the best finished run.
+    # The run whose latest image shows the project in the public gallery; none: the run that finished last.
     cover_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

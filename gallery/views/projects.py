@@ -185,19 +185,21 @@ def project_detail(request, project_id):
 
 def public_gallery(request):
     """Public projects, each shown by the latest saved image of its cover run: the one its owner
-    chose, else its finished run with the lowest final loss."""
-    best = Run.objects.filter(project=OuterRef("pk"), status=Run.Status.DONE, loss__isnull=False).order_by("loss", "id")
-    latest = Iteration.objects.filter(run_id=OuterRef("best_run_id")).order_by("-number")
+    chose, else the run that finished last (losses of runs with other weights do not compare, so the
+    lowest loss would pick the least stylised run, not the best)."""
+    last_done = Run.objects.filter(project=OuterRef("pk"), status=Run.Status.DONE)
+    last_done = last_done.order_by(F("finished").desc(nulls_last=True), "-id")
+    latest = Iteration.objects.filter(run_id=OuterRef("cover_id")).order_by("-number")
     projects = (
         Project.objects.filter(is_public=True)
         .select_related("owner")
         .annotate(
             run_count=Count("runs"),
-            best_run_id=Case(
+            cover_id=Case(
                 When(cover_run__status=Run.Status.DONE, then=F("cover_run_id")),
-                default=Subquery(best.values("id")[:1]),
+                default=Subquery(last_done.values("id")[:1]),
             ),
-            best_number=Subquery(latest.values("number")[:1]),
+            cover_number=Subquery(latest.values("number")[:1]),
         )
         .order_by("-created", "-id")
     )

@@ -227,7 +227,7 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         assert download.suggested_filename.endswith(f"output_{Run.objects.get(id=sharp).label}.zip")
         assert Path(download.path()).stat().st_size > 1000
 
-        # Made public, the project is in the gallery with its best finished run's image.
+        # Made public, the project is in the gallery with the image of its run that finished last.
         page.goto(f"{project_url}edit/")
         page.check("#id_is_public")
         page.click("button:has-text('Save')")
