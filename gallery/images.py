@@ -21,6 +21,8 @@ ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 # engine needs 16 pixels on the short side (VGG19 pools 4 times before block5_conv2), so at the
 # launch form's 64 rows the long side may be at most 4 times the short one.
 MAX_ASPECT_RATIO = 4
+# Smaller pictures hold no shapes to keep or strokes to borrow: a run enlarges them into a blur.
+MIN_SIDE = 16
 
 
 def _megabytes(size):
@@ -59,6 +61,12 @@ def read_upload(uploaded):
                     f"The image is {width}×{height} pixels; its long side may be at most "
                     f"{MAX_ASPECT_RATIO} times its short side. Crop it and upload it again.",
                     code="aspect_ratio",
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ValidationError(
+                    f"The image is {width}×{height} pixels, too small to paint: it needs at least {MIN_SIDE} "
+                    "pixels on each side. Upload a larger picture.",
+                    code="too_small",
                 )
             image.seek(0)
             image.load()

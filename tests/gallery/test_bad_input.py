@@ -82,6 +82,8 @@ REFUSED = {
     "10×10000 strip": ("tall.png", make_image(10, 10000), "at most 4 times"),
     # Just over the limit: a 64-row run of it would be 12 columns, too few for VGG19's pooling.
     "64×330 (1:5.2)": ("narrow.png", make_image(64, 330), "at most 4 times"),
+    "1×1": ("dot.png", make_image(1, 1), "too small to paint"),
+    "15×20": ("tiny.png", make_image(15, 20), "at least 16 pixels on each side"),
     "PDF": ("paper.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "not an image we can read"),
     "ICO (a format we do not take)": ("icon.png", make_image(32, 32, fmt="ICO"), "not supported"),
 }
@@ -137,7 +139,7 @@ def stored(project, which):
 
 ACCEPTED = {
     # name: (file name, bytes, (width, height) stored, a check of the stored pixels)
-    "1×1": ("dot.png", make_image(1, 1), (1, 1), None),
+    "16×16 (the smallest)": ("dot.png", make_image(16, 16), (16, 16), None),
     "4:1 panorama": ("wide.png", make_image(256, 64), (256, 64), None),
     "CMYK JPEG": ("print.jpg", make_image(64, 48, mode="CMYK", fmt="JPEG"), (64, 48), "colours_kept"),
     "16-bit PNG": ("deep.png", sixteen_bit_png(), (64, 48), "grey_ramp"),
