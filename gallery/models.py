@@ -298,6 +298,11 @@ class Run(RunSettingsColumns):
         return min(100, round(100 * self.progress_value / self.iterations))
 
     @property
+    def computed_seconds(self):
+        """Seconds spent computing so far; None for a run no worker has started (not 0.0 s)."""
+        return self.elapsed_seconds if self.started or self.elapsed_seconds else None
+
+    @property
     def eta_seconds(self):
         """Time left of a running run once it has measured its pace (gallery.estimates.remaining_seconds:
         each remaining iteration at its own scale's size), else None."""

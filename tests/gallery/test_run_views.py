@@ -42,6 +42,12 @@ def test_it_launches_a_run_and_queues_it(owner_client, project, queued):
     assert run.label == "0.001_0.01_1_256px"  # the start is the default (the photo): not in the label
 
 
+def test_a_queued_run_shows_no_elapsed_time_yet(owner_client, project, queued):
+    owner_client.post(new_run_url(project), VALID)
+    page = owner_client.get(reverse("run_detail", args=[Run.objects.get().id])).content.decode()
+    assert '<dd data-stat="elapsed">–</dd>' in page and "0.0 s" not in page
+
+
 @pytest.mark.parametrize(
     "changes, field",
     [
