@@ -295,6 +295,14 @@ def test_the_matrix_has_axis_1_down_and_axis_2_across(owner_client, project):
     assert page.count("data-crop-canvas") == 4
 
 
+def test_a_matrix_with_columns_says_it_scrolls_sideways_on_a_narrow_screen(owner_client, project):
+    hint = "The matrix scrolls sideways: its columns (Style weight) go on to the right"
+    page = owner_client.get(reverse("sweep_detail", args=[make_sweep(project).id])).content.decode()
+    assert hint in page and page.count('aria-describedby="matrix-scroll-hint"') == 2  # the matrix and its crops
+    one_column = make_sweep(project, columns=(0.1,))
+    assert "matrix-scroll-hint" not in owner_client.get(reverse("sweep_detail", args=[one_column.id])).content.decode()
+
+
 def test_a_sweep_of_up_to_six_runs_charts_their_losses_and_a_larger_one_says_how_to_see_them(owner_client, project):
     sweep = make_sweep(project)
     page = owner_client.get(reverse("sweep_detail", args=[sweep.id])).content.decode()
