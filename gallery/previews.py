@@ -10,6 +10,7 @@ again. A run never waits behind a preview and a preview never waits behind a run
 import logging
 import math
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -70,12 +71,27 @@ def request_preview(project, alpha, colour=""):
         and (now - preview.requested).total_seconds() > settings.PREVIEW_RETRY_SECONDS
     )
     if created or stuck or preview.status == Preview.Status.FAILED:
+        busy = _pending_of_owner(project.owner_id, now).exclude(id=preview.id).count()
+        if busy >= settings.PREVIEW_MAX_PENDING_PER_USER:
+            # The lane is shared first come, first served: one user's requests must not fill it. This
+            # one is not queued; asked for again (the slider moved back) it is queued like a failed one.
+            error = (f"{busy} of your previews are being computed already; move the slider again "
+                     "when they are ready.")
+            Preview.objects.filter(id=preview.id).update(status=Preview.Status.FAILED, error=error)
+            preview.status, preview.error = Preview.Status.FAILED, error
+            return preview
         Preview.objects.filter(id=preview.id).update(status=Preview.Status.PENDING, error="", requested=now)
         preview.status, preview.requested = Preview.Status.PENDING, now
         _enqueue(COMPUTE_PREVIEW, preview.id)
     if created:
         _forget_old_previews(project)
     return preview
+
+
+def _pending_of_owner(owner_id, now):
+    """The user's previews waiting for the lane (those pending longer than a retry are lost, not waiting)."""
+    since = now - timedelta(seconds=settings.PREVIEW_RETRY_SECONDS)
+    return Preview.objects.filter(project__owner_id=owner_id, status=Preview.Status.PENDING, requested__gte=since)
 
 
 def current_preview(project, alpha, colour=""):

@@ -267,6 +267,8 @@ PREVIEW_ROWS = _env_int("PREVIEW_ROWS", DEFAULTS.rows)
 PREVIEW_RETRY_SECONDS = _env_int("PREVIEW_RETRY_SECONDS", 30)
 # Previews kept per project (the oldest asked-for go first).
 PREVIEW_MAX_PER_PROJECT = _env_int("PREVIEW_MAX_PER_PROJECT", 42)
+# Previews one user may have waiting on the (shared, first come first served) preview lane at once.
+PREVIEW_MAX_PENDING_PER_USER = _env_int("PREVIEW_MAX_PENDING_PER_USER", 6)
 # A run worker measures its speed at start (a few evaluations at two sizes) for the estimates.
 WORKER_CALIBRATE = _env_bool("WORKER_CALIBRATE", True)
 

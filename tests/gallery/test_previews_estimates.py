@@ -160,6 +160,25 @@ def test_a_stuck_preview_is_queued_again(owner_client, project, settings):
     assert len(preview_tasks(settings)) == 2
 
 
+def test_one_user_cannot_fill_the_shared_preview_lane(owner, other, project, settings):
+    settings.PREVIEW_MAX_PENDING_PER_USER = 3
+    second = create_project(owner, title="Another of mine")
+    for alpha in (0.1, 0.2):
+        previews.request_preview(project, alpha)
+    previews.request_preview(second, 0.3)  # the cap is the user's, across projects
+    refused = previews.request_preview(second, 0.4)
+    assert refused.status == Preview.Status.FAILED
+    assert refused.error == "3 of your previews are being computed already; move the slider again when they are ready."
+    assert len(preview_tasks(settings)) == 3
+    assert previews.request_preview(create_project(other), 0.5).status == Preview.Status.PENDING  # others are not held
+    Preview.objects.filter(alpha=0.1).update(status=Preview.Status.DONE)  # the lane answered one
+    assert previews.request_preview(second, 0.4).status == Preview.Status.PENDING  # asked again: queued now
+    Preview.objects.filter(alpha__in=(0.2, 0.3)).update(
+        requested=timezone.now() - timedelta(seconds=settings.PREVIEW_RETRY_SECONDS + 1))
+    assert previews.request_preview(project, 0.6).status == Preview.Status.PENDING  # lost ones do not count
+    assert len(preview_tasks(settings)) == 6
+
+
 # -- the estimate -----------------------------------------------------------------------------------
 
 
