@@ -193,7 +193,7 @@ def _retry_later(run, exc):
     delay = min(3600, settings.RUN_RETRY_SECONDS * 2 ** (failures - 1))
     retry_at = timezone.now() + timedelta(seconds=delay)
     notice = (
-        f"Waiting to retry after {_infrastructure_cause(exc)} ({type(exc).__name__}: {exc}); "
+        f"Waiting to retry after {_infrastructure_cause(exc)} ({_shown_cause(exc)}); "
         f"try {failures + 1} of {settings.RUN_MAX_INFRA_RETRIES} at {retry_at:%H:%M:%S} UTC."
     )
     log.warning("Run %s met an infrastructure error; retrying in %s s.", run.id, delay, exc_info=True)
@@ -219,7 +219,16 @@ def failure_message(exc, run):
             f"The worker ran out of memory at {run.rows} rows. Launch the run again with fewer rows, "
             "or on a machine with more memory."
         )
-    return f"The run stopped on an unexpected error ({type(exc).__name__}: {exc})."
+    return (f"The run stopped on an unexpected error ({_shown_cause(exc)}); the worker's log has the details. "
+            "Launch it again, or continue from its last saved iteration.")
+
+
+def _shown_cause(exc):
+    """An error as the run page names it to whoever may read the run: its kind, and for a system error
+    its reason ("No space left on device"), never its message's file paths, hosts or queries (the
+    worker's log has them)."""
+    reason = exc.strerror if isinstance(exc, OSError) else None
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 def _stored_size(field_file):

@@ -216,6 +216,24 @@ def test_a_missing_weights_file_is_an_infrastructure_error_but_a_bad_setting_is_
     assert (run.status, run.error) == (Run.Status.FAILED, "rows too small")
 
 
+def test_the_run_page_names_an_error_without_the_servers_paths_or_hosts(project, monkeypatch):
+    """Readers of a public project see the run's notice and error; the worker's log has the details."""
+    disk = OSError(28, "No space left on device", "/srv/stylegallery/media/runs/secret.png")
+    monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(disk))
+    run = make_run(project)
+    assert tasks.execute_run(run.id) == "retry"
+    run.refresh_from_db()
+    assert "(OSError: No space left on device)" in run.notice and "/srv" not in run.notice
+
+    bug = KeyError("postgres://gallery:hunter2@10.0.0.3/gallery")
+    monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(bug))
+    Run.objects.filter(id=run.id).update(not_before=None)
+    assert tasks.execute_run(run.id) == "failed"
+    run.refresh_from_db()
+    assert run.error.startswith("The run stopped on an unexpected error (KeyError); the worker's log has the details.")
+    assert "hunter2" not in run.error and "10.0.0.3" not in run.error
+
+
 def test_an_infrastructure_error_fails_the_run_only_after_several_retries(project, monkeypatch, settings):
     settings.RUN_MAX_INFRA_RETRIES = 3
     monkeypatch.setattr(jobs, "get_engine", lambda: FailingEngine(OSError("NFS went away")))
@@ -250,7 +268,7 @@ def test_a_database_error_in_a_progress_write_requeues_the_run_and_keeps_its_ite
 
     run.refresh_from_db()
     assert (run.status, run.error, run.infra_failures) == (Run.Status.QUEUED, "", 1)
-    assert run.notice.startswith("Waiting to retry after a database error (OperationalError: database is locked)")
+    assert run.notice.startswith("Waiting to retry after a database error (OperationalError)")
     assert [i.number for i in run.saved_iterations.all()] == [0]
 
 
