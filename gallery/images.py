@@ -6,6 +6,7 @@ re-encoded, so that nothing but pixels is ever stored.
 """
 import io
 import struct
+import threading
 import warnings
 
 from django.conf import settings
@@ -25,6 +26,11 @@ MAX_ASPECT_RATIO = 4
 MIN_SIDE = 16
 
 
+# Decoding a 40-megapixel upload takes about half a gigabyte for a second or two, whatever its file
+# size (a flat PNG of 130 kB will do): a web process decodes this many at once, the others wait.
+_DECODES = threading.BoundedSemaphore(settings.UPLOAD_DECODES_AT_ONCE)
+
+
 def _megabytes(size):
     return f"{size / (1024 * 1024):.0f} MB"
 
@@ -40,6 +46,11 @@ def read_upload(uploaded):
         )
     uploaded.seek(0)
     data = uploaded.read()
+    with _DECODES:
+        return _decode(data)
+
+
+def _decode(data):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

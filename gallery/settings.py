@@ -187,6 +187,8 @@ STORAGES = {
 # Uploads: size and pixel limits (the pixel limit guards against decompression bombs).
 UPLOAD_MAX_BYTES = _env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = _env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# Uploads one web process decodes at once (each up to about 0.5 GB at the pixel limit).
+UPLOAD_DECODES_AT_ONCE = _env_int("UPLOAD_DECODES_AT_ONCE", 1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 THUMBNAIL_SIZE = _env_int("THUMBNAIL_SIZE", 360)

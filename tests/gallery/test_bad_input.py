@@ -1,6 +1,8 @@
 """Bad input corpus: every odd upload or form value is either handled correctly or refused with a
 clear message. Never a 500, and a refusal leaves no Project or Run row and no file behind."""
 import io
+import threading
+import time
 import struct
 import zlib
 from pathlib import Path
@@ -374,3 +376,30 @@ def test_edge_values_are_accepted_and_queued_once_or_refused_clearly(changes, pr
         run = Run.objects.get()
         assert response["Location"] == f"/runs/{run.id}/"
         assert run.status == Run.Status.QUEUED and run_queue_size() == 1
+
+
+def test_a_web_process_decodes_one_upload_at_a_time(monkeypatch):
+    """A 40-megapixel decode takes about 0.5 GB for a second or two, however small its file: many at
+    once, from one user or several, must not add up."""
+    from gallery import images
+
+    at_once, most = [], []
+    lock = threading.Lock()
+    decode = images.stylecore.load_image
+
+    def counting(image):
+        with lock:
+            at_once.append(1)
+            most.append(len(at_once))
+        time.sleep(0.05)
+        with lock:
+            at_once.pop()
+        return decode(image)
+
+    monkeypatch.setattr(images.stylecore, "load_image", counting)
+    threads = [threading.Thread(target=images.read_upload, args=(upload(),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(most) == 4 and max(most) == 1
