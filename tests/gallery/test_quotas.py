@@ -3,11 +3,12 @@ user's requests arrive at once."""
 import pytest
 from django.core.files.storage import default_storage
 from django.test import Client
+from django.urls import reverse
 
 from gallery import quotas
-from gallery.models import Project, Run, RunInput, Sweep
+from gallery.models import Project, ProjectStyle, Run, RunInput, Sweep
 from tests.concurrency import at_once, slowed
-from tests.factories import create_project, upload
+from tests.factories import create_project, make_image, upload
 from tests.factories import TINY_FORM
 from tests.gallery.test_sweeps import post_sweep
 
@@ -164,3 +165,28 @@ def test_sweeps_launched_at_once_keep_the_unfinished_sweeps_limit(owner, project
     assert Sweep.objects.count() == 1 and Run.objects.count() == 4
     assert refused(responses, "You have 1 sweep still computing; one account may have 1 at a time.") == 3
 
+
+@at_once_db
+def test_projects_created_at_once_keep_the_projects_limit(owner, settings, media_root, stale_reads):
+    settings.USER_MAX_PROJECTS = 2
+    create_project(owner)
+    responses = posted_at_once(owner, 4, lambda client: client.post(
+        "/projects/new/", {"title": "At once", "content_image": upload(), "style_image": upload("s.png")}
+    ))
+
+    assert Project.objects.count() == 2
+    assert refused(responses, "You have 2 projects, the most one account may keep") == 3
+    assert len(stored_files(media_root)) == 8  # each project's four images; the refused ones' went
+
+
+@at_once_db
+def test_uploads_at_once_keep_the_storage_limit(owner, project, settings, media_root, stale_reads):
+    image = make_image(50, 40, seed=10)
+    settings.USER_MAX_STORED_BYTES = quotas.stored_bytes(owner) + len(image)  # room for one upload
+    responses = posted_at_once(owner, 3, lambda client: client.post(
+        reverse("project_styles", args=[project.id]), {"image": upload("s.png", image)}
+    ))
+
+    assert ProjectStyle.objects.count() == 1
+    assert refused(responses, "past your limit of") == 2
+    assert len(stored_files(media_root)) == 6
