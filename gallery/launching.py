@@ -2,8 +2,9 @@
 picture stored once per project, gallery.run_inputs), the rows are committed, then a token wakes a
 worker (gallery.queue).
 
-Nothing is half-saved before the commit: if an input cannot be stored, or the rows cannot be
-written, the files this launch wrote are removed again and LaunchError (or the error) is raised. After the commit the
+Nothing is half-saved before the commit: if an input cannot be stored, the user's limits refuse the
+launch when checked again with the rows (gallery.quotas.held), or the rows cannot be written, the
+files this launch wrote are removed again and LaunchError (or the error) is raised. After the commit the
 launch has succeeded: the runs are in the queue, which is the database. If a token cannot be queued
 (the broker is down), the failure is logged and the runs stay queued; recovery's wake-up
 (gallery.recovery) gives them a token once they have waited RUN_STALE_AFTER_SECONDS.
@@ -11,10 +12,9 @@ launch has succeeded: the runs are in the queue, which is the database. If a tok
 import io
 import logging
 
-from django.db import transaction
 from PIL import Image
 
-from gallery import files
+from gallery import files, quotas
 from gallery.models import Run, RunStyle
 from gallery.queue import enqueue_run
 from gallery.run_inputs import InputStore
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class LaunchError(Exception):
-    """The run could not be saved (its inputs could not be stored); nothing was kept."""
+    """The run could not be saved (its inputs could not be stored, or a limit refused it); nothing was kept."""
 
 
 def _own_files(run):
@@ -55,11 +55,12 @@ def _store_inputs(run, init_iteration, style_slots, inputs):
     return extra_styles
 
 
-def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
+def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None, limits=None):
     """Save the runs (and their sweep) with their inputs stored, then queue a token for each.
 
     ``style_slots``: the project's style slots the runs blend, in ``run.style_blend``'s order
-    (default: the project's first style image).
+    (default: the project's first style image). ``limits``: the owner's check (gallery.quotas, its
+    arguments bound), asked again in the transaction that writes the rows.
 
     The files are written before the transaction that writes the rows, so a sweep's launch does not
     hold the database's write lock while it stores pictures (SQLite has one for the whole file); each
@@ -76,7 +77,7 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
 
     try:
         extra_styles = {id(run): _store_inputs(run, init_iteration, style_slots, inputs) for run in runs}
-        with transaction.atomic():
+        with quotas.held(runs[0].project.owner_id, limits):
             inputs.save()
             if sweep is not None:
                 sweep.save()
@@ -90,6 +91,9 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
         remove_files()
         log.exception("Could not store the inputs of new runs of project %s.", runs[0].project_id)
         raise LaunchError(f"The run's images could not be stored ({exc}). Nothing was saved; try again.") from exc
+    except quotas.OverLimit as exc:
+        remove_files()
+        raise LaunchError(str(exc)) from exc
     except BaseException:
         remove_files()
         raise
@@ -104,15 +108,15 @@ def _launch(runs, *, init_iteration=None, sweep=None, style_slots=None):
             break
 
 
-def launch_run(run, init_iteration=None, style_slots=None):
+def launch_run(run, init_iteration=None, style_slots=None, limits=None):
     """Save a new run (with the project's stored images and its own copy of the iteration it
-    continues from) and queue it; nothing is kept if it cannot be saved."""
-    _launch([run], init_iteration=init_iteration, style_slots=style_slots)
+    continues from) and queue it; nothing is kept if it cannot be saved or ``limits`` refuses it."""
+    _launch([run], init_iteration=init_iteration, style_slots=style_slots, limits=limits)
     return run
 
 
-def launch_sweep(sweep, runs):
-    """Save a sweep and its runs and queue every run; nothing is kept if they cannot be saved. The
-    runs go through the same fair queue as single runs (gallery.queue)."""
-    _launch(runs, sweep=sweep)
+def launch_sweep(sweep, runs, limits=None):
+    """Save a sweep and its runs and queue every run; nothing is kept if they cannot be saved or
+    ``limits`` refuses them. The runs go through the same fair queue as single runs (gallery.queue)."""
+    _launch(runs, sweep=sweep, limits=limits)
     return sweep

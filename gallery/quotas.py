@@ -4,13 +4,45 @@ Each check returns None when the user may go ahead, or the message that tells th
 figures are the settings USER_MAX_* (see README "Configuration"); stored bytes are counted on the
 rows (Project.stored_bytes, Run.stored_bytes and RunInput.size: a picture runs compute from counts
 once, however many runs use it), kept up to date as files are written.
+
+A view asks a check first, to refuse before it writes any file; the check that counts is asked again
+by ``held``, in the transaction that saves the rows, so that a user's requests at once cannot all
+pass on counts read before any of them saved.
 """
+from contextlib import contextmanager
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Sum
 
 from gallery.models import Project, Run, RunInput, Sweep
 from stylecore.images import output_width
 from stylecore.schema import saved_iteration_count
+
+
+class OverLimit(Exception):
+    """A limit refused the change when it was checked again under the user's lock; nothing was saved."""
+
+
+@contextmanager
+def held(user_id, refusal=None):
+    """The transaction that saves what the user's limits bound, checked once more inside it.
+
+    The user's row is locked first (SELECT … FOR UPDATE), so the user's launches and uploads check and
+    save one after another: each counts, under the lock, what the ones before it committed (READ
+    COMMITTED). A blocking row lock, unlike gallery.queue's advisory try-lock: a request must wait its
+    turn, not skip it, and it works on every database. On SQLite the lock is a no-op, but the settings
+    open every transaction with BEGIN IMMEDIATE, so it holds the database's only write lock from its
+    first read. ``refusal()`` (a check of this module, its arguments bound) is then asked again; if
+    it refuses, OverLimit is raised before the caller saves anything.
+    """
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(id=user_id).values_list("id", flat=True).first()
+        message = refusal() if refusal else None
+        if message:
+            raise OverLimit(message)
+        yield
 
 
 def format_bytes(size):

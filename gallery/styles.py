@@ -7,7 +7,7 @@ change is committed; a failure removes what was written and keeps the rows as th
 """
 from django.db import transaction
 
-from gallery import files
+from gallery import files, quotas
 from gallery.models import MAX_STYLE_IMAGES, ProjectStyle
 
 
@@ -23,14 +23,18 @@ def _store(project, slots):
     project.save(update_fields=["stored_bytes", "updated"])
 
 
-def add_style(project, image):
-    """Store an upload (a Pillow image, checked like every upload) as the project's last style image."""
-    slots = project.style_slots()
-    if len(slots) >= MAX_STYLE_IMAGES:
-        raise StyleError(f"A project holds at most {MAX_STYLE_IMAGES} style images; remove one first.")
-    style = ProjectStyle(project=project, position=slots[-1].position + 1 if len(slots) > 1 else 2)
+def add_style(project, image, limits=None):
+    """Store an upload (a Pillow image, checked like every upload) as the project's last style image.
+
+    ``limits``: the owner's storage check (gallery.quotas), asked again under the owner's lock; the
+    slots are counted under it too, so uploads at once neither pass MAX_STYLE_IMAGES nor share a position."""
+    style = ProjectStyle(project=project)
     try:
-        with transaction.atomic():
+        with quotas.held(project.owner_id, limits):
+            slots = project.style_slots()
+            if len(slots) >= MAX_STYLE_IMAGES:
+                raise StyleError(f"A project holds at most {MAX_STYLE_IMAGES} style images; remove one first.")
+            style.position = slots[-1].position + 1 if len(slots) > 1 else 2
             files.save_image(style.image, image, fmt="JPEG")
             files.save_thumbnail(style.thumbnail, image)
             _store(project, [style])

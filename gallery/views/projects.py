@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Case, Count, F, OuterRef, Subquery, When
@@ -24,24 +26,32 @@ def project_list(request):
     return render(request, "gallery/project_list.html", context)
 
 
-def _refused(form, refusal):
-    """Show a quota refusal on the form; True when there was one."""
-    if refusal:
-        form.add_error(None, refusal)
-    return bool(refusal)
+def _saved_within(form, limits, save):
+    """What ``save(limits)`` returned, or None with the limit's refusal on the form: asked before
+    anything is written, and again by ``save`` where it writes the rows (gallery.quotas.held)."""
+    refusal = limits()
+    if refusal is None:
+        try:
+            return save(limits)
+        except quotas.OverLimit as exc:
+            refusal = str(exc)
+    form.add_error(None, refusal)
+    return None
 
 
-def _upload_bytes(request):
-    return sum(uploaded.size for uploaded in request.FILES.values())
+def _upload_limits(request, refusal):
+    """``refusal`` (of gallery.quotas) bound to the user and the size of the request's uploads."""
+    return partial(refusal, request.user, sum(uploaded.size for uploaded in request.FILES.values()))
 
 
-def _create_project(owner, data):
+def _create_project(owner, data, limits=None):
     """Write both images, then the row; if anything fails, remove the files written so far."""
     project = Project(owner=owner, title=data["title"])
     try:
         project.stored_bytes = files.save_project_image(project, "content", data["content_image"])
         project.stored_bytes += files.save_project_image(project, "style", data["style_image"])
-        project.save()
+        with quotas.held(owner.id, limits):
+            project.save()
     except BaseException:
         files.delete_names(files.stored_names(project.image_files()))
         raise
@@ -51,20 +61,20 @@ def _create_project(owner, data):
 @require_http_methods(["GET", "POST"])
 def project_create(request):
     form = ProjectForm(request.POST or None, request.FILES or None)
-    refusal = request.method == "POST" and quotas.project_refusal(request.user, _upload_bytes(request))
-    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
-        project = _create_project(request.user, form.cleaned_data)
-        messages.success(request, f"Project “{project.title}” created. Launch a run to stylise it.")
-        return redirect(project)
+    if request.method == "POST" and form.is_valid():
+        create = partial(_create_project, request.user, form.cleaned_data)
+        if project := _saved_within(form, _upload_limits(request, quotas.project_refusal), create):
+            messages.success(request, f"Project “{project.title}” created. Launch a run to stylise it.")
+            return redirect(project)
     return render(request, "gallery/project_form.html", {"form": form, "creating": True})
 
 
-def _save_project_edit(form):
+def _save_project_edit(form, limits=None):
     """Save the form and any replaced image; old files go only once the new row is committed."""
     project = form.save(commit=False)
     before = files.stored_names(project.image_files())
     try:
-        with transaction.atomic():
+        with quotas.held(project.owner_id, limits):
             for which in ("content", "style"):
                 image = form.cleaned_data.get(f"{which}_image")
                 if image is not None:
@@ -83,11 +93,11 @@ def _save_project_edit(form):
 def project_edit(request, project_id):
     project = get_project_for_user(request, project_id, owner_only=True)
     form = ProjectEditForm(request.POST or None, request.FILES or None, instance=project)
-    refusal = request.method == "POST" and quotas.upload_refusal(request.user, _upload_bytes(request))
-    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
-        project = _save_project_edit(form)
-        messages.success(request, "Project saved.")
-        return redirect(project)
+    if request.method == "POST" and form.is_valid():
+        limits = _upload_limits(request, quotas.upload_refusal)
+        if saved := _saved_within(form, limits, partial(_save_project_edit, form)):
+            messages.success(request, "Project saved.")
+            return redirect(saved)
     return render(request, "gallery/project_form.html", {"form": form, "project": project, "creating": False})
 
 
@@ -115,15 +125,18 @@ def project_styles(request, project_id):
     """The project's style images: add one (checked like every upload), remove or reorder them."""
     project = get_project_for_user(request, project_id, owner_only=True)
     form = StyleUploadForm(request.POST or None, request.FILES or None)
-    refusal = request.method == "POST" and quotas.upload_refusal(request.user, _upload_bytes(request))
-    if request.method == "POST" and form.is_valid() and not _refused(form, refusal):
+    if request.method == "POST" and form.is_valid():
+        add = partial(styles.add_style, project, form.cleaned_data["image"])
         try:
-            styles.add_style(project, form.cleaned_data["image"])
+            added = _saved_within(form, _upload_limits(request, quotas.upload_refusal), add)
         except styles.StyleError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, "Style image added. Runs blend the style images with the weights you give them.")
-            return redirect("project_styles", project.id)
+            if added:
+                messages.success(
+                    request, "Style image added. Runs blend the style images with the weights you give them."
+                )
+                return redirect("project_styles", project.id)
     context = {"project": project, "form": form, "slots": project.style_slots(), "max_styles": MAX_STYLE_IMAGES}
     return render(request, "gallery/project_styles.html", context)
 

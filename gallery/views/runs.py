@@ -2,6 +2,7 @@
 
 Continue from a saved iteration: ``/projects/<project_id>/runs/new/?from_run=<run_id>&from_iteration=<number>``.
 """
+from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -59,10 +60,10 @@ def continued_styles(run):
     return [_RunStyleCopy(image) for image in run.style_files()]
 
 
-def _launch(run, source, style_slots):
+def _launch(run, source, style_slots, limits):
     """Queue the run; the reason it could not be, or None."""
     try:
-        launch_run(run, init_iteration=source, style_slots=style_slots)
+        launch_run(run, init_iteration=source, style_slots=style_slots, limits=limits)
     except LaunchError as exc:
         return str(exc)
     return None
@@ -84,8 +85,8 @@ def run_create(request, project_id):
         aspect = content_aspect(project)
         run.estimated_seconds = estimate_run(run, aspect).seconds
         styles = continued_styles(source.run) if source else form.chosen_styles(slots)
-        error = (memory_refusal(run, aspect) or quotas.run_refusal(request.user, run, aspect)
-                 or _launch(run, source, styles))
+        limits = partial(quotas.run_refusal, request.user, run, aspect)
+        error = memory_refusal(run, aspect) or limits() or _launch(run, source, styles, limits)
         if error is None:
             # No flash message: the run page says the run's current state, and keeps saying it.
             return redirect(run)

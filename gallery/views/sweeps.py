@@ -7,6 +7,7 @@ address.
 import csv
 import io
 import json
+from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -82,10 +83,11 @@ def sweep_create(request, project_id):
             (sweep.axis1, sweep.axis1_values), *rest = form.axes
             if rest:
                 sweep.axis2, sweep.axis2_values = rest[0]
-            error = _memory_refusal(runs, aspect) or quotas.sweep_refusal(request.user, runs, aspect)
+            limits = partial(quotas.sweep_refusal, request.user, runs, aspect)
+            error = _memory_refusal(runs, aspect) or limits()
             if error is None:
                 try:
-                    launch_sweep(sweep, runs)
+                    launch_sweep(sweep, runs, limits)
                     return redirect(sweep)
                 except LaunchError as exc:
                     error = str(exc)
