@@ -27,6 +27,25 @@ def media_name(extension):
     return f"{secrets.token_hex(12)}.{extension}"
 
 
+class ProjectQuerySet(models.QuerySet):
+    def with_cover(self):
+        """Each project with its run_count and its cover: ``cover_id``, the run that shows it (the one
+        its owner chose, else the run that finished last: losses of runs with other weights are on
+        other scales, so the lowest would pick the least stylised run), and ``cover_number``, that
+        run's latest saved iteration (None: no finished run yet)."""
+        last_done = Run.objects.filter(project=models.OuterRef("pk"), status=Run.Status.DONE)
+        last_done = last_done.order_by(models.F("finished").desc(nulls_last=True), "-id")
+        latest = Iteration.objects.filter(run_id=models.OuterRef("cover_id")).order_by("-number")
+        return self.annotate(
+            run_count=models.Count("runs"),
+            cover_id=models.Case(
+                models.When(cover_run__status=Run.Status.DONE, then=models.F("cover_run_id")),
+                default=models.Subquery(last_done.values("id")[:1]),
+            ),
+            cover_number=models.Subquery(latest.values("number")[:1]),
+        )
+
+
 class Project(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects")
     title = models.CharField(max_length=120)
@@ -40,6 +59,8 @@ class Project(models.Model):
     cover_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+
+    objects = ProjectQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -2,7 +2,7 @@ from functools import partial
 
 from django.contrib import messages
 from django.db import transaction
-from django.db.models import Case, Count, F, OuterRef, Subquery, When
+from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -19,9 +19,7 @@ def home(request):
 
 
 def project_list(request):
-    projects = (
-        Project.objects.filter(owner=request.user).annotate(run_count=Count("runs")).order_by("-created", "-id")
-    )
+    projects = Project.objects.filter(owner=request.user).with_cover().order_by("-created", "-id")
     context = {"projects": projects, "storage": quotas.storage_summary(request.user)}
     return render(request, "gallery/project_list.html", context)
 
@@ -197,23 +195,6 @@ def project_detail(request, project_id):
 
 
 def public_gallery(request):
-    """Public projects, each shown by the latest saved image of its cover run: the one its owner
-    chose, else the run that finished last (losses of runs with other weights do not compare, so the
-    lowest loss would pick the least stylised run, not the best)."""
-    last_done = Run.objects.filter(project=OuterRef("pk"), status=Run.Status.DONE)
-    last_done = last_done.order_by(F("finished").desc(nulls_last=True), "-id")
-    latest = Iteration.objects.filter(run_id=OuterRef("cover_id")).order_by("-number")
-    projects = (
-        Project.objects.filter(is_public=True)
-        .select_related("owner")
-        .annotate(
-            run_count=Count("runs"),
-            cover_id=Case(
-                When(cover_run__status=Run.Status.DONE, then=F("cover_run_id")),
-                default=Subquery(last_done.values("id")[:1]),
-            ),
-            cover_number=Subquery(latest.values("number")[:1]),
-        )
-        .order_by("-created", "-id")
-    )
+    """Public projects, each shown by the latest saved image of its cover run (Project.with_cover)."""
+    projects = Project.objects.filter(is_public=True).select_related("owner").with_cover().order_by("-created", "-id")
     return render(request, "gallery/public_gallery.html", {"projects": projects})

@@ -232,7 +232,7 @@ def test_a_user_launches_two_tv_weights_watches_them_and_compares_a_crop(
         page.check("#id_is_public")
         page.click("button:has-text('Save')")
         page.goto(f"{base}/gallery/")
-        expect(page.locator(".gallery-best img")).to_have_count(1)
+        expect(page.locator(".project-card .cover img")).to_have_count(1)
         screenshot(page, "public-gallery")
     finally:
         stop_worker(preview_worker)

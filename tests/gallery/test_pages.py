@@ -616,6 +616,17 @@ def test_the_public_gallery_shows_the_run_that_finished_last_by_default(other_cl
     assert reverse("iteration_thumbnail", args=[blurry.id, 3]) not in page
 
 
+def test_my_projects_show_the_picture_of_their_run_that_finished_last(owner_client, owner, project):
+    done = create_run(project, numbers=(0, 3))
+    create_run(project, numbers=(0, 1), status=Run.Status.RUNNING)
+    bare = create_project(owner, title="Nothing run yet")
+    page = html(owner_client.get(reverse("project_list")))
+    assert reverse("iteration_thumbnail", args=[done.id, 3]) in page
+    assert f"{project.title}: iteration 3 of the run that shows it" in page
+    assert f'alt="Content image of {bare.title}"' in page  # no run: the two pictures, each described
+    assert "no finished run yet" not in page  # the gallery's note, not the owner's
+
+
 def test_the_public_gallery_shows_the_cover_run_its_owner_chose(owner_client, other_client, public_project):
     chosen = create_run(public_project, numbers=(0, 2))
     better = create_run(public_project, numbers=(0, 3))
