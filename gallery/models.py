@@ -355,7 +355,7 @@ class RunInput(models.Model):
     its ``content_source``, ``style_source`` or ``RunStyle.source``. Runs still keep what they were
     launched with when the project's images are replaced (a new picture is a new row), and the
     user's storage counts each picture once (``gallery.quotas``). The rows and their files go with
-    the project, the only way runs are deleted."""
+    the project; deleting one run leaves them (a launch may be pointing a new run at one)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="run_inputs")
     digest = models.CharField(max_length=64)  # SHA-256 of the file's bytes, hex

@@ -39,6 +39,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("runs/<int:run_id>/progress/", runs.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("runs/<int:run_id>/delete/", runs.run_delete, name="run_delete"),
     path("runs/<int:run_id>/download/", pages.run_download, name="run_download"),
     path("runs/<int:run_id>/media/<slug:kind>/", media.run_media, name="run_media"),
     path("runs/<int:run_id>/styles/<int:number>/", media.run_style_media, name="run_style_media"),

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from gallery import files, previews, quotas, styles
@@ -115,7 +116,11 @@ def project_delete(request, project_id):
             files.delete_names_on_commit(names)
         messages.success(request, f"Project “{project.title}” deleted with its runs and images.")
         return redirect("project_list")
-    return render(request, "gallery/project_confirm_delete.html", {"project": project})
+    count = project.runs.count()
+    return render(request, "gallery/confirm_delete.html", {
+        "name": project.title, "button": "Delete project", "keep_url": project.get_absolute_url(),
+        "consequence": f"This removes the project, its {count} run{pluralize(count)} and every saved image.",
+    })
 
 
 @require_http_methods(["GET", "POST"])

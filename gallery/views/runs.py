@@ -6,13 +6,16 @@ from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from gallery import quotas
+from gallery import files, quotas
 from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
     format_loss, iteration_record, loss_chart, loss_rows, loss_values, settings_rows,
@@ -318,3 +321,28 @@ def run_detail(request, run_id):
         return response
     context.update(inputs=_input_figures(run), settings_rows=_settings_rows(run))
     return render(request, "gallery/run_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def run_delete(request, run_id):
+    """A finished, failed or cancelled run goes with its saved iterations and their files; a run
+    still queued or computing is cancelled first. The pictures it computed from are the project's
+    (gallery.run_inputs, shared with its other runs) and stay with it."""
+    run = get_run_for_user(request, run_id, owner_only=True)
+    project = run.project
+    context = {"name": run.label, "button": "Delete run", "keep_url": run.get_absolute_url()}
+    if run.is_active:
+        context["refusal"] = "The run is still queued or computing: cancel it first, then delete it."
+        return render(request, "gallery/confirm_delete.html", context, status=409 if request.method == "POST" else 200)
+    if request.method == "POST":
+        shared = set(project.run_inputs.values_list("file", flat=True))
+        with transaction.atomic():
+            names = [name for name in files.stored_names(run.image_files()) if name not in shared]
+            deleted, _rows = Run.objects.filter(id=run.id, status__in=Run.FINISHED).delete()
+            files.delete_names_on_commit(names)
+        if deleted:
+            messages.success(request, f"Run {run.label} deleted with its saved iterations.")
+        return redirect(project)
+    count = run.saved_iterations.count()
+    context["consequence"] = f"This removes the run and its {count} saved iteration{pluralize(count)}."
+    return render(request, "gallery/confirm_delete.html", context)

@@ -347,3 +347,51 @@ def test_progress_of_public_runs_is_readable_by_other_users(other_client, public
 def test_progress_needs_a_login(anonymous_client, public_project):
     run = Run.objects.create(project=public_project)
     assert progress(anonymous_client, run).status_code == 302
+
+
+# -- deleting a run ---------------------------------------------------------------------------------
+
+
+def stored_names(media_root):
+    return sorted(str(path.relative_to(media_root)) for path in media_root.rglob("*") if path.is_file())
+
+
+def test_deleting_a_finished_run_removes_it_and_its_files_but_not_the_pictures_other_runs_share(
+        owner_client, project, queued, media_root, django_capture_on_commit_callbacks):
+    for _ in range(2):
+        owner_client.post(new_run_url(project), VALID)
+    gone, kept = Run.objects.order_by("id")
+    Run.objects.filter(id__in=[gone.id, kept.id]).update(status=Run.Status.DONE)
+    for number in (0, 10):
+        add_iteration(gone, number)
+    gone.refresh_from_db()
+    own = {name for name in (gone.base_image.name, gone.style_image.name) if name}
+    own |= {name for it in gone.saved_iterations.all() for name in (it.image.name, it.thumbnail.name)}
+    project.cover_run = gone
+    project.save()
+
+    page = owner_client.get(reverse("run_delete", args=[gone.id])).content.decode()
+    assert "This removes the run and its 2 saved iterations. It cannot be undone." in page
+    assert reverse("run_delete", args=[gone.id]) in owner_client.get(gone.get_absolute_url()).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("run_delete", args=[gone.id]))
+    assert response.status_code == 302 and response["Location"] == project.get_absolute_url()
+    assert list(Run.objects.values_list("id", flat=True)) == [kept.id]
+    names = set(stored_names(media_root))
+    assert own and not own & names
+    assert {kept.content_source.name, kept.style_source.name} <= names  # the project's stored pictures stay
+    project.refresh_from_db()
+    assert project.cover_run is None
+    assert owner_client.get(gone.get_absolute_url()).status_code == 404
+
+
+@pytest.mark.parametrize("status", [Run.Status.QUEUED, Run.Status.RUNNING])
+def test_a_run_still_queued_or_computing_is_not_deleted(owner_client, project, queued, status):
+    owner_client.post(new_run_url(project), VALID)
+    run = Run.objects.get()
+    Run.objects.filter(id=run.id).update(status=status)
+    assert reverse("run_delete", args=[run.id]) not in owner_client.get(run.get_absolute_url()).content.decode()
+    response = owner_client.post(reverse("run_delete", args=[run.id]))
+    assert response.status_code == 409
+    assert "cancel it first, then delete it" in response.content.decode()
+    assert Run.objects.filter(id=run.id, status=status).exists()

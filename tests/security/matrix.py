@@ -161,6 +161,7 @@ MATRIX = {
         "project", {"anonymous": LOGIN, "owner": 405, "other_public": (404, 405), "other_private": (404, 405)},
         urls=run_urls("run_cancel"),
     ),
+    "run_delete": Spec("project", owner_only(), urls=run_urls("run_delete")),
     "run_download": Spec("project", read(), urls=run_urls("run_download")),
     "run_media": Spec(
         "project",

@@ -138,14 +138,14 @@ def test_compare_refuses_a_mix_that_includes_someone_elses_private_run(world):
 
 @pytest.mark.parametrize(
     "name",
-    ["project_edit", "project_delete", "run_create", "run_cancel"],
+    ["project_edit", "project_delete", "run_create", "run_cancel", "run_delete"],
 )
 @pytest.mark.parametrize("visibility", ["private", "public"])
 def test_others_cannot_change_a_project_by_posting(name, visibility, world, media_root):
     project = world.project(visibility)
     run = world.runs[project.id][0]
     Run.objects.filter(id=run.id).update(status=Run.Status.RUNNING)
-    kwargs = {"run_id": run.id} if name == "run_cancel" else {"project_id": project.id}
+    kwargs = {"run_id": run.id} if name.startswith("run_") and name != "run_create" else {"project_id": project.id}
     before = sorted(p.name for p in media_root.rglob("*") if p.is_file())
     response = client_for("other", world).post(
         reverse(name, kwargs=kwargs), {"title": "Hijacked", "is_public": "on", "rows": 48, "iterations": 1}
