@@ -218,7 +218,8 @@ def _after(request):
 # Run page: the notebook's print_iterations grid, live. The first load and every live update
 # are rendered from the same partials; the page's script only swaps what changed.
 
-CANCELLING = "Cancelling: the run stops after the step it is computing and keeps the iterations it saved."
+CANCELLING = ("Cancelling: the run stops after the step it is computing and keeps the iterations it saved, "
+              "and the last one it completed.")
 
 
 def cancelled_text(run, latest):

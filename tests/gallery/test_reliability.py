@@ -270,6 +270,24 @@ def test_a_diverging_run_keeps_its_last_good_iteration_to_continue_from(project,
     assert run.latest_iteration().checkpoint  # continued from its exact pixels
 
 
+def test_a_cancelled_run_keeps_the_iteration_it_reached_to_continue_from(project, monkeypatch):
+    def cancel_after_two(report):
+        if report.iteration == 2:
+            Run.objects.filter(id=run.id).update(cancel_requested=True)
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(10, during=cancel_after_two))
+    run = make_run(project, iterations=10, save_every=10)
+
+    assert tasks.execute_run(run.id) == "cancelled"
+
+    run.refresh_from_db()
+    assert (run.status, run.iterations_done) == (Run.Status.CANCELLED, 3)
+    assert [i.number for i in run.saved_iterations.all()] == [0, 3]
+    last = run.latest_iteration()
+    assert (last.loss, last.evaluations) == (7.0, 61)
+    assert last.checkpoint and default_storage.exists(last.image.name)  # continued from its exact pixels
+
+
 # -- hangs -------------------------------------------------------------------------------------
 
 
