@@ -3,7 +3,7 @@ and what a run's outcome does to its row.
 
 ``compute(run)`` takes a run that gallery.queue has claimed for this worker, calls ``stylecore``
 and turns every ``save_every``-th iteration (plus 0 and the last it computes: the run's last, or the
-one it reached where it converged, was cancelled or diverged) into an ``Iteration`` row
+one it reached where it converged, was cancelled or failed on its own error) into an ``Iteration`` row
 with its PNG, JPEG thumbnail and float checkpoint. Progress is written every iteration, and a
 heartbeat thread (gallery.recovery) keeps ``Run.heartbeat`` fresh while the engine computes.
 
@@ -312,8 +312,9 @@ class _Job:
         self.stylize_started = time.perf_counter()
         try:
             result = self._stylize(engine, content, styles, start)
-        except stylecore.DivergedError:
-            self._keep_last_iteration()  # its message offers to continue from the last iteration with a finite loss
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                self._keep_last_iteration_of_failed_run()
             raise
         finally:
             self.meter.flush()
@@ -350,11 +351,22 @@ class _Job:
 
     def _keep_last_iteration(self):
         """Save the last iteration the engine reported (its image, losses and exact pixels) when it
-        was not due anyway: a run that ends before its last iteration (cancelled, or diverged after it)
+        was not due anyway: a run that ends before its last iteration (cancelled, or failed part-way)
         keeps what it computed, and can be continued from exactly there."""
         report = self.last_report
         if report is not None and report.iteration > self.last_saved:
             self._save_iteration(report)
+
+    def _keep_last_iteration_of_failed_run(self):
+        """``_keep_last_iteration`` for a run that fails on its own error (a diverged loss, whose
+        message offers to continue from the last iteration with a finite loss, or an unexpected
+        one): if even that save fails, the run fails with its own error, not the save's."""
+        try:
+            self._keep_last_iteration()
+        except _Lost:
+            raise
+        except Exception:
+            log.warning("Run %s could not keep its last iteration after failing.", self.run.id, exc_info=True)
 
     def _stylize(self, engine, content, styles, start):
         return engine.stylize(content, styles, self.run.settings, self.on_iteration,

@@ -288,6 +288,37 @@ def test_a_cancelled_run_keeps_the_iteration_it_reached_to_continue_from(project
     assert last.checkpoint and default_storage.exists(last.image.name)  # continued from its exact pixels
 
 
+def test_a_run_failing_part_way_on_its_own_error_keeps_the_last_iteration_it_computed(project, monkeypatch):
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, error=ValueError("a bug")))
+    run = make_run(project, iterations=20, save_every=10)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.FAILED, "The run stopped on an unexpected error (ValueError: a bug).")
+    assert [i.number for i in run.saved_iterations.all()] == [0, 2]
+    assert run.latest_iteration().checkpoint
+
+
+def test_a_run_whose_last_iteration_cannot_be_kept_fails_with_its_own_error(project, monkeypatch):
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, error=ValueError("a bug")))
+    save_iteration = jobs._Job._save_iteration
+
+    def unwritable_after_zero(job, report):
+        if report.iteration > 0:
+            raise TypeError("cannot write this picture")
+        save_iteration(job, report)
+
+    monkeypatch.setattr(jobs._Job, "_save_iteration", unwritable_after_zero)
+    run = make_run(project, iterations=20, save_every=10)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert run.error == "The run stopped on an unexpected error (ValueError: a bug)."
+    assert [i.number for i in run.saved_iterations.all()] == [0]
+
+
 # -- hangs -------------------------------------------------------------------------------------
 
 
