@@ -2,9 +2,10 @@
 and what a run's outcome does to its row.
 
 ``compute(run)`` takes a run that gallery.queue has claimed for this worker, calls ``stylecore``
-and turns every ``save_every``-th iteration (plus 0 and the last) into an ``Iteration`` row with its
-PNG, JPEG thumbnail and float checkpoint. Progress is written every iteration, and a heartbeat
-thread (gallery.recovery) keeps ``Run.heartbeat`` fresh while the engine computes.
+and turns every ``save_every``-th iteration (plus 0 and the last it computes: the run's last, or the
+one it reached where it converged, was cancelled or failed on its own error) into an ``Iteration`` row
+with its PNG, JPEG thumbnail and float checkpoint. Progress is written every iteration, and a
+heartbeat thread (gallery.recovery) keeps ``Run.heartbeat`` fresh while the engine computes.
 
 A run's own error (bad settings or image, a diverging loss) fails it. An infrastructure error
 (storage, database, weights, memory) re-queues it with back-off, so one broken disk does not fail
@@ -320,8 +321,9 @@ class _Job:
         self.stylize_started = time.perf_counter()
         try:
             result = self._stylize(engine, content, styles, start)
-        except stylecore.DivergedError as exc:
-            self._keep_last_good_iteration(exc)
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                self._keep_last_iteration_of_failed_run()
             raise
         finally:
             self.meter.flush()
@@ -340,6 +342,7 @@ class _Job:
             return "stopped"
         if self.pausing:
             return self._pause(result.last_iteration)
+        self._keep_last_iteration()  # cancelled: what it computed is kept, to continue from
         _finish(run.id, self.attempt, Run.Status.CANCELLED)
         return "cancelled"
 
@@ -355,12 +358,24 @@ class _Job:
             enqueue_run_quietly(run.id)
         return "paused"
 
-    def _keep_last_good_iteration(self, diverged):
-        """The engine's message offers to continue from the last iteration with a finite loss: save
-        that iteration (its report's image, losses and exact pixels) when it was not due anyway."""
+    def _keep_last_iteration(self):
+        """Save the last iteration the engine reported (its image, losses and exact pixels) when it
+        was not due anyway: a run that ends before its last iteration (cancelled, or failed part-way)
+        keeps what it computed, and can be continued from exactly there."""
         report = self.last_report
-        if report is not None and report.iteration == diverged.iteration > self.last_saved:
+        if report is not None and report.iteration > self.last_saved:
             self._save_iteration(report)
+
+    def _keep_last_iteration_of_failed_run(self):
+        """``_keep_last_iteration`` for a run that fails on its own error (a diverged loss, whose
+        message offers to continue from the last iteration with a finite loss, or an unexpected
+        one): if even that save fails, the run fails with its own error, not the save's."""
+        try:
+            self._keep_last_iteration()
+        except _Lost:
+            raise
+        except Exception:
+            log.warning("Run %s could not keep its last iteration after failing.", self.run.id, exc_info=True)
 
     def _stylize(self, engine, content, styles, start):
         return engine.stylize(content, styles, self.run.settings, self.on_iteration,

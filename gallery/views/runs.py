@@ -222,7 +222,22 @@ def _after(request):
 # Run page: the notebook's print_iterations grid, live. The first load and every live update
 # are rendered from the same partials; the page's script only swaps what changed.
 
-CANCELLING = "Cancelling: the run stops after the step it is computing and keeps the iterations it saved."
+CANCELLING = ("Cancelling: the run stops after the step it is computing and keeps the iterations it saved, "
+              "and the last one it completed.")
+
+
+def cancelled_text(run, latest):
+    """Where a cancelled run stopped and what it kept, ``latest`` being its latest saved iteration."""
+    if latest is None:
+        if run.started is None:
+            return "This run was cancelled before it started, so it has no iterations."
+        return "This run was cancelled before it saved any iteration."
+    if latest.number >= run.iterations_done:
+        return (f"This run was cancelled at iteration {latest.number}. "
+                f"Its saved iterations are kept, iteration {latest.number} included.")
+    # Its worker stopped after computing further (gone, or shut down), and the run was cancelled before it went on.
+    return (f"This run was cancelled at iteration {run.iterations_done}. "
+            f"Its saved iterations are kept, up to iteration {latest.number}.")
 
 
 def _input_figures(run):
@@ -267,9 +282,9 @@ def _settings_rows(run):
     return rows
 
 
-def announcement(run):
+def announcement(run, latest):
     """What a screen reader hears, politely: a change of state, and progress in tenths, so that
-    a live page speaks every few seconds at most."""
+    a live page speaks every few seconds at most (``latest``: the run's latest saved iteration)."""
     if run.status == Run.Status.QUEUED:
         return "Queued: waiting for a worker."
     if run.status == Run.Status.RUNNING:
@@ -280,7 +295,7 @@ def announcement(run):
         return f"Done: {run.iterations_done} iterations, final loss {format_loss(run.loss)}."
     if run.status == Run.Status.FAILED:
         return "Failed."
-    return f"Cancelled at iteration {run.iterations_done}."
+    return cancelled_text(run, latest)
 
 
 def _live_url(run, last_number):
@@ -306,7 +321,8 @@ def run_detail(request, run_id):
         "latest": latest,
         "chart": loss_chart(run, iterations, loss_rows(run.loss_points)),
         "cancelling_text": CANCELLING,
-        "announcement": announcement(run),
+        "announcement": announcement(run, latest),
+        "cancelled_text": cancelled_text(run, latest) if run.status == Run.Status.CANCELLED else "",
         "live_url": _live_url(run, latest.number if latest else -1) if run.is_active else "",
         "poll_milliseconds": POLL_MILLISECONDS,
     }

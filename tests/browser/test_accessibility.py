@@ -141,7 +141,7 @@ def test_the_phone_project_page_shows_thumbnails_and_says_the_table_scrolls(page
     assert all(height < 30 for height in heights)
 
 
-def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_server, owner, project):
+def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_server, owner, project, screenshot):
     run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=4)
     log_in(page, live_server.url, owner)
     page.goto(f"{live_server.url}/runs/{run.id}/")
@@ -155,9 +155,11 @@ def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_serv
     expect(page.locator("#run-state")).to_contain_text("Cancelling")
     expect(page.locator("#cancel-run")).to_have_count(0)
     Run.objects.filter(id=run.id).update(status=Run.Status.CANCELLED)
-    expect(page.locator("#run-state")).to_have_text(re.compile(r"^\s*This run was cancelled at iteration 1"))
+    cancelled = "This run was cancelled at iteration 1. Its saved iterations are kept, iteration 1 included."
+    expect(page.locator("#run-state")).to_have_text(cancelled)
     expect(page.locator("#run-status")).to_have_text("Cancelled")
-    expect(page.locator("#run-announcer")).to_have_text("Cancelled at iteration 1.")
+    expect(page.locator("#run-announcer")).to_have_text(cancelled)
+    screenshot(page, "run-page-cancelled")
     expect(page.locator(".messages")).to_have_count(0)
     assert page.evaluate("window.__notReloaded") is True
     # Polling has stopped: the poller carries no address any more.
@@ -290,7 +292,7 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     tab_to(page, "#cancel-run")
     page.keyboard.press("Enter")
     expect(page.locator("#run-status")).to_have_text("Cancelled")
-    expect(page.locator("#run-state")).to_contain_text("This run was cancelled")
+    expect(page.locator("#run-state")).to_contain_text("This run was cancelled before it started")
 
 
 def test_a_run_too_large_for_the_workers_memory_is_refused_as_it_is_typed_and_at_launch(

@@ -213,6 +213,24 @@ def test_the_run_page_shows_the_runs_current_state_only(owner_client, project):
     assert "Cancel run" not in fragment
 
 
+def test_a_run_cancelled_while_queued_says_it_never_started(owner_client, project):
+    run = create_run(project, numbers=(), status=Run.Status.CANCELLED, iterations=10)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "This run was cancelled before it started, so it has no iterations." in page
+    assert "cancelled at iteration" not in page and "Continue from" not in page
+
+
+def test_a_cancelled_run_says_which_iteration_it_reached_and_kept(owner_client, project):
+    run = create_run(project, numbers=(0, 3), status=Run.Status.CANCELLED, iterations=10, save_every=10)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "This run was cancelled at iteration 3. Its saved iterations are kept, iteration 3 included." in page
+    assert "Continue from iteration 3" in page
+    # Its worker had computed iteration 5 when it stopped (gone, or shut down); then it was cancelled.
+    Run.objects.filter(id=run.id).update(iterations_done=5)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "This run was cancelled at iteration 5. Its saved iterations are kept, up to iteration 3." in page
+
+
 def test_the_owner_can_cancel_continue_and_download(owner_client, project):
     run = create_run(project, numbers=(0, 5), status=Run.Status.RUNNING, iterations=10)
     page = html(owner_client.get(reverse("run_detail", args=[run.id])))

@@ -288,6 +288,55 @@ def test_a_diverging_run_keeps_its_last_good_iteration_to_continue_from(project,
     assert run.latest_iteration().checkpoint  # continued from its exact pixels
 
 
+def test_a_cancelled_run_keeps_the_iteration_it_reached_to_continue_from(project, monkeypatch):
+    def cancel_after_two(report):
+        if report.iteration == 2:
+            Run.objects.filter(id=run.id).update(cancel_requested=True)
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(10, during=cancel_after_two))
+    run = make_run(project, iterations=10, save_every=10)
+
+    assert tasks.execute_run(run.id) == "cancelled"
+
+    run.refresh_from_db()
+    assert (run.status, run.iterations_done) == (Run.Status.CANCELLED, 3)
+    assert [i.number for i in run.saved_iterations.all()] == [0, 3]
+    last = run.latest_iteration()
+    assert (last.loss, last.evaluations) == (7.0, 61)
+    assert last.checkpoint and default_storage.exists(last.image.name)  # continued from its exact pixels
+
+
+def test_a_run_failing_part_way_on_its_own_error_keeps_the_last_iteration_it_computed(project, monkeypatch):
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, error=ValueError("a bug")))
+    run = make_run(project, iterations=20, save_every=10)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert (run.status, run.error) == (Run.Status.FAILED, "The run stopped on an unexpected error (ValueError: a bug).")
+    assert [i.number for i in run.saved_iterations.all()] == [0, 2]
+    assert run.latest_iteration().checkpoint
+
+
+def test_a_run_whose_last_iteration_cannot_be_kept_fails_with_its_own_error(project, monkeypatch):
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(2, error=ValueError("a bug")))
+    save_iteration = jobs._Job._save_iteration
+
+    def unwritable_after_zero(job, report):
+        if report.iteration > 0:
+            raise TypeError("cannot write this picture")
+        save_iteration(job, report)
+
+    monkeypatch.setattr(jobs._Job, "_save_iteration", unwritable_after_zero)
+    run = make_run(project, iterations=20, save_every=10)
+
+    assert tasks.execute_run(run.id) == "failed"
+
+    run.refresh_from_db()
+    assert run.error == "The run stopped on an unexpected error (ValueError: a bug)."
+    assert [i.number for i in run.saved_iterations.all()] == [0]
+
+
 # -- hangs -------------------------------------------------------------------------------------
 
 

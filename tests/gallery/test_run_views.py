@@ -222,7 +222,8 @@ def test_cancelling_a_running_run_asks_the_worker_to_stop(owner_client, project)
     assert response.json() == {
         "status": "running",
         "cancel_requested": True,
-        "message": "Cancelling: the run stops after the step it is computing and keeps the iterations it saved.",
+        "message": "Cancelling: the run stops after the step it is computing and keeps the iterations it saved, "
+                   "and the last one it completed.",
     }
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING and run.cancel_requested

@@ -9,12 +9,13 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from gallery import cleanup, jobs, launching, queue, recovery, tasks
+from gallery import cleanup, files, jobs, launching, queue, recovery, tasks
 from gallery.models import Iteration, Run
-from tests.engines import EngineProxy, StandIn
+from tests.engines import EngineProxy, StandIn, real_engine
 from tests.factories import TINY, create_project, make_run
 
 
@@ -230,6 +231,44 @@ def test_a_cancelled_run_stops_within_its_iteration(project, monkeypatch):
     assert run.finished is not None
     assert [i.number for i in run.saved_iterations.all()] == [0, 1]
     assert evaluations == [1]  # iteration 2's first evaluation, of its 20, was the last
+
+
+@pytest.mark.slow
+def test_a_run_cancelled_between_its_saves_keeps_the_iteration_it_reached_and_goes_on_from_there(
+        owner_client, project, monkeypatch, queued):
+    """Cancelled in iteration 4 of 10, saving every 10th: iteration 3 is kept, exact pixels and all."""
+    monkeypatch.setattr(jobs, "STOP_CHECK_SECONDS", 0.0)
+    run = make_run(project, rows=64, iterations=10, save_every=10)  # the launch form's least rows
+
+    def cancel_after(number):
+        if number == 3:
+            Run.objects.filter(id=run.id).update(cancel_requested=True)
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: EngineProxy(cancel_after))
+    assert tasks.execute_run(run.id) == "cancelled"
+
+    run.refresh_from_db()
+    assert (run.status, run.iterations_done) == (Run.Status.CANCELLED, 3)
+    assert [i.number for i in run.saved_iterations.all()] == [0, 3]
+    kept = run.saved_iterations.get(number=3)
+    image = stored_image(kept.image)
+    assert (image.format, image.size, stored_image(kept.thumbnail).format) == ("PNG", (85, 64), "JPEG")
+    assert (kept.loss, kept.evaluations) == (pytest.approx(run.loss), run.evaluations)
+    page = owner_client.get(reverse("run_detail", args=[run.id])).content.decode()
+    assert "This run was cancelled at iteration 3. Its saved iterations are kept, iteration 3 included." in page
+    assert "Continue from iteration 3" in page
+
+    form = owner_client.get(kept.continue_url).context["form"]
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    response = owner_client.post(kept.continue_url, {**data, "iterations": 1})
+    assert response.status_code == 302, response.context["form"].errors
+    continued = Run.objects.get(init_iteration=kept)
+    np.testing.assert_array_equal(files.read_checkpoint(continued.init_checkpoint),
+                                  files.read_checkpoint(kept.checkpoint))
+    monkeypatch.setattr(jobs, "get_engine", real_engine)
+    assert tasks.execute_run(continued.id) == "done"
+    start = continued.saved_iterations.get(number=0)
+    assert start.loss == pytest.approx(kept.loss, rel=1e-5)  # it goes on from where the cancel left it
 
 
 @pytest.mark.slow
