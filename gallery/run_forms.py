@@ -136,9 +136,20 @@ class RunForm(forms.ModelForm):
         else:
             init = self.fields["init"]
             init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]
+        # In the order the page shows them, so that the error summary lists them so.
+        self.order_fields(self.WEIGHT_FIELDS + self.SIZE_FIELDS + self._option_names() + self._blend_names()
+                          + self.COLOUR_AND_STYLE_FIELDS)
 
     def _bound(self, names):
         return [self[name] for name in names if name in self.fields]
+
+    def _option_names(self):
+        """The start and the optimiser, then every setting the other fieldsets do not show."""
+        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
+        return self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown)
+
+    def _blend_names(self):
+        return tuple(f"blend_{number}" for number in range(1, self.style_count + 1))
 
     def weight_fields(self):
         return self._bound(self.WEIGHT_FIELDS)
@@ -147,12 +158,10 @@ class RunForm(forms.ModelForm):
         return self._bound(self.SIZE_FIELDS)
 
     def option_fields(self):
-        """The start and the optimiser, then every setting the other fieldsets do not show."""
-        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
-        return self._bound(self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown))
+        return self._bound(self._option_names())
 
     def blend_fields(self):
-        return self._bound([f"blend_{number}" for number in range(1, self.style_count + 1)])
+        return self._bound(self._blend_names())
 
     def colour_and_style_fields(self):
         return self._bound(self.COLOUR_AND_STYLE_FIELDS)

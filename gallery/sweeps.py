@@ -50,7 +50,10 @@ def log_spaced(start, stop, steps):
 
 
 class SweepAxisForm(forms.Form):
-    """One axis: a setting and its values, typed or (for weights) log-spaced."""
+    """One axis: a setting and its values, typed or (for weights) log-spaced. Its form-wide errors are
+    about its values: the error summary links them there."""
+
+    summary_field = "values"
 
     setting = forms.ChoiceField(required=False)
     values = forms.CharField(
@@ -68,6 +71,8 @@ class SweepAxisForm(forms.Form):
         choices = [(name, setting_label(name)) for name in SWEEPABLE]
         self.fields["setting"].choices = ([] if required else [("", "— none: one row —")]) + choices
         self.fields["setting"].label = "Setting down the matrix" if required else "Setting across the matrix"
+        self.legend = "Down the matrix (rows)" if required else "Across the matrix (columns, optional)"
+        self.summary_place = "down the matrix" if required else "across the matrix"
         # The maximum is the settings' of the moment, so the bounds are set here, not on the class.
         set_bounds(self.fields["log_steps"], 2, settings.SWEEP_MAX_RUNS)
         for name in ("log_from", "log_to"):
