@@ -82,3 +82,31 @@ def test_the_sweep_forms_count_and_refusals_show_where_they_are_read(page, live_
     summary.get_by_role("link").click()
     assert focused_id(page) == "id_axis2-values"
 
+
+def test_the_theme_switch_keeps_what_was_typed_and_is_remembered(page, live_server, owner, project, screenshot):
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/new/")
+    page.fill("#id_tv_weight", "0.005")
+    page.select_option("#id_style_layers", "custom")
+    page.fill("#id_custom_style_layers", "block1_conv1:1")
+    page.evaluate("window.__notReloaded = true")
+    html = page.locator("html")
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+
+    page.get_by_role("button", name="Dark theme").click()
+    expect(html).to_have_attribute("data-theme", "dark")
+    expect(page.get_by_role("button", name="Light theme")).to_be_focused()
+    expect(page.get_by_role("button", name="Dark theme")).to_be_hidden()
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") != background
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#id_tv_weight")).to_have_value("0.005")
+    expect(page.locator("#id_custom_style_layers")).to_have_value("block1_conv1:1")
+    screenshot(page, "theme-switched-in-place", full_page=False)
+
+    page.reload()  # the cookie was set: the next page is drawn dark from the start
+    expect(html).to_have_attribute("data-theme", "dark")
+    page.get_by_role("button", name="Light theme").click()
+    expect(html).to_have_attribute("data-theme", "light")
+    page.goto(f"{live_server.url}/projects/")
+    expect(html).to_have_attribute("data-theme", "light")
+
