@@ -110,3 +110,18 @@ def test_the_theme_switch_keeps_what_was_typed_and_is_remembered(page, live_serv
     page.goto(f"{live_server.url}/projects/")
     expect(html).to_have_attribute("data-theme", "light")
 
+
+def test_the_phone_header_takes_two_lines(page, live_server, owner, screenshot):
+    log_in(page, live_server.url, owner)
+    for width in (640, 320):
+        page.set_viewport_size({"width": width, "height": 844})
+        screenshot(page, f"header-{width}", full_page=False)
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "header-390", full_page=False)
+    middles = {name: page.locator(selector).evaluate("e => { const r = e.getBoundingClientRect(); "
+                                                     "return Math.round(r.top + r.height / 2); }")
+               for name, selector in (("brand", ".brand"), ("account", ".user-menu"), ("pages", ".site-nav"),
+                                      ("theme", ".theme-form button:visible"))}
+    # The brand and the account on the first line; the pages and the theme switch on the second.
+    assert abs(middles["brand"] - middles["account"]) < 8 and abs(middles["pages"] - middles["theme"]) < 8, middles
+    assert middles["pages"] > middles["brand"] + 20, middles
