@@ -29,6 +29,33 @@ def max_rows():
     return max(MIN_ROWS, min(MAX_ROWS, settings.RUN_MAX_ROWS))
 
 
+def _bound_text(value):
+    """A bound as a person would type it: 0, 0.25, 2048, 1e12."""
+    if float(value).is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:g}".replace("e+", "e")
+
+
+def set_bounds(field, minimum, maximum=None):
+    """A number field's bounds, set in one place: its check, with one message in plain words for
+    either side ("Use a whole number from 1 to 5000."), and its input's min and max. Replaces any
+    bound the field had (a positive integer column's form field brings its own minimum 0)."""
+    kind = "a number" if isinstance(field, forms.FloatField) else "a whole number"
+    span = (f"from {_bound_text(minimum)} to {_bound_text(maximum)}" if maximum is not None
+            else f"of at least {_bound_text(minimum)}")
+    message = f"Use {kind} {span}."
+    field.min_value, field.max_value = minimum, maximum
+    field.validators = [validator for validator in field.validators
+                        if not isinstance(validator, (MinValueValidator, MaxValueValidator))]
+    field.validators.append(MinValueValidator(minimum, message))
+    field.widget.attrs["min"] = minimum
+    if maximum is None:
+        field.widget.attrs.pop("max", None)
+    else:
+        field.validators.append(MaxValueValidator(maximum, message))
+        field.widget.attrs["max"] = maximum
+
+
 class RunForm(forms.ModelForm):
     """Settings of a new run, as stylecore.schema defines them (labels, help, bounds, validation).
     ``continuing`` hides the start choice: the run starts from an iteration."""
@@ -78,39 +105,30 @@ class RunForm(forms.ModelForm):
         if style_count > 1:
             # One blend weight per style image of the project; 0 leaves that image out.
             for number in range(1, style_count + 1):
-                self.fields[f"blend_{number}"] = forms.FloatField(
+                field = self.fields[f"blend_{number}"] = forms.FloatField(
                     label=f"Style image {number}",
                     initial=1 if number == 1 else 0,
-                    min_value=0,
-                    max_value=MAX_WEIGHT,
-                    widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
+                    widget=forms.NumberInput(attrs={"step": "any"}),
                     help_text="Blend weight; 0 leaves this image out." if number == 1 else "",
                 )
+                set_bounds(field, 0, MAX_WEIGHT)
+        top = max_rows()
+        # The launch form's own bounds, within the schema's (a site computes at most max_rows() rows).
+        narrower = {"rows": (MIN_ROWS, top), "start_rows": (MIN_START_ROWS, top),
+                    "iterations": (SETTING["iterations"].minimum, MAX_ITERATIONS),
+                    "save_every": (SETTING["save_every"].minimum, MAX_ITERATIONS)}
         for setting in SETTINGS:
             field = self.fields[setting.name]
             field.required = setting.name in self.REQUIRED_FIELDS
             field.show_hidden_initial = False  # the schema's defaults are callables
             if setting.type in (int, float) and not setting.choices:
-                field.validators += [MinValueValidator(setting.minimum)] + (
-                    [MaxValueValidator(setting.maximum)] if setting.maximum is not None else [])
-                # Here, not in Meta.widgets: a positive integer column's form field puts its own min="0" there.
-                field.widget.attrs.update(
-                    {"min": setting.minimum} | ({"max": setting.maximum} if setting.maximum is not None else {}))
+                set_bounds(field, *narrower.get(setting.name, (setting.minimum, setting.maximum)))
         self.fields["preserve_colors"].help_text = format_lazy("{} {}", help_text(SETTING["preserve_colors"]),
                                                                GUIDE_HELP)
-        top = max_rows()
         rows = self.fields["rows"]
-        rows.validators += [MinValueValidator(MIN_ROWS), MaxValueValidator(top)]
-        rows.widget.attrs.update(min=MIN_ROWS, max=top)
         rows.help_text = f"{help_text(SETTING['rows'])} {MIN_ROWS}–{top} here."
         iterations = self.fields["iterations"]
-        iterations.validators.append(MaxValueValidator(MAX_ITERATIONS))
-        iterations.widget.attrs.update(max=MAX_ITERATIONS)
         iterations.help_text = f"1–{MAX_ITERATIONS}. {iterations.help_text}"
-        self.fields["save_every"].validators += [MaxValueValidator(MAX_ITERATIONS)]
-        start_rows = self.fields["start_rows"]
-        start_rows.validators += [MinValueValidator(MIN_START_ROWS), MaxValueValidator(top)]
-        start_rows.widget.attrs.update(min=MIN_START_ROWS, max=top)
         if continuing:
             # A continued run goes on from a full-size picture: one size, no fresh start.
             for name in ("init", "adain_alpha", "start_rows"):
@@ -118,9 +136,20 @@ class RunForm(forms.ModelForm):
         else:
             init = self.fields["init"]
             init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]
+        # In the order the page shows them, so that the error summary lists them so.
+        self.order_fields(self.WEIGHT_FIELDS + self.SIZE_FIELDS + self._option_names() + self._blend_names()
+                          + self.COLOUR_AND_STYLE_FIELDS)
 
     def _bound(self, names):
         return [self[name] for name in names if name in self.fields]
+
+    def _option_names(self):
+        """The start and the optimiser, then every setting the other fieldsets do not show."""
+        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
+        return self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown)
+
+    def _blend_names(self):
+        return tuple(f"blend_{number}" for number in range(1, self.style_count + 1))
 
     def weight_fields(self):
         return self._bound(self.WEIGHT_FIELDS)
@@ -129,12 +158,10 @@ class RunForm(forms.ModelForm):
         return self._bound(self.SIZE_FIELDS)
 
     def option_fields(self):
-        """The start and the optimiser, then every setting the other fieldsets do not show."""
-        shown = self.WEIGHT_FIELDS + self.SIZE_FIELDS + self.OPTION_FIELDS + self.COLOUR_AND_STYLE_FIELDS
-        return self._bound(self.OPTION_FIELDS + tuple(name for name in SETTING if name not in shown))
+        return self._bound(self._option_names())
 
     def blend_fields(self):
-        return self._bound([f"blend_{number}" for number in range(1, self.style_count + 1)])
+        return self._bound(self._blend_names())
 
     def colour_and_style_fields(self):
         return self._bound(self.COLOUR_AND_STYLE_FIELDS)

@@ -9,11 +9,10 @@ import math
 import re
 
 from django import forms
-from django.core import validators
 from django.conf import settings
 
 from gallery.models import Run
-from gallery.run_forms import RunForm
+from gallery.run_forms import RunForm, set_bounds
 from stylecore.schema import SETTING, SETTINGS
 
 # The run settings a sweep may vary (stylecore.schema), in the order the form offers them.
@@ -51,7 +50,10 @@ def log_spaced(start, stop, steps):
 
 
 class SweepAxisForm(forms.Form):
-    """One axis: a setting and its values, typed or (for weights) log-spaced."""
+    """One axis: a setting and its values, typed or (for weights) log-spaced. Its form-wide errors are
+    about its values: the error summary links them there."""
+
+    summary_field = "values"
 
     setting = forms.ChoiceField(required=False)
     values = forms.CharField(
@@ -61,7 +63,7 @@ class SweepAxisForm(forms.Form):
     )
     log_from = forms.FloatField(required=False, label="Log-spaced from")
     log_to = forms.FloatField(required=False, label="to")
-    log_steps = forms.IntegerField(required=False, label="in steps", min_value=2)
+    log_steps = forms.IntegerField(required=False, label="in steps")
 
     def __init__(self, *args, required=True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,12 +71,10 @@ class SweepAxisForm(forms.Form):
         choices = [(name, setting_label(name)) for name in SWEEPABLE]
         self.fields["setting"].choices = ([] if required else [("", "— none: one row —")]) + choices
         self.fields["setting"].label = "Setting down the matrix" if required else "Setting across the matrix"
-        # The maximum is the settings' of the moment; a max_value set after the field was made reaches
-        # neither its validators nor its widget by itself.
-        steps = self.fields["log_steps"]
-        steps.max_value = settings.SWEEP_MAX_RUNS
-        steps.validators.append(validators.MaxValueValidator(steps.max_value))
-        steps.widget.attrs.update(min=2, max=steps.max_value)
+        self.legend = "Down the matrix (rows)" if required else "Across the matrix (columns, optional)"
+        self.summary_place = "down the matrix" if required else "across the matrix"
+        # The maximum is the settings' of the moment, so the bounds are set here, not on the class.
+        set_bounds(self.fields["log_steps"], 2, settings.SWEEP_MAX_RUNS)
         for name in ("log_from", "log_to"):
             self.fields[name].widget.attrs.update(step="any", min=0)
 

@@ -108,10 +108,11 @@ def run_create(request, project_id):
 
 
 def estimate_context(form, project, user):
-    """What _estimate.html shows for a launch form's values (no estimate while they are invalid), and
-    why the workers' machine could not compute the run, if it could not."""
+    """What _estimate.html shows for a launch form's values (no estimate while they are invalid, but
+    the labels of the fields that are not), and why the workers' machine could not compute the run,
+    if it could not."""
     if not form.is_valid():
-        return {"estimate": None}
+        return {"estimate": None, "invalid": [field.label for field in form if field.errors]}
     run = form.save(commit=False)
     run.project = project
     aspect = content_aspect(project)

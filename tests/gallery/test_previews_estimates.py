@@ -257,7 +257,10 @@ def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, othe
     assert 'data-role="estimate"' in html and "in bfloat16 on CPU" in html and "200 → 283 → 400 rows" in html
     assert "A worker is free" in html and "No worker has measured" not in html
     bad = owner_client.get(url, FORM | {"rows": "abc"})
-    assert bad.context["estimate"] is None and b"not valid yet" in bad.content
+    assert bad.context["estimate"] is None and b"Not valid yet: Rows; the estimate shows once it is." in bad.content
+    # It names every field in the way, in the form's order.
+    worse = owner_client.get(url, FORM | {"rows": "abc", "seed": "-3", "content_weight": "-1"})
+    assert b"Not valid yet: Content weight, Rows, Seed; the estimate shows once they are." in worse.content
     assert other_client.get(url, FORM).status_code == 404
 
 
