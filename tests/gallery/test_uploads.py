@@ -94,14 +94,14 @@ def test_it_accepts_a_cmyk_jpeg_and_stores_rgb(owner_client):
 
 
 def test_it_accepts_a_16_bit_png_and_scales_it_to_8_bits(owner_client):
-    values = np.tile(np.array([0, 32896, 65535], dtype=np.uint16), (10, 4))  # 10×12
+    values = np.tile(np.array([0, 32896, 65535], dtype=np.uint16), (40, 16))  # 40×48
     buffer = io.BytesIO()
     Image.fromarray(values).save(buffer, "PNG")
     assert Image.open(io.BytesIO(buffer.getvalue())).mode.startswith("I")
     response = post_project(owner_client, upload("deep.png", buffer.getvalue()))
     assert response.status_code == 302
     image = stored_style(Project.objects.get())
-    assert image.mode == "RGB" and image.size == (12, 10)
+    assert image.mode == "RGB" and image.size == (48, 40)
     pixels = np.asarray(image)[0, :3, 0].astype(int)
     assert abs(pixels[0] - 0) <= 3 and abs(pixels[1] - 128) <= 3 and abs(pixels[2] - 255) <= 3
 
