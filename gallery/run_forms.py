@@ -133,6 +133,9 @@ class RunForm(forms.ModelForm):
             # A continued run goes on from a full-size picture: one size, no fresh start.
             for name in ("init", "adain_alpha", "start_rows"):
                 del self.fields[name]
+            iterations.label = "Further iterations"
+            iterations.help_text = (f"1–{MAX_ITERATIONS}: how many more to compute. The new run's iteration 0 is the "
+                                    "picture it continues from, so its iteration N is N more.")
         else:
             init = self.fields["init"]
             init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]

@@ -144,6 +144,7 @@ def test_continue_opens_the_form_with_the_iteration_and_its_runs_settings(owner_
     html = response.content.decode()
     assert reverse("iteration_thumbnail", args=[finished_run.id, 5]) in html
     assert "Continue from iteration 5" in html
+    assert "Further iterations" in html and "how many more to compute" in html  # not the run's total
 
 
 def test_continue_copies_the_iteration_image_into_the_new_run(owner_client, project, finished_run, queued):
