@@ -116,7 +116,24 @@ def estimate_context(form, project, user):
     run = form.save(commit=False)
     run.project = project
     aspect = content_aspect(project)
-    return {"estimate": estimate_run(run, aspect, owner=user), "too_large": memory_refusal(run, aspect)}
+    return {"estimate": estimate_run(run, aspect, owner=user), "too_large": memory_refusal(run, aspect),
+            "enlarged": "" if form.continuing else enlarged_note(project, run.rows)}
+
+
+# A photo enlarged more than this many times has no detail for the style to work on.
+MAX_ENLARGEMENT = 2
+
+
+def enlarged_note(project, rows):
+    """What the Cost box says when the run would enlarge the photo so much that it looks soft, else ""."""
+    try:
+        height = project.content_image.height
+    except (OSError, ValueError):
+        return ""
+    if rows <= MAX_ENLARGEMENT * height:
+        return ""
+    return (f"The photo is {height} pixels tall: at {rows} rows it is enlarged {rows / height:.1f} times, so the "
+            f"result will look soft. Use fewer rows, or a larger photo.")
 
 
 def _preview_start(request):

@@ -246,6 +246,14 @@ def test_without_measurements_the_figures_are_those_of_this_kind_of_cpu(monkeypa
     assert (bfloat16 < float32) == network.cpu_has_bfloat16(str(cpuinfo))
 
 
+def test_the_estimate_warns_when_the_run_would_enlarge_the_photo_into_a_blur(owner_client, project):
+    url = reverse("run_estimate", args=[project.id])  # the project's photo is 48 pixels tall
+    soft = owner_client.get(url, FORM | {"rows": "400"}).content.decode()
+    assert ("The photo is 48 pixels tall: at 400 rows it is enlarged 8.3 times, so the result will look soft. "
+            "Use fewer rows, or a larger photo.") in soft
+    assert "look soft" not in owner_client.get(url, FORM | {"rows": "96"}).content.decode()  # twice: still fine
+
+
 def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, other_client, project):
     calibrate()
     url = reverse("run_estimate", args=[project.id])
