@@ -92,6 +92,8 @@ class RunForm(forms.ModelForm):
         widgets = {setting.name: forms.NumberInput(attrs={"step": "any"})
                    for setting in SETTINGS if setting.type is float and not setting.choices}
 
+    SHOWN_WHEN = {"adain_alpha": ("init", Run.Init.ADAIN), "custom_style_layers": ("style_layers", CUSTOM_LAYERS)}
+
     def __init__(self, *args, continuing=False, style_count=1, **kwargs):
         kwargs.setdefault("initial", {})
         for name, value in RUN_DEFAULTS.items():
@@ -139,6 +141,11 @@ class RunForm(forms.ModelForm):
         else:
             init = self.fields["init"]
             init.choices = [(value, label) for value, label in Run.Init.choices if value != Run.Init.ITERATION]
+        # Fields that matter only with another's value: the launch form shows them with it (site.js); they
+        # are always submitted, and without script always shown.
+        for name, (other, value) in self.SHOWN_WHEN.items():
+            if name in self.fields and other in self.fields:
+                self.fields[name].widget.attrs["data-shown-when"] = f"{self[other].html_name}={value}"
         # In the order the page shows them, so that the error summary lists them so.
         self.order_fields(self.WEIGHT_FIELDS + self.SIZE_FIELDS + self._option_names() + self._blend_names()
                           + self.COLOUR_AND_STYLE_FIELDS)

@@ -1,7 +1,8 @@
 /* Style Gallery, every page: what the server's answer asks to be read first gets the focus (a
    form's error summary, the sweep form's count), an error summary's links take the focus to their
-   field, and the theme switch changes the theme in place, keeping what was typed. Without this
-   script every piece still works: the summary is at the top, its links jump, the switch posts. */
+   field, the launch form shows only the fields that apply, and the theme switch changes the theme in
+   place, keeping what was typed. Without this script every piece still works: the summary is at the
+   top, its links jump, every field shows, the switch posts. */
 (function () {
   "use strict";
 
@@ -18,6 +19,23 @@
     (field.closest(".field") || field).scrollIntoView({ block: "start" });
     field.focus({ preventScroll: true });
   });
+
+  // The launch form's fields that matter only with another field's value (RunForm.SHOWN_WHEN, e.g. the
+  // AdaIN strength with the AdaIN start): shown with it, or while they show an error.
+  var launch = document.getElementById("run-form");
+  var dependents = launch ? launch.querySelectorAll("[data-shown-when]") : [];
+  function showDependents() {
+    dependents.forEach(function (input) {
+      var rule = input.getAttribute("data-shown-when").split("=");
+      var control = launch.elements[rule[0]];
+      var wrapper = input.closest(".field");
+      if (control && wrapper) wrapper.hidden = control.value !== rule[1] && !wrapper.classList.contains("has-error");
+    });
+  }
+  if (dependents.length) {
+    launch.addEventListener("change", showDependents);
+    showDependents();
+  }
 
   // The theme switch: the cookie is set by the same POST as without script, then the theme changes on
   // this page (base.html's data-theme; style.css shows the button that offers the other theme).

@@ -125,3 +125,17 @@ def test_the_phone_header_takes_two_lines(page, live_server, owner, screenshot):
     # The brand and the account on the first line; the pages and the theme switch on the second.
     assert abs(middles["brand"] - middles["account"]) < 8 and abs(middles["pages"] - middles["theme"]) < 8, middles
     assert middles["pages"] > middles["brand"] + 20, middles
+
+
+def test_the_launch_form_shows_a_dependent_field_only_with_the_choice_it_belongs_to(page, live_server, owner, project):
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/projects/{project.id}/runs/new/")
+    strength, layers = page.locator("#id_adain_alpha"), page.locator("#id_custom_style_layers")
+    expect(strength).to_be_hidden()
+    expect(layers).to_be_hidden()
+    page.select_option("#id_init", "adain")
+    expect(strength).to_be_visible()
+    page.select_option("#id_style_layers", "custom")
+    expect(layers).to_be_visible()
+    page.select_option("#id_init", "content")
+    expect(strength).to_be_hidden()
