@@ -116,11 +116,15 @@ def _forget_old_previews(project):
 
 def wait_for(preview, seconds):
     """The preview re-read until it is no longer pending or ``seconds`` have passed (a short
-    long-poll, so the page shows the picture as soon as the lane has it)."""
+    long-poll, so the page shows the picture as soon as the lane has it); None if it was deleted
+    meanwhile (its project's images were replaced, or the project deleted)."""
     deadline = time.monotonic() + seconds
     while preview.status == Preview.Status.PENDING and time.monotonic() < deadline:
         time.sleep(0.05)
-        preview.refresh_from_db()
+        try:
+            preview.refresh_from_db()
+        except Preview.DoesNotExist:
+            return None
     return preview
 
 

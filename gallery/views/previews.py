@@ -45,8 +45,8 @@ def preview_request(request, project_id):
     preview = previews.request_preview(project, alpha)
     if not _wants_fragment(request):
         return redirect(f"{project.get_absolute_url()}?alpha={preview.alpha:g}#preview")
-    preview = previews.wait_for(preview, PREVIEW_POST_WAIT_SECONDS)
-    return _render_preview(request, project, preview, preview.alpha)
+    alpha = preview.alpha
+    return _render_preview(request, project, previews.wait_for(preview, PREVIEW_POST_WAIT_SECONDS), alpha)
 
 
 @require_GET

@@ -160,6 +160,17 @@ def test_a_stuck_preview_is_queued_again(owner_client, project, settings):
     assert len(preview_tasks(settings)) == 2
 
 
+def test_a_preview_deleted_while_its_page_waits_for_it_is_answered_as_none(owner_client, project, monkeypatch):
+    """Replacing the project's images (or deleting the project) removes its previews, perhaps while a
+    long-poll waits on one: the answer is the empty preview, not a server error."""
+    previews.request_preview(project, 0.5)
+    monkeypatch.setattr(previews.time, "sleep", lambda _seconds: Preview.objects.all().delete())
+    response = owner_client.get(reverse("preview_fragment", args=[project.id]), {"alpha": "0.5"})
+    assert response.status_code == 200 and "Move the slider to see the style" in response.content.decode()
+    response = owner_client.post(reverse("preview_request", args=[project.id]), {"alpha": "0.7"}, HTTP_X_FRAGMENT="1")
+    assert response.status_code == 200
+
+
 def test_one_user_cannot_fill_the_shared_preview_lane(owner, other, project, settings):
     settings.PREVIEW_MAX_PENDING_PER_USER = 3
     second = create_project(owner, title="Another of mine")
