@@ -153,6 +153,22 @@ def workers_machine(device=None):
     return (machine_memory() if chosen == "tensorflow" else None), chosen
 
 
+# A photo enlarged more than this many times has no detail for the style to work on.
+MAX_ENLARGEMENT = 2
+
+
+def enlarged_note(project, rows):
+    """What the Cost box says when the run would enlarge the photo so much that it looks soft, else ""."""
+    try:
+        height = project.content_image.height
+    except (OSError, ValueError):
+        return ""
+    if rows <= MAX_ENLARGEMENT * height:
+        return ""
+    return (f"The photo is {height} pixels tall: at {rows} rows it is enlarged {rows / height:.1f} times, so the "
+            f"result will look soft. Use fewer rows, or a larger photo.")
+
+
 def memory_refusal(run, aspect, device=None):
     """Why the workers' machine cannot compute ``run`` (an output of its content's ``aspect``): too
     large for its backend's network on a CPU, or more memory than a run may use there

@@ -20,7 +20,9 @@ from gallery.access import get_project_for_user, get_run_for_user
 from gallery.display import (
     format_loss, iteration_record, loss_chart, loss_rows, loss_values, settings_rows,
 )
-from gallery.estimates import content_aspect, estimate_run, expected_starts, memory_refusal, turn_ends
+from gallery.estimates import (
+    content_aspect, enlarged_note, estimate_run, expected_starts, memory_refusal, turn_ends,
+)
 from gallery.previews import current_preview, preview_context, shown_alpha
 from gallery.models import RUN_DEFAULTS, Iteration, Run
 from gallery.query import query_number
@@ -118,22 +120,6 @@ def estimate_context(form, project, user):
     aspect = content_aspect(project)
     return {"estimate": estimate_run(run, aspect, owner=user), "too_large": memory_refusal(run, aspect),
             "enlarged": "" if form.continuing else enlarged_note(project, run.rows)}
-
-
-# A photo enlarged more than this many times has no detail for the style to work on.
-MAX_ENLARGEMENT = 2
-
-
-def enlarged_note(project, rows):
-    """What the Cost box says when the run would enlarge the photo so much that it looks soft, else ""."""
-    try:
-        height = project.content_image.height
-    except (OSError, ValueError):
-        return ""
-    if rows <= MAX_ENLARGEMENT * height:
-        return ""
-    return (f"The photo is {height} pixels tall: at {rows} rows it is enlarged {rows / height:.1f} times, so the "
-            f"result will look soft. Use fewer rows, or a larger photo.")
 
 
 def _preview_start(request):
