@@ -61,7 +61,9 @@ def main(argv=None):
         return EXIT_FAILURE
     print(json.dumps({
         "out": args.out, "rows": image.shape[0], "width": image.shape[1], "alpha": args.alpha,
-        "precision": engine.resolve_precision(args.precision), "device": engine.device,
+        # what the pass computed in: float32 under AUTO_MIN_PIXELS, as ``preview`` resolves it
+        "precision": engine.resolve_precision(args.precision, image.shape[0] * image.shape[1]),
+        "device": engine.device,
         "seconds": round(seconds, 3), "alpha_seconds": round(alpha_seconds, 3),
         "load_seconds": round(load_seconds, 3),
     }))

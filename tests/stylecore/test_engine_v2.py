@@ -496,3 +496,22 @@ def test_the_preview_cli_refuses_a_bad_alpha_clearly(tmp_path, content_image, st
     done = subprocess.run([sys.executable, "-m", "stylecore.preview", content, style, str(tmp_path / "p.png"),
                            "--rows", "32", "--alpha", "2"], capture_output=True, text=True)
     assert done.returncode == 2 and "alpha must be a number from 0 to 1" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_preview_cli_reports_the_precision_the_pass_computed_in(tmp_path, content_image, style_image,
+                                                                     monkeypatch, capsys):
+    # Where ``auto`` is bfloat16 (a CPU with AVX512_BF16 or AMX), a preview under AUTO_MIN_PIXELS is computed
+    # in float32, as a run of that size is: the JSON line said bfloat16 (the precision of a large picture).
+    from stylecore import engine as engine_module
+    from stylecore import preview as preview_cli
+    from stylecore.engine import AUTO_MIN_PIXELS
+
+    monkeypatch.setattr(engine_module, "resolve_precision", lambda precision, details=None: "bfloat16")
+    monkeypatch.setattr(engine_module.Engine, "emulation", lambda self, precision: None)
+    content = _save(tmp_path, "content.png", content_image)
+    style = _save(tmp_path, "style.png", style_image)
+    assert preview_cli.main([content, style, str(tmp_path / "p.png"), "--rows", "40"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["rows"] * report["width"] < AUTO_MIN_PIXELS
+    assert report["precision"] == "float32"
