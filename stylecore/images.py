@@ -108,19 +108,28 @@ def _wide_blocks(values):
 def _scale_wide(values, *, is_float):
     """Map 16/32-bit integer or float samples to 0..255.
 
-    Floats whose values all lie in [0, 1] are taken as fractions; integers
-    with any value above 255 are taken as 16-bit (0..65535) samples.
+    Floats whose values all lie in [0, 1] are taken as fractions, and floats in [0, 255] reaching at
+    least 128 as 8-bit values. Other floats have no fixed range (high dynamic range, normalised to
+    [-1, 1], counts): they are spread from 0 (or from their minimum where it is negative) to their
+    maximum; read as 0..255 or as 16-bit samples, such pictures came out black. Integers with any
+    value above 255 are taken as 16-bit (0..65535) samples.
     """
     low, high = 0.0, 0.0
     if values.size:
         ranges = [(block.min(), block.max()) for _, block in _wide_blocks(values)]
         low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     fractions = is_float and values.size and low >= 0.0 and high <= 1.0
-    sixteen_bit = not fractions and values.size and high > 255.0
+    eight_bit = 0.0 <= low and 128.0 <= high <= 255.0
+    spread = is_float and values.size and not fractions and not eight_bit
+    sixteen_bit = not is_float and values.size and high > 255.0
+    base = min(low, 0.0)
     gray = np.empty(values.shape, dtype=np.uint8)
     for start, block in _wide_blocks(values):
         if fractions:
             block *= 255.0
+        elif spread:
+            block -= base
+            block *= 255.0 / (high - base)
         elif sixteen_bit:
             block /= 257.0
         gray[start:start + _BLOCK_ROWS] = np.clip(np.rint(block), 0, 255)

@@ -65,6 +65,18 @@ def test_it_converts_every_mode_to_8_bit_rgb(image, expected):
     assert np.abs(loaded.astype(int) - expected).max() <= 1, (image.mode, loaded[0, 0])
 
 
+@pytest.mark.parametrize("values", [(0.0, 1.5, 3.0), (-1.0, 0.0, 1.0), (0.0, 2000.0, 4000.0)])
+def test_a_float_picture_outside_0_to_1_keeps_its_contrast(values):
+    # A float picture has no fixed range: one in [0, 1] is fractions; one of high dynamic range (0-3), one
+    # normalised to [-1, 1] or one of counts (0-4000) came out black or nearly (0-3 read as 0-255, 0-4000
+    # as 16-bit samples). Each is now spread over 0-255 from 0, or from its minimum where it is negative.
+    samples = np.repeat(np.array(values, dtype=np.float32)[None, :], 2, axis=0)
+    loaded = stylecore.load_image(Image.fromarray(samples))
+    assert np.abs(loaded[0, :, 0].astype(int) - [0, 128, 255]).max() <= 1, loaded[0, :, 0]
+    eight_bit = np.repeat(np.array([(0.0, 100.0, 200.0)], dtype=np.float32), 2, axis=0)  # 8-bit values kept
+    assert list(stylecore.load_image(Image.fromarray(eight_bit))[0, :, 0]) == [0, 100, 200]
+
+
 def test_it_composites_a_transparent_palette_png_on_white():
     image = Image.new("P", (4, 4), 0)
     image.putpalette([10, 20, 30] + [0, 0, 0] * 255)
