@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 import stylecore
+from stylecore.images import signature_format
 
 ALLOWED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "GIF": "GIF", "BMP": "BMP", "TIFF": "TIFF"}
 ALLOWED_LABEL = "JPEG, PNG, WebP, GIF, BMP or TIFF"
@@ -92,6 +93,11 @@ def _decode(data):
             code="too_many_pixels",
         )
     except UnidentifiedImageError:
+        kind = signature_format(data)
+        if kind is not None:  # a TIFF of floating-point colour, say: the format is right, the file's kind is not
+            raise ValidationError(
+                f"This {kind} file is of a kind we cannot decode (a TIFF of floating-point colour, say); save it "
+                f"as an 8- or 16-bit {kind}, a PNG or a JPEG and upload it again.", code="undecodable")
         raise ValidationError(f"This file is not an image we can read; upload a {ALLOWED_LABEL} image.", code="not_image")
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
         raise ValidationError("The image is damaged or incomplete (it could not be fully decoded).", code="corrupt")

@@ -30,6 +30,41 @@ MAX_NETWORK_PIXELS = 10_000_000
 MAX_STYLE_PIXELS = MAX_NETWORK_PIXELS
 
 _FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+# The first bytes of each format the engine reads (TIFF and BigTIFF in both byte orders; WebP is RIFF….WEBP).
+_SIGNATURES = ((b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"),
+               (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"BM", "BMP"))
+
+
+def signature_format(head):
+    """The format (of those the engine reads) that a file's first bytes announce, or None: a file Pillow
+    cannot identify may still be one, of a kind it cannot decode (a TIFF of floating-point colour)."""
+    head = bytes(head[:12])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _SIGNATURES if head.startswith(magic)), None)
+
+
+def _head(opener):
+    """The first bytes of a path, bytes or binary file, or b"" where they cannot be read."""
+    try:
+        if isinstance(opener, (str, os.PathLike)):
+            with open(opener, "rb") as handle:
+                return handle.read(12)
+        if isinstance(opener, io.BytesIO):
+            return opener.getvalue()[:12]
+        opener.seek(0)
+        return opener.read(12)
+    except (OSError, ValueError, AttributeError):
+        return b""
+
+
+def _unreadable(name, opener):
+    kind = signature_format(_head(opener))
+    if kind is None:
+        return f"Cannot read image {name}: it is not a picture in a known format ({_FORMATS})."
+    return (f"Cannot read image {name}: it is a {kind} file of a kind that cannot be decoded (a TIFF of "
+            f"floating-point colour, say). Save it as an 8- or 16-bit {kind}, a PNG or a JPEG.")
 
 
 def load_image(source):
@@ -68,9 +103,7 @@ def load_image(source):
             image.load()
             return _pil_to_rgb(image)
     except UnidentifiedImageError:
-        raise ImageError(
-            f"Cannot read image {name}: it is not a picture in a known format ({_FORMATS})."
-        ) from None
+        raise ImageError(_unreadable(name, opener)) from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"Cannot read image {name}: it is too large ({exc}).") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -69,6 +69,15 @@ def transparent_png():
     return buffer.getvalue()
 
 
+def float_colour_tiff():
+    """A TIFF of three float32 channels (as scientific and HDR tools write): Pillow cannot decode it."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.random.default_rng(0).random((48, 64, 3), dtype=np.float32), photometric="rgb")
+    return buffer.getvalue()
+
+
 JPEG = make_image(64, 48, fmt="JPEG")
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48"><rect width="64" height="48"/></svg>'
 
@@ -87,6 +96,8 @@ REFUSED = {
     "1×1": ("dot.png", make_image(1, 1), "too small to paint"),
     "15×20": ("tiny.png", make_image(15, 20), "at least 16 pixels on each side"),
     "PDF": ("paper.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "not an image we can read"),
+    # It is a TIFF: "not an image we can read; upload a … TIFF image" was no help.
+    "TIFF of float colour": ("float.tif", float_colour_tiff(), "TIFF file is of a kind we cannot decode"),
     "ICO (a format we do not take)": ("icon.png", make_image(32, 32, fmt="ICO"), "not supported"),
 }
 

@@ -112,6 +112,18 @@ def test_it_rejects_a_text_file_with_a_clear_message(tmp_path):
         stylecore.load_image(path)
 
 
+def test_a_tiff_pillow_cannot_decode_is_not_called_an_unknown_format(tmp_path):
+    # A TIFF of three float32 channels: "not a picture in a known format (…, TIFF)" sent the user looking
+    # for the wrong problem.
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, np.zeros((20, 30, 3), dtype=np.float32), photometric="rgb")
+    with open(path, "rb") as handle:
+        for source in (path, path.read_bytes(), handle):
+            with pytest.raises(stylecore.ImageError, match=r"it is a TIFF file of a kind that cannot be decoded"):
+                stylecore.load_image(source)
+
+
 def test_it_rejects_a_truncated_file():
     data = encode(Image.fromarray(np.random.default_rng(1).integers(
         0, 256, (64, 64, 3), dtype=np.uint8)), "PNG")
