@@ -39,6 +39,9 @@ def _flag_type(setting):
             raise argparse.ArgumentTypeError("to continue, give the image file to start from")
         if setting.name == "init" and os.path.isfile(text):
             return text
+        if setting.name == "init" and text not in setting.choice_values:
+            starts = ", ".join(value for value in setting.choice_values if value != "iteration")
+            raise argparse.ArgumentTypeError(f"{text!r} is no image file; give one to start from, or one of {starts}")
         try:
             value = setting.type(text)
         except ValueError:

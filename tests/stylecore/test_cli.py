@@ -101,6 +101,10 @@ def test_it_exits_with_2_for_bad_arguments(tmp_path):
     assert tiny.returncode == 2 and "at least 16" in tiny.stderr
     missing_init = run_cli(content, style, "--out", tmp_path / "out", "--init", "nowhere.png")
     assert missing_init.returncode == 2 and "--init" in missing_init.stderr
+    # It said "init must be adain, content, noise or iteration": not that the file is missing, and
+    # "iteration" is refused on the command line.
+    message = missing_init.stderr.splitlines()[-1]
+    assert "'nowhere.png' is no image file" in message and "iteration" not in message
     assert "Traceback" not in negative.stderr + tiny.stderr + missing_init.stderr
 
 
