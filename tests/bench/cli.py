@@ -58,8 +58,10 @@ def main(argv=None):
                              "(default 3; with --set none: there candidates stop by iterations only)")
     parser.add_argument("--compare-with", help="part (i): also time the engine of this checkout (e.g. an older commit)")
     parser.add_argument("--compare-backends", default="tensorflow", choices=("tensorflow,jax", "tensorflow", "jax"),
+                        metavar="tensorflow|jax|tensorflow,jax",
                         help="part (i): the backends --compare-with's checkout is timed on (default tensorflow)")
     parser.add_argument("--backends", default="tensorflow,jax", choices=("tensorflow,jax", "tensorflow", "jax"),
+                        metavar="tensorflow|jax|tensorflow,jax",
                         help="part (i): the backends timed (default both)")
     parser.add_argument("--backends-precision", default="float32", choices=("float32", "auto"),
                         help="part (i): the precision both backends compute in (default float32)")
