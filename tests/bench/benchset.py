@@ -100,6 +100,12 @@ SETS = {
         Pair("rocket-gravel", "skimage:rocket.jpg", ("skimage:gravel.png",)),
         Pair("astronaut-swirls-brick", "skimage:astronaut.png", ("sample:swirls", "skimage:brick.png"), (0.5, 0.5)),
     ),
+    # A dark photo (the Hubble deep field: mean 19 of 255, median 13) under a painterly and a bright textured
+    # style: where L-BFGS pushes many pixels beyond black (docs/PERFORMANCE.md, "Pixels beyond their range").
+    "dark": (
+        Pair("hubble-swirls", "skimage:hubble_deep_field.jpg", ("sample:swirls",)),
+        Pair("hubble-ihc", "skimage:hubble_deep_field.jpg", ("skimage:ihc.png",)),
+    ),
 }
 
 _SAMPLES = {"landscape": landscape, "swirls": swirls, "mosaic": mosaic}
