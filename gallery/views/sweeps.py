@@ -222,6 +222,7 @@ def sweep_png(request, sweep_id):
         where += f" · crop x {crop['x']}, y {crop['y']}, {crop['w']}x{crop['h']} px"  # the font has no ×
     data = matrix_png(
         title=f"{sweep.project.title} · sweep {sweep.id} · {where}",
+        fallback_title=f"Sweep {sweep.id} · {where}",  # where the font has no glyphs for the title's script
         axis1=setting_label(sweep.axis1),
         axis2=setting_label(sweep.axis2),
         row_values=[value_text(sweep.axis1, value) for value in sweep.axis1_values],

@@ -560,3 +560,29 @@ def test_the_matrix_png_crops_coarse_iterations_in_full_size_pixels_as_the_page_
 ])
 def test_long_values_are_named_short_on_the_axis(text, most, label):
     assert _tick_text(text, most) == label
+
+
+def _heading(png):
+    """The figure's heading strip (above the axis names), as pixels."""
+    figure = Image.open(io.BytesIO(png)).convert("RGB")
+    return figure.crop((0, 0, figure.width, MARGIN + LINE))
+
+
+def test_the_matrix_pngs_heading_is_never_a_row_of_empty_boxes_nor_cut_off():
+    from gallery.matrix_figure import matrix_png
+
+    cells = [[(Image.new("RGB", (64, 48), (200, 100, 50)), "run · it. 4")]]
+    axes = dict(axis1="TV weight", axis2="", row_values=["0.01"], column_values=[], cells=cells)
+    # A title the bundled font has no glyphs for (Japanese, Arabic) is drawn as the fallback; the
+    # PNG's Title text keeps it.
+    for title in ("猫の絵 — 東京の午後", "قطة في الحديقة"):
+        png = matrix_png(title=f"{title} · sweep 1 · iteration 4", fallback_title="Sweep 1 · iteration 4", **axes)
+        assert _heading(png).tobytes() == _heading(matrix_png(title="Sweep 1 · iteration 4", **axes)).tobytes()
+        assert Image.open(io.BytesIO(png)).text["Title"] == f"{title} · sweep 1 · iteration 4"
+    # A Latin title stays as it is.
+    latin = matrix_png(title="Cat · sweep 1", fallback_title="Sweep 1", **axes)
+    assert _heading(latin).tobytes() == _heading(matrix_png(title="Cat · sweep 1", **axes)).tobytes()
+    # A long one is shortened to the figure's width: its right margin stays paper.
+    long = _heading(matrix_png(title="A very long title " * 12 + "· sweep 1", **axes))
+    margin = long.crop((long.width - MARGIN, 0, long.width, long.height))
+    assert margin.getcolors() == [(margin.width * margin.height, (255, 255, 255))]
