@@ -385,6 +385,19 @@ def test_the_project_page_hides_other_users_projects(other_client, project):
     assert other_client.get(reverse("project_detail", args=[project.id])).status_code == 404
 
 
+def test_a_page_that_is_gone_says_so_in_the_sites_words_even_with_debug_on(owner_client, project, settings):
+    """`make run` runs with DEBUG on: Back after deleting a project, or an old link, must not show
+    Django's technical page (the URL patterns, "DEBUG = True") but the site's own 404."""
+    settings.DEBUG = True
+    url = reverse("project_delete", args=[project.id])
+    project.delete()
+    response = owner_client.get(url)
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "There is nothing here, or it is not yours to see." in page
+    assert "URLconf" not in page and "DEBUG" not in page
+
+
 # ---------------------------------------------------------------------------------------------
 # Compare page
 
