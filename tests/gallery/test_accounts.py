@@ -32,6 +32,12 @@ def test_it_logs_in_and_out(owner):
     assert client.get("/projects/").status_code == 302
 
 
+def test_logging_out_says_so_on_the_login_page(owner_client):
+    response = owner_client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain[-1][0] == "/accounts/login/"
+    assert b"You have logged out." in response.content
+
+
 def test_it_rejects_a_wrong_password(owner):
     response = Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
     assert response.status_code == 200
