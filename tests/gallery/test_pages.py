@@ -373,6 +373,13 @@ def test_the_project_page_does_not_load_iterations_per_run(owner_client, project
     assert response.status_code == 200
 
 
+def test_the_run_and_project_pages_say_how_to_read_a_runs_name(owner_client, project):
+    run = create_run(project, tv_weight=0.01, rows=96)
+    key = "A run's name is the notebook's folder name: TV weight_style weight_content weight"
+    assert key in html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert key in html(owner_client.get(reverse("project_detail", args=[project.id])))
+
+
 def test_others_see_a_public_project_without_launch_or_edit(other_client, public_project):
     create_run(public_project)
     page = html(other_client.get(reverse("project_detail", args=[public_project.id])))
