@@ -583,6 +583,22 @@ def test_time_left_counts_each_remaining_iteration_at_its_own_size(owner, projec
     assert estimates.queue_forecast()[queued.id] == (0, pytest.approx(left, rel=1e-6))
 
 
+def test_time_left_counts_down_inside_an_iteration(owner, project):
+    """On a CPU an iteration at 400 rows takes half a minute or more: "Time left" goes down with the
+    evaluations done of the one being computed, not only when it ends (it stood still, then rose)."""
+    calibrate(per_megapixel=4.0, overhead=0.01, precision="float32", requested="float32")
+    run = Run.objects.create(project=project, status=Run.Status.RUNNING, rows=400, start_rows=400, iterations=10,
+                             iterations_done=5, precision="float32", device="CPU", init="content",
+                             seconds_per_iteration=30.0)
+    assert run.eta_seconds == pytest.approx(5 * 30.0, rel=1e-6)
+    run.next_iteration_evaluations = 10  # half of the sixth iteration done
+    assert run.eta_seconds == pytest.approx(4.5 * 30.0, rel=1e-6)
+    run.next_iteration_evaluations = 25  # more than 20 (an iteration's line search can take more): at most one
+    assert run.eta_seconds == pytest.approx(4 * 30.0, rel=1e-6)
+    run.status = Run.Status.QUEUED  # a paused run's partial iteration is not kept
+    assert run.eta_seconds is None and estimates.remaining_seconds(run) == pytest.approx(5 * 30.0, rel=1e-6)
+
+
 def test_the_estimate_raises_the_first_scale_as_the_engine_does(owner):
     from gallery.views.runs import content_aspect
     from stylecore.engine import scale_plan, smallest_rows
