@@ -61,7 +61,10 @@ def test_style_images_move_up_and_down_and_are_removed(owner_client, project, dj
     add_styles(owner_client, project, 2)
     before = thumbnails(project)
     change = reverse("project_style_change", args=[project.id, 2])
-    assert owner_client.post(change, {"action": "up"}).status_code == 302
+    response = owner_client.post(change, {"action": "up"}, follow=True)
+    assert response.redirect_chain[0][1] == 302
+    # The numbers shift as images move: the message says where the image is now.
+    assert "Style image 2 moved up: it is now style image 1." in response.content.decode()
     project.refresh_from_db()
     assert thumbnails(project) == [before[1], before[0], before[2]]
     with django_capture_on_commit_callbacks(execute=True):
