@@ -74,6 +74,7 @@ def sweep_create(request, project_id):
         preview = {
             "count": len(runs),
             "shape": " × ".join(str(len(values)) for _name, values in form.axes),
+            "two_axes": len(form.axes) > 1,
             "seconds": format_duration(seconds),
             "measured": measured,
             "at_once": settings.USER_MAX_RUNNING_RUNS,

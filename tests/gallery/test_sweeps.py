@@ -67,6 +67,9 @@ def test_it_counts_the_runs_and_estimates_the_time_without_creating_anything(own
     page = response.content.decode()
     assert response.status_code == 200
     assert "4 runs (2 × 2)" in page
+    # One axis: the count alone, not "2 runs (2)".
+    one = post_sweep(owner_client, project, launch=False, preview="1", axis2=None).content.decode()
+    assert "2 runs</strong>" in one and "(2)" not in one
     assert "of computing in all" in page and "a rough figure" in page
     assert not Sweep.objects.exists() and not Run.objects.exists() and not queued
 
