@@ -26,3 +26,21 @@ def test_a_long_user_name_is_shortened_not_pushed_off_the_page(page, live_server
     header = page.locator(".site-header").bounding_box()
     assert header["height"] <= (110 if width < 640 else 60)
     screenshot(page, f"header-long-name-{width}", full_page=False)
+
+
+def test_a_long_owner_name_wraps_on_their_public_pages(page, live_server, other):
+    from django.contrib.auth.models import User
+
+    from gallery.models import Run
+    from tests.browser.helpers import log_in
+    from tests.factories import create_project, create_run
+
+    owner = User.objects.create_user(LONG_NAME, password="correct horse battery staple")
+    project = create_project(owner, is_public=True)
+    run = create_run(project, status=Run.Status.DONE)
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server.url, other)
+    for url in (f"/projects/{project.id}/", f"/runs/{run.id}/", "/gallery/"):
+        page.goto(live_server.url + url)
+        expect(page.locator("main")).to_contain_text(f"by {LONG_NAME}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
