@@ -33,6 +33,7 @@ def test_it_formats_losses_like_a_scientist():
     assert format_loss(1e-5) == "1.00e-5"
     assert format_loss(None) == "–"
     assert format_loss(math.nan) == "diverged"
+    assert format_loss(0.0) == "0"  # the content loss of a run starting from the photo, at iteration 0: not "0.00"
 
 
 def test_every_loss_has_three_significant_digits_so_3_stands_beside_2_83_as_3_00():
