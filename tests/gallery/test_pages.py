@@ -221,6 +221,18 @@ def test_a_run_cancelled_while_queued_says_it_never_started(owner_client, projec
     assert "cancelled at iteration" not in page and "Continue from" not in page
 
 
+def test_a_run_with_only_its_start_saved_offers_no_continue_from_iteration_0(owner_client, project):
+    """Iteration 0 is the start picture (the photo, or the picture a continued run began from): "Continue
+    from iteration 0" at the top of a run that has just started would only launch the same run again.
+    Its grid still offers to continue from it."""
+    run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=10, save_every=5)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "data-continue-latest" not in page and "Continue from iteration 0" not in page
+    assert "Continue from here" in page
+    add_iteration(run, 5)
+    assert "Continue from iteration 5" in html(owner_client.get(reverse("run_detail", args=[run.id])))
+
+
 def test_a_cancelled_run_says_which_iteration_it_reached_and_kept(owner_client, project):
     run = create_run(project, numbers=(0, 3), status=Run.Status.CANCELLED, iterations=10, save_every=10)
     page = html(owner_client.get(reverse("run_detail", args=[run.id])))
