@@ -220,6 +220,13 @@ def test_the_guide_is_linked_from_the_form(owner_client, project):
     assert "Keep the photo" in owner_client.get(guide).content.decode()
 
 
+def test_the_guide_does_not_say_the_launch_forms_defaults_are_its_own_small_size(owner_client):
+    """The pictures are 64 rows and 8 iterations to be quick to make; the form's defaults are 400 and 20."""
+    page = owner_client.get(reverse("colour_and_style_guide")).content.decode()
+    assert "launch form's defaults (64 rows" not in page
+    assert "all small: 64 rows and 8 iterations" in page
+
+
 def test_removing_a_style_image_keeps_the_rows_as_they_were_when_storage_fails(owner_client, project, monkeypatch):
     add_styles(owner_client, project, 1)
     before = thumbnails(project)
