@@ -91,9 +91,12 @@
     notice.id = "live-offline";
     notice.className = "message message-warning live-offline";
     notice.setAttribute("role", "status");
-    notice.textContent = "The server is not answering, so this page has stopped updating. " +
-      "It will catch up by itself once the server is back.";
     document.body.appendChild(notice);
+    // The text goes in after the (empty) status region is on the page, so that screen readers read it.
+    window.setTimeout(function () {
+      notice.textContent = "The server is not answering, so this page has stopped updating. " +
+        "It will catch up by itself once the server is back.";
+    }, 100);
   }
 
   function poll() {
