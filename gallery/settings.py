@@ -294,6 +294,8 @@ CONTENT_SECURITY_POLICY = {
 # Security: strict by default when DEBUG is off (check --deploy clean).
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
+# A refused form gets a page of the site saying to reload (a tab left open across a log-in).
+CSRF_FAILURE_VIEW = "gallery.views.accounts.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

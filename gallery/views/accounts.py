@@ -63,3 +63,10 @@ class LogoutView(auth_views.LogoutView):
         if was_logged_in:
             messages.info(request, "You have logged out.")
         return response
+
+
+def csrf_failure(request, reason=""):
+    """A form refused for its CSRF token (CSRF_FAILURE_VIEW): most often a page left open in another tab
+    while its user logged out and in again, which changes the token. The site's own page, saying what
+    to do, instead of Django's (with DEBUG on, its help for developers)."""
+    return render(request, "403_csrf.html", status=403)
