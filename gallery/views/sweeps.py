@@ -206,7 +206,7 @@ def sweep_png(request, sweep_id):
         line = []
         for cell in row["cells"]:
             if cell is None:
-                line.append((None, "run deleted"))
+                line.append((None, "run deleted", ""))  # not "no image yet": none is coming
                 continue
             shown = cell["shown"]
             caption = f"{cell['run'].label} · " + (f"it. {shown.number} · loss {format_loss(shown.loss)}" if shown

@@ -589,3 +589,20 @@ def test_the_matrix_pngs_heading_is_never_a_row_of_empty_boxes_nor_cut_off():
     long = _heading(matrix_png(title="A very long title " * 12 + "· sweep 1", **axes))
     margin = long.crop((long.width - MARGIN, 0, long.width, long.height))
     assert margin.getcolors() == [(margin.width * margin.height, (255, 255, 255))]
+
+
+def test_a_deleted_runs_cell_in_the_matrix_png_does_not_say_its_image_is_still_to_come():
+    """The cell of a run deleted from its sweep: a plain box over "run deleted", not "no image yet"."""
+    from gallery.matrix_figure import EMPTY, matrix_png
+
+    png = matrix_png(title="Sweep 1", axis1="TV weight", axis2="", row_values=["0.01"], column_values=[],
+                     cells=[[(None, "run deleted", "")]])
+    figure = Image.open(io.BytesIO(png)).convert("RGB")
+    top = MARGIN + LINE + 6 + 2 * LINE
+    box = figure.crop((figure.width - MARGIN - GAP - 160, top, figure.width - MARGIN - GAP, top + 120))
+    assert box.getcolors() == [(160 * 120, EMPTY)]
+    # A run still to compute keeps its words.
+    waiting = matrix_png(title="Sweep 1", axis1="TV weight", axis2="", row_values=["0.01"], column_values=[],
+                         cells=[[(None, "0.01_0.3_1 · queued")]])
+    cell = (figure.width - MARGIN - GAP - 160, top, figure.width - MARGIN - GAP, top + 120)
+    assert len(Image.open(io.BytesIO(waiting)).convert("RGB").crop(cell).getcolors()) > 1  # "no image yet"
