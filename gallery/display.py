@@ -25,6 +25,8 @@ def format_loss(value):
         return "–"
     if not math.isfinite(value):
         return "diverged"
+    if value == 0:
+        return "0"  # exactly: three significant digits of nothing would read "0.00"
     text = f"{value:#.3g}"
     if "e" in text:
         mantissa, exponent = text.split("e")

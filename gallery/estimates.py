@@ -326,12 +326,17 @@ def remaining_seconds(run, aspect=None, measured=None):
     if (device, precision) not in measured:
         measured[device, precision] = speed_for(device, precision)
     speed = measured[device, precision]
+    # The part done of the iteration a running run is computing (its evaluations of 20) is behind it
+    # too, so that "Time left" goes down during a long iteration, not only at its end.
+    partial = run.next_iteration_done / EVALUATIONS_PER_ITERATION
     ahead = behind = 0.0
     for rows, cols, first, last in plan:
         iteration = speed.seconds(rows * cols, EVALUATIONS_PER_ITERATION)
         ahead += max(0, last - max(first, done)) * iteration
         behind += max(0, min(last, done) - first) * iteration
-        if done <= first:
+        if first <= done < last:
+            ahead -= partial * iteration
+        if done <= first and not (partial and done == first):
             ahead += speed.seconds(rows * cols, EVALUATIONS_PER_SCALE)
     pace = run.seconds_per_iteration * done / behind if run.seconds_per_iteration and behind > 0 else 1.0
     return max(0.0, pace * ahead)

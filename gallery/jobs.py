@@ -336,6 +336,9 @@ class _Job:
             _finish(run.id, self.attempt, Run.Status.DONE)
             return "done"
         if self.stopping:
+            # Keep the iteration it reached (as a cancelled or paused run does): else it would resume from
+            # its last scheduled save, computing again up to Save every − 1 iterations.
+            self._keep_last_iteration()
             log.info("Worker stopping: run %s goes back to the queue at iteration %s.", run.id, result.last_iteration)
             if _requeue(run.id, self.attempt):
                 enqueue_run_quietly(run.id)

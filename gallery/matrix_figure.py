@@ -43,12 +43,39 @@ def _text_width(font, text):
     return int(font.getlength(text)) if text else 0
 
 
-def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
-    """PNG bytes of the matrix. ``cells`` is rows of (cell_picture or None, caption); ``axis1``/``axis2``
-    name the settings down and across (axis2 may be ""), with the values' texts."""
+def _drawable(font, text):
+    """Whether the font has a glyph for every character of ``text``: the bundled font draws Latin
+    letters, and a Japanese or Arabic title would come out as a row of empty boxes (the glyph a
+    font draws for a character it lacks, as for a private-use code point no font has)."""
+    missing = font.getmask("\U000F0000")
+    missing = (missing.size, bytes(missing))
+    for character in set(text):
+        if character.isspace():
+            continue
+        mask = font.getmask(character)
+        if (mask.size, bytes(mask)) == missing:
+            return False
+    return True
+
+
+def _fitted(font, text, width):
+    """``text`` shortened with "..." (the bundled font has no ellipsis) to fit ``width`` pixels."""
+    if _text_width(font, text) <= width:
+        return text
+    while text and _text_width(font, text.rstrip() + "...") > width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+def matrix_png(*, title, axis1, axis2, row_values, column_values, cells, fallback_title=None):
+    """PNG bytes of the matrix. ``cells`` is rows of (cell_picture or None, caption), or (None, caption,
+    what the empty box says instead of "no image yet", e.g. nothing for a deleted run); ``axis1``/``axis2``
+    name the settings down and across (axis2 may be ""), with the values' texts. The figure's heading
+    is ``title``, or ``fallback_title`` where the font cannot draw every character of ``title`` (a
+    project titled in Japanese), shortened to the figure's width; the PNG's Title text keeps ``title``."""
     font = ImageFont.load_default(size=FONT_SIZE)
     bold = ImageFont.load_default(size=FONT_SIZE + 2)
-    pictures = [[picture for picture, _caption in row] for row in cells]
+    pictures = [[cell[0] for cell in row] for row in cells]
     shown = [picture for row in pictures for picture in row if picture is not None]
     cell_w = max([picture.width for picture in shown] + [160])
     cell_h = max([picture.height for picture in shown] + [120])
@@ -62,7 +89,8 @@ def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
     height = top + len(cells) * (cell_h + LINE + GAP) + MARGIN
     figure = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(figure)
-    draw.text((MARGIN, MARGIN), title, font=bold, fill=INK)
+    heading = title if fallback_title is None or _drawable(bold, title) else fallback_title
+    draw.text((MARGIN, MARGIN), _fitted(bold, heading, width - 2 * MARGIN), font=bold, fill=INK)
     header_y = MARGIN + LINE + 6
     draw.text((MARGIN, header_y), down, font=font, fill=MUTED)
     left = MARGIN + header_w
@@ -74,12 +102,12 @@ def matrix_png(*, title, axis1, axis2, row_values, column_values, cells):
     for i, row in enumerate(cells):
         y = top + i * (cell_h + LINE + GAP)
         draw.text((MARGIN, y + cell_h // 2 - LINE // 2), row_values[i], font=font, fill=INK)
-        for j, (_image, caption) in enumerate(row):
+        for j, (_image, caption, *empty) in enumerate(row):
             x = left + j * (cell_w + GAP)
             picture = pictures[i][j]
             if picture is None:
                 draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), fill=EMPTY)
-                draw.text((x + 8, y + 8), "no image yet", font=font, fill=MUTED)
+                draw.text((x + 8, y + 8), empty[0] if empty else "no image yet", font=font, fill=MUTED)
             else:
                 figure.paste(picture, (x + (cell_w - picture.width) // 2, y + (cell_h - picture.height) // 2))
             draw.text((x, y + cell_h + 2), caption, font=font, fill=MUTED)

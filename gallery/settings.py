@@ -76,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # A view's Http404 gets the site's own 404 page with DEBUG on too (`make run`).
+    "gallery.middleware.NotFoundPage",
     # Last, as django-axes asks: it turns a locked-out login into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -292,6 +294,8 @@ CONTENT_SECURITY_POLICY = {
 # Security: strict by default when DEBUG is off (check --deploy clean).
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
+# A refused form gets a page of the site saying to reload (a tab left open across a log-in).
+CSRF_FAILURE_VIEW = "gallery.views.accounts.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

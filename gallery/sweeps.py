@@ -98,7 +98,9 @@ class SweepAxisForm(forms.Form):
         if name not in LOG_SPACEABLE:
             raise forms.ValidationError(f"Only weights can be log-spaced; type the values of {setting_label(name)}.")
         if typed:
-            raise forms.ValidationError("Type the values or give a log-spaced range, not both.")
+            # The form starts with values typed in: say which box to empty.
+            raise forms.ValidationError(
+                "Type the values or give a log-spaced range, not both: empty Values to use the range.")
         if None in (start, stop, steps):
             raise forms.ValidationError("A log-spaced range needs a start, an end and a number of steps.")
         if not (math.isfinite(start) and math.isfinite(stop)) or start <= 0 or stop <= 0:

@@ -129,8 +129,8 @@ SETTINGS = (
     # 2 %: 14-20 on the set's eight pairs, median 19 (the benchmark's part j, AMD EPYC Zen 4,
     # bfloat16). At 17 the runs were still gaining 0.4-1.2 % an iteration.
     Setting("iterations", int, 20, "Iterations",
-            "Each iteration is up to 20 loss evaluations, as in the notebook. By the default {default}, five "
-            "more lower the loss by under 2 % on the pictures measured; more iterations add more style.",
+            "Each iteration is up to 20 loss evaluations, as in the notebook. After the default {default}, five "
+            "more iterations lower the loss by under 2 % on the pictures measured, and add a little more style.",
             minimum=1),
     Setting("rows", int, 400, "Rows", "The output's height in pixels; the width keeps the content's shape. "
             "Time grows with the number of pixels.", minimum=MIN_SIDE, unit="px", sweep="values",

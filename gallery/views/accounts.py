@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.shortcuts import redirect, render
@@ -51,3 +52,21 @@ def set_theme(request):
     else:
         response.delete_cookie("theme")
     return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Log out, and say so on the log-in page it leads to (else that page looks as if nothing happened)."""
+
+    def post(self, request, *args, **kwargs):
+        was_logged_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_logged_in:
+            messages.info(request, "You have logged out.")
+        return response
+
+
+def csrf_failure(request, reason=""):
+    """A form refused for its CSRF token (CSRF_FAILURE_VIEW): most often a page left open in another tab
+    while its user logged out and in again, which changes the token. The site's own page, saying what
+    to do, instead of Django's (with DEBUG on, its help for developers)."""
+    return render(request, "403_csrf.html", status=403)

@@ -119,7 +119,8 @@ def project_delete(request, project_id):
     count = project.runs.count()
     return render(request, "gallery/confirm_delete.html", {
         "name": project.title, "button": "Delete project", "keep_url": project.get_absolute_url(),
-        "consequence": f"This removes the project, its {count} run{pluralize(count)} and every saved image.",
+        "consequence": (f"This removes the project, its {count} run{pluralize(count)} and every saved image."
+                        if count else "This removes the project and its images."),
     })
 
 
@@ -158,7 +159,8 @@ def project_style_change(request, project_id, number):
             messages.success(request, f"Style image {number} removed.")
         elif action in STYLE_ACTIONS:
             styles.move_style(project, number, STYLE_ACTIONS[action])
-            messages.success(request, f"Style image {number} moved {action}.")
+            now = number + STYLE_ACTIONS[action]  # move_style refused a move past either end
+            messages.success(request, f"Style image {number} moved {action}: it is now style image {now}.")
         else:
             raise styles.StyleError("Choose up, down or remove.")
     except styles.StyleError as exc:

@@ -74,6 +74,7 @@ def sweep_create(request, project_id):
         preview = {
             "count": len(runs),
             "shape": " × ".join(str(len(values)) for _name, values in form.axes),
+            "two_axes": len(form.axes) > 1,
             "seconds": format_duration(seconds),
             "measured": measured,
             "at_once": settings.USER_MAX_RUNNING_RUNS,
@@ -205,7 +206,7 @@ def sweep_png(request, sweep_id):
         line = []
         for cell in row["cells"]:
             if cell is None:
-                line.append((None, "run deleted"))
+                line.append((None, "run deleted", ""))  # not "no image yet": none is coming
                 continue
             shown = cell["shown"]
             caption = f"{cell['run'].label} · " + (f"it. {shown.number} · loss {format_loss(shown.loss)}" if shown
@@ -222,6 +223,7 @@ def sweep_png(request, sweep_id):
         where += f" · crop x {crop['x']}, y {crop['y']}, {crop['w']}x{crop['h']} px"  # the font has no ×
     data = matrix_png(
         title=f"{sweep.project.title} · sweep {sweep.id} · {where}",
+        fallback_title=f"Sweep {sweep.id} · {where}",  # where the font has no glyphs for the title's script
         axis1=setting_label(sweep.axis1),
         axis2=setting_label(sweep.axis2),
         row_values=[value_text(sweep.axis1, value) for value in sweep.axis1_values],

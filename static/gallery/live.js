@@ -75,20 +75,50 @@
       .then(function (html) { if (mine === latest[key]) swap(html); });
   }
 
+  /* While the server does not answer (stopped, restarting, the network down), the page would go on
+     showing "Running" and a frozen elapsed time as if all were well: after two failed polls in a row
+     a notice says the page has stopped updating, and it goes as soon as a poll succeeds again. */
+  var OFFLINE_AFTER = 2;
+
+  function offlineNotice(show) {
+    var notice = document.getElementById("live-offline");
+    if (!show) {
+      if (notice) notice.remove();
+      return;
+    }
+    if (notice) return;
+    notice = document.createElement("div");
+    notice.id = "live-offline";
+    notice.className = "message message-warning live-offline";
+    notice.setAttribute("role", "status");
+    document.body.appendChild(notice);
+    // The text goes in after the (empty) status region is on the page, so that screen readers read it.
+    window.setTimeout(function () {
+      notice.textContent = "The server is not answering, so this page has stopped updating. " +
+        "It will catch up by itself once the server is back.";
+    }, 100);
+  }
+
   function poll() {
     var poller = document.getElementById("live-poller");
     var url = poller && poller.getAttribute("data-live-url");
-    if (!url) return;
+    if (!url) {
+      offlineNotice(false);
+      return;
+    }
     var ms = parseInt(poller.getAttribute("data-live-ms"), 10) || 2000;
     load(url)
       .then(function () {
         failures = 0;
+        offlineNotice(false);
         window.setTimeout(poll, ms);
       })
       .catch(function () {
-        // Back off while the server is unreachable, but keep watching.
+        // Back off while the server is unreachable, but keep watching (at least every 10 s, so the
+        // page catches up soon after the server is back).
         failures += 1;
-        window.setTimeout(poll, Math.min(30000, ms * Math.pow(2, failures)));
+        if (failures >= OFFLINE_AFTER) offlineNotice(true);
+        window.setTimeout(poll, Math.min(10000, ms * Math.pow(2, failures)));
       });
   }
 

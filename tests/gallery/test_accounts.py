@@ -32,6 +32,28 @@ def test_it_logs_in_and_out(owner):
     assert client.get("/projects/").status_code == 302
 
 
+def test_logging_out_says_so_on_the_login_page(owner_client):
+    response = owner_client.post("/accounts/logout/", follow=True)
+    assert response.redirect_chain[-1][0] == "/accounts/login/"
+    assert b"You have logged out." in response.content
+
+
+def test_a_form_from_before_logging_in_again_is_refused_in_the_sites_words(owner, settings):
+    """Two tabs: log out and in again in one, then submit a form left open in the other. The token
+    changed at log-in: the refusal is a page of the site saying what to do, not Django's CSRF help."""
+    for debug in (True, False):
+        settings.DEBUG = debug
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(owner)
+        client.get("/projects/")
+        response = client.post("/projects/new/", {"title": "x", "csrfmiddlewaretoken": "stale" * 8})
+        assert response.status_code == 403
+        page = response.content.decode()
+        assert "This form is out of date" in page and "reload" in page
+        assert "CSRF" not in page and "Help" not in page
+        assert 'href="/projects/"' in page  # the site's header, signed in
+
+
 def test_it_rejects_a_wrong_password(owner):
     response = Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
     assert response.status_code == 200

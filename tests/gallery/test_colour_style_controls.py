@@ -61,7 +61,10 @@ def test_style_images_move_up_and_down_and_are_removed(owner_client, project, dj
     add_styles(owner_client, project, 2)
     before = thumbnails(project)
     change = reverse("project_style_change", args=[project.id, 2])
-    assert owner_client.post(change, {"action": "up"}).status_code == 302
+    response = owner_client.post(change, {"action": "up"}, follow=True)
+    assert response.redirect_chain[0][1] == 302
+    # The numbers shift as images move: the message says where the image is now.
+    assert "Style image 2 moved up: it is now style image 1." in response.content.decode()
     project.refresh_from_db()
     assert thumbnails(project) == [before[1], before[0], before[2]]
     with django_capture_on_commit_callbacks(execute=True):
@@ -215,6 +218,13 @@ def test_the_guide_is_linked_from_the_form(owner_client, project):
     guide = reverse("colour_and_style_guide")
     assert guide in page
     assert "Keep the photo" in owner_client.get(guide).content.decode()
+
+
+def test_the_guide_does_not_say_the_launch_forms_defaults_are_its_own_small_size(owner_client):
+    """The pictures are 64 rows and 8 iterations to be quick to make; the form's defaults are 400 and 20."""
+    page = owner_client.get(reverse("colour_and_style_guide")).content.decode()
+    assert "launch form's defaults (64 rows" not in page
+    assert "all small: 64 rows and 8 iterations" in page
 
 
 def test_removing_a_style_image_keeps_the_rows_as_they_were_when_storage_fails(owner_client, project, monkeypatch):

@@ -47,7 +47,8 @@ def test_the_sweep_form_lists_the_grids_and_each_axis_errors(owner_client, proje
     response = post_sweep(owner_client, project, axis1=("tv_weight", "0.01"), axis2=("tv_weight", "banana, -1"),
                           iterations="0", **{"axis1-log_from": "1", "axis1-log_to": "2", "axis1-log_steps": "3"})
     assert summary(response) == [
-        "#id_axis1-values Down the matrix: Type the values or give a log-spaced range, not both.",
+        "#id_axis1-values Down the matrix: Type the values or give a log-spaced range, not both: "
+        "empty Values to use the range.",
         "#id_axis2-values Across the matrix: “banana”: Enter a number.",
         "#id_iterations Iterations: Use a whole number from 1 to 5000.",
     ]

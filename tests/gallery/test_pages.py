@@ -33,6 +33,7 @@ def test_it_formats_losses_like_a_scientist():
     assert format_loss(1e-5) == "1.00e-5"
     assert format_loss(None) == "–"
     assert format_loss(math.nan) == "diverged"
+    assert format_loss(0.0) == "0"  # the content loss of a run starting from the photo, at iteration 0: not "0.00"
 
 
 def test_every_loss_has_three_significant_digits_so_3_stands_beside_2_83_as_3_00():
@@ -220,6 +221,18 @@ def test_a_run_cancelled_while_queued_says_it_never_started(owner_client, projec
     assert "cancelled at iteration" not in page and "Continue from" not in page
 
 
+def test_a_run_with_only_its_start_saved_offers_no_continue_from_iteration_0(owner_client, project):
+    """Iteration 0 is the start picture (the photo, or the picture a continued run began from): "Continue
+    from iteration 0" at the top of a run that has just started would only launch the same run again.
+    Its grid still offers to continue from it."""
+    run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=10, save_every=5)
+    page = html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert "data-continue-latest" not in page and "Continue from iteration 0" not in page
+    assert "Continue from here" in page
+    add_iteration(run, 5)
+    assert "Continue from iteration 5" in html(owner_client.get(reverse("run_detail", args=[run.id])))
+
+
 def test_a_cancelled_run_says_which_iteration_it_reached_and_kept(owner_client, project):
     run = create_run(project, numbers=(0, 3), status=Run.Status.CANCELLED, iterations=10, save_every=10)
     page = html(owner_client.get(reverse("run_detail", args=[run.id])))
@@ -373,6 +386,13 @@ def test_the_project_page_does_not_load_iterations_per_run(owner_client, project
     assert response.status_code == 200
 
 
+def test_the_run_and_project_pages_say_how_to_read_a_runs_name(owner_client, project):
+    run = create_run(project, tv_weight=0.01, rows=96)
+    key = "A run's name is the notebook's folder name: TV weight_style weight_content weight"
+    assert key in html(owner_client.get(reverse("run_detail", args=[run.id])))
+    assert key in html(owner_client.get(reverse("project_detail", args=[project.id])))
+
+
 def test_others_see_a_public_project_without_launch_or_edit(other_client, public_project):
     create_run(public_project)
     page = html(other_client.get(reverse("project_detail", args=[public_project.id])))
@@ -383,6 +403,19 @@ def test_others_see_a_public_project_without_launch_or_edit(other_client, public
 
 def test_the_project_page_hides_other_users_projects(other_client, project):
     assert other_client.get(reverse("project_detail", args=[project.id])).status_code == 404
+
+
+def test_a_page_that_is_gone_says_so_in_the_sites_words_even_with_debug_on(owner_client, project, settings):
+    """`make run` runs with DEBUG on: Back after deleting a project, or an old link, must not show
+    Django's technical page (the URL patterns, "DEBUG = True") but the site's own 404."""
+    settings.DEBUG = True
+    url = reverse("project_delete", args=[project.id])
+    project.delete()
+    response = owner_client.get(url)
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "There is nothing here, or it is not yours to see." in page
+    assert "URLconf" not in page and "DEBUG" not in page
 
 
 # ---------------------------------------------------------------------------------------------

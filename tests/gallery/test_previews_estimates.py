@@ -1,5 +1,6 @@
 """The instant preview's and the estimate's views, the estimator's arithmetic, scale captions and
 the chart's scale marks (no worker here: tests/gallery/test_lanes.py runs the real lanes)."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -283,6 +284,16 @@ def test_the_estimate_endpoint_answers_for_the_typed_settings(owner_client, othe
     assert other_client.get(url, FORM).status_code == 404
 
 
+def test_the_estimates_clock_time_names_its_zone(owner_client, project):
+    """The expected start is the server's clock (TIME_ZONE, UTC by default), which need not be the
+    reader's: it says which."""
+    calibrate()
+    Run.objects.create(project=project, status=Run.Status.RUNNING, iterations=10, iterations_done=5,
+                       seconds_per_iteration=60.0, started=timezone.now())
+    html = owner_client.get(reverse("run_estimate", args=[project.id]), FORM).content.decode()
+    assert re.search(r"It would start when a worker frees up, around \d\d:\d\d UTC\.", html)
+
+
 def test_the_estimate_says_when_a_run_would_take_turns(owner_client, project, settings):
     calibrate()
     url = reverse("run_estimate", args=[project.id])
@@ -366,8 +377,8 @@ def test_queued_runs_show_their_expected_start_on_the_project_and_run_pages(owne
     html = owner_client.get(reverse("project_detail", args=[project.id])).content.decode()
     run_html = owner_client.get(reverse("run_detail", args=[queued.id])).content.decode()
     expected = {before, in_five_minutes()}  # the clock may pass a minute's turn during the requests
-    assert any(f"starts ~{time}" in html for time in expected)
-    assert any(f"Expected to start around {time}" in run_html for time in expected)
+    assert any(f"starts ~{time} UTC" in html for time in expected)  # the server's zone, said
+    assert any(f"Expected to start around {time} UTC" in run_html for time in expected)
 
 
 def test_a_paused_run_says_why_it_waits_and_when_it_goes_on(owner_client, project):
@@ -405,7 +416,7 @@ def test_a_running_run_says_when_it_will_pause_for_another_users_run(owner_clien
     html = owner_client.get(url).content.decode()
     pause = timezone.localtime(now + timedelta(seconds=200))
     assert said(html) and "after 5 min 00 s of computing (around" in html
-    assert any(f"(around {time:%H:%M})" in html for time in (pause, pause + timedelta(seconds=60)))
+    assert any(f"(around {time:%H:%M} UTC)" in html for time in (pause, pause + timedelta(seconds=60)))
     assert "so it will take longer to finish than it would alone." in html
     assert owner_client.get(progress).json()["turn_ends"] is not None
     # The live update carries it too.
@@ -570,6 +581,22 @@ def test_time_left_counts_each_remaining_iteration_at_its_own_size(owner, projec
     assert left > 2.5 * 7 * run.seconds_per_iteration  # not the flat average of the coarse iterations
     assert run.eta_seconds == pytest.approx(left, rel=1e-6)
     assert estimates.queue_forecast()[queued.id] == (0, pytest.approx(left, rel=1e-6))
+
+
+def test_time_left_counts_down_inside_an_iteration(owner, project):
+    """On a CPU an iteration at 400 rows takes half a minute or more: "Time left" goes down with the
+    evaluations done of the one being computed, not only when it ends (it stood still, then rose)."""
+    calibrate(per_megapixel=4.0, overhead=0.01, precision="float32", requested="float32")
+    run = Run.objects.create(project=project, status=Run.Status.RUNNING, rows=400, start_rows=400, iterations=10,
+                             iterations_done=5, precision="float32", device="CPU", init="content",
+                             seconds_per_iteration=30.0)
+    assert run.eta_seconds == pytest.approx(5 * 30.0, rel=1e-6)
+    run.next_iteration_evaluations = 10  # half of the sixth iteration done
+    assert run.eta_seconds == pytest.approx(4.5 * 30.0, rel=1e-6)
+    run.next_iteration_evaluations = 25  # more than 20 (an iteration's line search can take more): at most one
+    assert run.eta_seconds == pytest.approx(4 * 30.0, rel=1e-6)
+    run.status = Run.Status.QUEUED  # a paused run's partial iteration is not kept
+    assert run.eta_seconds is None and estimates.remaining_seconds(run) == pytest.approx(5 * 30.0, rel=1e-6)
 
 
 def test_the_estimate_raises_the_first_scale_as_the_engine_does(owner):

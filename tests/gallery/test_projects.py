@@ -2,10 +2,11 @@ import io
 from pathlib import Path
 
 from django.test import Client
+from django.urls import reverse
 from PIL import Image
 
 from gallery.models import Project
-from tests.factories import create_project, make_image, upload
+from tests.factories import create_project, create_run, make_image, upload
 
 
 def stored_files(media_root):
@@ -178,6 +179,14 @@ def test_it_hides_other_users_projects_behind_404(project, other_client):
     assert other_client.post(f"/projects/{project.id}/edit/", {"title": "Mine now"}).status_code == 404
     project.refresh_from_db()
     assert project.title == "Bird and Scream"
+
+
+def test_the_delete_page_says_what_goes_without_counting_no_runs(project, owner_client):
+    page = owner_client.get(reverse("project_delete", args=[project.id])).content.decode()
+    assert "This removes the project and its images." in page and "0 runs" not in page
+    create_run(project)
+    page = owner_client.get(reverse("project_delete", args=[project.id])).content.decode()
+    assert "This removes the project, its 1 run and every saved image." in page
 
 
 def test_it_does_not_let_others_edit_or_delete_a_public_project(public_project, other_client):

@@ -288,6 +288,39 @@ def test_a_diverging_run_keeps_its_last_good_iteration_to_continue_from(project,
     assert run.latest_iteration().checkpoint  # continued from its exact pixels
 
 
+def test_a_worker_stopping_keeps_the_iteration_it_reached_and_the_run_resumes_there(project, monkeypatch, queued):
+    """Ctrl-C on `make run` (or SIGTERM) mid-run: the run goes back to the queue, and resumes from the
+    iteration it reached, not from its last scheduled save (with Save every 10, iteration 0: minutes
+    of computing on a CPU computed again, and the run page going back to iteration 0)."""
+    monkeypatch.setattr(jobs, "shutdown", threading.Event())
+
+    def stop_after_two(report):
+        if report.iteration == 2:
+            jobs.shutdown.set()
+
+    monkeypatch.setattr(jobs, "get_engine", lambda: ScriptedEngine(10, during=stop_after_two))
+    run = make_run(project, iterations=10, save_every=10)
+
+    assert tasks.execute_run(run.id) == "stopped"
+
+    run.refresh_from_db()
+    assert (run.status, run.iterations_done) == (Run.Status.QUEUED, 3)
+    assert [i.number for i in run.saved_iterations.all()] == [0, 3]
+    assert run.latest_iteration().checkpoint  # resumed from its exact pixels
+    assert queued == [run.id]
+
+    monkeypatch.setattr(jobs, "shutdown", threading.Event())
+    started = []
+    engine = ScriptedEngine(10)
+    original = engine.stylize
+    engine.stylize = lambda *args, first_iteration=0, **kwargs: started.append(first_iteration) or original(
+        *args, first_iteration=first_iteration, **kwargs)
+    monkeypatch.setattr(jobs, "get_engine", lambda: engine)
+    assert tasks.execute_run(run.id) == "done"
+    assert started == [3]
+    assert [i.number for i in Run.objects.get(id=run.id).saved_iterations.all()] == [0, 3, 10]
+
+
 def test_a_cancelled_run_keeps_the_iteration_it_reached_to_continue_from(project, monkeypatch):
     def cancel_after_two(report):
         if report.iteration == 2:

@@ -97,3 +97,12 @@ def test_every_number_input_of_the_form_has_the_schemas_bounds(owner_client, pro
             assert f'min="{setting.minimum}"' in tag, tag
             if setting.maximum is not None:
                 assert f'max="{setting.maximum}"' in tag or setting.name == "iterations", tag
+
+
+def test_the_iterations_help_reads_as_english(owner_client):
+    """It said "By the default 20, five more lower the loss…": the five more come after the 20."""
+    from stylecore.schema import help_text
+
+    words = help_text(SETTING["iterations"])
+    assert "After the default 20, five more iterations lower the loss by under 2 %" in words
+    assert "By the default" not in words

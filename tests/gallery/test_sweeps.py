@@ -67,6 +67,9 @@ def test_it_counts_the_runs_and_estimates_the_time_without_creating_anything(own
     page = response.content.decode()
     assert response.status_code == 200
     assert "4 runs (2 × 2)" in page
+    # One axis: the count alone, not "2 runs (2)".
+    one = post_sweep(owner_client, project, launch=False, preview="1", axis2=None).content.decode()
+    assert "2 runs</strong>" in one and "(2)" not in one
     assert "of computing in all" in page and "a rough figure" in page
     assert not Sweep.objects.exists() and not Run.objects.exists() and not queued
 
@@ -560,3 +563,46 @@ def test_the_matrix_png_crops_coarse_iterations_in_full_size_pixels_as_the_page_
 ])
 def test_long_values_are_named_short_on_the_axis(text, most, label):
     assert _tick_text(text, most) == label
+
+
+def _heading(png):
+    """The figure's heading strip (above the axis names), as pixels."""
+    figure = Image.open(io.BytesIO(png)).convert("RGB")
+    return figure.crop((0, 0, figure.width, MARGIN + LINE))
+
+
+def test_the_matrix_pngs_heading_is_never_a_row_of_empty_boxes_nor_cut_off():
+    from gallery.matrix_figure import matrix_png
+
+    cells = [[(Image.new("RGB", (64, 48), (200, 100, 50)), "run · it. 4")]]
+    axes = dict(axis1="TV weight", axis2="", row_values=["0.01"], column_values=[], cells=cells)
+    # A title the bundled font has no glyphs for (Japanese, Arabic) is drawn as the fallback; the
+    # PNG's Title text keeps it.
+    for title in ("猫の絵 — 東京の午後", "قطة في الحديقة"):
+        png = matrix_png(title=f"{title} · sweep 1 · iteration 4", fallback_title="Sweep 1 · iteration 4", **axes)
+        assert _heading(png).tobytes() == _heading(matrix_png(title="Sweep 1 · iteration 4", **axes)).tobytes()
+        assert Image.open(io.BytesIO(png)).text["Title"] == f"{title} · sweep 1 · iteration 4"
+    # A Latin title stays as it is.
+    latin = matrix_png(title="Cat · sweep 1", fallback_title="Sweep 1", **axes)
+    assert _heading(latin).tobytes() == _heading(matrix_png(title="Cat · sweep 1", **axes)).tobytes()
+    # A long one is shortened to the figure's width: its right margin stays paper.
+    long = _heading(matrix_png(title="A very long title " * 12 + "· sweep 1", **axes))
+    margin = long.crop((long.width - MARGIN, 0, long.width, long.height))
+    assert margin.getcolors() == [(margin.width * margin.height, (255, 255, 255))]
+
+
+def test_a_deleted_runs_cell_in_the_matrix_png_does_not_say_its_image_is_still_to_come():
+    """The cell of a run deleted from its sweep: a plain box over "run deleted", not "no image yet"."""
+    from gallery.matrix_figure import EMPTY, matrix_png
+
+    png = matrix_png(title="Sweep 1", axis1="TV weight", axis2="", row_values=["0.01"], column_values=[],
+                     cells=[[(None, "run deleted", "")]])
+    figure = Image.open(io.BytesIO(png)).convert("RGB")
+    top = MARGIN + LINE + 6 + 2 * LINE
+    box = figure.crop((figure.width - MARGIN - GAP - 160, top, figure.width - MARGIN - GAP, top + 120))
+    assert box.getcolors() == [(160 * 120, EMPTY)]
+    # A run still to compute keeps its words.
+    waiting = matrix_png(title="Sweep 1", axis1="TV weight", axis2="", row_values=["0.01"], column_values=[],
+                         cells=[[(None, "0.01_0.3_1 · queued")]])
+    cell = (figure.width - MARGIN - GAP - 160, top, figure.width - MARGIN - GAP, top + 120)
+    assert len(Image.open(io.BytesIO(waiting)).convert("RGB").crop(cell).getcolors()) > 1  # "no image yet"
