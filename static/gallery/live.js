@@ -14,6 +14,7 @@
   "use strict";
   var latest = {};
   var failures = 0;
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
 
   // CSRF tokens are masked afresh on every render; they do not make a form different.
   function comparable(html) {
@@ -39,16 +40,31 @@
       Array.prototype.forEach.call(part.attributes, function (attribute) {
         if (target.getAttribute(attribute.name) !== attribute.value) target.setAttribute(attribute.name, attribute.value);
       });
-    } else if (comparable(target.outerHTML) !== comparable(part.outerHTML)) {
+    } else {
+      keepOpen(target, part);
+      if (comparable(target.outerHTML) === comparable(part.outerHTML)) return;
+      // The focus inside a replaced part goes to the element in the same place in its new markup.
+      var place = Array.prototype.indexOf.call(target.querySelectorAll(FOCUSABLE), document.activeElement);
       target.replaceWith(document.adoptNode(part));
+      var again = place >= 0 && part.querySelectorAll(FOCUSABLE)[place];
+      if (again) again.focus({ preventScroll: true });
     }
+  }
+
+  // A <details> the user opened (the loss values' table) stays open across a swap: the server
+  // renders it closed, and its open attribute must not count as a difference either.
+  function keepOpen(target, part) {
+    var opened = target.querySelectorAll("details");
+    Array.prototype.forEach.call(part.querySelectorAll("details"), function (details, k) {
+      if (opened[k]) details.open = opened[k].open;
+    });
   }
 
   function swap(html) {
     var doc = new DOMParser().parseFromString(html, "text/html");
     var focusedId = document.activeElement && document.activeElement.id;
     Array.prototype.slice.call(doc.querySelectorAll("[data-live-part][id]")).forEach(swapPart);
-    // A replaced part takes the focus with it: give it to the new element of the same id.
+    // A replaced focused element with an id (a button swapped whole): the new element of that id.
     if (focusedId && !document.body.contains(document.activeElement)) {
       var again = document.getElementById(focusedId);
       if (again) again.focus();

@@ -166,6 +166,24 @@ def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_serv
     expect(page.locator("#live-poller")).not_to_have_attribute("data-live-url", re.compile("."))
 
 
+def test_a_live_update_keeps_the_opened_loss_table_open_and_the_focus_in_it(page, live_server, owner, project):
+    """The loss chart is swapped whole as a run computes: the values' table a keyboard user opened stays
+    open, and the focus stays on its summary instead of falling back to the page (WCAG 2.4.3)."""
+    run = create_run(project, numbers=(0, 1), status=Run.Status.RUNNING, iterations=4)
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/runs/{run.id}/")
+    tab_to(page, "#loss-chart summary")
+    page.keyboard.press("Enter")
+    table = page.locator("#loss-chart details")
+    expect(table).to_have_attribute("open", "")
+    page.wait_for_timeout(3000)  # a poll or more with nothing new
+    add_iteration(run, 2)
+    Run.objects.filter(id=run.id).update(iterations_done=2)
+    expect(page.locator('#loss-chart tbody th:text-is("2")')).to_have_count(1)
+    expect(table).to_have_attribute("open", "")
+    assert page.evaluate("() => document.activeElement.matches('#loss-chart summary')")
+
+
 def test_the_compare_page_follows_a_computing_run_live(page, live_server, owner, project):
     done = create_run(project, numbers=(0, 1, 2), tv_weight=0.1)
     computing = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=2, tv_weight=1)
