@@ -137,10 +137,8 @@ AXES_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_COOLOFF_MESSAGE = (
-    "Too many failed log-in attempts for this account from your address. "
-    "Log-in is locked for a while; try again later."
-)
+# The locked-out answer is a page of the site (a title, the language, the header), not bare text.
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # One client address may make this many accounts an hour (gallery.signups); 0: no limit. Behind the
 # proxy (BEHIND_HTTPS_PROXY) the address is the one the proxy appended to X-Forwarded-For.
 SIGNUP_LIMIT_PER_HOUR = _env_int("SIGNUP_LIMIT_PER_HOUR", 20)

@@ -27,6 +27,10 @@ def test_after_too_many_wrong_passwords_the_right_one_is_refused_with_a_clear_me
     assert response.status_code == 429
     assert b"Too many failed log-in attempts" in response.content
     assert "_auth_user_id" not in client.session
+    # A page of the site, not bare text: its language, a title and a main landmark (WCAG 3.1.1, 2.4.2).
+    html = response.content.decode()
+    assert '<html lang="en"' in html and "<title>Log-in locked · Style Gallery</title>" in html
+    assert '<main class="page" id="main">' in html and "<h1>Log-in locked</h1>" in html
 
 
 def test_a_few_wrong_passwords_then_the_right_one_still_log_in(owner):
