@@ -9,8 +9,10 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.test import RequestFactory
 from playwright.sync_api import expect
 
+from gallery import signups
 from gallery.models import Run, Sweep
 from tests.browser.helpers import log_in
 from tests.factories import PASSWORD, create_project
@@ -35,7 +37,15 @@ def world(owner, other):
     sweep = Sweep.objects.create(project=project, axis1="tv_weight", axis1_values=[0.01, 0.001, 0.0001])
     for row, run in enumerate((smooth, running, sharp)):
         Run.objects.filter(id=run.id).update(sweep=sweep, sweep_row=row, sweep_column=0)
-    return {"project": project, "smooth": smooth, "sharp": sharp, "running": running, "sweep": sweep}
+    # Runs in the states a computing run can end in, and a project with none, in projects of their own.
+    states = create_project(owner, "Runs in every state")
+    failed = create_run(states, numbers=(0, 1), status=Run.Status.FAILED, iterations=5,
+                        error="The worker ran out of memory.")
+    cancelled = create_run(states, numbers=(0,), status=Run.Status.CANCELLED, iterations=5)
+    queued = create_run(states, numbers=(), status=Run.Status.QUEUED, iterations=5)
+    empty = create_project(owner, "No runs yet")
+    return {"project": project, "smooth": smooth, "sharp": sharp, "running": running, "sweep": sweep,
+            "states": states, "failed": failed, "cancelled": cancelled, "queued": queued, "empty": empty}
 
 
 def pages_of(world):
@@ -56,7 +66,59 @@ def pages_of(world):
         "new-sweep": f"/projects/{project.id}/sweeps/new/",
         "sweep": f"/sweeps/{world['sweep'].id}/?crop=20,16,24,18",
         "guide": "/help/colour-and-style/",
+        "not-found": "/projects/999999/",
+        "password-change": "/accounts/password_change/",
+        "password-changed": "/accounts/password_change/done/",
+        "delete-project": f"/projects/{project.id}/delete/",
+        "delete-run": f"/runs/{sharp.id}/delete/",
+        "delete-run-refused": f"/runs/{running.id}/delete/",  # still computing: cancel it first
+        "project-states": f"/projects/{world['states'].id}/",
+        "run-failed": f"/runs/{world['failed'].id}/",
+        "run-cancelled": f"/runs/{world['cancelled'].id}/",
+        "run-queued": f"/runs/{world['queued'].id}/",
+        "project-no-runs": f"/projects/{world['empty'].id}/",
+        "compare-refused": f"/compare/?runs={smooth.id}",
     }
+
+
+def send(page, selector):
+    """Send the form of the button at selector past the browser's own checks (required fields), to the server's."""
+    page.locator(selector).evaluate("button => { button.form.noValidate = true; }")
+    page.locator(selector).click()
+    page.wait_for_load_state("networkidle")
+
+
+def wrong_password(page, username, times=1):
+    """Log in with a wrong password, up to `times` times while the log-in form is there."""
+    for _ in range(times):
+        if not page.locator("#id_username").count():
+            break  # locked out already
+        page.fill("#id_username", username)
+        page.fill("#id_password", "wrong")
+        send(page, "main button[type=submit]")
+
+
+# Pages reached by sending a form: signed in or not, the page it starts from, how it gets there from it, and
+# the title of the page it gets to.
+REFUSED_FORMS = {
+    "log-in-refused": (False, "/accounts/login/", lambda page: wrong_password(page, "alice"), "Log in"),
+    # The third wrong password locks (LOGIN_FAILURE_LIMIT 3); alice's two above do not.
+    "log-in-locked": (False, "/accounts/login/", lambda page: wrong_password(page, "nobody", 3), "Log-in locked"),
+    "sign-up-throttled": (False, "/accounts/signup/", lambda page: (  # this address made its account this hour
+        page.fill("#id_username", "carol"), page.fill("#id_password1", "a long passphrase 7"),
+        page.fill("#id_password2", "a long passphrase 7"), send(page, "main button[type=submit]")), "Sign up"),
+    "form-expired": (False, "/accounts/login/", lambda page: (  # the CSRF cookie is gone: Django refuses it, 403
+        page.fill("#id_username", "alice"), page.fill("#id_password", PASSWORD), page.context.clear_cookies(),
+        send(page, "main button[type=submit]")), "Form out of date"),
+    "password-change-refused": (True, "/accounts/password_change/", lambda page: send(page, "main button[type=submit]"),
+                                "Change password"),
+    "new-project-refused": (True, "/projects/new/", lambda page: send(page, "main button[type=submit].primary"),
+                            "New project"),
+    "launch-refused": (True, "/projects/{project}/runs/new/", lambda page: (
+        page.fill("#id_rows", "-5"), send(page, "main button[type=submit].primary")), "New run"),
+    "new-sweep-refused": (True, "/projects/{project}/sweeps/new/", lambda page: send(page, "[data-sweep-launch]"),
+                          "New sweep"),
+}
 
 
 def axe_violations(page):
@@ -78,7 +140,12 @@ def settle(page):
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme, screenshot):
+def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme, screenshot,
+                                                        settings):
+    settings.AXES_ENABLED = True
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.SIGNUP_LIMIT_PER_HOUR = 1
+    signups.record_signup(RequestFactory(REMOTE_ADDR="127.0.0.1").get("/"))
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=theme, reduced_motion="reduce")
     page = context.new_page()
     found = {}
@@ -89,7 +156,21 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
                 page.goto(live_server.url + path)
                 found[f"{name} {size}"] = axe_violations(page)
                 screenshot(page, f"a11y-{name}-{size}-{theme}")
-        log_in(page, live_server.url, owner)
+        for signed_in in (False, True):
+            if signed_in:
+                log_in(page, live_server.url, owner)
+            for name, (needs_user, path, get_there, title) in REFUSED_FORMS.items():
+                if needs_user != signed_in:
+                    continue
+                for size, (width, height) in SIZES.items():
+                    page.set_viewport_size({"width": width, "height": height})
+                    page.goto(live_server.url + path.format(project=world["project"].id))
+                    get_there(page)
+                    expect(page).to_have_title(re.compile(rf"^{title}"))
+                    if name != "form-expired":  # the others are refused with an error summary
+                        expect(page.locator("#error-summary, h1:text-is('Log-in locked')")).to_have_count(1)
+                    found[f"{name} {size}"] = axe_violations(page)
+                    screenshot(page, f"a11y-{name}-{size}-{theme}")
         for name, path in pages_of(world).items():
             for size, (width, height) in SIZES.items():
                 page.set_viewport_size({"width": width, "height": height})
