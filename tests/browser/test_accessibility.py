@@ -322,6 +322,9 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/projects/$"))
+    # The account link says where it goes, not only whose it is (WCAG 2.4.4); its visible name comes first.
+    tab_to(page, '.user-menu a[href="/accounts/password_change/"]')
+    expect(page.get_by_role("link", name=f"{owner.username} (change password)", exact=True)).to_be_focused()
 
     tab_to(page, f'.project-card h2 a[href="/projects/{project.id}/"]')
     page.keyboard.press("Enter")
