@@ -129,6 +129,16 @@ def axe_violations(page):
     ]
 
 
+def chatty_live_regions(page):
+    """Live regions holding a part that live.js replaces whole (data-live-part without "text"): every swap would
+    have all of that part read out again, the launch form's whole estimate at each keystroke. The words to be
+    read out go in a node of their own whose text is swapped (#run-announcer, #estimate-announcer)."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+        '[aria-live]:not([aria-live=off]), [role=status], [role=alert], [role=log]')]
+      .filter(region => region.querySelector('[data-live-part]:not([data-live-part=text])'))
+      .map(region => 'live region re-reads a swapped part: ' + (region.id || region.className))""")
+
+
 def horizontal_overflow(page):
     return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
@@ -154,7 +164,7 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
             for size, (width, height) in SIZES.items():
                 page.set_viewport_size({"width": width, "height": height})
                 page.goto(live_server.url + path)
-                found[f"{name} {size}"] = axe_violations(page)
+                found[f"{name} {size}"] = axe_violations(page) + chatty_live_regions(page)
                 screenshot(page, f"a11y-{name}-{size}-{theme}")
         for signed_in in (False, True):
             if signed_in:
@@ -169,14 +179,14 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
                     expect(page).to_have_title(re.compile(rf"^{title}"))
                     if name != "form-expired":  # the others are refused with an error summary
                         expect(page.locator("#error-summary, h1:text-is('Log-in locked')")).to_have_count(1)
-                    found[f"{name} {size}"] = axe_violations(page)
+                    found[f"{name} {size}"] = axe_violations(page) + chatty_live_regions(page)
                     screenshot(page, f"a11y-{name}-{size}-{theme}")
         for name, path in pages_of(world).items():
             for size, (width, height) in SIZES.items():
                 page.set_viewport_size({"width": width, "height": height})
                 page.goto(live_server.url + path)
                 settle(page)
-                found[f"{name} {size}"] = axe_violations(page)
+                found[f"{name} {size}"] = axe_violations(page) + chatty_live_regions(page)
                 screenshot(page, f"a11y-{name}-{size}-{theme}")
         page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(live_server.url + pages_of(world)["run"])
@@ -423,6 +433,9 @@ def test_a_run_too_large_for_the_workers_memory_is_refused_as_it_is_typed_and_at
     page.fill("#id_rows", "2048")
     expect(estimate).to_contain_text("Too large to compute: A 2048×", timeout=15_000)
     expect(estimate).to_contain_text("Use at most")
+    # A screen reader hears the refusal once, not the whole estimate again.
+    expect(page.locator("#estimate-announcer")).to_have_text(re.compile(r"^\s*Too large to compute: A 2048×"))
+    assert not chatty_live_regions(page)
     for theme in ("light", "dark"):
         page.emulate_media(color_scheme=theme)
         assert not axe_violations(page), theme
