@@ -375,6 +375,11 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     page.keyboard.press("Shift+ArrowRight")
     assert int(page.locator('#crop-form input[name="w"]').input_value()) > w
     expect(page).to_have_url(re.compile(r"crop=\d+,\d+,\d+,\d+"))
+    # Each move is read out: the region in words, in a polite live region (WCAG 4.1.3).
+    region = [page.locator(f'#crop-form input[name="{key}"]').input_value() for key in "xywh"]
+    summary = page.locator("#crop-panel [data-crop-summary]")
+    expect(summary).to_have_text("x {}, y {}, {}×{} px".format(*region))
+    expect(summary).to_have_attribute("aria-live", "polite")
     tab_to(page, "#iteration-slider", shift=True)
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#iteration-value")).to_have_text("iteration 2 of 2")
