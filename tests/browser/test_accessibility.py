@@ -364,6 +364,8 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/compare/\?runs="))
 
+    # The crop's fields are named x, y, width and height within a form named Crop (WCAG 1.3.1, 2.4.6).
+    expect(page.get_by_role("form", name="Crop").get_by_role("spinbutton", name="width")).to_have_count(1)
     # Move the crop box with the arrow keys; Shift+arrows resize it.
     tab_to(page, ".compare-frame")
     page.keyboard.press("ArrowRight")
