@@ -150,7 +150,7 @@ def settle(page):
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, theme, screenshot,
+def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, world, owner, other, theme, screenshot,
                                                         settings):
     settings.AXES_ENABLED = True
     settings.AXES_FAILURE_LIMIT = 3
@@ -194,6 +194,16 @@ def test_every_page_has_no_axe_violations_at_both_sizes(browser, live_server, wo
         expect(page.locator("#lightbox")).to_be_visible()
         found["lightbox"] = axe_violations(page)
         screenshot(page, f"a11y-lightbox-{theme}", full_page=False)
+        # Another user's read-only views of the public project: no actions, no preview, "by alice".
+        context.clear_cookies()
+        log_in(page, live_server.url, other)
+        for name in ("gallery", "project", "run", "sweep"):
+            for size, (width, height) in SIZES.items():
+                page.set_viewport_size({"width": width, "height": height})
+                page.goto(live_server.url + pages_of(world)[name])
+                settle(page)
+                found[f"{name} read-only {size}"] = axe_violations(page) + chatty_live_regions(page)
+                screenshot(page, f"a11y-{name}-read-only-{size}-{theme}")
     finally:
         context.close()
     failing = {view: violations for view, violations in found.items() if violations}
