@@ -27,8 +27,8 @@
 
   function layout() {
     box.classList.toggle("lightbox-actual", actualSize);
+    // A toggle: its name stays "1:1" and its pressed state says whether the image is shown so.
     scaleButton.setAttribute("aria-pressed", actualSize ? "true" : "false");
-    scaleButton.textContent = actualSize ? "Fit" : "1:1";
     image.classList.toggle("pixelated", magnified());
   }
 

@@ -327,6 +327,8 @@ def test_the_lightbox_shows_an_image_pixel_for_pixel_or_fitted_and_sharp(page, l
     assert image.evaluate("i => getComputedStyle(i).imageRendering") == "pixelated"
     page.keyboard.press("1")
     expect(page.locator("[data-lightbox-scale]")).to_have_attribute("aria-pressed", "true")
+    # A toggle button keeps its name; only its state changes (a pressed "Fit" would say the opposite, WCAG 4.1.2).
+    expect(page.locator("[data-lightbox-scale]")).to_have_text("1:1")
     assert image.evaluate("i => Math.round(i.getBoundingClientRect().width)") == 64
     page.keyboard.press("f")
     expect(page.locator("[data-lightbox-scale]")).to_have_attribute("aria-pressed", "false")
