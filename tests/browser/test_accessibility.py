@@ -254,6 +254,12 @@ def test_the_phone_project_page_shows_thumbnails_and_says_the_table_scrolls(page
     assert all(height < 30 for height in heights)
 
 
+def test_the_sweep_matrix_names_its_axis_without_reading_out_the_drawn_arrow(page, live_server, world, owner):
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/sweeps/{world['sweep'].id}/")
+    expect(page.locator("#sweep-matrix").get_by_role("columnheader", name="TV weight", exact=True)).to_have_count(1)
+
+
 def test_the_run_page_shows_the_current_state_only_as_it_changes(page, live_server, owner, project, screenshot):
     run = create_run(project, numbers=(0,), status=Run.Status.RUNNING, iterations=4)
     log_in(page, live_server.url, owner)
@@ -368,6 +374,8 @@ def test_everything_can_be_done_with_the_keyboard_alone(page, live_server, owner
     tab_to(page, "#runs-table th:nth-child(3) button")
     page.keyboard.press("Enter")
     expect(page.locator("#runs-table th:nth-child(3)")).to_have_attribute("aria-sort", "ascending")
+    # The drawn arrow is not part of the button's name ("Label", not "Label up arrow"): aria-sort says it.
+    expect(page.get_by_role("button", name="Label", exact=True)).to_be_focused()
     tab_to(page, 'input[name="runs"]')
     page.keyboard.press("Space")
     tab_to(page, 'input[name="runs"]:not(:checked)')
