@@ -214,6 +214,14 @@ def lbfgs_scale(shape):
     return float(np.prod(shape))
 
 
+# How hard L-BFGS is pulled back towards the picture's range: both optimisers minimise
+# f(clip(x)) + BOUND_PULL/2 · |x − clip(x)|² (in the pixel-count-scaled units of ``lbfgs_scale``).
+# Without the pull a coordinate beyond its bound has no gradient, so L-BFGS never brings it back: on a
+# near-black photo two thirds of the pixels ended beyond black and stayed there, a dark speckled picture
+# (docs/PERFORMANCE.md, "Pixels beyond their range"). The pull is zero while every pixel is in range.
+BOUND_PULL = 0.1
+
+
 def scale_plan(rows, start_rows, iterations):
     """[(rows, last iteration)] of each scale of a run of ``iterations`` at ``rows`` high.
 
@@ -527,9 +535,10 @@ class Engine:
         functions = self._ensure_model(*model)
         with self._lock:
             solvers = functions.__dict__.setdefault("device_lbfgs", {})
-            if memory not in solvers:
-                solvers[memory] = DeviceLBFGS(functions, memory)
-            return solvers[memory]
+            key = (memory, BOUND_PULL)
+            if key not in solvers:
+                solvers[key] = DeviceLBFGS(functions, memory, BOUND_PULL)
+            return solvers[key]
 
     # -- AdaIN ------------------------------------------------------------------------------
 
@@ -978,10 +987,10 @@ class _Run:
     def lbfgs(self, report_start):
         """One continuous L-BFGS run, interrupted every 20 evaluations to report.
 
-        It minimises f(clip(x)) without bounds rather than f(x) inside box bounds: the same
-        minimiser (a coordinate beyond its bound has no gradient and is clipped when used), but
-        scipy's L-BFGS-B without bounds skips its breakpoint search, which cost about 0.5 s of one
-        core per evaluation at 400×533 (docs/PERFORMANCE.md), as much as a bfloat16 evaluation.
+        It minimises f(clip(x)) without bounds rather than f(x) inside box bounds, plus a pull of the
+        coordinates beyond their bounds back towards them (``BOUND_PULL``): scipy's L-BFGS-B without
+        bounds skips its breakpoint search, which cost about 0.5 s of one core per evaluation at
+        400×533 (docs/PERFORMANCE.md), as much as a bfloat16 evaluation.
         If scipy stops on its own (a failed line search), it is restarted from the best image;
         when restarts no longer lower the loss, the image is converged: the run moves on to the
         next size, or ends (``converged``) at the full size.
@@ -992,7 +1001,8 @@ class _Run:
         scale = lbfgs_scale(self.shape)
 
         def objective(flat):
-            pixels = np.clip(flat, low, high).astype(np.float32)
+            inside = np.clip(flat, low, high)
+            pixels = inside.astype(np.float32)
             if self.best is not None and np.array_equal(pixels, self.best[2].ravel()):
                 loss, gradient = self.best[0], self.best[3]
             else:
@@ -1001,8 +1011,10 @@ class _Run:
                     self.iteration += 1
                     self.report(self.best[0], self.best[1], self.best[2])
             gradient = gradient.ravel().astype(np.float64)
-            gradient[(flat < low) | (flat > high)] = 0.0
-            return scale * loss, gradient
+            beyond = flat - inside
+            outside = beyond != 0.0
+            gradient[outside] = BOUND_PULL * beyond[outside]
+            return scale * loss + 0.5 * BOUND_PULL * np.dot(beyond, beyond), gradient
 
         loss, parts, _ = self.evaluate(self.x0)
         if report_start:

@@ -7,8 +7,9 @@ L-BFGS's memory stay on the device; ``DeviceLBFGS.iterate`` runs L-BFGS steps in
 ``jax.lax.while_loop`` until the iteration's evaluations are spent, and returns only the losses and
 the (clipped) picture for the iteration's report.
 
-Like the host L-BFGS it minimises f(clip(x)) without bounds (a coordinate beyond its bound has no
-gradient), and the loss it sees is multiplied by the pixel count (``engine.lbfgs_scale``).
+Like the host L-BFGS it minimises f(clip(x)) without bounds, with coordinates beyond their bounds pulled
+back towards them (``engine.BOUND_PULL``), and the loss it sees is multiplied by the pixel count
+(``engine.lbfgs_scale``).
 Each line-search step is one evaluation of the loss and its gradient; an iteration's steps stop
 once its 20 evaluations are reached, so an iteration may use one line search's few more (the next
 iteration then has as many fewer: the count follows the run, not the iteration).
@@ -19,9 +20,10 @@ MAX_LINESEARCH_STEPS = 20
 
 class DeviceLBFGS:
     """The compiled L-BFGS loop over one set of loss functions (``engine.LossFunctions``), for images of
-    any size (JAX compiles once per size) and L-BFGS memory ``memory`` (past steps kept)."""
+    any size (JAX compiles once per size), L-BFGS memory ``memory`` (past steps kept) and ``pull`` on the
+    coordinates beyond their bounds (``engine.BOUND_PULL``)."""
 
-    def __init__(self, functions, memory):
+    def __init__(self, functions, memory, pull):
         import jax
         import jax.numpy as jnp
         import optax
@@ -41,9 +43,10 @@ class DeviceLBFGS:
             content_target, style_grams, weights, layer_weights = arguments
 
             def scaled_loss(params):
-                scaled, _ = functions.objective(jnp.clip(params, low, high)[None], content_target, style_grams,
+                picture = jnp.clip(params, low, high)
+                scaled, _ = functions.objective(picture[None], content_target, style_grams,
                                                 weights, layer_weights, scale, network)
-                return scaled
+                return scaled + 0.5 * pull * jnp.sum(jnp.square(params - picture))
 
             def going(carry):
                 _x, state, used, stalled = carry

@@ -65,6 +65,25 @@ def test_the_loss_falls_over_a_few_iterations(engine, content_image, style_image
 
 
 @pytest.mark.backends
+def test_lbfgs_brings_pixels_pushed_beyond_black_back(engine, monkeypatch):
+    """A near-black photo under a bright style: L-BFGS steps many pixels beyond black. Without a pull
+    back (``BOUND_PULL``) such a pixel has no gradient and stays black for good: a quarter of the
+    picture ended black, and the loss stalled 12 % above the pulled run's (measured on both backends)."""
+    content = np.rint(landscape(48, 64) * 0.04).astype(np.uint8)  # mean 4.8 of 255
+    settings = RunSettings(rows=48, start_rows=48, iterations=10, init="content", precision="float32")
+
+    def run(pull):
+        monkeypatch.setattr(stylecore.engine, "BOUND_PULL", pull)
+        result = engine.stylize(content, swirls(48, 64), settings)
+        return result.loss, (result.image.max(axis=2) == 0).mean()
+
+    pulled_loss, pulled_black = run(stylecore.engine.BOUND_PULL)
+    stuck_loss, stuck_black = run(0.0)
+    assert stuck_black > 0.15 and pulled_black < 0.02, (stuck_black, pulled_black)
+    assert pulled_loss < 0.95 * stuck_loss, (pulled_loss, stuck_loss)
+
+
+@pytest.mark.backends
 def test_the_callback_gets_the_start_and_every_iteration(engine, content_image, style_image):
     reports = []
     result = engine.stylize(content_image, style_image, RunSettings(rows=32, iterations=10), collect(reports),
