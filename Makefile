@@ -49,10 +49,10 @@ test: setup system-deps
 	$(MAKE) test-scale
 
 # Only the quick unit and Django tests (no browser, workers, servers or real-engine tests). Budget:
-# 2 minutes on two CPU cores, met in CPU time: 1184 tests take 61-71 CPU-seconds in one process, 81-87
+# 2 minutes on two CPU cores, met in CPU time: 1410 tests take 69 CPU-seconds in one process, 78
 # with one pytest-xdist worker per core (each its own SQLite test database, tests/conftest.py, and tmp
-# folders). Wall time on the shared 2-core machine depends on the others' load: one process 1 min 44 s
-# at load average 4.1-4.8 but 2 min 30 s at 5.4-6.8; two workers 1 min 22 s to 2 min 18 s at 5.8-6.7.
+# folders). Wall time on the shared 2-core machine depends on the others' load: quiet (load under 2), two
+# workers 42 s and one process 71 s; with fewer tests, two workers 1 min 22 s to 2 min 18 s at 5.8-6.7.
 # What keeps the budget: MD5 password hashing in tests (tests/conftest.py), one security-matrix world
 # per module (tests/security/conftest.py), and the real engine only in tests marked slow, which
 # `make test` runs. A gallery test that computes with the real network without @pytest.mark.slow fails
