@@ -45,18 +45,20 @@ def test_the_run_records_the_precision_it_computed_in(project, precision, let_bf
 @pytest.mark.slow
 def test_a_run_that_went_on_in_float32_says_so(owner, let_bfloat16_through):
     """A bfloat16 run converges early at 32 rows (its rounding stalls L-BFGS) and goes on in float32:
-    the run records both, in order (stylecore's test_a_bfloat16_run_that_converges_early_goes_on_in_float32)."""
+    the run records both, in order (stylecore's test_a_bfloat16_run_that_converges_early_goes_on_in_float32,
+    with its 24 iterations: since L-BFGS pulls pixels stepped beyond their range back, the stall can come
+    after iteration 16)."""
     from stylecore.samples import landscape, swirls
     from tests.factories import create_project, png_bytes
 
     let_bfloat16_through(jobs.get_engine())
     project = create_project(owner, content=png_bytes(landscape(32, 42)), style=png_bytes(swirls(32, 42)))
-    run = make_run(project, rows=32, start_rows=32, iterations=16, save_every=4, precision="bfloat16",
+    run = make_run(project, rows=32, start_rows=32, iterations=24, save_every=4, precision="bfloat16",
                    init="content")
     assert tasks.execute_run(run.id) == "done"
     run = Run.objects.get(id=run.id)
     assert run.precision_used == "bfloat16, then float32" and not run.converged
-    assert run.latest_iteration().number == 16
+    assert run.latest_iteration().number == 24
 
 
 @pytest.mark.slow
